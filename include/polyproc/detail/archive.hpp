@@ -1,0 +1,110 @@
+// polyproc/detail/archive.hpp — the cereal archives behind the codec. Output appends to a byte
+// vector. Input reads from a span and is hardened against hostile bytes: every read is
+// bounds-checked, every container length is checked against the bytes left before anything is
+// allocated, and a bool must be 0 or 1. A bad frame becomes mp::DecodeError, never UB.
+#pragma once
+
+#include <cstddef>
+#include <cstring>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include <cereal/cereal.hpp>
+
+#include "polyproc/errors.hpp"
+
+namespace polyproc::detail {
+
+class OutputArchive : public cereal::OutputArchive<OutputArchive, cereal::AllowEmptyClassElision> {
+public:
+    explicit OutputArchive(std::vector<std::byte>& out)
+        : cereal::OutputArchive<OutputArchive, cereal::AllowEmptyClassElision>(this), out_(out) {}
+    void saveBinary(const void* data, std::size_t size) {
+        const auto* p = static_cast<const std::byte*>(data);
+        out_.insert(out_.end(), p, p + size);
+    }
+
+private:
+    std::vector<std::byte>& out_;
+};
+
+class InputArchive : public cereal::InputArchive<InputArchive, cereal::AllowEmptyClassElision> {
+public:
+    explicit InputArchive(std::span<const std::byte> in)
+        : cereal::InputArchive<InputArchive, cereal::AllowEmptyClassElision>(this), in_(in) {}
+    void loadBinary(void* data, std::size_t size) {
+        if (size > in_.size() - pos_)
+            throw DecodeError("polyproc: truncated message (needed " + std::to_string(size) + " more bytes, " +
+                              std::to_string(in_.size() - pos_) + " left)");
+        if (size) std::memcpy(data, in_.data() + pos_, size);
+        pos_ += size;
+    }
+    std::size_t remaining() const noexcept { return in_.size() - pos_; }
+
+private:
+    std::span<const std::byte> in_;
+    std::size_t pos_ = 0;
+};
+
+template <class T>
+    requires std::is_arithmetic_v<T>
+void CEREAL_SAVE_FUNCTION_NAME(OutputArchive& ar, const T& t) {
+    ar.saveBinary(std::addressof(t), sizeof(t));
+}
+
+template <class T>
+    requires(std::is_arithmetic_v<T> && !std::is_same_v<T, bool>)
+void CEREAL_LOAD_FUNCTION_NAME(InputArchive& ar, T& t) {
+    ar.loadBinary(std::addressof(t), sizeof(t));
+}
+
+inline void CEREAL_LOAD_FUNCTION_NAME(InputArchive& ar, bool& t) {
+    unsigned char c = 0;
+    ar.loadBinary(&c, 1);
+    if (c > 1) throw DecodeError("polyproc: corrupt message (a bool holds " + std::to_string(c) + ")");
+    t = c != 0;
+}
+
+template <class T>
+void CEREAL_SAVE_FUNCTION_NAME(OutputArchive& ar, const cereal::NameValuePair<T>& t) {
+    ar(t.value);
+}
+template <class T>
+void CEREAL_LOAD_FUNCTION_NAME(InputArchive& ar, cereal::NameValuePair<T>& t) {
+    ar(t.value);
+}
+
+template <class T>
+void CEREAL_SAVE_FUNCTION_NAME(OutputArchive& ar, const cereal::SizeTag<T>& t) {
+    const std::uint64_t n = t.size;
+    ar.saveBinary(&n, sizeof n);
+}
+template <class T>
+void CEREAL_LOAD_FUNCTION_NAME(InputArchive& ar, cereal::SizeTag<T>& t) {
+    std::uint64_t n = 0;
+    ar.loadBinary(&n, sizeof n);
+    // Every element costs at least one byte on the wire (empty classes excepted), so a length
+    // beyond the bytes left is corruption; checking it here keeps a hostile frame from making us
+    // allocate gigabytes.
+    if (n > ar.remaining())
+        throw DecodeError("polyproc: corrupt message (a container claims " + std::to_string(n) +
+                          " elements with " + std::to_string(ar.remaining()) + " bytes left)");
+    t.size = static_cast<std::remove_reference_t<T>>(n);
+}
+
+template <class T>
+void CEREAL_SAVE_FUNCTION_NAME(OutputArchive& ar, const cereal::BinaryData<T>& bd) {
+    ar.saveBinary(bd.data, static_cast<std::size_t>(bd.size));
+}
+template <class T>
+void CEREAL_LOAD_FUNCTION_NAME(InputArchive& ar, cereal::BinaryData<T>& bd) {
+    ar.loadBinary(bd.data, static_cast<std::size_t>(bd.size));
+}
+
+}  // namespace polyproc::detail
+
+CEREAL_REGISTER_ARCHIVE(polyproc::detail::OutputArchive)
+CEREAL_REGISTER_ARCHIVE(polyproc::detail::InputArchive)
+CEREAL_SETUP_ARCHIVE_TRAITS(polyproc::detail::InputArchive, polyproc::detail::OutputArchive)

@@ -1,0 +1,77 @@
+// polyproc/detail/timeout.hpp — mp::Timeout (Python's `timeout=None|seconds`) and the Deadline that
+// blocking calls count down, so that a wait retried after EINTR or a spurious wake-up never
+// restarts its full timeout.
+#pragma once
+
+#include <chrono>
+#include <optional>
+
+namespace polyproc {
+
+// Empty means "block forever" (Python's None). Any std::chrono duration converts, including
+// fractional seconds: `conn.poll(std::chrono::duration<double>(0.5))`. Negative means "do not wait".
+class Timeout {
+public:
+    constexpr Timeout() noexcept = default;
+    constexpr Timeout(std::nullopt_t) noexcept {}
+    template <class Rep, class Period>
+    constexpr Timeout(std::chrono::duration<Rep, Period> d) noexcept  // NOLINT: implicit on purpose
+        : value_(clamp(d)) {}
+
+    constexpr bool has_value() const noexcept { return value_.has_value(); }
+    constexpr explicit operator bool() const noexcept { return has_value(); }
+    constexpr std::chrono::nanoseconds value() const { return value_.value(); }
+    constexpr std::chrono::nanoseconds operator*() const { return *value_; }
+    // Zero or negative: check once, never wait (Python's timeout <= 0).
+    constexpr bool non_blocking() const noexcept { return value_ && value_->count() <= 0; }
+
+private:
+    template <class Rep, class Period>
+    static constexpr std::chrono::nanoseconds clamp(std::chrono::duration<Rep, Period> d) noexcept {
+        // A timeout of years is "forever" in practice; clamp so that now() + timeout cannot overflow.
+        using Secs = std::chrono::duration<double>;
+        constexpr double limit = 100.0 * 365 * 24 * 3600;
+        const double s = std::chrono::duration_cast<Secs>(d).count();
+        if (s > limit) return std::chrono::duration_cast<std::chrono::nanoseconds>(Secs(limit));
+        if (s < -limit) return std::chrono::duration_cast<std::chrono::nanoseconds>(Secs(-limit));
+        return std::chrono::duration_cast<std::chrono::nanoseconds>(d);
+    }
+    std::optional<std::chrono::nanoseconds> value_;
+};
+
+namespace detail {
+
+// A point on the steady clock, or "never".
+class Deadline {
+public:
+    using Clock = std::chrono::steady_clock;
+    Deadline() = default;  // never
+    explicit Deadline(Timeout t) {
+        if (t) at_ = Clock::now() + *t;
+    }
+    static Deadline never() { return {}; }
+    bool is_never() const { return !at_.has_value(); }
+    bool expired() const { return at_ && Clock::now() >= *at_; }
+    // Remaining time, never negative; empty when the deadline is "never".
+    std::optional<std::chrono::nanoseconds> remaining() const {
+        if (!at_) return std::nullopt;
+        auto left = *at_ - Clock::now();
+        return left.count() > 0 ? std::chrono::duration_cast<std::chrono::nanoseconds>(left)
+                                : std::chrono::nanoseconds(0);
+    }
+    // Milliseconds for poll(2): -1 = forever; rounded up so we never wake just before the deadline.
+    int poll_ms() const;
+
+private:
+    std::optional<Clock::time_point> at_;
+};
+
+inline int Deadline::poll_ms() const {
+    auto left = remaining();
+    if (!left) return -1;
+    auto ms = std::chrono::ceil<std::chrono::milliseconds>(*left).count();
+    return ms > 0x3fffffff ? 0x3fffffff : static_cast<int>(ms);
+}
+
+}  // namespace detail
+}  // namespace polyproc

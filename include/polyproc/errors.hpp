@@ -1,0 +1,122 @@
+// polyproc/errors.hpp — the exception types of polyproc, mirroring Python's multiprocessing.
+//
+// Python name                        polyproc                 base
+// ProcessError                       mp::ProcessError         std::runtime_error
+// BufferTooShort/TimeoutError/
+//   AuthenticationError              same names               mp::ProcessError
+// queue.Empty / queue.Full           mp::Empty / mp::Full     std::runtime_error
+// EOFError                           mp::EOFError             std::runtime_error
+// ValueError / AssertionError        mp::ValueError           std::logic_error   (misuse)
+// threading.BrokenBarrierError       mp::BrokenBarrierError   std::runtime_error
+// OSError                            std::system_error naming the failed call
+// pickle.UnpicklingError             mp::DecodeError          mp::ProcessError   (corrupt frame, wrong type)
+// (worker raised)                    mp::RemoteError          mp::ProcessError
+// (worker died mid-task)             mp::WorkerLostError      mp::ProcessError
+//
+// Process-safety: exceptions are plain values; they never cross a process boundary by themselves.
+//
+//   try { conn.recv<int>(); } catch (const mp::EOFError&) { /* the other end is closed */ }
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <sys/types.h>
+#include <vector>
+
+namespace polyproc {
+
+class ProcessError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// recv_bytes_into() got a message larger than the buffer; the whole message is kept here.
+class BufferTooShort : public ProcessError {
+public:
+    explicit BufferTooShort(std::vector<std::byte> message);
+    const std::vector<std::byte>& message() const noexcept { return message_; }
+
+private:
+    std::vector<std::byte> message_;
+};
+
+class TimeoutError : public ProcessError {
+public:
+    TimeoutError() : ProcessError("timed out") {}
+    using ProcessError::ProcessError;
+};
+
+class AuthenticationError : public ProcessError {
+public:
+    using ProcessError::ProcessError;
+};
+
+// A received frame is corrupt, truncated, not a polyproc object, or holds another type than asked.
+class DecodeError : public ProcessError {
+public:
+    using ProcessError::ProcessError;
+};
+
+class Empty : public std::runtime_error {
+public:
+    Empty() : std::runtime_error("queue is empty") {}
+    using std::runtime_error::runtime_error;
+};
+
+class Full : public std::runtime_error {
+public:
+    Full() : std::runtime_error("queue is full") {}
+    using std::runtime_error::runtime_error;
+};
+
+class EOFError : public std::runtime_error {
+public:
+    EOFError() : std::runtime_error("EOFError: end of file") {}
+    using std::runtime_error::runtime_error;
+};
+
+// Misuse of an API: Python raises ValueError or AssertionError; the message is Python's.
+class ValueError : public std::logic_error {
+public:
+    using std::logic_error::logic_error;
+};
+
+class BrokenBarrierError : public std::runtime_error {
+public:
+    BrokenBarrierError() : std::runtime_error("barrier is broken") {}
+    using std::runtime_error::runtime_error;
+};
+
+// A task raised an exception of a type that cannot be rethrown as itself in the parent.
+class RemoteError : public ProcessError {
+public:
+    RemoteError(std::string type_name, std::string message, pid_t pid, std::string trace = {});
+    const std::string& type_name() const noexcept { return type_name_; }
+    const std::string& remote_message() const noexcept { return message_; }
+    pid_t pid() const noexcept { return pid_; }
+    const std::string& trace() const noexcept { return trace_; }
+
+private:
+    std::string type_name_, message_;
+    pid_t pid_;
+    std::string trace_;
+};
+
+// A worker process died while running a task (signal, exit(), abort()).
+class WorkerLostError : public ProcessError {
+public:
+    // exitcode follows Process::exitcode(): -N when killed by signal N.
+    WorkerLostError(pid_t pid, int exitcode, std::string task);
+    pid_t pid() const noexcept { return pid_; }
+    int exitcode() const noexcept { return exitcode_; }
+    const std::string& task() const noexcept { return task_; }
+
+private:
+    pid_t pid_;
+    int exitcode_;
+    std::string task_;
+};
+
+}  // namespace polyproc

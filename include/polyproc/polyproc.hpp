@@ -1,0 +1,29 @@
+// polyproc/polyproc.hpp — the umbrella header: Python's multiprocessing for C++20 on Linux.
+//
+//   #include <polyproc/polyproc.hpp>
+//   namespace mp = polyproc;             // like `import multiprocessing as mp`
+//
+//   int main(int argc, char** argv) {
+//       mp::init(argc, argv);            // first line of main (needed later by spawn/forkserver)
+//       auto [a, b] = mp::Pipe();
+//       mp::Process p([&] { b.send(std::string("hello from the child")); });
+//       p.start();
+//       std::cout << a.recv<std::string>() << "\n";
+//       p.join();
+//   }
+//
+// Each component also has its own header, named after CPython's module: errors.hpp,
+// reduction.hpp (the codec), connection.hpp, process.hpp.
+#pragma once
+
+#include "polyproc/connection.hpp"
+#include "polyproc/errors.hpp"
+#include "polyproc/process.hpp"
+#include "polyproc/reduction.hpp"
+
+namespace polyproc {
+
+// Call first in main(). Harmless with the fork start method; spawn and forkserver will need it.
+void init(int argc, char** argv);
+
+}  // namespace polyproc

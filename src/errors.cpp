@@ -1,0 +1,24 @@
+#include "polyproc/errors.hpp"
+
+namespace polyproc {
+
+BufferTooShort::BufferTooShort(std::vector<std::byte> message)
+    : ProcessError("BufferTooShort: message of " + std::to_string(message.size()) + " bytes does not fit the buffer"),
+      message_(std::move(message)) {}
+
+RemoteError::RemoteError(std::string type_name, std::string message, pid_t pid, std::string trace)
+    : ProcessError(type_name + ": " + message + " (raised in process " + std::to_string(pid) + ")"),
+      type_name_(std::move(type_name)),
+      message_(std::move(message)),
+      pid_(pid),
+      trace_(std::move(trace)) {}
+
+WorkerLostError::WorkerLostError(pid_t pid, int exitcode, std::string task)
+    : ProcessError("worker " + std::to_string(pid) + " died running " + task +
+                   (exitcode < 0 ? " (killed by signal " + std::to_string(-exitcode) + ")"
+                                 : " (exit code " + std::to_string(exitcode) + ")")),
+      pid_(pid),
+      exitcode_(exitcode),
+      task_(std::move(task)) {}
+
+}  // namespace polyproc

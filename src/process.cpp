@@ -1,0 +1,468 @@
+// Process (fork start method), the registry of this process's children, current_process and
+// parent_process.
+#include "polyproc/process.hpp"
+
+#include <algorithm>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <cxxabi.h>
+#include <iostream>
+#include <mutex>
+#include <typeinfo>
+
+#include <fcntl.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "os.hpp"
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+namespace polyproc {
+
+namespace detail {
+
+// A child of this process, or this process's parent. The pidfd is readable once the process has
+// ended; for children, waitid(P_PIDFD) reaps without any risk of pid reuse.
+struct ProcessRecord {
+    pid_t pid = 0;
+    FileDescriptor pidfd;
+    bool is_parent = false;
+    std::mutex mu;
+    std::optional<int> exitcode;  // children: set once reaped
+
+    // Non-blocking: reaps the child if it has ended.
+    std::optional<int> poll() {
+        std::lock_guard lock(mu);
+        if (exitcode || is_parent || !pidfd) return exitcode;
+        siginfo_t info{};
+        int r = os::retry_eintr([&] { return ::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd.get()), &info, WEXITED | WNOHANG); });
+        if (r == -1) {
+            // Someone else reaped it (waitpid(-1) in user code, SIGCHLD ignored): the status is lost.
+            if (errno == ECHILD) exitcode = 255;
+            else os::throw_errno("waitid");
+        } else if (info.si_pid != 0) {
+            exitcode = info.si_code == CLD_EXITED ? info.si_status : -info.si_status;
+        }
+        return exitcode;
+    }
+
+    bool ended_now() { return is_parent ? (!pidfd || os::poll_readable_now(pidfd.get())) : poll().has_value(); }
+
+    // Waits until the process ends or the deadline passes; true when it has ended.
+    bool wait(Deadline deadline) {
+        if (ended_now()) return true;
+        if (!pidfd) return true;
+        if (!os::wait_readable(pidfd.get(), deadline)) return false;
+        return ended_now();
+    }
+
+    void signal(int sig) {
+        std::lock_guard lock(mu);
+        if (exitcode || !pidfd) return;  // already reaped: nothing to signal (and the pid may be reused)
+        if (os::pidfd_send_signal(pidfd.get(), sig) == -1 && errno != ESRCH) os::throw_errno("pidfd_send_signal");
+    }
+};
+
+namespace {
+
+struct CurrentProcess {
+    std::string name = "MainProcess";
+    std::vector<int> identity;
+    bool daemon = false;
+    int counter = 0;  // for children's identities; restarts at 1 in every process
+    std::string parent_name;
+    std::shared_ptr<ProcessRecord> parent;
+};
+
+struct ChildInfo {
+    std::shared_ptr<ProcessRecord> record;
+    std::string name;
+    bool daemon;
+    std::vector<int> identity;
+};
+
+// Heap-allocated and never destroyed so that it outlives static destructors and atexit ordering.
+struct Registry {
+    std::mutex mu;
+    CurrentProcess current;
+    std::vector<ChildInfo> children;
+};
+
+Registry& registry() {
+    static Registry* r = new Registry();
+    return *r;
+}
+
+void remove_finished_locked(Registry& r) {
+    std::erase_if(r.children, [](ChildInfo& c) { return c.record->poll().has_value(); });
+}
+
+// Python's util._exit_function: terminate daemonic children, then join every child.
+void exit_function() {
+    std::vector<ChildInfo> live;
+    {
+        Registry& r = registry();
+        std::lock_guard lock(r.mu);
+        remove_finished_locked(r);
+        live = r.children;
+    }
+    for (auto& c : live)
+        if (c.daemon) c.record->signal(SIGTERM);
+    for (auto& c : live) c.record->wait(Deadline::never());
+    Registry& r = registry();
+    std::lock_guard lock(r.mu);
+    remove_finished_locked(r);
+}
+
+void register_exit_function() {
+    static std::once_flag once;
+    std::call_once(once, [] { std::atexit(exit_function); });
+}
+
+std::string demangle(const char* mangled) {
+    int status = 0;
+    std::unique_ptr<char, void (*)(void*)> out(abi::__cxa_demangle(mangled, nullptr, nullptr, &status), std::free);
+    return status == 0 && out ? std::string(out.get()) : std::string(mangled);
+}
+
+// "ns::(anonymous namespace)::MyProcess" -> "MyProcess", keeping template arguments.
+std::string unqualified(const std::string& name) {
+    int depth = 0;
+    std::size_t start = 0;
+    for (std::size_t i = 0; i + 1 < name.size(); ++i) {
+        if (name[i] == '<' || name[i] == '(') ++depth;
+        else if (name[i] == '>' || name[i] == ')') --depth;
+        else if (depth == 0 && name[i] == ':' && name[i + 1] == ':') start = i + 2;
+    }
+    return name.substr(start);
+}
+
+std::string join_identity(const std::vector<int>& identity) {
+    std::string s;
+    for (std::size_t i = 0; i < identity.size(); ++i) s += (i ? ":" : "") + std::to_string(identity[i]);
+    return s;
+}
+
+void flush_stdio() noexcept {
+    // Without this, text buffered before fork() is printed by the parent and again by the child.
+    try {
+        std::cout.flush();
+        std::cerr.flush();
+        std::clog.flush();
+    } catch (...) {
+    }
+    std::fflush(nullptr);
+}
+
+std::string signal_name(int sig) {
+    const char* abbrev = ::sigabbrev_np(sig);
+    return abbrev ? std::string("SIG") + abbrev : std::to_string(sig);
+}
+
+}  // namespace
+}  // namespace detail
+
+using detail::registry;
+
+// ---------------------------------------------------------------------------------------------
+// ProcessInfo
+
+bool ProcessInfo::is_alive() const { return !record_ || !record_->ended_now(); }
+
+void ProcessInfo::join(Timeout timeout) const {
+    if (!record_) throw ValueError("can only join a child process");
+    record_->wait(detail::Deadline(timeout));
+}
+
+std::optional<int> ProcessInfo::exitcode() const { return record_ && !record_->is_parent ? record_->poll() : std::nullopt; }
+
+void ProcessInfo::terminate() const {
+    if (!record_ || record_->is_parent) throw ValueError("can only terminate a child process");
+    record_->signal(SIGTERM);
+}
+
+void ProcessInfo::kill() const {
+    if (!record_ || record_->is_parent) throw ValueError("can only kill a child process");
+    record_->signal(SIGKILL);
+}
+
+ProcessInfo current_process() {
+    auto& r = registry();
+    std::lock_guard lock(r.mu);
+    ProcessInfo info;
+    info.pid_ = ::getpid();
+    info.name_ = r.current.name;
+    info.daemon_ = r.current.daemon;
+    info.identity_ = r.current.identity;
+    return info;
+}
+
+std::optional<ProcessInfo> parent_process() {
+    auto& r = registry();
+    std::lock_guard lock(r.mu);
+    if (!r.current.parent) return std::nullopt;
+    ProcessInfo info;
+    info.pid_ = r.current.parent->pid;
+    info.name_ = r.current.parent_name;
+    info.record_ = r.current.parent;
+    return info;
+}
+
+std::vector<ProcessInfo> active_children() {
+    auto& r = registry();
+    std::lock_guard lock(r.mu);
+    detail::remove_finished_locked(r);
+    std::vector<ProcessInfo> out;
+    for (const auto& c : r.children) {
+        ProcessInfo info;
+        info.pid_ = c.record->pid;
+        info.name_ = c.name;
+        info.daemon_ = c.daemon;
+        info.identity_ = c.identity;
+        info.record_ = c.record;
+        out.push_back(std::move(info));
+    }
+    return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Process
+
+Process::Process() : creator_pid_(::getpid()) {
+    auto& r = registry();
+    std::lock_guard lock(r.mu);
+    identity_ = r.current.identity;
+    identity_.push_back(++r.current.counter);
+    daemon_ = r.current.daemon;  // Python: daemon=None inherits the creating process's flag
+}
+
+Process::Process(Process&& o) noexcept
+    : target_(std::move(o.target_)),
+      name_(std::move(o.name_)),
+      identity_(std::move(o.identity_)),
+      daemon_(o.daemon_),
+      creator_pid_(o.creator_pid_),
+      record_(std::move(o.record_)),
+      closed_(std::exchange(o.closed_, true)) {}
+
+Process& Process::operator=(Process&& o) noexcept {
+    if (this != &o) {
+        target_ = std::move(o.target_);
+        name_ = std::move(o.name_);
+        identity_ = std::move(o.identity_);
+        daemon_ = o.daemon_;
+        creator_pid_ = o.creator_pid_;
+        record_ = std::move(o.record_);
+        closed_ = std::exchange(o.closed_, true);
+    }
+    return *this;
+}
+
+Process::~Process() {
+    // Never blocks (see the header): a running child stays in the registry and is reaped later.
+    if (record_ && creator_pid_ == ::getpid()) {
+        try {
+            record_->poll();
+        } catch (...) {
+        }
+    }
+}
+
+void Process::run() {
+    if (target_) target_();
+}
+
+void Process::check_not_closed() const {
+    if (closed_) throw ValueError("process object is closed");
+}
+
+void Process::check_is_child(const char* what) const {
+    if (creator_pid_ != ::getpid()) throw ValueError(std::string("can only ") + what + " a child process");
+}
+
+const std::string& Process::name() const {
+    if (name_.empty())
+        name_ = detail::unqualified(detail::demangle(typeid(*this).name())) + "-" + detail::join_identity(identity_);
+    return name_;
+}
+
+void Process::set_name(std::string name) { name_ = std::move(name); }
+
+void Process::set_daemon(bool daemonic) {
+    if (record_) throw ValueError("process has already started");
+    daemon_ = daemonic;
+}
+
+void Process::start() {
+    check_not_closed();
+    if (record_) throw ValueError("cannot start a process twice");
+    if (creator_pid_ != ::getpid()) throw ValueError("can only start a process object created by current process");
+    auto& r = registry();
+    std::string parent_name;
+    {
+        std::lock_guard lock(r.mu);
+        if (r.current.daemon) throw ValueError("daemonic processes are not allowed to have children");
+        detail::remove_finished_locked(r);
+        parent_name = r.current.name;
+    }
+    detail::register_exit_function();
+    (void)name();  // fix the default name before the child copies us
+    detail::flush_stdio();
+    const pid_t parent_pid = ::getpid();
+    const pid_t pid = ::fork();
+    if (pid == -1) os::throw_errno("fork");
+    if (pid == 0) run_in_child(parent_pid, parent_name);
+
+    auto record = std::make_shared<detail::ProcessRecord>();
+    record->pid = pid;
+    try {
+        record->pidfd = os::pidfd_open(pid);
+    } catch (...) {
+        ::kill(pid, SIGKILL);  // never leave a child we cannot track
+        ::waitpid(pid, nullptr, 0);
+        throw;
+    }
+    record_ = record;
+    {
+        std::lock_guard lock(r.mu);
+        r.children.push_back({record, name_, daemon_, identity_});
+    }
+    target_.reset();  // Python drops target and args once started: the child has its own copies
+}
+
+void Process::run_in_child(pid_t parent_pid, const std::string& parent_name) {
+    // We are in the fork child. With the fork start method the child goes on to run arbitrary
+    // user code, as in Python, so this is not restricted to async-signal-safe calls; a parent that
+    // forks while other threads hold locks is issue #6's fork-safety warning.
+    if (daemon_) {
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (::getppid() != parent_pid) ::_exit(1);  // the parent died before prctl took effect
+    }
+    {
+        auto& r = registry();
+        new (&r.mu) std::mutex();  // another thread may have held it at fork time
+        r.children.clear();        // our parent's children are not ours (closes their pidfds)
+        r.current.name = name();
+        r.current.identity = identity_;
+        r.current.daemon = daemon_;
+        r.current.counter = 0;
+        r.current.parent_name = parent_name;
+        auto parent = std::make_shared<detail::ProcessRecord>();
+        parent->pid = parent_pid;
+        parent->is_parent = true;
+        try {
+            parent->pidfd = os::pidfd_open(parent_pid);
+        } catch (...) {  // already gone: the record reports it as ended
+        }
+        r.current.parent = std::move(parent);
+    }
+    // Python replaces the child's stdin with /dev/null so that children do not fight over it.
+    if (int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC); devnull >= 0) {
+        ::dup2(devnull, STDIN_FILENO);
+        if (devnull != STDIN_FILENO) ::close(devnull);
+    }
+    int code = 0;
+    try {
+        run();
+    } catch (const std::exception& e) {
+        detail::flush_stdio();
+        const std::type_info* t = abi::__cxa_current_exception_type();
+        std::string msg = "Process " + name() + ":\n" + (t ? detail::demangle(t->name()) : "exception") + ": " + e.what() + "\n";
+        (void)!::write(STDERR_FILENO, msg.data(), msg.size());
+        code = 1;
+    } catch (...) {
+        detail::flush_stdio();
+        const std::type_info* t = abi::__cxa_current_exception_type();
+        std::string msg = "Process " + name() + ":\n" + (t ? detail::demangle(t->name()) : "unknown exception") + "\n";
+        (void)!::write(STDERR_FILENO, msg.data(), msg.size());
+        code = 1;
+    }
+    try {
+        detail::exit_function();
+    } catch (...) {
+    }
+    detail::flush_stdio();
+    ::_exit(code);
+}
+
+void Process::join(Timeout timeout) {
+    check_not_closed();
+    check_is_child("join");
+    if (!record_) throw ValueError("can only join a started process");
+    if (timeout.non_blocking()) record_->poll();
+    else record_->wait(detail::Deadline(timeout));
+}
+
+bool Process::is_alive() const {
+    check_not_closed();
+    check_is_child("test");
+    if (!record_) return false;
+    return !record_->poll().has_value();
+}
+
+void Process::terminate() {
+    check_not_closed();
+    if (!record_) throw ValueError("process not started");
+    record_->signal(SIGTERM);
+}
+
+void Process::kill() {
+    check_not_closed();
+    if (!record_) throw ValueError("process not started");
+    record_->signal(SIGKILL);
+}
+
+void Process::close() {
+    if (closed_) return;
+    if (record_) {
+        if (creator_pid_ == ::getpid() && !record_->poll())
+            throw ValueError(
+                "Cannot close a process while it is still running. You should first call join() or terminate().");
+        auto& r = registry();
+        std::lock_guard lock(r.mu);
+        std::erase_if(r.children, [&](const detail::ChildInfo& c) { return c.record == record_; });
+    }
+    record_.reset();
+    target_.reset();
+    closed_ = true;
+}
+
+std::optional<int> Process::exitcode() const {
+    check_not_closed();
+    if (!record_) return std::nullopt;
+    return record_->poll();
+}
+
+pid_t Process::pid() const {
+    check_not_closed();
+    return record_ ? record_->pid : 0;
+}
+
+int Process::sentinel() const {
+    check_not_closed();
+    if (!record_) throw ValueError("process not started");
+    return record_->pidfd.get();
+}
+
+std::string Process::repr() const {
+    std::string s = "<" + detail::unqualified(detail::demangle(typeid(*this).name())) + " name='" + name() + "'";
+    if (closed_) return s + " closed>";
+    if (record_) s += " pid=" + std::to_string(record_->pid);
+    s += " parent=" + std::to_string(creator_pid_);
+    if (!record_) return s + " initial" + (daemon_ ? " daemon>" : ">");
+    auto code = record_->poll();
+    if (!code) s += " started";
+    else {
+        s += " stopped";
+        if (*code != 0) s += " exitcode=" + (*code < 0 ? "-" + detail::signal_name(-*code) : std::to_string(*code));
+    }
+    return s + (daemon_ ? " daemon>" : ">");
+}
+
+}  // namespace polyproc
