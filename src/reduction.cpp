@@ -27,13 +27,13 @@ void remember_type_name(std::uint64_t id, std::string_view name) {
 
 void throw_header_error(std::span<const std::byte> message, std::uint64_t expected_id, std::string_view expected_name) {
     const std::string want(expected_name);
-    if (message.size() < kHeaderSize)
-        throw DecodeError("polyproc: cannot decode " + want + ": message of " + std::to_string(message.size()) +
-                          " bytes is shorter than polyproc's " + std::to_string(kHeaderSize) + "-byte header");
-    if (std::memcmp(message.data(), kMagic.data(), 4) != 0)
+    if (message.size() >= kMagic.size() && std::memcmp(message.data(), kMagic.data(), kMagic.size()) != 0)
         throw DecodeError("polyproc: cannot decode " + want +
                           ": the message is not a polyproc object (bad magic); was it sent with send_bytes(), "
                           "or by a Python peer? Use recv_bytes() for raw bytes");
+    if (message.size() < kHeaderSize)
+        throw DecodeError("polyproc: cannot decode " + want + ": message of " + std::to_string(message.size()) +
+                          " bytes is shorter than polyproc's " + std::to_string(kHeaderSize) + "-byte header");
     std::uint64_t got = 0;
     std::memcpy(&got, message.data() + 4, 8);
     std::string sent;

@@ -26,6 +26,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <span>
 #include <string>
@@ -174,6 +175,9 @@ void answer_challenge(Connection& conn, std::string_view authkey);
 // EOF; a process sentinel when the process has ended). Empty on timeout; a negative timeout does
 // not wait.
 std::vector<int> wait(const std::vector<int>& handles, Timeout timeout = {});
+inline std::vector<int> wait(std::initializer_list<int> handles, Timeout timeout = {}) {
+    return wait(std::vector<int>(handles), timeout);
+}
 std::vector<Connection*> wait(const std::vector<Connection*>& connections, Timeout timeout = {});
 
 }  // namespace polyproc

@@ -11,6 +11,7 @@
 #include <type_traits>
 #include <vector>
 
+#include <cereal/archives/binary.hpp>
 #include <cereal/cereal.hpp>
 
 #include "polyproc/errors.hpp"
@@ -65,6 +66,23 @@ inline void CEREAL_LOAD_FUNCTION_NAME(InputArchive& ar, bool& t) {
     ar.loadBinary(&c, 1);
     if (c > 1) throw DecodeError("polyproc: corrupt message (a bool holds " + std::to_string(c) + ")");
     t = c != 0;
+}
+
+// A trivially copyable struct nested in a cereal-serialized type (a POD member of a user type, the
+// element of a vector) travels as its bytes, like a top-level one, unless it has cereal functions
+// of its own. Detection asks cereal's stock binary archive, which knows nothing of this fallback.
+template <class T>
+concept RawBytesFallback = std::is_trivially_copyable_v<T> && std::is_class_v<T> &&
+                           !cereal::traits::is_output_serializable<T, cereal::BinaryOutputArchive>::value &&
+                           !cereal::traits::is_input_serializable<T, cereal::BinaryInputArchive>::value;
+
+template <RawBytesFallback T>
+void CEREAL_SAVE_FUNCTION_NAME(OutputArchive& ar, const T& t) {
+    ar.saveBinary(std::addressof(t), sizeof(t));
+}
+template <RawBytesFallback T>
+void CEREAL_LOAD_FUNCTION_NAME(InputArchive& ar, T& t) {
+    ar.loadBinary(std::addressof(t), sizeof(t));
 }
 
 template <class T>

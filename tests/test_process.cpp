@@ -1,0 +1,487 @@
+// process.hpp: Process (fork start method), current_process, parent_process, active_children,
+// cpu_count; semantics.md §2–3.
+#include <csignal>
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/prctl.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <thread>
+
+#include "support.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+// Runs `body` in a child and returns what it sent back as a string (for checks that must happen
+// inside a child, such as misuse errors raised there).
+std::string in_child(const std::function<std::string()>& body) {
+    auto [r, w] = mp::Pipe(false);
+    mp::Process p([&] {
+        std::string out;
+        try {
+            out = body();
+        } catch (const std::exception& e) {
+            out = std::string("exception: ") + e.what();
+        }
+        w.send(out);
+    });
+    p.start();
+    w.close();
+    std::string got = r.recv<std::string>();
+    p.join();
+    return got;
+}
+
+bool pid_exists(pid_t pid) { return ::kill(pid, 0) == 0 || errno != ESRCH; }
+
+// Waits (bounded) until `pred` holds.
+bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds limit = 10s) {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < end) {
+        if (pred()) return true;
+        std::this_thread::sleep_for(5ms);
+    }
+    return pred();
+}
+
+std::string slurp(int fd) {
+    std::string s;
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::read(fd, buf, sizeof buf)) > 0) s.append(buf, static_cast<std::size_t>(n));
+    return s;
+}
+
+class Doubler : public mp::Process {
+public:
+    explicit Doubler(mp::Connection conn) : conn_(std::move(conn)) {}
+    void run() override { conn_.send(conn_.recv<int>() * 2); }
+
+private:
+    mp::Connection conn_;
+};
+
+}  // namespace
+
+class ProcessApi : public ProcessTest {};
+
+TEST_F(ProcessApi, TargetWithArgumentsRunsInAChild) {
+    auto [r, w] = mp::Pipe(false);
+    mp::Process p([](mp::Connection& out, int a, std::string b) { out.send(b + std::to_string(a) + std::to_string(::getpid())); },
+                  std::move(w), 7, std::string("x"));
+    EXPECT_EQ(p.pid(), 0);
+    EXPECT_FALSE(p.exitcode().has_value());
+    p.start();
+    EXPECT_GT(p.pid(), 0);
+    EXPECT_EQ(r.recv<std::string>(), "x7" + std::to_string(p.pid()));
+    p.join();
+    EXPECT_EQ(p.exitcode(), 0);
+    EXPECT_FALSE(p.is_alive());
+}
+
+TEST_F(ProcessApi, LambdaCapturesWorkAndMemoryIsNotShared) {
+    int counter = 1;
+    std::vector<int> data{1, 2, 3};
+    mp::Process p([&] {
+        counter = 100;  // the child's copy
+        data.push_back(4);
+        std::_Exit(counter == 100 && data.size() == 4 ? 0 : 1);
+    });
+    p.start();
+    p.join();
+    EXPECT_EQ(p.exitcode(), 0);
+    EXPECT_EQ(counter, 1);
+    EXPECT_EQ(data.size(), 3u);
+}
+
+TEST_F(ProcessApi, MoveOnlyArgumentTakenByValue) {
+    auto [a, b] = mp::Pipe();
+    mp::Process p([](mp::Connection conn) { conn.send(std::string("moved in")); }, std::move(b));
+    p.start();
+    EXPECT_EQ(a.recv<std::string>(), "moved in");
+    p.join();
+}
+
+TEST_F(ProcessApi, ParentDropsArgumentsOnceStarted) {
+    // Python drops its references to target and args after start(): the parent's copy of the
+    // child's end closes, so EOF arrives once the child is done.
+    auto [r, w] = mp::Pipe(false);
+    mp::Process p([](mp::Connection& out) { out.send(1); }, std::move(w));
+    p.start();
+    EXPECT_EQ(r.recv<int>(), 1);
+    EXPECT_THROW(r.recv<int>(), mp::EOFError);
+    p.join();
+}
+
+TEST_F(ProcessApi, SubclassOverridingRun) {
+    auto [a, b] = mp::Pipe();
+    Doubler d(std::move(b));
+    d.start();
+    a.send(21);
+    EXPECT_EQ(a.recv<int>(), 42);
+    d.join();
+    EXPECT_EQ(d.exitcode(), 0);
+    EXPECT_EQ(d.name().substr(0, 8), "Doubler-");
+    EXPECT_EQ(d.repr().substr(0, 9), "<Doubler ");
+}
+
+TEST_F(ProcessApi, DefaultNamesFollowPythonsIdentities) {
+    mp::Process a([] {}), b([] {});
+    const int n = std::stoi(a.name().substr(8));
+    EXPECT_EQ(a.name(), "Process-" + std::to_string(n));
+    EXPECT_EQ(b.name(), "Process-" + std::to_string(n + 1));
+    mp::Process parent([] {});
+    const std::string parent_name = parent.name();
+    // In the child, current_process() is the child, and its own children are "<identity>:1", ":2".
+    std::string nested = in_child([] {
+        mp::Process g1([] {}), g2([] {});
+        return mp::current_process().name() + " " + g1.name() + " " + g2.name();
+    });
+    const std::string child_name = nested.substr(0, nested.find(' '));
+    EXPECT_EQ(nested, child_name + " " + child_name + ":1 " + child_name + ":2");
+    a.set_name("renamed");
+    EXPECT_EQ(a.name(), "renamed");
+}
+
+TEST_F(ProcessApi, CurrentAndParentProcess) {
+    auto me = mp::current_process();
+    EXPECT_EQ(me.name(), "MainProcess");
+    EXPECT_EQ(me.pid(), ::getpid());
+    EXPECT_FALSE(me.daemon());
+    EXPECT_TRUE(me.is_alive());
+    EXPECT_FALSE(mp::parent_process().has_value());
+    const pid_t main_pid = ::getpid();
+    std::string seen = in_child([&] {
+        auto parent = mp::parent_process();
+        if (!parent) return std::string("no parent");
+        return parent->name() + " " + std::to_string(parent->pid() == main_pid) + " " + std::to_string(parent->is_alive()) +
+               " " + std::to_string(mp::current_process().pid() == ::getpid());
+    });
+    EXPECT_EQ(seen, "MainProcess 1 1 1");
+}
+
+TEST_F(ProcessApi, GrandchildSeesItsParentDie) {
+    auto [r, w] = mp::Pipe(false);
+    mp::Process child([&] {
+        mp::Process grandchild([&] {
+            auto parent = mp::parent_process();
+            w.send(parent->is_alive());
+            parent->join(30s);  // returns once the parent has died
+            w.send(parent->is_alive());
+        });
+        grandchild.start();
+        std::this_thread::sleep_for(60s);  // terminated by the test
+    });
+    child.start();
+    w.close();
+    EXPECT_TRUE(r.recv<bool>());
+    child.terminate();
+    child.join();
+    EXPECT_FALSE(r.recv<bool>());
+}
+
+TEST_F(ProcessApi, ExitCodes) {
+    auto code_of = [](auto fn) {
+        mp::Process p(fn);
+        p.start();
+        p.join();
+        return *p.exitcode();
+    };
+    EXPECT_EQ(code_of([] {}), 0);
+    EXPECT_EQ(code_of([] { std::exit(3); }), 3);
+    EXPECT_EQ(code_of([] { std::_Exit(256 + 7); }), 7);  // truncated to 8 bits by the OS
+    EXPECT_EQ(code_of([] { std::abort(); }), -SIGABRT);
+    EXPECT_EQ(code_of([] { ::raise(SIGSEGV); }), -SIGSEGV);
+    EXPECT_EQ(code_of([] { throw 5; }), 1);
+}
+
+TEST_F(ProcessApi, ThrowingTargetPrintsTypeAndMessageAndExitsWithOne) {
+    auto [r, w] = mp::Pipe(false);
+    mp::Process p([&] {
+        ::dup2(w.fileno(), STDERR_FILENO);
+        throw std::invalid_argument("bad input 42");
+    });
+    p.start();
+    w.close();
+    p.join();
+    EXPECT_EQ(p.exitcode(), 1);
+    EXPECT_EQ(slurp(r.fileno()), "Process " + p.name() + ":\nstd::invalid_argument: bad input 42\n");
+}
+
+TEST_F(ProcessApi, TerminateAndKillGiveMinusTheSignal) {
+    mp::Process t([] { std::this_thread::sleep_for(60s); });
+    mp::Process k([] { std::this_thread::sleep_for(60s); });
+    t.start();
+    k.start();
+    EXPECT_TRUE(t.is_alive());
+    EXPECT_FALSE(t.exitcode().has_value());
+    t.terminate();
+    k.kill();
+    t.join();
+    k.join();
+    EXPECT_EQ(t.exitcode(), -SIGTERM);
+    EXPECT_EQ(k.exitcode(), -SIGKILL);
+    EXPECT_FALSE(t.is_alive());
+    EXPECT_NE(t.repr().find("stopped exitcode=-SIGTERM"), std::string::npos) << t.repr();
+    t.terminate();  // after reaping: a no-op
+    k.kill();
+}
+
+TEST_F(ProcessApi, JoinWithTimeoutReturnsWhileTheChildRuns) {
+    mp::Process p([] { std::this_thread::sleep_for(60s); });
+    p.start();
+    p.join(50ms);
+    EXPECT_TRUE(p.is_alive());
+    p.join(0s);
+    p.join(-1s);
+    EXPECT_TRUE(p.is_alive());
+    p.terminate();
+    p.join(30s);
+    EXPECT_FALSE(p.is_alive());
+}
+
+namespace {
+volatile sig_atomic_t alarms_seen = 0;
+void count_alarm(int) { alarms_seen = alarms_seen + 1; }
+}  // namespace
+
+TEST_F(ProcessApi, JoinRetriesOnEintr) {
+    struct sigaction sa {}, old{};
+    sa.sa_handler = count_alarm;
+    sigemptyset(&sa.sa_mask);
+    ASSERT_EQ(::sigaction(SIGALRM, &sa, &old), 0);
+    itimerval every{{0, 10000}, {0, 10000}};
+    mp::Process p([] { std::this_thread::sleep_for(200ms); });
+    p.start();
+    ::setitimer(ITIMER_REAL, &every, nullptr);
+    p.join();
+    itimerval off{};
+    ::setitimer(ITIMER_REAL, &off, nullptr);
+    ::sigaction(SIGALRM, &old, nullptr);
+    EXPECT_GT(alarms_seen, 0);
+    EXPECT_EQ(p.exitcode(), 0);
+}
+
+TEST_F(ProcessApi, MisuseErrorsHavePythonsMessages) {
+    mp::Process p([] {});
+    EXPECT_THROW_WITH(p.join(), mp::ValueError, "can only join a started process");
+    EXPECT_THROW_WITH((void)p.sentinel(), mp::ValueError, "process not started");
+    EXPECT_THROW_WITH(p.terminate(), mp::ValueError, "process not started");
+    EXPECT_FALSE(p.is_alive());
+    p.start();
+    EXPECT_THROW_WITH(p.start(), mp::ValueError, "cannot start a process twice");
+    EXPECT_THROW_WITH(p.set_daemon(true), mp::ValueError, "process has already started");
+    p.join();
+
+    mp::Process unstarted([] {});
+    EXPECT_EQ(in_child([&] {
+                  unstarted.start();
+                  return std::string("started");
+              }),
+              "exception: can only start a process object created by current process");
+    mp::Process started([] { std::this_thread::sleep_for(100ms); });
+    started.start();
+    EXPECT_EQ(in_child([&] {
+                  started.join();
+                  return std::string("joined");
+              }),
+              "exception: can only join a child process");
+    EXPECT_EQ(in_child([&] { return std::to_string(started.is_alive()); }), "exception: can only test a child process");
+    started.join();
+}
+
+TEST_F(ProcessApi, DaemonicProcessesMayNotHaveChildren) {
+    auto [r, w] = mp::Pipe(false);
+    mp::Process d([&] {
+        mp::Process child([] {});
+        try {
+            child.start();
+            w.send(std::string("started"));
+        } catch (const mp::ValueError& e) {
+            w.send(std::string(e.what()));
+        }
+    });
+    d.set_daemon(true);
+    EXPECT_TRUE(d.daemon());
+    d.start();
+    w.close();
+    EXPECT_EQ(r.recv<std::string>(), "daemonic processes are not allowed to have children");
+    d.join();
+}
+
+TEST_F(ProcessApi, CloseReleasesAndForbidsFurtherUse) {
+    mp::Process running([] { std::this_thread::sleep_for(60s); });
+    running.start();
+    EXPECT_THROW_WITH(running.close(), mp::ValueError,
+                      "Cannot close a process while it is still running. You should first call join() or terminate().");
+    running.kill();
+    running.join();
+    running.close();
+    running.close();  // idempotent
+    EXPECT_THROW_WITH(running.join(), mp::ValueError, "process object is closed");
+    EXPECT_THROW_WITH((void)running.is_alive(), mp::ValueError, "process object is closed");
+    EXPECT_THROW_WITH(running.terminate(), mp::ValueError, "process object is closed");
+    EXPECT_THROW_WITH(running.kill(), mp::ValueError, "process object is closed");
+    EXPECT_THROW_WITH((void)running.exitcode(), mp::ValueError, "process object is closed");
+    EXPECT_THROW_WITH((void)running.pid(), mp::ValueError, "process object is closed");
+    EXPECT_THROW_WITH((void)running.sentinel(), mp::ValueError, "process object is closed");
+    EXPECT_THROW_WITH(running.start(), mp::ValueError, "process object is closed");
+    EXPECT_FALSE(running.name().empty());  // name and daemon stay readable
+    EXPECT_FALSE(running.daemon());
+    EXPECT_NE(running.repr().find("closed"), std::string::npos);
+}
+
+TEST_F(ProcessApi, SentinelBecomesReadableWhenTheChildEnds) {
+    mp::Process p([] { std::this_thread::sleep_for(50ms); });
+    p.start();
+    EXPECT_TRUE(mp::wait({p.sentinel()}, 0s).empty());
+    EXPECT_EQ(mp::wait({p.sentinel()}, 30s).size(), 1u);
+    p.join();
+    EXPECT_EQ(p.exitcode(), 0);
+}
+
+TEST_F(ProcessApi, ActiveChildrenListsRunningChildrenAndReapsFinishedOnes) {
+    mp::Process quick([] {});
+    mp::Process slow([] { std::this_thread::sleep_for(60s); });
+    slow.set_daemon(true);
+    quick.start();
+    slow.start();
+    ASSERT_TRUE(eventually([&] {
+        auto kids = mp::active_children();
+        return kids.size() == 1 && kids[0].pid() == slow.pid();
+    }));
+    // quick was reaped by active_children(): no zombie left.
+    int status;
+    EXPECT_EQ(::waitpid(quick.pid(), &status, WNOHANG), -1);
+    EXPECT_EQ(errno, ECHILD);
+    EXPECT_EQ(quick.exitcode(), 0);  // and its exit code was kept
+    auto kids = mp::active_children();
+    ASSERT_EQ(kids.size(), 1u);
+    EXPECT_EQ(kids[0].name(), slow.name());
+    EXPECT_TRUE(kids[0].daemon());
+    slow.terminate();
+    slow.join();
+    EXPECT_TRUE(mp::active_children().empty());
+}
+
+TEST_F(ProcessApi, DroppedHandleLeavesNoZombie) {
+    pid_t pid;
+    {
+        mp::Process p([] {});
+        p.start();
+        pid = p.pid();
+    }
+    ASSERT_TRUE(eventually([&] { return mp::active_children().empty(); }));
+    EXPECT_EQ(::waitpid(pid, nullptr, WNOHANG), -1);
+    EXPECT_EQ(errno, ECHILD);
+}
+
+TEST_F(ProcessApi, DaemonChildDiesWhenItsParentIsKilled) {
+    // We become a subreaper so the orphaned grandchild is reparented to us and we can see it die.
+    ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+    auto [r, w] = mp::Pipe(false);
+    mp::Process parent([&] {
+        mp::Process daemon_child([] { std::this_thread::sleep_for(60s); });
+        daemon_child.set_daemon(true);
+        daemon_child.start();
+        w.send(daemon_child.pid());
+        std::this_thread::sleep_for(60s);
+    });
+    parent.start();
+    w.close();
+    const pid_t grandchild = r.recv<pid_t>();
+    parent.kill();
+    parent.join();
+    int status = 0;
+    ASSERT_EQ(::waitpid(grandchild, &status, 0), grandchild);  // reparented to us, then died
+    EXPECT_TRUE(WIFSIGNALED(status));
+    EXPECT_EQ(WTERMSIG(status), SIGKILL);
+    ::prctl(PR_SET_CHILD_SUBREAPER, 0);
+}
+
+TEST_F(ProcessApi, ChildExitTerminatesDaemonsAndJoinsOthers) {
+    auto [r, w] = mp::Pipe(false);
+    mp::Process child([&] {
+        mp::Process daemon_child([] { std::this_thread::sleep_for(60s); });
+        daemon_child.set_daemon(true);
+        mp::Process worker([&] {
+            std::this_thread::sleep_for(100ms);
+            w.send(std::string("worker finished"));
+        });
+        daemon_child.start();
+        worker.start();
+        w.send(daemon_child.pid());
+        // returning without join: Python's exit handler terminates the daemon, joins the worker
+    });
+    child.start();
+    w.close();
+    const pid_t daemon_pid = r.recv<pid_t>();
+    EXPECT_EQ(r.recv<std::string>(), "worker finished");
+    child.join(30s);
+    EXPECT_EQ(child.exitcode(), 0);
+    EXPECT_FALSE(pid_exists(daemon_pid));
+}
+
+TEST_F(ProcessApi, BufferedOutputIsNotPrintedTwice) {
+    auto [r, w] = mp::Pipe(false);
+    mp::Process isolated([&] {
+        ::dup2(w.fileno(), STDOUT_FILENO);  // stdout is now a pipe: fully buffered
+        std::printf("before fork;");
+        mp::Process child([] { std::printf("child;"); });
+        child.start();
+        child.join();
+        std::printf("after join;");
+    });
+    isolated.start();
+    w.close();
+    isolated.join();
+    EXPECT_EQ(slurp(r.fileno()), "before fork;child;after join;");
+}
+
+TEST_F(ProcessApi, ChildStdinIsDevNull) {
+    auto [r, w] = mp::Pipe(false);
+    mp::Process p([&] {
+        char c;
+        w.send(::read(STDIN_FILENO, &c, 1));
+    });
+    p.start();
+    EXPECT_EQ(r.recv<ssize_t>(), 0);  // EOF at once, never the terminal
+    p.join();
+}
+
+TEST_F(ProcessApi, CpuCountHonoursAffinity) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    ASSERT_EQ(::sched_getaffinity(0, sizeof set, &set), 0);
+    EXPECT_GE(mp::cpu_count(), 1);
+    EXPECT_LE(mp::cpu_count(), CPU_COUNT(&set));
+    EXPECT_EQ(in_child([] {
+                  cpu_set_t one;
+                  CPU_ZERO(&one);
+                  CPU_SET(0, &one);
+                  ::sched_setaffinity(0, sizeof one, &one);
+                  return std::to_string(mp::cpu_count());
+              }),
+              "1");
+}
+
+TEST_F(ProcessApi, MovedProcessKeepsItsChild) {
+    mp::Process a([] { std::this_thread::sleep_for(50ms); });
+    a.start();
+    const pid_t pid = a.pid();
+    mp::Process b = std::move(a);
+    EXPECT_EQ(b.pid(), pid);
+    b.join();
+    EXPECT_EQ(b.exitcode(), 0);
+}
+
+TEST_F(ProcessApi, ManyProcesses) {
+    std::vector<mp::Process> ps;
+    for (int i = 0; i < 50; ++i) ps.emplace_back([i] { std::_Exit(i % 7); });
+    for (auto& p : ps) p.start();
+    for (auto& p : ps) p.join();
+    for (int i = 0; i < 50; ++i) EXPECT_EQ(ps[static_cast<std::size_t>(i)].exitcode(), i % 7);
+    EXPECT_TRUE(mp::active_children().empty());
+}
