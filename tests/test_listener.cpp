@@ -153,6 +153,7 @@ TEST_F(ListenerTest, HostileFirstFrameIsRejectedWithoutReadingIt) {
     std::thread client([&] {
         auto c = mp::Client(addr);  // no key: does not answer the challenge
         c.send_bytes(std::string(1000, 'x'));
+        c.recv_bytes();  // the challenge: stay connected until the server has sent it
     });
     EXPECT_THROW_WITH(listener.accept(), std::system_error, "bad message length");
     client.join();
