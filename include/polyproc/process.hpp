@@ -112,7 +112,7 @@ public:
     // take lvalues (move-only arguments such as a Connection). The parent drops its copies once
     // the child has started, as Python does.
     template <class F, class... Args>
-        requires(!std::is_same_v<std::decay_t<F>, Process>)
+        requires(!std::is_base_of_v<Process, std::decay_t<F>>)
     explicit Process(F&& target, Args&&... args) : Process() {
         static_assert(detail::is_process_target<F, Args...>,
                       "polyproc::Process: the target cannot be called with these arguments");
