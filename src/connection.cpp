@@ -249,9 +249,10 @@ FileDescriptor Connection::recv_handle() {
     std::vector<int> fds(nfds);
     std::memcpy(fds.data(), CMSG_DATA(c), nfds * sizeof(int));
     for (std::size_t i = 1; i < nfds; ++i) ::close(fds[i]);  // we asked for one; never leak extras
-    if (msg.msg_flags & MSG_CTRUNC) {
+    if ((msg.msg_flags & MSG_CTRUNC) || nfds != 1 || static_cast<unsigned char>(count) != 1) {
         ::close(fds[0]);
-        throw std::runtime_error("Connection.recv_handle: Invalid data received (control data truncated)");
+        throw std::runtime_error("Connection.recv_handle: Invalid data received (" + std::to_string(nfds) +
+                                 " descriptors, count byte " + std::to_string(static_cast<unsigned char>(count)) + ")");
     }
     return FileDescriptor(fds[0]);
 }

@@ -2,6 +2,7 @@
 // ("{sha256}" challenges) and accept the legacy raw HMAC-MD5 answers that <= 3.11 peers send, which
 // is exactly what CPython 3.12+ itself does. An empty authkey is a real key, as in 3.13+.
 #include <array>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 
@@ -203,10 +204,11 @@ std::string random_name() {
 }  // namespace
 
 Listener::Listener(std::optional<Address> address, int backlog, std::optional<std::string> authkey)
-    : authkey_(std::move(authkey)) {
+    : authkey_(std::move(authkey)), creator_pid_(::getpid()) {
     if (!address) {
-        char dir[] = "/tmp/polyproc-XXXXXX";
-        if (!::mkdtemp(dir)) os::throw_errno("mkdtemp");
+        const char* tmp = std::getenv("TMPDIR");
+        std::string dir = std::string(tmp && *tmp ? tmp : "/tmp") + "/polyproc-XXXXXX";
+        if (!::mkdtemp(dir.data())) os::throw_errno("mkdtemp");
         remove_dir_ = dir;
         address = remove_dir_ + "/listener-" + random_name();
     }
@@ -234,7 +236,8 @@ Listener::Listener(Listener&& o) noexcept
       last_accepted_(std::move(o.last_accepted_)),
       authkey_(std::move(o.authkey_)),
       unlink_path_(std::exchange(o.unlink_path_, {})),
-      remove_dir_(std::exchange(o.remove_dir_, {})) {}
+      remove_dir_(std::exchange(o.remove_dir_, {})),
+      creator_pid_(o.creator_pid_) {}
 
 Listener& Listener::operator=(Listener&& o) noexcept {
     if (this != &o) {
@@ -245,6 +248,7 @@ Listener& Listener::operator=(Listener&& o) noexcept {
         authkey_ = std::move(o.authkey_);
         unlink_path_ = std::exchange(o.unlink_path_, {});
         remove_dir_ = std::exchange(o.remove_dir_, {});
+        creator_pid_ = o.creator_pid_;
     }
     return *this;
 }
@@ -253,8 +257,12 @@ Listener::~Listener() { close(); }
 
 void Listener::close() noexcept {
     sock_.reset();
-    if (!unlink_path_.empty()) ::unlink(unlink_path_.c_str());
-    if (!remove_dir_.empty()) ::rmdir(remove_dir_.c_str());
+    // Only the creating process removes the socket file: a fork child closing its copy must not
+    // pull the address from under the parent (Python does the same).
+    if (creator_pid_ == ::getpid()) {
+        if (!unlink_path_.empty()) ::unlink(unlink_path_.c_str());
+        if (!remove_dir_.empty()) ::rmdir(remove_dir_.c_str());
+    }
     unlink_path_.clear();
     remove_dir_.clear();
 }

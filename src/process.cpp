@@ -248,6 +248,7 @@ Process::Process(Process&& o) noexcept
       identity_(std::move(o.identity_)),
       daemon_(o.daemon_),
       creator_pid_(o.creator_pid_),
+      running_as_(o.running_as_),
       record_(std::move(o.record_)),
       closed_(std::exchange(o.closed_, true)) {}
 
@@ -258,6 +259,7 @@ Process& Process::operator=(Process&& o) noexcept {
         identity_ = std::move(o.identity_);
         daemon_ = o.daemon_;
         creator_pid_ = o.creator_pid_;
+        running_as_ = o.running_as_;
         record_ = std::move(o.record_);
         closed_ = std::exchange(o.closed_, true);
     }
@@ -340,6 +342,7 @@ void Process::run_in_child(pid_t parent_pid, const std::string& parent_name) {
     // We are in the fork child. With the fork start method the child goes on to run arbitrary
     // user code, as in Python, so this is not restricted to async-signal-safe calls; a parent that
     // forks while other threads hold locks is issue #6's fork-safety warning.
+    running_as_ = ::getpid();
     if (daemon_) {
         ::prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (::getppid() != parent_pid) ::_exit(1);  // the parent died before prctl took effect
@@ -401,6 +404,7 @@ void Process::join(Timeout timeout) {
 
 bool Process::is_alive() const {
     check_not_closed();
+    if (running_as_ == ::getpid()) return true;  // Python: self is current_process()
     check_is_child("test");
     if (!record_) return false;
     return !record_->poll().has_value();
@@ -435,12 +439,14 @@ void Process::close() {
 
 std::optional<int> Process::exitcode() const {
     check_not_closed();
-    if (!record_) return std::nullopt;
+    // Python: None before start, in the child itself, and in any process but the creator.
+    if (!record_ || creator_pid_ != ::getpid()) return std::nullopt;
     return record_->poll();
 }
 
 pid_t Process::pid() const {
     check_not_closed();
+    if (running_as_ == ::getpid()) return running_as_;
     return record_ ? record_->pid : 0;
 }
 
@@ -451,17 +457,21 @@ int Process::sentinel() const {
 }
 
 std::string Process::repr() const {
-    std::string s = "<" + detail::unqualified(detail::demangle(typeid(*this).name())) + " name='" + name() + "'";
-    if (closed_) return s + " closed>";
-    if (record_) s += " pid=" + std::to_string(record_->pid);
-    s += " parent=" + std::to_string(creator_pid_);
-    if (!record_) return s + " initial" + (daemon_ ? " daemon>" : ">");
-    auto code = record_->poll();
-    if (!code) s += " started";
+    // CPython 3.11's Process.__repr__, field for field.
+    std::optional<int> code;
+    std::string status;
+    if (running_as_ == ::getpid()) status = "started";
+    else if (closed_) status = "closed";
+    else if (creator_pid_ != ::getpid()) status = "unknown";
+    else if (!record_) status = "initial";
     else {
-        s += " stopped";
-        if (*code != 0) s += " exitcode=" + (*code < 0 ? "-" + detail::signal_name(-*code) : std::to_string(*code));
+        code = record_->poll();
+        status = code ? "stopped" : "started";
     }
+    std::string s = "<" + detail::unqualified(detail::demangle(typeid(*this).name())) + " name='" + name() + "'";
+    if (record_) s += " pid=" + std::to_string(record_->pid);
+    s += " parent=" + std::to_string(creator_pid_) + " " + status;
+    if (code) s += " exitcode=" + (*code < 0 ? "-" + detail::signal_name(-*code) : std::to_string(*code));
     return s + (daemon_ ? " daemon>" : ">");
 }
 

@@ -31,6 +31,32 @@ std::optional<double> quota_from(const std::optional<std::string>& quota, const 
     return std::nullopt;
 }
 
+std::optional<double> cgroup_v2_quota(const std::string& dir) {
+    auto max = read_first_line(dir + "/cpu.max");  // "max 100000" or "200000 100000"
+    if (!max) return std::nullopt;
+    std::istringstream ss(*max);
+    std::string q, p;
+    ss >> q >> p;
+    return quota_from(q, p);
+}
+
+std::optional<double> cgroup_v1_quota(const std::string& dir) {
+    return quota_from(read_first_line(dir + "/cpu.cfs_quota_us"), read_first_line(dir + "/cpu.cfs_period_us"));
+}
+
+// The smallest quota on the way from our cgroup up to the mount point: a limit set on an ancestor
+// (a container's, a systemd slice's) binds us too.
+template <class Reader>
+std::optional<double> smallest_quota_up_from(const std::string& mount, std::string path, Reader read) {
+    std::optional<double> best;
+    for (;;) {
+        if (auto q = read(mount + path); q && (!best || *q < *best)) best = q;
+        if (path.empty() || path == "/") break;
+        path = path.substr(0, path.rfind('/'));
+    }
+    return best;
+}
+
 // The CPU quota of our cgroup (v2 cpu.max, or v1 cpu.cfs_quota_us / cfs_period_us), in CPUs.
 std::optional<double> cgroup_cpu_quota() {
     std::ifstream in("/proc/self/cgroup");
@@ -44,32 +70,17 @@ std::optional<double> cgroup_cpu_quota() {
         const auto a = line.find(':'), b = line.find(':', a + 1);
         if (a == std::string::npos || b == std::string::npos) continue;
         const std::string controllers = line.substr(a + 1, b - a - 1), path = line.substr(b + 1);
-        if (controllers.empty()) {  // v2
-            for (const std::string& base : {"/sys/fs/cgroup" + path, std::string("/sys/fs/cgroup")}) {
-                if (auto max = read_first_line(base + "/cpu.max")) {
-                    std::istringstream ss(*max);
-                    std::string q, p;
-                    ss >> q >> p;
-                    consider(quota_from(q, p));
-                    break;
-                }
-            }
-        } else {
-            std::stringstream cs(controllers);
-            std::string c;
-            bool has_cpu = false;
-            while (std::getline(cs, c, ',')) has_cpu |= c == "cpu";
-            if (!has_cpu) continue;
-            for (const std::string& mount : {"/sys/fs/cgroup/" + controllers, std::string("/sys/fs/cgroup/cpu")}) {
-                for (const std::string& base : {mount + path, mount}) {
-                    auto q = read_first_line(base + "/cpu.cfs_quota_us");
-                    if (!q) continue;
-                    consider(quota_from(q, read_first_line(base + "/cpu.cfs_period_us")));
-                    goto next_line;
-                }
-            }
-        next_line:;
+        if (controllers.empty()) {
+            consider(smallest_quota_up_from("/sys/fs/cgroup", path, cgroup_v2_quota));
+            continue;
         }
+        std::stringstream cs(controllers);
+        std::string c;
+        bool has_cpu = false;
+        while (std::getline(cs, c, ',')) has_cpu |= c == "cpu";
+        if (!has_cpu) continue;
+        for (const std::string& mount : {"/sys/fs/cgroup/" + controllers, std::string("/sys/fs/cgroup/cpu")})
+            consider(smallest_quota_up_from(mount, path, cgroup_v1_quota));
     }
     return best;
 }

@@ -48,6 +48,15 @@ TEST_F(ConnectionTest, DuplexPipeCarriesValuesBothWays) {
     EXPECT_EQ(p.exitcode(), 0);
 }
 
+TEST_F(ConnectionTest, StringLiteralsAreSentAsStdString) {
+    auto [a, b] = mp::Pipe();
+    a.send("hello");
+    const char* text = "world";
+    a.send(text);
+    EXPECT_EQ(b.recv<std::string>(), "hello");
+    EXPECT_EQ(b.recv<std::string>(), "world");
+}
+
 TEST_F(ConnectionTest, OneWayPipeHasPythonsOrderAndDirections) {
     auto [r, w] = mp::Pipe(false);
     EXPECT_TRUE(r.readable());

@@ -127,6 +127,28 @@ TEST_F(ProcessApi, SubclassOverridingRun) {
     EXPECT_EQ(d.repr().substr(0, 9), "<Doubler ");
 }
 
+namespace {
+class SelfReporter : public mp::Process {
+public:
+    explicit SelfReporter(mp::Connection conn) : conn_(std::move(conn)) {}
+    void run() override { conn_.send(std::vector<long>{pid(), ::getpid(), is_alive() ? 1 : 0}); }
+
+private:
+    mp::Connection conn_;
+};
+}  // namespace
+
+TEST_F(ProcessApi, InsideRunThePidIsOurOwnAndWeAreAlive) {
+    auto [a, b] = mp::Pipe();
+    SelfReporter p(std::move(b));
+    p.start();
+    auto seen = a.recv<std::vector<long>>();
+    p.join();
+    EXPECT_EQ(seen[0], p.pid());
+    EXPECT_EQ(seen[1], p.pid());
+    EXPECT_EQ(seen[2], 1);
+}
+
 TEST_F(ProcessApi, DefaultNamesFollowPythonsIdentities) {
     mp::Process a([] {}), b([] {});
     const int n = std::stoi(a.name().substr(8));
@@ -228,7 +250,8 @@ TEST_F(ProcessApi, TerminateAndKillGiveMinusTheSignal) {
     EXPECT_EQ(t.exitcode(), -SIGTERM);
     EXPECT_EQ(k.exitcode(), -SIGKILL);
     EXPECT_FALSE(t.is_alive());
-    EXPECT_NE(t.repr().find("stopped exitcode=-SIGTERM"), std::string::npos) << t.repr();
+    EXPECT_EQ(t.repr(), "<Process name='" + t.name() + "' pid=" + std::to_string(t.pid()) +
+                            " parent=" + std::to_string(::getpid()) + " stopped exitcode=-SIGTERM>");
     t.terminate();  // after reaping: a no-op
     k.kill();
 }
@@ -293,6 +316,7 @@ TEST_F(ProcessApi, MisuseErrorsHavePythonsMessages) {
               }),
               "exception: can only join a child process");
     EXPECT_EQ(in_child([&] { return std::to_string(started.is_alive()); }), "exception: can only test a child process");
+    EXPECT_EQ(in_child([&] { return std::to_string(started.exitcode().has_value()); }), "0");  // Python: None
     started.join();
 }
 
@@ -334,7 +358,13 @@ TEST_F(ProcessApi, CloseReleasesAndForbidsFurtherUse) {
     EXPECT_THROW_WITH(running.start(), mp::ValueError, "process object is closed");
     EXPECT_FALSE(running.name().empty());  // name and daemon stay readable
     EXPECT_FALSE(running.daemon());
-    EXPECT_NE(running.repr().find("closed"), std::string::npos);
+    EXPECT_EQ(running.repr(), "<Process name='" + running.name() + "' parent=" + std::to_string(::getpid()) + " closed>");
+    mp::Process fresh([] {});
+    fresh.set_daemon(true);
+    EXPECT_EQ(fresh.repr(), "<Process name='" + fresh.name() + "' parent=" + std::to_string(::getpid()) + " initial daemon>");
+    fresh.start();
+    fresh.join();
+    EXPECT_NE(fresh.repr().find(" stopped exitcode=0 daemon>"), std::string::npos) << fresh.repr();
 }
 
 TEST_F(ProcessApi, SentinelBecomesReadableWhenTheChildEnds) {

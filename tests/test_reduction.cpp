@@ -52,6 +52,17 @@ struct NotSendable {
     std::string s;
 };
 static_assert(!mp::Serializable<NotSendable>);
+// Pointers and views are refused wherever a standard template holds them.
+static_assert(!mp::Serializable<std::vector<int*>>);
+static_assert(!mp::Serializable<std::array<int*, 2>>);
+static_assert(!mp::Serializable<std::optional<std::string_view>>);
+static_assert(!mp::Serializable<std::vector<std::string_view>>);
+static_assert(!mp::Serializable<std::pair<std::string_view, int>>);
+static_assert(!mp::Serializable<std::map<std::string, std::vector<const char*>>>);
+static_assert(!mp::Serializable<std::vector<NotSendable>>);
+static_assert(!mp::Serializable<std::variant<int, NotSendable>>);
+static_assert(mp::Serializable<std::vector<Point>>);
+static_assert(mp::Serializable<std::map<std::string, std::tuple<int, std::optional<Point>>>>);
 
 TEST(Reduction, RoundTripsScalarsAndTriviallyCopyableStructs) {
     expect_round_trip(42);

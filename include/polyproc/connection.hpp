@@ -7,9 +7,14 @@
 // Python peer; send<T>/recv<T> carry values through polyproc's codec (reduction.hpp).
 //
 // Process-safety: a Connection is a move-only handle. Fork children inherit copies of the
-// descriptor; a message is written with one write call when it is at most 16 KiB, so concurrent
-// small writers never interleave, but larger concurrent sends and concurrent receivers on the same
-// end need a Lock, exactly as in Python. A Connection object itself is not thread-safe.
+// descriptor. Every message is written with one gathered write, which the kernel keeps whole up to
+// PIPE_BUF (4096 bytes) on a pipe and up to the socket buffer on a socketpair; beyond that,
+// concurrent senders on the same end, and concurrent receivers, must serialize themselves (in
+// Python: with a Lock). A Connection object itself is not thread-safe.
+//
+// SIGPIPE: like Python, polyproc sets SIGPIPE to "ignore" (only if it was at its default) the first
+// time a writable pipe Connection is made, so that writing to a closed pipe throws
+// std::system_error(EPIPE) instead of killing the process. Sockets never raise SIGPIPE.
 //
 // Latency: a blocking receive first spins briefly (adaptive, at most ~200 µs) on a non-blocking
 // readiness check before sleeping in poll(2). Waking a sleeping process on another core costs
@@ -31,6 +36,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <sys/types.h>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -54,8 +60,8 @@ struct SpinPolicy {
 class Connection {
 public:
     Connection() noexcept = default;  // a closed connection
-    // Takes ownership of fd. Throws mp::ValueError("invalid handle") for a negative fd and when
-    // both flags are false.
+    // Takes ownership of fd. mp::ValueError("invalid handle") for a negative fd; mp::ValueError
+    // ("at least one of `readable` and `writable` must be True") when both flags are false.
     explicit Connection(FileDescriptor fd, bool readable = true, bool writable = true);
     Connection(Connection&&) noexcept = default;
     Connection& operator=(Connection&&) noexcept = default;
@@ -68,6 +74,9 @@ public:
         auto m = detail::encode(value, scratch_);
         send_message(m.header, m.payload, "Connection.send");
     }
+
+    // A C string (Python: conn.send('hello')) is sent as a std::string: recv<std::string>().
+    void send(const char* text) { send(std::string(text)); }
 
     // Receives one value. mp::EOFError when the other end is closed everywhere; mp::DecodeError
     // when the message holds another type, is corrupt, or was not sent by send<T>.
@@ -162,6 +171,7 @@ private:
     std::optional<std::string> authkey_;
     std::string unlink_path_;  // filesystem socket to remove on close
     std::string remove_dir_;   // private temp dir to remove on close
+    pid_t creator_pid_ = 0;    // only the creating process removes them
 };
 
 // Python's Client(address, family=None, authkey=None): a blocking connect, no retries.

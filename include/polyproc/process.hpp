@@ -8,14 +8,17 @@
 // Python's message. A child whose target throws prints "Process <name>:" and the exception's type
 // and message to stderr and exits with code 1.
 //
-// Lifetime, as in Python: dropping a Process handle does not stop its child. Finished children are
-// reaped by the next start(), active_children(), join() or is_alive(); at program exit daemonic
-// children are terminated and the others joined. A daemonic child is also killed by the kernel
+// Lifetime, as in Python: dropping a Process handle does not stop its child and never blocks. A
+// child is reaped by its own join()/is_alive()/exitcode(), or, once its handle is gone, by the next
+// start() or active_children() of this process; at program exit daemonic children are terminated
+// and the others joined, so nothing is left as a zombie. A daemonic child is also killed by the kernel
 // when the thread that started it dies (PR_SET_PDEATHSIG), so it dies with its parent even when
 // the parent is SIGKILLed.
 //
 // Process-safety: a Process handle belongs to the process that created it; only that process may
-// start, join or signal it. Its methods may be called from several threads.
+// start or join it (elsewhere: mp::ValueError with Python's message; exitcode() is empty). Like
+// Python's Process objects, a handle is not synchronized: use it from one thread at a time.
+// current_process(), parent_process() and active_children() are thread-safe.
 //
 //   mp::Process p([](int n) { std::cout << "child got " << n << "\n"; }, 42);
 //   p.start();
@@ -144,7 +147,7 @@ public:
     void close();
 
     std::optional<int> exitcode() const;  // empty before start and while running; -N for signal N
-    pid_t pid() const;                     // 0 before start (Python: None)
+    pid_t pid() const;                     // 0 before start (Python: None); getpid() inside run()
     pid_t ident() const { return pid(); }
     // A descriptor that becomes readable when the child ends (a pidfd); for mp::wait and poll(2).
     int sentinel() const;
@@ -166,6 +169,7 @@ private:
     std::vector<int> identity_;
     bool daemon_ = false;
     pid_t creator_pid_ = 0;
+    pid_t running_as_ = 0;  // set in the child: this object *is* the current process there
     std::shared_ptr<detail::ProcessRecord> record_;
     bool closed_ = false;
 };

@@ -59,26 +59,57 @@ namespace polyproc {
 namespace detail {
 
 template <class T>
-struct is_view_type : std::false_type {};
-template <class C, class Tr>
-struct is_view_type<std::basic_string_view<C, Tr>> : std::true_type {};
-template <class T, std::size_t N>
-struct is_view_type<std::span<T, N>> : std::true_type {};
-
-template <class T>
 inline constexpr bool points_into_this_process =
-    std::is_pointer_v<T> || std::is_member_pointer_v<T> || std::is_reference_v<T> || is_view_type<T>::value;
+    std::is_pointer_v<T> || std::is_member_pointer_v<T> || std::is_reference_v<T> || is_view<T>::value;
 
 template <class T>
 inline constexpr bool is_cereal_serializable =
     cereal::traits::is_output_serializable<T, OutputArchive>::value &&
     cereal::traits::is_input_serializable<T, InputArchive>::value && std::is_default_constructible_v<T>;
 
+// sendable<T>: T itself can be sent, and so can everything a standard template holds inside it, so
+// that std::vector<int*> or std::optional<std::string_view> fail with our message, not cereal's.
+template <class T>
+struct sendable;
+template <class... Ts>
+using all_sendable = std::conjunction<sendable<Ts>...>;
+
+template <class T>
+struct elements_sendable : std::true_type {};  // scalars and user types are judged by themselves
+template <class T, class A>
+struct elements_sendable<std::vector<T, A>> : sendable<T> {};
+template <class T, class A>
+struct elements_sendable<std::deque<T, A>> : sendable<T> {};
+template <class T, class A>
+struct elements_sendable<std::list<T, A>> : sendable<T> {};
+template <class T, std::size_t N>
+struct elements_sendable<std::array<T, N>> : sendable<T> {};
+template <class K, class C, class A>
+struct elements_sendable<std::set<K, C, A>> : sendable<K> {};
+template <class K, class H, class E, class A>
+struct elements_sendable<std::unordered_set<K, H, E, A>> : sendable<K> {};
+template <class K, class V, class C, class A>
+struct elements_sendable<std::map<K, V, C, A>> : all_sendable<K, V> {};
+template <class K, class V, class H, class E, class A>
+struct elements_sendable<std::unordered_map<K, V, H, E, A>> : all_sendable<K, V> {};
+template <class T>
+struct elements_sendable<std::optional<T>> : sendable<T> {};
+template <class... Ts>
+struct elements_sendable<std::variant<Ts...>> : all_sendable<Ts...> {};
+template <class... Ts>
+struct elements_sendable<std::tuple<Ts...>> : all_sendable<Ts...> {};
+template <class A, class B>
+struct elements_sendable<std::pair<A, B>> : all_sendable<A, B> {};
+
+template <class T>
+struct sendable : std::bool_constant<!points_into_this_process<T> && !std::is_const_v<T> && !std::is_array_v<T> &&
+                                     (std::is_trivially_copyable_v<T> || is_cereal_serializable<T>) &&
+                                     elements_sendable<T>::value> {};
+
 }  // namespace detail
 
 template <class T>
-concept Serializable = !detail::points_into_this_process<T> && !std::is_const_v<T> && !std::is_array_v<T> &&
-                       (std::is_trivially_copyable_v<T> || detail::is_cereal_serializable<T>);
+concept Serializable = detail::sendable<T>::value;
 
 #define POLYPROC_CHECK_SERIALIZABLE(T)                                                                     \
     static_assert(::polyproc::Serializable<T>,                                                             \

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <span>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <vector>
 
@@ -72,7 +73,14 @@ inline void CEREAL_LOAD_FUNCTION_NAME(InputArchive& ar, bool& t) {
 // element of a vector) travels as its bytes, like a top-level one, unless it has cereal functions
 // of its own. Detection asks cereal's stock binary archive, which knows nothing of this fallback.
 template <class T>
-concept RawBytesFallback = std::is_trivially_copyable_v<T> && std::is_class_v<T> &&
+struct is_view : std::false_type {};
+template <class C, class Tr>
+struct is_view<std::basic_string_view<C, Tr>> : std::true_type {};
+template <class T, std::size_t N>
+struct is_view<std::span<T, N>> : std::true_type {};
+
+template <class T>
+concept RawBytesFallback = std::is_trivially_copyable_v<T> && std::is_class_v<T> && !is_view<T>::value &&
                            !cereal::traits::is_output_serializable<T, cereal::BinaryOutputArchive>::value &&
                            !cereal::traits::is_input_serializable<T, cereal::BinaryInputArchive>::value;
 

@@ -1,0 +1,243 @@
+#!/usr/bin/env python3
+"""CPython multiprocessing doing the work of bench/bench_*.cpp, for tools/bench-table.
+
+Measures, with the fork start method:
+  process_start_join              Process(target=f).start(); join()        seconds per process
+  pipe_roundtrip_8b/<placement>   Pipe(): send_bytes(8 bytes), the child echoes with
+                                  recv_bytes/send_bytes, recv_bytes        seconds per round trip
+  pipe_throughput_1mib/cross_cpu  Pipe(): send_bytes(1 MiB) x 64 to a child doing recv_bytes, one
+                                  acknowledgement per batch (as the C++ benchmark)   bytes per second
+Placements, as in bench_common.hpp: cross_cpu pins the parent and the child to two different CPUs,
+same_cpu pins both to one.
+
+Each benchmark is repeated (repetitions interleaved across them so that machine drift hits
+them alike); every repetition runs for at least --min-time seconds. Prints JSON on stdout:
+  {"python": ..., "benchmarks": {name: {"unit": ..., "samples": [...], "median": ...}},
+   "errors": {name: message}}
+and exits 1 when a benchmark failed (the others still run).
+Stdlib only.
+"""
+
+import argparse
+import json
+import os
+import multiprocessing as mp
+import platform
+import statistics
+import sys
+import time
+
+ROUND_TRIP_MSG = b"pingpong"
+MESSAGE_SIZE = 1 << 20
+BATCH_BYTES = 64 << 20  # bytes per acknowledged batch, as in bench_connection.cpp
+
+
+def _empty():
+    pass
+
+
+def _pin(cpu):
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+
+
+def _echo(conn, other, cpu):
+    _pin(cpu)
+    other.close()  # our inherited copy of the parent's end
+    while True:
+        try:
+            m = conn.recv_bytes()
+        except EOFError:
+            return
+        conn.send_bytes(m)
+
+
+def _sink(conn, other, cpu, size, batch):
+    _pin(cpu)
+    other.close()
+    count = 0
+    while True:
+        try:
+            m = conn.recv_bytes()
+        except EOFError:
+            return
+        if len(m) != size:
+            raise RuntimeError("unexpected message size %d" % len(m))
+        count += 1
+        if count == batch:
+            count = 0
+            conn.send_bytes(b"k")
+
+
+def _timed(op, min_time):
+    """Runs op() until min_time has passed; returns (seconds, calls)."""
+    calls = 0
+    start = time.perf_counter()
+    while True:
+        op()
+        calls += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_time:
+            return elapsed, calls
+
+
+class StartJoin:
+    name = "process_start_join"
+    unit = "s/process"
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def op(self):
+        p = self.ctx.Process(target=_empty)
+        p.start()
+        p.join()
+        if p.exitcode != 0:
+            raise RuntimeError("child exited with %r" % p.exitcode)
+
+    def measure(self, min_time):
+        seconds, calls = _timed(self.op, min_time)
+        return seconds / calls
+
+
+class _WithChild:
+    """A child process on the far end of a duplex Pipe, pinned as `placement` says, always cleaned up."""
+
+    placement = "cross_cpu"
+
+    def __init__(self, ctx, target, *args):
+        self.ctx = ctx
+        self.target = target
+        self.args = args
+        self.name = _name(type(self))
+
+    def __enter__(self):
+        self.saved_affinity = os.sched_getaffinity(0)
+        cpus = sorted(self.saved_affinity)
+        if len(cpus) < (2 if self.placement == "cross_cpu" else 1):
+            raise RuntimeError("%s needs 2 CPUs" % self.name)
+        child_cpu = cpus[1] if self.placement == "cross_cpu" else cpus[0]
+        os.sched_setaffinity(0, {cpus[0]})
+        self.conn, child_conn = self.ctx.Pipe()
+        self.proc = self.ctx.Process(target=self.target, args=(child_conn, self.conn, child_cpu) + self.args,
+                                     daemon=True)
+        self.proc.start()
+        child_conn.close()
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            self.conn.close()
+            self.proc.join(5)
+            if self.proc.is_alive():
+                self.proc.kill()
+                self.proc.join()
+            if exc[0] is None and self.proc.exitcode != 0:
+                raise RuntimeError("%s child exited with %r" % (self.name, self.proc.exitcode))
+        finally:
+            os.sched_setaffinity(0, self.saved_affinity)
+        return False
+
+
+class RoundTrip(_WithChild):
+    base_name = "pipe_roundtrip_8b"
+    unit = "s/roundtrip"
+
+    def __init__(self, ctx):
+        super().__init__(ctx, _echo)
+
+    def op(self):
+        self.conn.send_bytes(ROUND_TRIP_MSG)
+        if len(self.conn.recv_bytes()) != len(ROUND_TRIP_MSG):
+            raise RuntimeError("short echo")
+
+    def measure(self, min_time):
+        # Batches of 100 round trips keep the timing loop's own cost out of the figure.
+        def batch():
+            for _ in range(100):
+                self.op()
+
+        seconds, calls = _timed(batch, min_time)
+        return seconds / (calls * 100)
+
+
+class RoundTripSameCpu(RoundTrip):
+    placement = "same_cpu"
+
+
+class Throughput(_WithChild):
+    base_name = "pipe_throughput_1mib"
+    unit = "bytes/s"
+
+    def __init__(self, ctx):
+        self.batch = max(1, BATCH_BYTES // MESSAGE_SIZE)
+        super().__init__(ctx, _sink, MESSAGE_SIZE, self.batch)
+        self.payload = b"\x5a" * MESSAGE_SIZE
+
+    def op(self):
+        for _ in range(self.batch):
+            self.conn.send_bytes(self.payload)
+        if self.conn.recv_bytes() != b"k":
+            raise RuntimeError("bad acknowledgement")
+
+    def measure(self, min_time):
+        seconds, calls = _timed(self.op, min_time)
+        return calls * self.batch * MESSAGE_SIZE / seconds
+
+
+def _name(kind):
+    return "%s/%s" % (kind.base_name, kind.placement) if hasattr(kind, "base_name") else kind.name
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repetitions", type=int, default=5)
+    ap.add_argument("--min-time", type=float, default=0.4, help="seconds per repetition of each benchmark")
+    ap.add_argument("--smoke", action="store_true", help="one short repetition of each (checks that it runs)")
+    ap.add_argument("--filter", default="", help="run only the benchmarks whose name contains this")
+    args = ap.parse_args()
+    if args.smoke:
+        args.repetitions, args.min_time = 1, 0.01
+
+    ctx = mp.get_context("fork")
+    kinds = [k for k in (StartJoin, RoundTrip, RoundTripSameCpu, Throughput) if args.filter in _name(k)]
+    samples = {_name(k): [] for k in kinds}
+    units = {_name(k): k.unit for k in kinds}
+    errors = {}
+    for _ in range(args.repetitions):
+        for kind in kinds:
+            name = _name(kind)
+            if name in errors:
+                continue
+            try:
+                with kind(ctx) as bench:
+                    bench.op()  # warm-up: first-call costs out of the measurement
+                    samples[name].append(bench.measure(args.min_time))
+            except Exception as e:  # reported in the JSON; the other benchmarks still run
+                errors[name] = "%s: %s" % (type(e).__name__, e)
+
+    out = {
+        "python": sys.version.split()[0],
+        "implementation": platform.python_implementation(),
+        "start_method": "fork",
+        "repetitions": args.repetitions,
+        "min_time": args.min_time,
+        "benchmarks": {
+            name: {"unit": units[name], "samples": xs, "median": statistics.median(xs)}
+            for name, xs in samples.items() if name not in errors
+        },
+        "errors": errors,
+    }
+    json.dump(out, sys.stdout, indent=1)
+    sys.stdout.write("\n")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

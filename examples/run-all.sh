@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Runs every ported seed example, in the order of the tutorials' story: fork, Process, join,
+# several children, subclasses, isolation, terminate, daemons, then pipes. This is polyproc's demo.
+#
+# Usage: examples/run-all.sh <build-dir>     (e.g. build/default)
+# The examples run in a temporary directory (multi_children_file_append writes a file there).
+set -u
+
+if [ $# -ne 1 ]; then
+    echo "usage: $0 <build-dir>" >&2
+    exit 2
+fi
+bindir=$(cd "$1" 2>/dev/null && pwd)/examples
+if [ ! -d "$bindir" ]; then
+    echo "$0: no examples directory in '$1' (configure with -DPOLYPROC_BUILD_EXAMPLES=ON and build)" >&2
+    exit 2
+fi
+
+examples=(
+    "fork_getpid|os.fork() returns twice: 0 in the child, the child's pid in the parent"
+    "fork_orphan|the parent exits at once; the orphaned child is adopted by another process"
+    "process_target_args_join|Process(target, args) runs a function in a child; join() waits for it"
+    "process_info_pids|the child's parent process is the main process"
+    "process_async_pids|start() returns at once: parent and child run at the same time"
+    "process_args_no_join|arguments for the target; without join() the parent does not wait"
+    "join_sync|join() turns asynchronous execution into synchronous"
+    "multi_children_pids|two children in a list, started, then joined; same parent, own pids"
+    "multi_children_join_all|ten children started in a loop and joined after it"
+    "multi_children_unordered|children run in the order the scheduler picks, not creation order"
+    "multi_children_file_append|children share the file system, not memory: one file, ten writers"
+    "multi_children_cpu_list|two CPU-bound children, started and joined"
+    "sleeper_parent_child|the parent goes on after start() and blocks in join()"
+    "subclass_run|subclass Process and override run(); in the child, pid() is getpid()"
+    "myprocess_result_lost|a result stored on the process object never reaches the parent"
+    "data_isolation_global|data is not shared: the child's change to a global stays in the child"
+    "terminate_is_alive|terminate() sends SIGTERM; is_alive() turns False shortly after"
+    "process_name_pid|name a process yourself; p.pid() in the parent is the child's pid"
+    "zombie_no_join|a finished child stays a zombie until join() reaps it"
+    "daemon_process|a daemonic child is killed when the main process's code ends"
+    "pipe_child_send_parent_recv|the child sends an object through a Pipe, the parent receives it"
+    "pipe_myprocess_three_children|three children send results through one pipe end"
+    "pipe_duplex_local|a duplex pipe: both ends send and receive, even in one process"
+    "pipe_eoferror_close|recv() raises EOFError once every copy of the other end is closed"
+    "pipe_none_sentinel|an end marker (None) instead of closing the pipe"
+    "pipe_producer_consumer_eof|producer and consumer each close the end they do not use"
+)
+
+workdir=$(mktemp -d)
+trap 'rm -rf "$workdir"' EXIT
+cd "$workdir" || exit 1
+
+status=0
+for entry in "${examples[@]}"; do
+    slug=${entry%%|*}
+    description=${entry#*|}
+    echo "=== $slug: $description"
+    if [ ! -x "$bindir/example_$slug" ]; then
+        echo "(not built: $bindir/example_$slug)"
+        status=1
+        continue
+    fi
+    # Through a pipe, so that we also wait for processes that outlive the example (the orphan
+    # in fork_orphan) before the next header.
+    "$bindir/example_$slug" | cat
+    rc=${PIPESTATUS[0]}
+    if [ "$rc" -ne 0 ]; then
+        echo "(exit status $rc)"
+        status=1
+    fi
+    echo
+done
+exit $status
