@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include <poll.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -33,14 +34,6 @@ std::size_t encode_length(std::uint64_t n, std::array<std::byte, 12>& out) {
     }
     put_be(0, n, 4);
     return 4;
-}
-
-inline void cpu_relax() {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    asm volatile("yield");
-#endif
 }
 
 }  // namespace
@@ -106,7 +99,9 @@ void Connection::wait_for_message() {
     // Spin before sleeping: a sleeping receiver on the other core costs ~40 µs to wake.
     const auto start = std::chrono::steady_clock::now();
     for (;;) {
-        for (int i = 0; i < 64; ++i) cpu_relax();
+        // Yield rather than pause: when the peer shares our CPU, spinning would keep it from
+        // running and replying; when it does not, sched_yield returns at once.
+        ::sched_yield();
         if (os::poll_readable_now(fd)) {
             spin_.on_hit();
             return;

@@ -56,8 +56,12 @@ struct ProcessRecord {
 
     // Waits until the process ends or the deadline passes; true when it has ended.
     bool wait(Deadline deadline) {
-        if (ended_now()) return true;
-        if (!pidfd) return true;
+        {
+            std::lock_guard lock(mu);
+            if (exitcode || !pidfd) return true;
+        }
+        // The pidfd is readable as soon as the process has ended (reaped or not): one poll, then
+        // one waitid to reap.
         if (!os::wait_readable(pidfd.get(), deadline)) return false;
         return ended_now();
     }
@@ -77,7 +81,8 @@ struct CurrentProcess {
     bool daemon = false;
     int counter = 0;  // for children's identities; restarts at 1 in every process
     std::string parent_name;
-    std::shared_ptr<ProcessRecord> parent;
+    pid_t parent_pid = 0;                    // 0 in the main process
+    std::shared_ptr<ProcessRecord> parent;   // opened on first use (keeps fork-to-run cheap)
 };
 
 struct ChildInfo {
@@ -93,6 +98,13 @@ struct Registry {
     CurrentProcess current;
     std::vector<ChildInfo> children;
 };
+
+// What a fork child inherited from its parent's registry, set aside (see run_in_child).
+struct Inherited {
+    std::vector<ChildInfo> children;
+    std::shared_ptr<ProcessRecord> parent;
+};
+Inherited* inherited_from_parent = nullptr;
 
 Registry& registry() {
     static Registry* r = new Registry();
@@ -206,7 +218,21 @@ ProcessInfo current_process() {
 std::optional<ProcessInfo> parent_process() {
     auto& r = registry();
     std::lock_guard lock(r.mu);
-    if (!r.current.parent) return std::nullopt;
+    if (!r.current.parent_pid) return std::nullopt;
+    if (!r.current.parent) {
+        auto parent = std::make_shared<detail::ProcessRecord>();
+        parent->pid = r.current.parent_pid;
+        parent->is_parent = true;
+        // While getppid() is still our parent's pid, that pid cannot have been reused: the pidfd
+        // refers to the right process. Otherwise it has died and we were reparented.
+        if (::getppid() == r.current.parent_pid) {
+            try {
+                parent->pidfd = os::pidfd_open(r.current.parent_pid);
+            } catch (const std::system_error&) {  // died meanwhile: the record reports it ended
+            }
+        }
+        r.current.parent = std::move(parent);
+    }
     ProcessInfo info;
     info.pid_ = r.current.parent->pid;
     info.name_ = r.current.parent_name;
@@ -350,26 +376,23 @@ void Process::run_in_child(pid_t parent_pid, const std::string& parent_name) {
     {
         auto& r = registry();
         new (&r.mu) std::mutex();  // another thread may have held it at fork time
-        r.children.clear();        // our parent's children are not ours (closes their pidfds)
+        // Our parent's children are not ours. Set them aside without destroying them: destruction
+        // would write to (and so copy) every page they live on, for nothing. They stay reachable,
+        // so leak checkers stay quiet.
+        detail::inherited_from_parent = new detail::Inherited{std::move(r.children), std::move(r.current.parent)};
+        r.children = {};
         r.current.name = name();
         r.current.identity = identity_;
         r.current.daemon = daemon_;
         r.current.counter = 0;
         r.current.parent_name = parent_name;
-        auto parent = std::make_shared<detail::ProcessRecord>();
-        parent->pid = parent_pid;
-        parent->is_parent = true;
-        try {
-            parent->pidfd = os::pidfd_open(parent_pid);
-        } catch (...) {  // already gone: the record reports it as ended
-        }
-        r.current.parent = std::move(parent);
+        r.current.parent_pid = parent_pid;
+        r.current.parent = nullptr;
     }
     // Python replaces the child's stdin with /dev/null so that children do not fight over it.
-    if (int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC); devnull >= 0) {
-        ::dup2(devnull, STDIN_FILENO);
-        if (devnull != STDIN_FILENO) ::close(devnull);
-    }
+    // open() returns the lowest free descriptor, 0, and stays inheritable as stdin must.
+    ::close(STDIN_FILENO);
+    if (int devnull = ::open("/dev/null", O_RDONLY); devnull > STDIN_FILENO) ::close(devnull);
     int code = 0;
     try {
         run();
