@@ -1,9 +1,11 @@
 // process.hpp: Process (fork start method), current_process, parent_process, active_children,
 // cpu_count; semantics.md §2–3.
 #include <csignal>
+#include <cstring>
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <thread>
@@ -496,6 +498,38 @@ TEST_F(ProcessApi, CpuCountHonoursAffinity) {
                   CPU_ZERO(&one);
                   CPU_SET(0, &one);
                   ::sched_setaffinity(0, sizeof one, &one);
+                  return std::to_string(mp::cpu_count());
+              }),
+              "1");
+}
+
+namespace {
+bool write_file(const std::string& path, const std::string& text) {
+    FILE* f = std::fopen(path.c_str(), "w");
+    if (!f) return false;
+    const bool ok = std::fputs(text.c_str(), f) >= 0;
+    return std::fclose(f) == 0 && ok;
+}
+}  // namespace
+
+TEST_F(ProcessApi, CpuCountHonoursACgroupQuotaSetOnAnAncestor) {
+    // A cgroup v1 "cpu" hierarchy: outer/ has a quota of half a CPU, outer/inner/ none. A child
+    // moved into inner/ must see 1 CPU. Needs root and a writable cgroup v1 cpu controller.
+    const std::string outer = "/sys/fs/cgroup/cpu/polyproc-test-" + std::to_string(::getpid());
+    const std::string inner = outer + "/inner";
+    if (::mkdir(outer.c_str(), 0755) != 0) GTEST_SKIP() << "cannot create a cgroup here: " << std::strerror(errno);
+    struct Cleanup {
+        std::string outer, inner;
+        ~Cleanup() {
+            ::rmdir(inner.c_str());
+            ::rmdir(outer.c_str());
+        }
+    } cleanup{outer, inner};
+    ASSERT_EQ(::mkdir(inner.c_str(), 0755), 0);
+    ASSERT_TRUE(write_file(outer + "/cpu.cfs_period_us", "100000"));
+    ASSERT_TRUE(write_file(outer + "/cpu.cfs_quota_us", "50000"));
+    EXPECT_EQ(in_child([&] {
+                  if (!write_file(inner + "/cgroup.procs", std::to_string(::getpid()))) return std::string("move failed");
                   return std::to_string(mp::cpu_count());
               }),
               "1");

@@ -145,7 +145,8 @@ using Address = std::variant<std::string, InetAddress>;
 std::string to_string(const Address& address);
 
 // Python's Listener(address=None, family=None, backlog=1, authkey=None). With no address, an
-// AF_UNIX socket in a fresh private temporary directory, both removed by close(). With an authkey,
+// AF_UNIX socket in a fresh private directory under $TMPDIR, both removed by close() in the
+// creating process (a fork child closing its copy leaves them). With an authkey,
 // accept() runs CPython's mutual HMAC challenge (sha256; legacy MD5 peers accepted) and throws
 // mp::AuthenticationError when the peer fails it.
 class Listener {
