@@ -371,7 +371,8 @@ void Process::run_in_child(pid_t parent_pid, const std::string& parent_name) {
     running_as_ = ::getpid();
     if (daemon_) {
         ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (::getppid() != parent_pid) ::_exit(1);  // the parent died before prctl took effect
+        // The parent died before prctl took effect: die as the kernel would have made us.
+        if (::getppid() != parent_pid) ::raise(SIGKILL);
     }
     {
         auto& r = registry();
