@@ -6,6 +6,11 @@ BufferTooShort::BufferTooShort(std::vector<std::byte> message)
     : ProcessError("BufferTooShort: message of " + std::to_string(message.size()) + " bytes does not fit the buffer"),
       message_(std::move(message)) {}
 
+OwnerDiedError::OwnerDiedError(pid_t dead_pid)
+    : ProcessError("the owner of the lock (process " + std::to_string(dead_pid) +
+                   ") died while holding it; you now hold the lock: repair what it guards, then release() it"),
+      pid_(dead_pid) {}
+
 RemoteError::RemoteError(std::string type_name, std::string message, pid_t pid, std::string trace)
     : ProcessError(type_name + ": " + message + " (raised in process " + std::to_string(pid) + ")"),
       type_name_(std::move(type_name)),

@@ -141,3 +141,97 @@ void ignore_sigpipe_once() {
 
 }  // namespace os
 }  // namespace polyproc
+
+// ---- futex and shared anonymous memory -------------------------------------------------------
+#include <linux/futex.h>
+#include <sched.h>
+#include <sys/mman.h>
+
+namespace polyproc::os {
+
+void yield_cpu() noexcept { ::sched_yield(); }
+
+bool futex_wait(const std::uint32_t* word, std::uint32_t expected, detail::Deadline deadline) {
+    timespec abs{};
+    const timespec* timeout = nullptr;
+    if (!deadline.is_never()) {
+        // FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC time: no drift across retries.
+        const auto at = std::chrono::steady_clock::now() + *deadline.remaining();
+        const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(at.time_since_epoch()).count();
+        abs.tv_sec = static_cast<time_t>(ns / 1000000000);
+        abs.tv_nsec = static_cast<long>(ns % 1000000000);
+        timeout = &abs;
+    }
+    const long r = ::syscall(SYS_futex, word, FUTEX_WAIT_BITSET, expected, timeout, nullptr, FUTEX_BITSET_MATCH_ANY);
+    if (r == 0) return true;
+    switch (errno) {
+        case EAGAIN:  // the value had already changed
+        case EINTR:
+            return true;
+        case ETIMEDOUT:
+            return false;
+        default:
+            throw_errno("futex(FUTEX_WAIT_BITSET)");
+    }
+}
+
+void futex_wake(const std::uint32_t* word, int count) {
+    if (::syscall(SYS_futex, word, FUTEX_WAKE, count, nullptr, nullptr, 0) == -1) throw_errno("futex(FUTEX_WAKE)");
+}
+
+void* map_shared_anonymous(std::size_t size) {
+    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw_errno("mmap(MAP_SHARED|MAP_ANONYMOUS)");
+    return p;
+}
+
+void unmap(void* p, std::size_t size) noexcept { ::munmap(p, size); }
+
+}  // namespace polyproc::os
+
+// ---- POSIX shared memory and randomness (shared_memory.hpp, resource tracker) ----------------
+#include <sys/mman.h>
+#include <sys/random.h>
+
+namespace polyproc::os {
+
+namespace {
+[[noreturn]] void throw_errno_on(const char* call, const std::string& name, int err = errno) {
+    throw std::system_error(err, std::generic_category(), std::string(call) + "('" + name + "')");
+}
+}  // namespace
+
+FileDescriptor shm_open(const std::string& name, int flags, mode_t mode) {
+    // glibc adds O_CLOEXEC itself; say it anyway, as every descriptor here is close-on-exec.
+    const int fd = retry_eintr([&] { return ::shm_open(name.c_str(), flags | O_CLOEXEC, mode); });
+    if (fd == -1) throw_errno_on("shm_open", name);
+    return FileDescriptor(fd);
+}
+
+void shm_unlink(const std::string& name) {
+    if (retry_eintr([&] { return ::shm_unlink(name.c_str()); }) == -1) throw_errno_on("shm_unlink", name);
+}
+
+void ftruncate(int fd, off_t length) { check("ftruncate", [&] { return ::ftruncate(fd, length); }); }
+
+off_t fstat_size(int fd) {
+    struct stat st {};
+    check("fstat", [&] { return ::fstat(fd, &st); });
+    return st.st_size;
+}
+
+void* map_shared_fd(int fd, std::size_t size) {
+    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) throw_errno("mmap(MAP_SHARED)");
+    return p;
+}
+
+void random_bytes(std::span<std::byte> out) {
+    std::size_t done = 0;
+    while (done < out.size()) {
+        const ssize_t n = check("getrandom", [&] { return ::getrandom(out.data() + done, out.size() - done, 0); });
+        done += static_cast<std::size_t>(n);
+    }
+}
+
+}  // namespace polyproc::os

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cerrno>
+#include <chrono>
+#include <cstdint>
 #include <cstddef>
 #include <optional>
 #include <span>
@@ -60,5 +62,55 @@ size_t read_full(int fd, std::span<std::byte> buf);
 void write_all(int fd, bool socket, std::span<iovec> parts, const char* call);
 
 void ignore_sigpipe_once();
+void yield_cpu() noexcept;  // sched_yield(2)
+
+}  // namespace polyproc::os
+
+// ---- futex and shared anonymous memory (synchronization primitives) -------------------------
+namespace polyproc::os {
+
+// Sleeps while *word == expected (a shared, not private, futex: the word may live in memory shared
+// between processes). Returns false when the deadline passed; true on a wake-up, a value change
+// or a signal (callers re-check their condition in a loop).
+bool futex_wait(const std::uint32_t* word, std::uint32_t expected, detail::Deadline deadline);
+void futex_wake(const std::uint32_t* word, int count);
+
+// A MAP_SHARED | MAP_ANONYMOUS mapping: inherited by fork children, freed with its last user.
+void* map_shared_anonymous(std::size_t size);
+void unmap(void* p, std::size_t size) noexcept;
+
+// Calls ready() in a short spin (pause, then yield) before the caller sleeps: waking a sleeping
+// process on another core costs ~40 µs here, far more than the spin.
+template <class Ready>
+bool spin_until(Ready&& ready, std::chrono::nanoseconds budget = std::chrono::microseconds(50)) {
+    for (int i = 0; i < 128; ++i) {
+        if (ready()) return true;
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+    }
+    const auto start = std::chrono::steady_clock::now();
+    for (;;) {
+        if (ready()) return true;
+        if (std::chrono::steady_clock::now() - start >= budget) return false;
+        yield_cpu();
+    }
+}
+
+}  // namespace polyproc::os
+
+// ---- POSIX shared memory and randomness (shared_memory.hpp, resource tracker) ----------------
+namespace polyproc::os {
+
+// shm_open(3) / shm_unlink(3) on a name with its leading slash ("/psm_1a2b3c4d"). Failures name
+// the call and the object, like Python's "[Errno 17] File exists: '/psm_1a2b3c4d'".
+FileDescriptor shm_open(const std::string& name, int flags, mode_t mode);
+void shm_unlink(const std::string& name);
+void ftruncate(int fd, off_t length);
+off_t fstat_size(int fd);
+// mmap(PROT_READ|PROT_WRITE, MAP_SHARED) of the first `size` bytes of fd; release with os::unmap.
+void* map_shared_fd(int fd, std::size_t size);
+// Fills `out` from getrandom(2) (the kernel's CSPRNG; Python's secrets.token_hex).
+void random_bytes(std::span<std::byte> out);
 
 }  // namespace polyproc::os

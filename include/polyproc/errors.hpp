@@ -8,6 +8,7 @@
 // EOFError                           mp::EOFError             std::runtime_error
 // ValueError / AssertionError        mp::ValueError           std::logic_error   (misuse)
 // threading.BrokenBarrierError       mp::BrokenBarrierError   std::runtime_error
+// (a lock's owner died; new)         mp::OwnerDiedError       mp::ProcessError
 // OSError                            std::system_error naming the failed call
 // pickle.UnpicklingError             mp::DecodeError          mp::ProcessError   (corrupt frame, wrong type)
 // (worker raised)                    mp::RemoteError          mp::ProcessError
@@ -87,6 +88,18 @@ class BrokenBarrierError : public std::runtime_error {
 public:
     BrokenBarrierError() : std::runtime_error("barrier is broken") {}
     using std::runtime_error::runtime_error;
+};
+
+// A Lock or RLock was acquired after its previous owner died holding it (SIGKILL, crash, a thread
+// that exited). The acquirer HOLDS the lock when this is thrown: repair the state the lock guards,
+// then release() it. (Python's locks would block forever here.)
+class OwnerDiedError : public ProcessError {
+public:
+    explicit OwnerDiedError(pid_t dead_pid);
+    pid_t pid() const noexcept { return pid_; }  // the process the dead owner belonged to
+
+private:
+    pid_t pid_;
 };
 
 // A task raised an exception of a type that cannot be rethrown as itself in the parent.

@@ -20,6 +20,8 @@
 #include "polyproc/errors.hpp"
 #include "polyproc/process.hpp"
 #include "polyproc/reduction.hpp"
+#include "polyproc/sharedctypes.hpp"
+#include "polyproc/synchronize.hpp"
 
 namespace polyproc {
 

@@ -1,0 +1,240 @@
+// polyproc/synchronize.hpp — Lock, RLock, Semaphore, BoundedSemaphore, Condition, Event, Barrier
+// (Python's multiprocessing.synchronize).
+//
+// Every primitive keeps its state in anonymous shared memory (detail/shared_region.hpp) and sleeps
+// on futexes after a brief spin: no busy-waiting, no polling. Handles are cheap copies of one shared
+// object: capture them in a child's lambda or pass them as arguments, exactly as Python passes
+// them. The memory is freed by the kernel when the last process using it is gone, even after
+// SIGKILL.
+//
+// Python's semantics: acquire(block = true, timeout = {}) -> bool (a timeout <= 0 tries once);
+// Python's errors with Python's messages (mp::ValueError for Python's ValueError and
+// AssertionError). The standard names (lock, unlock, try_lock, try_lock_for, try_lock_until) make
+// std::lock_guard, std::unique_lock, std::scoped_lock and std::condition_variable_any work.
+//
+// Better than Python when a process dies:
+//   * Lock, RLock (and so Condition's lock): if the owner dies holding it, the next acquirer gets
+//     the lock AND mp::OwnerDiedError naming the dead process; it repairs the guarded state and
+//     release()s. The kernel's robust-futex list tells us; nothing polls.
+//   * Semaphore units taken by a process that dies are not returned (a semaphore has no owner).
+//   * A process that dies inside Condition::wait is simply no longer a waiter; notify() skips it.
+//   * A Barrier party that dies never arrives: the others wait until their timeout, which then
+//     breaks the barrier (BrokenBarrierError), as a timeout always does. Give barriers a timeout
+//     when parties may die.
+//
+// Deviations from Python, both deliberate: a Lock has an owner, so releasing a Lock held by another
+// thread or process is an error (Python allows it); and a thread that blocks forever acquiring a
+// Lock it already holds gets mp::ValueError instead of a deadlock.
+//
+//   mp::Lock lock;
+//   mp::Value<int> counter(0);
+//   mp::Process p([&] { std::lock_guard guard(lock); counter.set_value(counter.value() + 1); });
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <pthread.h>
+#include <string>
+#include <sys/types.h>
+
+#include "polyproc/detail/shared_region.hpp"
+#include "polyproc/detail/timeout.hpp"
+#include "polyproc/errors.hpp"
+
+namespace polyproc {
+
+namespace detail {
+
+struct MutexState {
+    pthread_mutex_t mutex;  // robust, process-shared
+    pid_t owner_pid = 0;    // 0 while free
+    pid_t owner_tid = 0;
+    std::uint32_t depth = 0;  // RLock recursion depth
+    bool recursive = false;
+};
+
+struct CondState {
+    std::uint32_t seq = 0;      // futex word: bumped by every notify
+    std::uint32_t waiters = 0;  // processes/threads inside wait()
+};
+
+struct CounterState {
+    std::uint32_t value = 0;  // futex word
+    std::uint32_t waiters = 0;
+    std::uint32_t maxvalue = 0;  // 0: unbounded (SEM_VALUE_MAX)
+};
+
+struct EventState {
+    std::uint32_t flag = 0;  // futex word
+    std::uint32_t waiters = 0;
+};
+
+struct BarrierState {
+    MutexState mutex;
+    CondState cond;
+    int parties = 0;
+    int count = 0;
+    int state = 0;  // Python's: 0 filling, 1 draining, -1 resetting, -2 broken
+    std::int64_t default_timeout_ns = -1;
+};
+
+void init_mutex(MutexState& m, bool recursive);
+bool mutex_acquire(MutexState& m, bool block, Timeout timeout);
+void mutex_release(MutexState& m);
+bool mutex_is_mine(const MutexState& m) noexcept;
+std::string mutex_repr(const MutexState& m, const char* kind);
+
+// Condition variable on a futex word, used with any MutexState. Releases the mutex completely
+// (all RLock levels) while waiting and restores the same depth. false on timeout.
+bool cond_wait(CondState& c, MutexState& m, Deadline deadline);
+void cond_notify(CondState& c, int n);
+
+// The shared half of a Lock or RLock handle.
+class LockBase {
+public:
+    bool acquire(bool block = true, Timeout timeout = {}) { return mutex_acquire(*state_, block, timeout); }
+    void release() { mutex_release(*state_); }
+    void lock() { acquire(); }
+    void unlock() { release(); }
+    bool try_lock() { return acquire(false); }
+    template <class Rep, class Period>
+    bool try_lock_for(const std::chrono::duration<Rep, Period>& d) {
+        return acquire(true, d);
+    }
+    template <class Clock, class Duration>
+    bool try_lock_until(const std::chrono::time_point<Clock, Duration>& t) {
+        return acquire(true, t - Clock::now());
+    }
+    // Whether the calling thread holds it (Python's _is_mine()).
+    bool is_mine() const noexcept { return mutex_is_mine(*state_); }
+    MutexState& state() const noexcept { return *state_; }
+
+protected:
+    explicit LockBase(bool recursive);
+    std::shared_ptr<SharedRegion> region_;
+    MutexState* state_;
+};
+
+}  // namespace detail
+
+// A non-recursive lock. Python: multiprocessing.Lock.
+class Lock : public detail::LockBase {
+public:
+    Lock() : LockBase(false) {}
+    std::string repr() const { return detail::mutex_repr(*state_, "Lock"); }  // <Lock(owner=MainProcess)>
+};
+
+// A lock its owner thread may acquire again; released when released as often. Python: RLock.
+class RLock : public detail::LockBase {
+public:
+    RLock() : LockBase(true) {}
+    std::string repr() const { return detail::mutex_repr(*state_, "RLock"); }  // <RLock(MainProcess, 2)>
+};
+
+// A counter of free units. Python: multiprocessing.Semaphore(value=1).
+class Semaphore {
+public:
+    // std::system_error(EINVAL) for a negative value, as Python's sem_open.
+    explicit Semaphore(int value = 1);
+    bool acquire(bool block = true, Timeout timeout = {});
+    void release();
+    int get_value() const noexcept;
+    void lock() { acquire(); }
+    void unlock() { release(); }
+    bool try_lock() { return acquire(false); }
+    template <class Rep, class Period>
+    bool try_lock_for(const std::chrono::duration<Rep, Period>& d) {
+        return acquire(true, d);
+    }
+    std::string repr() const;  // <Semaphore(value=N)>
+
+protected:
+    Semaphore(int value, bool bounded);
+    std::shared_ptr<detail::SharedRegion> region_;
+    detail::CounterState* state_;
+};
+
+// A Semaphore whose release() beyond the initial value is an error. Python: BoundedSemaphore.
+class BoundedSemaphore : public Semaphore {
+public:
+    explicit BoundedSemaphore(int value = 1) : Semaphore(value, true) {}
+    std::string repr() const;  // <BoundedSemaphore(value=N, maxvalue=M)>
+};
+
+// Python: multiprocessing.Condition(lock=None); the default lock is a new RLock.
+class Condition {
+public:
+    Condition() : Condition(RLock()) {}
+    explicit Condition(Lock lock) : Condition(static_cast<detail::LockBase&&>(lock)) {}
+    explicit Condition(RLock lock) : Condition(static_cast<detail::LockBase&&>(lock)) {}
+
+    bool acquire(bool block = true, Timeout timeout = {}) { return lock_.acquire(block, timeout); }
+    void release() { lock_.release(); }
+    void lock() { lock_.lock(); }
+    void unlock() { lock_.unlock(); }
+    bool try_lock() { return lock_.try_lock(); }
+
+    // True when notified, false on timeout. mp::ValueError("must acquire() condition before using
+    // wait()") when the caller does not hold the lock.
+    bool wait(Timeout timeout = {});
+    // Python's wait_for: waits until predicate() is truthy; returns its last value.
+    template <class Predicate>
+    auto wait_for(Predicate predicate, Timeout timeout = {}) -> decltype(predicate()) {
+        auto result = predicate();
+        const detail::Deadline deadline(timeout);
+        while (!result) {
+            if (deadline.expired()) break;
+            wait(deadline.is_never() ? Timeout() : Timeout(*deadline.remaining()));
+            result = predicate();
+        }
+        return result;
+    }
+    // Wakes up to n waiters. mp::ValueError("lock is not owned") when the caller does not hold it.
+    void notify(int n = 1);
+    void notify_all();
+
+private:
+    explicit Condition(detail::LockBase&& lock);
+    detail::LockBase lock_;
+    std::shared_ptr<detail::SharedRegion> region_;
+    detail::CondState* state_;
+};
+
+// Python: multiprocessing.Event.
+class Event {
+public:
+    Event();
+    bool is_set() const noexcept;
+    void set();
+    void clear();
+    // True if the flag is set on return, false on timeout.
+    bool wait(Timeout timeout = {});
+
+private:
+    std::shared_ptr<detail::SharedRegion> region_;
+    detail::EventState* state_;
+};
+
+// Python: multiprocessing.Barrier(parties, action=None, timeout=None), threading.Barrier's
+// semantics. The action runs in the process of the last party to arrive, before anyone is released.
+class Barrier {
+public:
+    explicit Barrier(int parties, std::function<void()> action = {}, Timeout timeout = {});
+    // Returns the arrival index 0..parties-1. An empty timeout uses the constructor's.
+    // mp::BrokenBarrierError when the barrier is or becomes broken (abort, reset, timeout).
+    int wait(Timeout timeout = {});
+    void reset();
+    void abort();
+    int parties() const noexcept;
+    int n_waiting() const;
+    bool broken() const;
+
+private:
+    std::function<void()> action_;
+    std::shared_ptr<detail::SharedRegion> region_;
+    detail::BarrierState* state_;
+};
+
+}  // namespace polyproc

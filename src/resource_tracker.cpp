@@ -1,0 +1,1 @@
+// SharedMemory and its resource tracker: in progress (issue #3).

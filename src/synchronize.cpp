@@ -1,0 +1,431 @@
+// Lock, RLock, Semaphore, BoundedSemaphore, Condition, Event, Barrier. See synchronize.hpp.
+#include "polyproc/synchronize.hpp"
+
+#include <atomic>
+#include <cerrno>
+#include <climits>
+#include <ctime>
+
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "os.hpp"
+#include "polyproc/process.hpp"
+
+namespace polyproc {
+
+namespace detail {
+
+// ---- shared memory ------------------------------------------------------------------------------
+
+SharedRegion::SharedRegion(std::size_t size)
+    : data_(os::map_shared_anonymous(size == 0 ? 1 : size)), size_(size == 0 ? 1 : size) {}
+
+SharedRegion::~SharedRegion() { os::unmap(data_, size_); }
+
+namespace {
+
+// ---- who am I: pid and tid, cached per thread and refreshed in a fork child ------------------
+
+struct Self {
+    pid_t pid = 0;
+    pid_t tid = 0;
+};
+thread_local Self self_cache;
+std::atomic<unsigned> fork_generation{0};
+thread_local unsigned self_generation = ~0u;
+
+void bump_fork_generation() noexcept { fork_generation.fetch_add(1, std::memory_order_relaxed); }
+
+const Self& self() noexcept {
+    static const bool registered = (::pthread_atfork(nullptr, nullptr, bump_fork_generation), true);
+    (void)registered;
+    const unsigned gen = fork_generation.load(std::memory_order_relaxed);
+    if (self_generation != gen) {
+        self_cache.pid = ::getpid();
+        self_cache.tid = static_cast<pid_t>(::syscall(SYS_gettid));
+        self_generation = gen;
+    }
+    return self_cache;
+}
+
+template <class T>
+std::atomic_ref<T> atomic(T& x) noexcept {
+    return std::atomic_ref<T>(x);
+}
+
+timespec monotonic_deadline(const Deadline& d) {
+    timespec now{};
+    ::clock_gettime(CLOCK_MONOTONIC, &now);
+    const auto left = d.remaining().value_or(std::chrono::nanoseconds(0)).count();
+    long long ns = static_cast<long long>(now.tv_nsec) + left % 1000000000;
+    timespec at{};
+    at.tv_sec = now.tv_sec + static_cast<time_t>(left / 1000000000) + static_cast<time_t>(ns / 1000000000);
+    at.tv_nsec = static_cast<long>(ns % 1000000000);
+    return at;
+}
+
+void take_ownership(MutexState& m) noexcept {
+    const Self& me = self();
+    m.owner_pid = me.pid;
+    m.owner_tid = me.tid;
+    m.depth = 1;
+}
+
+}  // namespace
+
+// ---- Lock and RLock ----------------------------------------------------------------------------
+
+void init_mutex(MutexState& m, bool recursive) {
+    pthread_mutexattr_t attr;
+    ::pthread_mutexattr_init(&attr);
+    ::pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+    // Robust: the kernel marks the mutex when its owner dies, which is how we report OwnerDiedError.
+    ::pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+    ::pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ERRORCHECK);
+    const int rc = ::pthread_mutex_init(&m.mutex, &attr);
+    ::pthread_mutexattr_destroy(&attr);
+    if (rc != 0) os::throw_errno("pthread_mutex_init", rc);
+    m.recursive = recursive;
+}
+
+bool mutex_is_mine(const MutexState& m) noexcept {
+    const Self& me = self();
+    return atomic(const_cast<pid_t&>(m.owner_pid)).load(std::memory_order_relaxed) == me.pid &&
+           atomic(const_cast<pid_t&>(m.owner_tid)).load(std::memory_order_relaxed) == me.tid;
+}
+
+bool mutex_acquire(MutexState& m, bool block, Timeout timeout) {
+    if (m.recursive && mutex_is_mine(m)) {
+        ++m.depth;
+        return true;
+    }
+    if (timeout.non_blocking()) block = false;  // Python: a timeout <= 0 tries once
+    int rc = ::pthread_mutex_trylock(&m.mutex);
+    if (rc == EDEADLK || (rc == EBUSY && mutex_is_mine(m))) {
+        // We hold it already. Python would deadlock on a blocking acquire; a bounded wait would
+        // time out; waiting forever on ourselves is a bug worth reporting.
+        if (!block || timeout) return false;
+        throw ValueError("Lock.acquire() would deadlock: the calling thread already holds this Lock");
+    }
+    if (rc == EBUSY && block) {
+        if (!os::spin_until([&] { return (rc = ::pthread_mutex_trylock(&m.mutex)) != EBUSY; },
+                            std::chrono::microseconds(20))) {
+            if (timeout) {
+                const timespec at = monotonic_deadline(Deadline(timeout));
+                rc = ::pthread_mutex_clocklock(&m.mutex, CLOCK_MONOTONIC, &at);
+            } else {
+                rc = ::pthread_mutex_lock(&m.mutex);
+            }
+        }
+    }
+    switch (rc) {
+        case 0:
+            take_ownership(m);
+            return true;
+        case EBUSY:
+        case ETIMEDOUT:
+            return false;
+        case EOWNERDEAD: {
+            const pid_t dead = m.owner_pid;
+            ::pthread_mutex_consistent(&m.mutex);
+            take_ownership(m);
+            throw OwnerDiedError(dead);
+        }
+        default:
+            os::throw_errno("pthread_mutex_lock", rc);
+    }
+}
+
+void mutex_release(MutexState& m) {
+    if (!mutex_is_mine(m)) {
+        if (m.recursive) throw ValueError("attempt to release recursive lock not owned by thread");
+        if (atomic(m.owner_pid).load(std::memory_order_relaxed) == 0)
+            throw ValueError("semaphore or lock released too many times");
+        throw ValueError("cannot release a Lock held by another thread or process (polyproc's Lock has an owner)");
+    }
+    if (--m.depth > 0) return;
+    atomic(m.owner_tid).store(0, std::memory_order_relaxed);
+    atomic(m.owner_pid).store(0, std::memory_order_relaxed);
+    const int rc = ::pthread_mutex_unlock(&m.mutex);
+    if (rc != 0) os::throw_errno("pthread_mutex_unlock", rc);
+}
+
+std::string mutex_repr(const MutexState& m, const char* kind) {
+    const pid_t pid = atomic(const_cast<pid_t&>(m.owner_pid)).load(std::memory_order_relaxed);
+    std::string owner;
+    if (pid == 0) owner = "None";
+    else if (mutex_is_mine(m)) owner = current_process().name();
+    else if (pid == self().pid) owner = "SomeOtherThread";
+    else owner = "SomeOtherProcess";
+    if (m.recursive) return std::string("<") + kind + "(" + owner + ", " + std::to_string(pid ? m.depth : 0) + ")>";
+    return std::string("<") + kind + "(owner=" + owner + ")>";
+}
+
+LockBase::LockBase(bool recursive) {
+    auto [region, state] = make_shared_object<MutexState>();
+    init_mutex(*state, recursive);
+    region_ = std::move(region);
+    state_ = state;
+}
+
+// ---- Condition ---------------------------------------------------------------------------------
+
+bool cond_wait(CondState& c, MutexState& m, Deadline deadline) {
+    const std::uint32_t seq = atomic(c.seq).load();
+    atomic(c.waiters).fetch_add(1);
+    // Release every level, remember the depth, and restore it however we leave.
+    const std::uint32_t depth = m.depth;
+    m.depth = 1;
+    mutex_release(m);
+    bool notified = os::spin_until([&] { return atomic(c.seq).load() != seq; });
+    while (!notified) {
+        if (!os::futex_wait(&c.seq, seq, deadline)) break;
+        notified = atomic(c.seq).load() != seq;
+    }
+    atomic(c.waiters).fetch_sub(1);
+    struct Restore {
+        MutexState& m;
+        std::uint32_t depth;
+        ~Restore() {
+            if (mutex_is_mine(m)) m.depth = depth;
+        }
+    } restore{m, depth};
+    mutex_acquire(m, true, {});  // OwnerDiedError propagates with the lock held at its old depth
+    return notified;
+}
+
+void cond_notify(CondState& c, int n) {
+    if (atomic(c.waiters).load() == 0) return;
+    atomic(c.seq).fetch_add(1);
+    os::futex_wake(&c.seq, n);
+}
+
+}  // namespace detail
+
+Condition::Condition(detail::LockBase&& lock) : lock_(std::move(lock)) {
+    auto [region, state] = detail::make_shared_object<detail::CondState>();
+    region_ = std::move(region);
+    state_ = state;
+}
+
+bool Condition::wait(Timeout timeout) {
+    if (!lock_.is_mine()) throw ValueError("must acquire() condition before using wait()");
+    if (timeout.non_blocking()) {
+        // Python's wait(0): releases and re-acquires, never sleeps, reports "not notified".
+        return detail::cond_wait(*state_, lock_.state(), detail::Deadline(std::chrono::nanoseconds(0)));
+    }
+    return detail::cond_wait(*state_, lock_.state(), detail::Deadline(timeout));
+}
+
+void Condition::notify(int n) {
+    if (!lock_.is_mine()) throw ValueError("lock is not owned");
+    if (n > 0) detail::cond_notify(*state_, n);
+}
+
+void Condition::notify_all() { notify(INT_MAX); }
+
+// ---- Semaphore ---------------------------------------------------------------------------------
+
+Semaphore::Semaphore(int value) : Semaphore(value, false) {}
+
+Semaphore::Semaphore(int value, bool bounded) {
+    if (value < 0) os::throw_error(std::errc::invalid_argument, "Semaphore: the initial value must be >= 0, not " + std::to_string(value));
+    auto [region, state] = detail::make_shared_object<detail::CounterState>();
+    state->value = static_cast<std::uint32_t>(value);
+    state->maxvalue = bounded ? static_cast<std::uint32_t>(value) : 0;
+    region_ = std::move(region);
+    state_ = state;
+}
+
+bool Semaphore::acquire(bool block, Timeout timeout) {
+    auto value = detail::atomic(state_->value);
+    auto try_take = [&] {
+        std::uint32_t v = value.load();
+        while (v > 0)
+            if (value.compare_exchange_weak(v, v - 1)) return true;
+        return false;
+    };
+    if (try_take()) return true;
+    if (!block || timeout.non_blocking()) return false;
+    if (os::spin_until(try_take)) return true;
+    const detail::Deadline deadline(timeout);
+    auto waiters = detail::atomic(state_->waiters);
+    waiters.fetch_add(1);
+    bool got = false;
+    for (;;) {
+        if ((got = try_take())) break;
+        if (!os::futex_wait(&state_->value, 0, deadline)) {
+            got = try_take();
+            break;
+        }
+    }
+    waiters.fetch_sub(1);
+    return got;
+}
+
+void Semaphore::release() {
+    auto value = detail::atomic(state_->value);
+    const std::uint32_t max = state_->maxvalue;
+    std::uint32_t v = value.load();
+    for (;;) {
+        if (max != 0 && v >= max) throw ValueError("semaphore or lock released too many times");
+        if (v == static_cast<std::uint32_t>(INT_MAX)) throw ValueError("semaphore value would exceed SEM_VALUE_MAX");
+        if (value.compare_exchange_weak(v, v + 1)) break;
+    }
+    if (detail::atomic(state_->waiters).load() > 0) os::futex_wake(&state_->value, 1);
+}
+
+int Semaphore::get_value() const noexcept { return static_cast<int>(detail::atomic(state_->value).load()); }
+
+std::string Semaphore::repr() const { return "<Semaphore(value=" + std::to_string(get_value()) + ")>"; }
+
+std::string BoundedSemaphore::repr() const {
+    return "<BoundedSemaphore(value=" + std::to_string(get_value()) + ", maxvalue=" + std::to_string(state_->maxvalue) + ")>";
+}
+
+// ---- Event -------------------------------------------------------------------------------------
+
+Event::Event() {
+    auto [region, state] = detail::make_shared_object<detail::EventState>();
+    region_ = std::move(region);
+    state_ = state;
+}
+
+bool Event::is_set() const noexcept { return detail::atomic(state_->flag).load() != 0; }
+
+void Event::set() {
+    detail::atomic(state_->flag).store(1);
+    if (detail::atomic(state_->waiters).load() > 0) os::futex_wake(&state_->flag, INT_MAX);
+}
+
+void Event::clear() { detail::atomic(state_->flag).store(0); }
+
+bool Event::wait(Timeout timeout) {
+    if (is_set()) return true;
+    if (timeout.non_blocking()) return false;
+    if (os::spin_until([&] { return is_set(); })) return true;
+    const detail::Deadline deadline(timeout);
+    detail::atomic(state_->waiters).fetch_add(1);
+    bool set = false;
+    while (!(set = is_set())) {
+        if (!os::futex_wait(&state_->flag, 0, deadline)) {
+            set = is_set();
+            break;
+        }
+    }
+    detail::atomic(state_->waiters).fetch_sub(1);
+    return set;
+}
+
+// ---- Barrier (threading.Barrier's algorithm, state in shared memory) ------------------------
+
+namespace {
+constexpr int kFilling = 0, kDraining = 1, kResetting = -1, kBroken = -2;
+
+struct BarrierGuard {
+    detail::BarrierState& b;
+    explicit BarrierGuard(detail::BarrierState& state) : b(state) {
+        try {
+            detail::mutex_acquire(b.mutex, true, {});
+        } catch (const OwnerDiedError&) {
+            // A party died inside the barrier's own critical section: the count may be off, so
+            // the barrier is broken for everyone (we hold the lock; the caller sees the state).
+            b.state = kBroken;
+        }
+    }
+    ~BarrierGuard() { detail::mutex_release(b.mutex); }
+};
+
+void barrier_break(detail::BarrierState& b) {
+    b.state = kBroken;
+    detail::cond_notify(b.cond, INT_MAX);
+}
+}  // namespace
+
+Barrier::Barrier(int parties, std::function<void()> action, Timeout timeout) : action_(std::move(action)) {
+    auto [region, state] = detail::make_shared_object<detail::BarrierState>();
+    detail::init_mutex(state->mutex, false);
+    state->parties = parties;
+    state->default_timeout_ns = timeout ? timeout.value().count() : -1;
+    region_ = std::move(region);
+    state_ = state;
+}
+
+int Barrier::wait(Timeout timeout) {
+    detail::BarrierState& b = *state_;
+    if (!timeout && b.default_timeout_ns >= 0) timeout = std::chrono::nanoseconds(b.default_timeout_ns);
+    const detail::Deadline deadline(timeout);
+    BarrierGuard guard(b);
+    // _enter: wait while a previous cycle drains or resets.
+    while (b.state == kDraining || b.state == kResetting) detail::cond_wait(b.cond, b.mutex, detail::Deadline::never());
+    if (b.state < 0) throw BrokenBarrierError();
+    const int index = b.count++;
+    struct Exit {  // _exit: the last one out of a draining or resetting barrier refills it
+        detail::BarrierState& b;
+        ~Exit() {
+            --b.count;
+            if (b.count == 0 && (b.state == kDraining || b.state == kResetting)) {
+                b.state = kFilling;
+                detail::cond_notify(b.cond, INT_MAX);
+            }
+        }
+    } exit{b};
+    if (index + 1 == b.parties) {  // _release
+        try {
+            if (action_) action_();
+            b.state = kDraining;
+            detail::cond_notify(b.cond, INT_MAX);
+        } catch (...) {
+            barrier_break(b);
+            throw;
+        }
+        return index;
+    }
+    // _wait
+    while (b.state == kFilling) {
+        bool woken = false;
+        try {
+            woken = !deadline.expired() && detail::cond_wait(b.cond, b.mutex, deadline);
+        } catch (const OwnerDiedError&) {  // a party died holding the barrier's lock
+            barrier_break(b);
+            throw BrokenBarrierError();
+        }
+        if (!woken && b.state == kFilling) {
+            barrier_break(b);
+            throw BrokenBarrierError();
+        }
+    }
+    if (b.state < 0) throw BrokenBarrierError();
+    return index;
+}
+
+void Barrier::reset() {
+    detail::BarrierState& b = *state_;
+    BarrierGuard guard(b);
+    if (b.count > 0) {
+        if (b.state == kFilling || b.state == kBroken) b.state = kResetting;
+    } else {
+        b.state = kFilling;
+    }
+    detail::cond_notify(b.cond, INT_MAX);
+}
+
+void Barrier::abort() {
+    BarrierGuard guard(*state_);
+    barrier_break(*state_);
+}
+
+int Barrier::parties() const noexcept { return state_->parties; }
+
+int Barrier::n_waiting() const {
+    BarrierGuard guard(*state_);
+    return state_->state == kFilling ? state_->count : 0;
+}
+
+bool Barrier::broken() const {
+    BarrierGuard guard(*state_);
+    return state_->state == kBroken;
+}
+
+}  // namespace polyproc

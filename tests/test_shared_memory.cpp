@@ -1,0 +1,2 @@
+// SharedMemory tests: in progress (issue #3).
+#include <gtest/gtest.h>

@@ -1,0 +1,506 @@
+// synchronize.hpp: Lock, RLock, Semaphore, BoundedSemaphore, Condition, Event, Barrier across real
+// processes, Python's errors, and what happens when a process dies holding or waiting on them.
+#include <condition_variable>
+#include <csignal>
+#include <mutex>
+#include <thread>
+
+#include "support.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+// Runs fn in a child, waits for it, returns its exit code.
+int run_child(std::function<void()> fn) {
+    mp::Process p(std::move(fn));
+    p.start();
+    p.join();
+    return *p.exitcode();
+}
+
+// A child that does `fn` then dies by SIGKILL, while the parent waits for it.
+pid_t die_in_child(std::function<void()> fn) {
+    mp::Process p([&] {
+        fn();
+        ::raise(SIGKILL);
+    });
+    p.start();
+    p.join();
+    EXPECT_EQ(p.exitcode(), -SIGKILL);
+    return p.pid();
+}
+
+}  // namespace
+
+class SyncTest : public ProcessTest {};
+
+// ---- Lock --------------------------------------------------------------------------------------
+
+TEST_F(SyncTest, LockBasicsAndPythonsErrors) {
+    mp::Lock lock;
+    EXPECT_EQ(lock.repr(), "<Lock(owner=None)>");
+    EXPECT_TRUE(lock.acquire());
+    EXPECT_EQ(lock.repr(), "<Lock(owner=MainProcess)>");
+    EXPECT_FALSE(lock.acquire(false));
+    EXPECT_FALSE(lock.acquire(true, 50ms));  // held by us: a bounded wait gives up
+    EXPECT_THROW_WITH(lock.acquire(), mp::ValueError, "would deadlock");
+    lock.release();
+    EXPECT_THROW_WITH(lock.release(), mp::ValueError, "semaphore or lock released too many times");
+    EXPECT_TRUE(lock.acquire(true, -1s));  // a timeout <= 0 tries once
+    lock.release();
+}
+
+TEST_F(SyncTest, LockExcludesOtherProcesses) {
+    mp::Lock lock;
+    mp::Event held, done;
+    mp::Process holder([&] {
+        lock.acquire();
+        held.set();
+        done.wait(30s);
+        lock.release();
+    });
+    holder.start();
+    ASSERT_TRUE(held.wait(30s));
+    EXPECT_FALSE(lock.acquire(false));
+    EXPECT_FALSE(lock.acquire(true, 50ms));
+    EXPECT_EQ(lock.repr(), "<Lock(owner=SomeOtherProcess)>");
+    EXPECT_THROW_WITH(lock.release(), mp::ValueError, "held by another thread or process");
+    done.set();
+    EXPECT_TRUE(lock.acquire(true, 30s));
+    lock.release();
+    holder.join();
+    EXPECT_EQ(holder.exitcode(), 0);
+}
+
+TEST_F(SyncTest, LockGivesMutualExclusionUnderContention) {
+    mp::Lock lock;
+    mp::RawValue<long> counter(0);
+    std::vector<mp::Process> ps;
+    for (int i = 0; i < 4; ++i)
+        ps.emplace_back([&] {
+            for (int k = 0; k < 20000; ++k) {
+                std::lock_guard guard(lock);
+                counter.set_value(counter.value() + 1);  // a non-atomic read-modify-write
+            }
+        });
+    for (auto& p : ps) p.start();
+    for (auto& p : ps) p.join();
+    for (auto& p : ps) EXPECT_EQ(p.exitcode(), 0);
+    EXPECT_EQ(counter.value(), 80000);
+}
+
+TEST_F(SyncTest, StandardLockingToolsWork) {
+    mp::Lock a;
+    mp::RLock b;
+    {
+        std::scoped_lock both(a, b);
+        EXPECT_TRUE(a.is_mine());
+        EXPECT_TRUE(b.is_mine());
+    }
+    EXPECT_FALSE(a.is_mine());
+    std::unique_lock ul(a, std::defer_lock);
+    EXPECT_TRUE(ul.try_lock_for(10ms));
+    ul.unlock();
+    EXPECT_TRUE(a.try_lock_until(std::chrono::steady_clock::now() + 10ms));
+    a.unlock();
+}
+
+TEST_F(SyncTest, DeadOwnerIsReportedNotABlockForever) {
+    mp::Lock lock;
+    const pid_t dead = die_in_child([&] { lock.acquire(); });
+    try {
+        lock.acquire(true, 30s);
+        FAIL() << "no OwnerDiedError";
+    } catch (const mp::OwnerDiedError& e) {
+        EXPECT_EQ(e.pid(), dead);
+        EXPECT_NE(std::string(e.what()).find(std::to_string(dead)), std::string::npos);
+    }
+    EXPECT_TRUE(lock.is_mine());  // we hold it now
+    EXPECT_EQ(run_child([&] { std::_Exit(lock.acquire(false) ? 1 : 0); }), 0);
+    lock.release();
+    EXPECT_TRUE(lock.acquire(false));  // and it works normally afterwards
+    lock.release();
+}
+
+TEST_F(SyncTest, DeadOwnerOfAnRLockToo) {
+    mp::RLock lock;
+    const pid_t dead = die_in_child([&] {
+        lock.acquire();
+        lock.acquire();
+    });
+    EXPECT_THROW_WITH(lock.acquire(), mp::OwnerDiedError, std::to_string(dead));
+    EXPECT_EQ(lock.repr(), "<RLock(MainProcess, 1)>");
+    lock.release();
+    EXPECT_EQ(lock.repr(), "<RLock(None, 0)>");
+}
+
+// ---- RLock -------------------------------------------------------------------------------------
+
+TEST_F(SyncTest, RLockIsRecursiveForItsOwnerOnly) {
+    mp::RLock lock;
+    EXPECT_TRUE(lock.acquire());
+    EXPECT_TRUE(lock.acquire());
+    EXPECT_EQ(lock.repr(), "<RLock(MainProcess, 2)>");
+    EXPECT_EQ(run_child([&] {
+                  const bool got = lock.acquire(false);
+                  try {
+                      lock.release();
+                  } catch (const mp::ValueError& e) {
+                      std::_Exit(!got && std::string(e.what()) == "attempt to release recursive lock not owned by thread" ? 0 : 2);
+                  }
+                  std::_Exit(3);
+              }),
+              0);
+    lock.release();
+    lock.release();
+    EXPECT_THROW_WITH(lock.release(), mp::ValueError, "attempt to release recursive lock not owned by thread");
+}
+
+TEST_F(SyncTest, RLockFromAnotherThreadOfTheSameProcess) {
+    mp::RLock lock;
+    lock.acquire();
+    std::thread t([&] {
+        EXPECT_FALSE(lock.acquire(false));
+        EXPECT_THROW(lock.release(), mp::ValueError);
+    });
+    t.join();
+    lock.release();
+}
+
+// ---- Semaphore ---------------------------------------------------------------------------------
+
+TEST_F(SyncTest, SemaphoreCountsAndTimesOut) {
+    mp::Semaphore sem(2);
+    EXPECT_EQ(sem.get_value(), 2);
+    EXPECT_TRUE(sem.acquire());
+    EXPECT_TRUE(sem.acquire(false));
+    EXPECT_FALSE(sem.acquire(false));
+    EXPECT_FALSE(sem.acquire(false, 1s));
+    EXPECT_FALSE(sem.acquire(true, 50ms));
+    EXPECT_EQ(sem.repr(), "<Semaphore(value=0)>");
+    sem.release();
+    sem.release();
+    sem.release();  // unbounded: may exceed the initial value
+    EXPECT_EQ(sem.get_value(), 3);
+    try {
+        mp::Semaphore bad(-1);
+        FAIL();
+    } catch (const std::system_error& e) {
+        EXPECT_EQ(e.code(), std::errc::invalid_argument);
+    }
+}
+
+TEST_F(SyncTest, BoundedSemaphoreRefusesOverRelease) {
+    mp::BoundedSemaphore sem(2);
+    EXPECT_EQ(sem.repr(), "<BoundedSemaphore(value=2, maxvalue=2)>");
+    EXPECT_THROW_WITH(sem.release(), mp::ValueError, "semaphore or lock released too many times");
+    sem.acquire();
+    sem.release();
+    EXPECT_EQ(sem.get_value(), 2);
+}
+
+TEST_F(SyncTest, SemaphoreWakesAWaiterInAnotherProcess) {
+    mp::Semaphore sem(0);
+    mp::Process waiter([&] { std::_Exit(sem.acquire(true, 30s) ? 0 : 1); });
+    waiter.start();
+    std::this_thread::sleep_for(50ms);  // let it sleep on the futex (correct either way)
+    sem.release();
+    waiter.join();
+    EXPECT_EQ(waiter.exitcode(), 0);
+    EXPECT_EQ(sem.get_value(), 0);
+}
+
+TEST_F(SyncTest, SemaphoreBoundsConcurrency) {
+    mp::Semaphore sem(3);
+    mp::Lock guard;
+    mp::RawValue<int> inside(0), most(0);
+    std::vector<mp::Process> ps;
+    for (int i = 0; i < 8; ++i)
+        ps.emplace_back([&] {
+            for (int k = 0; k < 50; ++k) {
+                std::lock_guard s(sem);
+                {
+                    std::lock_guard g(guard);
+                    inside.set_value(inside.value() + 1);
+                    most.set_value(std::max(most.value(), inside.value()));
+                }
+                std::this_thread::sleep_for(100us);
+                std::lock_guard g(guard);
+                inside.set_value(inside.value() - 1);
+            }
+        });
+    for (auto& p : ps) p.start();
+    for (auto& p : ps) p.join();
+    EXPECT_LE(most.value(), 3);
+    EXPECT_GE(most.value(), 2);
+    EXPECT_EQ(inside.value(), 0);
+    EXPECT_EQ(sem.get_value(), 3);
+}
+
+TEST_F(SyncTest, UnitsTakenByADeadProcessAreLost) {
+    mp::Semaphore sem(2);
+    die_in_child([&] { sem.acquire(); });
+    EXPECT_EQ(sem.get_value(), 1);  // documented: a semaphore has no owner to recover from
+}
+
+// ---- Event -------------------------------------------------------------------------------------
+
+TEST_F(SyncTest, EventWaitReturnsTheFlag) {
+    mp::Event ev;
+    EXPECT_FALSE(ev.is_set());
+    EXPECT_FALSE(ev.wait(0s));
+    EXPECT_FALSE(ev.wait(50ms));
+    ev.set();
+    EXPECT_TRUE(ev.is_set());
+    EXPECT_TRUE(ev.wait());
+    EXPECT_TRUE(ev.wait(0s));
+    ev.clear();
+    EXPECT_FALSE(ev.is_set());
+}
+
+TEST_F(SyncTest, EventSetInAChildWakesEveryWaiter) {
+    mp::Event ev;
+    std::vector<mp::Process> waiters;
+    for (int i = 0; i < 3; ++i) waiters.emplace_back([&] { std::_Exit(ev.wait(30s) ? 0 : 1); });
+    for (auto& w : waiters) w.start();
+    mp::Process setter([&] {
+        std::this_thread::sleep_for(50ms);
+        ev.set();
+    });
+    setter.start();
+    EXPECT_TRUE(ev.wait(30s));
+    setter.join();
+    for (auto& w : waiters) {
+        w.join();
+        EXPECT_EQ(w.exitcode(), 0);
+    }
+}
+
+// ---- Condition ---------------------------------------------------------------------------------
+
+TEST_F(SyncTest, ConditionRequiresItsLock) {
+    mp::Condition cond;
+    EXPECT_THROW_WITH(cond.wait(), mp::ValueError, "must acquire() condition before using wait()");
+    EXPECT_THROW_WITH(cond.notify(), mp::ValueError, "lock is not owned");
+    std::lock_guard guard(cond);
+    EXPECT_FALSE(cond.wait(0s));
+    EXPECT_FALSE(cond.wait(30ms));
+    cond.notify();  // nobody waits: fine
+}
+
+TEST_F(SyncTest, ConditionNotifyWakesAWaitingProcess) {
+    mp::Condition cond(mp::Lock{});
+    mp::RawValue<int> state(0);
+    mp::Process waiter([&] {
+        std::unique_lock lk(cond);
+        const bool ok = cond.wait_for([&] { return state.value() == 1; }, 30s);
+        state.set_value(2);
+        cond.notify();
+        lk.unlock();  // _Exit skips destructors: dying with the lock held would be OwnerDiedError
+        std::_Exit(ok ? 0 : 1);
+    });
+    waiter.start();
+    {
+        std::lock_guard g(cond);
+        state.set_value(1);
+        cond.notify();
+        EXPECT_TRUE(cond.wait_for([&] { return state.value() == 2; }, 30s));
+    }
+    waiter.join();
+    EXPECT_EQ(waiter.exitcode(), 0);
+}
+
+TEST_F(SyncTest, ConditionNotifyAllAndNotifyN) {
+    mp::Condition cond;
+    mp::RawValue<int> woken(0), ready(0);
+    std::vector<mp::Process> ps;
+    for (int i = 0; i < 4; ++i)
+        ps.emplace_back([&] {
+            std::lock_guard g(cond);
+            ready.set_value(ready.value() + 1);
+            if (cond.wait(30s)) woken.set_value(woken.value() + 1);
+        });
+    for (auto& p : ps) p.start();
+    auto all_ready = [&] {
+        std::lock_guard g(cond);
+        return ready.value() == 4;
+    };
+    for (int i = 0; i < 3000 && !all_ready(); ++i) std::this_thread::sleep_for(1ms);
+    ASSERT_TRUE(all_ready());
+    {
+        std::lock_guard g(cond);
+        cond.notify(2);
+    }
+    for (int i = 0; i < 3000 && woken.value() < 2; ++i) std::this_thread::sleep_for(1ms);
+    {
+        std::lock_guard g(cond);
+        EXPECT_GE(woken.value(), 2);
+        cond.notify_all();
+    }
+    for (auto& p : ps) p.join();
+    EXPECT_EQ(woken.value(), 4);
+}
+
+TEST_F(SyncTest, ConditionWaitRestoresTheRLockDepth) {
+    mp::Condition cond;  // RLock
+    cond.acquire();
+    cond.acquire();
+    mp::Process notifier([&] {
+        std::lock_guard g(cond);  // only possible because wait() released both levels
+        cond.notify();
+    });
+    notifier.start();
+    EXPECT_TRUE(cond.wait(30s));
+    cond.release();
+    cond.release();
+    EXPECT_THROW(cond.release(), mp::ValueError);
+    notifier.join();
+}
+
+TEST_F(SyncTest, WorksWithStdConditionVariableAny) {
+    mp::Lock lock;
+    std::condition_variable_any cv;
+    bool flag = false;
+    std::thread t([&] {
+        std::lock_guard g(lock);
+        flag = true;
+        cv.notify_one();
+    });
+    std::unique_lock lk(lock);
+    EXPECT_TRUE(cv.wait_for(lk, 30s, [&] { return flag; }));
+    lk.unlock();
+    t.join();
+}
+
+TEST_F(SyncTest, ADeadWaiterDoesNotBlockNotify) {
+    mp::Condition cond;
+    mp::Event waiting;
+    mp::Process doomed([&] {
+        std::lock_guard g(cond);
+        waiting.set();
+        cond.wait(60s);
+    });
+    doomed.start();
+    ASSERT_TRUE(waiting.wait(30s));
+    std::this_thread::sleep_for(20ms);
+    doomed.kill();
+    doomed.join();
+    mp::RawValue<int> woke(0);
+    mp::Process live([&] {
+        std::lock_guard g(cond);
+        waiting.clear();
+        woke.set_value(1);
+        std::_Exit(cond.wait(30s) ? 0 : 1);
+    });
+    waiting.clear();
+    live.start();
+    for (int i = 0; i < 3000 && woke.value() == 0; ++i) std::this_thread::sleep_for(1ms);
+    std::this_thread::sleep_for(20ms);
+    {
+        std::lock_guard g(cond);
+        cond.notify();
+    }
+    live.join();
+    EXPECT_EQ(live.exitcode(), 0);
+}
+
+// ---- Barrier -----------------------------------------------------------------------------------
+
+TEST_F(SyncTest, SinglePartyBarrierDoesNotBlock) {
+    mp::Barrier b(1);
+    EXPECT_EQ(b.wait(), 0);
+    EXPECT_EQ(b.parties(), 1);
+}
+
+TEST_F(SyncTest, BarrierGivesDistinctIndicesRunsTheActionOnceAndIsReusable) {
+    constexpr int parties = 3, cycles = 100;
+    mp::RawValue<int> actions(0);
+    mp::Barrier b(parties, [&] { actions.set_value(actions.value() + 1); }, 30s);
+    mp::RawArray<int> seen(parties * cycles);
+    std::vector<mp::Process> ps;
+    for (int i = 0; i < parties - 1; ++i)
+        ps.emplace_back([&] {
+            for (int c = 0; c < cycles; ++c) seen[static_cast<std::size_t>(c * parties + b.wait())] += 1;
+        });
+    for (auto& p : ps) p.start();
+    for (int c = 0; c < cycles; ++c) seen[static_cast<std::size_t>(c * parties + b.wait())] += 1;
+    for (auto& p : ps) p.join();
+    EXPECT_EQ(actions.value(), cycles);
+    for (int v : seen) EXPECT_EQ(v, 1);
+    EXPECT_FALSE(b.broken());
+    EXPECT_EQ(b.n_waiting(), 0);
+}
+
+TEST_F(SyncTest, BarrierTimeoutBreaksItForEveryone) {
+    mp::Barrier b(3);
+    mp::Process other([&] {
+        try {
+            b.wait(30s);
+        } catch (const mp::BrokenBarrierError&) {
+            std::_Exit(0);
+        }
+        std::_Exit(1);
+    });
+    other.start();
+    EXPECT_THROW(b.wait(100ms), mp::BrokenBarrierError);  // the third party never comes
+    other.join();
+    EXPECT_EQ(other.exitcode(), 0);
+    EXPECT_TRUE(b.broken());
+    EXPECT_THROW(b.wait(), mp::BrokenBarrierError);
+    b.reset();
+    EXPECT_FALSE(b.broken());
+}
+
+TEST_F(SyncTest, BarrierDefaultTimeout) {
+    mp::Barrier b(2, {}, 50ms);
+    EXPECT_THROW(b.wait(), mp::BrokenBarrierError);
+}
+
+TEST_F(SyncTest, BarrierAbortAndReset) {
+    mp::Barrier b(2);
+    mp::Process waiter([&] {
+        try {
+            b.wait(30s);
+        } catch (const mp::BrokenBarrierError&) {
+            std::_Exit(0);
+        }
+        std::_Exit(1);
+    });
+    waiter.start();
+    for (int i = 0; i < 3000 && b.n_waiting() == 0; ++i) std::this_thread::sleep_for(1ms);
+    EXPECT_EQ(b.n_waiting(), 1);
+    b.abort();
+    waiter.join();
+    EXPECT_EQ(waiter.exitcode(), 0);
+    EXPECT_TRUE(b.broken());
+    b.reset();
+    mp::Process again([&] { std::_Exit(b.wait(30s) >= 0 ? 0 : 1); });
+    again.start();
+    EXPECT_GE(b.wait(30s), 0);
+    again.join();
+    EXPECT_EQ(again.exitcode(), 0);
+}
+
+TEST_F(SyncTest, ActionThatThrowsBreaksTheBarrier) {
+    mp::Barrier b(1, [] { throw std::runtime_error("action failed"); });
+    EXPECT_THROW_WITH(b.wait(), std::runtime_error, "action failed");
+    EXPECT_TRUE(b.broken());
+}
+
+TEST_F(SyncTest, ADeadPartyBreaksTheBarrierAtTheTimeout) {
+    mp::Barrier b(3, {}, 300ms);
+    mp::Process waiting([&] {
+        try {
+            b.wait();
+        } catch (const mp::BrokenBarrierError&) {
+            std::_Exit(0);
+        }
+        std::_Exit(1);
+    });
+    waiting.start();
+    die_in_child([] {});  // the third party dies before it arrives
+    EXPECT_THROW(b.wait(), mp::BrokenBarrierError);
+    waiting.join();
+    EXPECT_EQ(waiting.exitcode(), 0);
+}
