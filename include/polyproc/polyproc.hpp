@@ -13,13 +13,15 @@
 //   }
 //
 // Each component also has its own header, named after CPython's module: errors.hpp,
-// reduction.hpp (the codec), connection.hpp, process.hpp.
+// reduction.hpp (the codec), connection.hpp, process.hpp, synchronize.hpp, sharedctypes.hpp,
+// shared_memory.hpp.
 #pragma once
 
 #include "polyproc/connection.hpp"
 #include "polyproc/errors.hpp"
 #include "polyproc/process.hpp"
 #include "polyproc/reduction.hpp"
+#include "polyproc/shared_memory.hpp"
 #include "polyproc/sharedctypes.hpp"
 #include "polyproc/synchronize.hpp"
 
