@@ -7,6 +7,15 @@ Measures, with the fork start method:
                                   recv_bytes/send_bytes, recv_bytes        seconds per round trip
   pipe_throughput_1mib/cross_cpu  Pipe(): send_bytes(1 MiB) x 64 to a child doing recv_bytes, one
                                   acknowledgement per batch (as the C++ benchmark)   bytes per second
+  lock_uncontended                Lock(): acquire(); release() in one process      seconds per pair
+  event_pingpong/cross_cpu        two Events: the parent does ping.set(); pong.wait(); pong.clear(),
+                                  the child ping.wait(); ping.clear(); pong.set()   seconds per round trip
+  condition_pingpong/cross_cpu    Condition() (its default RLock) and a RawValue('i') turn: the parent
+                                  sets turn = 1, notify(), wait_for(turn == 0); the child waits for
+                                  turn != 0, sets 0, notify()                       seconds per round trip
+  value_increment/cross_cpu       Value('i'): parent and child both loop on
+                                  `with v.get_lock(): v.value += 1`; the increments of both
+                                  processes during the parent's timed loop          increments per second
 Placements, as in bench_common.hpp: cross_cpu pins the parent and the child to two different CPUs,
 same_cpu pins both to one.
 
@@ -67,6 +76,50 @@ def _sink(conn, other, cpu, size, batch):
         if count == batch:
             count = 0
             conn.send_bytes(b"k")
+
+
+def _pingpong_events(ping, pong, stop, other, cpu):
+    _pin(cpu)
+    other.close()
+    while True:
+        ping.wait()
+        ping.clear()
+        if stop.value:
+            return
+        pong.set()
+
+
+def _pingpong_condition(cond, turn, other, cpu):
+    _pin(cpu)
+    other.close()
+    with cond:
+        while True:
+            cond.wait_for(lambda: turn.value != 0)
+            if turn.value == 2:
+                return
+            turn.value = 0
+            cond.notify()
+
+
+def _incrementer(v, running, stop, other, cpu):
+    _pin(cpu)
+    other.close()
+    running.value = 1
+    while not stop.value:
+        with v.get_lock():
+            v.value += 1
+
+
+def _pingpong_events_target(conn, other, cpu, ping, pong, stop):
+    _pingpong_events(ping, pong, stop, other, cpu)
+
+
+def _pingpong_condition_target(conn, other, cpu, cond, turn):
+    _pingpong_condition(cond, turn, other, cpu)
+
+
+def _incrementer_target(conn, other, cpu, v, running, stop):
+    _incrementer(v, running, stop, other, cpu)
 
 
 def _timed(op, min_time):
@@ -191,6 +244,138 @@ class Throughput(_WithChild):
         return calls * self.batch * MESSAGE_SIZE / seconds
 
 
+class LockUncontended:
+    name = "lock_uncontended"
+    unit = "s/acquire+release"
+
+    def __init__(self, ctx):
+        self.lock = ctx.Lock()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def op(self):
+        self.lock.acquire()
+        self.lock.release()
+
+    def measure(self, min_time):
+        lock = self.lock
+
+        def batch():  # 1000 pairs per call keep the timing loop's own cost out of the figure
+            for _ in range(1000):
+                lock.acquire()
+                lock.release()
+
+        seconds, calls = _timed(batch, min_time)
+        return seconds / (calls * 1000)
+
+
+class EventPingPong(_WithChild):
+    base_name = "event_pingpong"
+    unit = "s/roundtrip"
+
+    def __init__(self, ctx):
+        self.ping, self.pong = ctx.Event(), ctx.Event()
+        self.stop = ctx.RawValue("i", 0)
+        super().__init__(ctx, _pingpong_events_target, self.ping, self.pong, self.stop)
+
+    def __exit__(self, *exc):
+        self.stop.value = 1
+        self.ping.set()
+        return super().__exit__(*exc)
+
+    def op(self):
+        self.ping.set()
+        self.pong.wait()
+        self.pong.clear()
+
+    def measure(self, min_time):
+        def batch():
+            for _ in range(100):
+                self.op()
+
+        seconds, calls = _timed(batch, min_time)
+        return seconds / (calls * 100)
+
+
+class ConditionPingPong(_WithChild):
+    base_name = "condition_pingpong"
+    unit = "s/roundtrip"
+
+    def __init__(self, ctx):
+        self.cond = ctx.Condition()
+        self.turn = ctx.RawValue("i", 0)
+        super().__init__(ctx, _pingpong_condition_target, self.cond, self.turn)
+
+    def __exit__(self, *exc):
+        with self.cond:
+            self.turn.value = 2
+            self.cond.notify()
+        return super().__exit__(*exc)
+
+    def op(self):
+        turn = self.turn
+        with self.cond:
+            turn.value = 1
+            self.cond.notify()
+            self.cond.wait_for(lambda: turn.value == 0)
+
+    def measure(self, min_time):
+        def batch():
+            for _ in range(100):
+                self.op()
+
+        seconds, calls = _timed(batch, min_time)
+        return seconds / (calls * 100)
+
+
+class ValueIncrement(_WithChild):
+    base_name = "value_increment"
+    unit = "increments/s"
+
+    def __init__(self, ctx):
+        self.v = ctx.Value("i", 0)
+        self.running, self.stop = ctx.RawValue("i", 0), ctx.RawValue("i", 0)
+        super().__init__(ctx, _incrementer_target, self.v, self.running, self.stop)
+
+    def __enter__(self):
+        super().__enter__()
+        deadline = time.monotonic() + 10
+        while not self.running.value:
+            if not self.proc.is_alive() or time.monotonic() > deadline:
+                self.__exit__(None, None, None)
+                raise RuntimeError("%s: the incrementing child did not start" % self.name)
+            time.sleep(0.001)
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.value = 1
+        return super().__exit__(*exc)
+
+    def op(self):
+        v = self.v
+        with v.get_lock():
+            v.value += 1
+
+    def measure(self, min_time):
+        v = self.v
+
+        def batch():
+            for _ in range(1000):
+                with v.get_lock():
+                    v.value += 1
+
+        with v.get_lock():
+            start = v.value
+        seconds, _calls = _timed(batch, min_time)
+        with v.get_lock():
+            end = v.value
+        return (end - start) / seconds
+
+
 def _name(kind):
     return "%s/%s" % (kind.base_name, kind.placement) if hasattr(kind, "base_name") else kind.name
 
@@ -206,7 +391,8 @@ def main():
         args.repetitions, args.min_time = 1, 0.01
 
     ctx = mp.get_context("fork")
-    kinds = [k for k in (StartJoin, RoundTrip, RoundTripSameCpu, Throughput) if args.filter in _name(k)]
+    kinds = [k for k in (StartJoin, RoundTrip, RoundTripSameCpu, Throughput, LockUncontended, EventPingPong,
+                         ConditionPingPong, ValueIncrement) if args.filter in _name(k)]
     samples = {_name(k): [] for k in kinds}
     units = {_name(k): k.unit for k in kinds}
     errors = {}

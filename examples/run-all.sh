@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs every ported seed example, in the order of the tutorials' story: fork, Process, join,
-# several children, subclasses, isolation, terminate, daemons, then pipes. This is polyproc's demo.
+# several children, subclasses, isolation, terminate, daemons, pipes, then locks, shared values,
+# semaphores and events. This is polyproc's demo.
 #
 # Usage: examples/run-all.sh <build-dir>     (e.g. build/default)
-# The examples run in a temporary directory (multi_children_file_append writes a file there).
+# The examples run in a temporary directory (multi_children_file_append and the ticket examples
+# write files there).
 set -u
 
 if [ $# -ne 1 ]; then
@@ -43,6 +45,12 @@ examples=(
     "pipe_eoferror_close|recv() raises EOFError once every copy of the other end is closed"
     "pipe_none_sentinel|an end marker (None) instead of closing the pipe"
     "pipe_producer_consumer_eof|producer and consumer each close the end they do not use"
+    "lock_serializes_work|a Lock makes concurrent work serial: each running/done pair stays together"
+    "ticket_race_no_lock|ten buyers, one ticket in a JSON file, no lock: every buyer is told it bought it"
+    "ticket_lock|the same with a Lock around the purchase: exactly one buyer gets the ticket"
+    "value_array_shared|a Value and an Array in shared memory: the child's changes reach the parent"
+    "semaphore_ktv_rooms|Semaphore(4): never more than 4 users inside at once (checked)"
+    "event_traffic_lights|an Event as a traffic light: the cars wait for green"
 )
 
 workdir=$(mktemp -d)
