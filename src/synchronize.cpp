@@ -16,6 +16,13 @@ namespace polyproc {
 
 namespace detail {
 
+constinit thread_local ThreadIdentity this_thread_identity [[gnu::tls_model("initial-exec")]];
+
+void refresh_thread_identity() noexcept {
+    this_thread_identity.pid = ::getpid();
+    this_thread_identity.tid = static_cast<pid_t>(::syscall(SYS_gettid));
+}
+
 // ---- shared memory ------------------------------------------------------------------------------
 
 SharedRegion::SharedRegion(std::size_t size)
@@ -27,27 +34,9 @@ namespace {
 
 // ---- who am I: pid and tid, cached per thread and refreshed in a fork child ------------------
 
-struct Self {
-    pid_t pid = 0;
-    pid_t tid = 0;
-};
-thread_local Self self_cache;
-std::atomic<unsigned> fork_generation{0};
-thread_local unsigned self_generation = ~0u;
+// In a fork child the only thread is the one that forked: refresh its identity there, once.
+const bool atfork_registered = (::pthread_atfork(nullptr, nullptr, refresh_thread_identity), true);
 
-void bump_fork_generation() noexcept { fork_generation.fetch_add(1, std::memory_order_relaxed); }
-
-const Self& self() noexcept {
-    static const bool registered = (::pthread_atfork(nullptr, nullptr, bump_fork_generation), true);
-    (void)registered;
-    const unsigned gen = fork_generation.load(std::memory_order_relaxed);
-    if (self_generation != gen) {
-        self_cache.pid = ::getpid();
-        self_cache.tid = static_cast<pid_t>(::syscall(SYS_gettid));
-        self_generation = gen;
-    }
-    return self_cache;
-}
 
 template <class T>
 std::atomic_ref<T> atomic(T& x) noexcept {
@@ -66,7 +55,7 @@ timespec monotonic_deadline(const Deadline& d) {
 }
 
 void take_ownership(MutexState& m) noexcept {
-    const Self& me = self();
+    const ThreadIdentity& me = this_thread();
     m.owner_pid = me.pid;
     m.owner_tid = me.tid;
     m.depth = 1;
@@ -89,12 +78,6 @@ void init_mutex(MutexState& m, bool recursive) {
     m.recursive = recursive;
 }
 
-bool mutex_is_mine(const MutexState& m) noexcept {
-    const Self& me = self();
-    return atomic(const_cast<pid_t&>(m.owner_pid)).load(std::memory_order_relaxed) == me.pid &&
-           atomic(const_cast<pid_t&>(m.owner_tid)).load(std::memory_order_relaxed) == me.tid;
-}
-
 bool mutex_acquire(MutexState& m, bool block, Timeout timeout) {
     if (m.recursive && mutex_is_mine(m)) {
         ++m.depth;
@@ -109,7 +92,11 @@ bool mutex_acquire(MutexState& m, bool block, Timeout timeout) {
         throw ValueError("Lock.acquire() would deadlock: the calling thread already holds this Lock");
     }
     if (rc == EBUSY && block) {
-        if (!os::spin_until([&] { return (rc = ::pthread_mutex_trylock(&m.mutex)) != EBUSY; },
+        // Spin reading the lock word and try only when it looks free: hammering trylock would
+        // bounce the cache line between the cores. (__lock is glibc's futex word, public in its
+        // pthread_mutex_t definition.)
+        auto looks_free = [&] { return __atomic_load_n(&m.mutex.__data.__lock, __ATOMIC_RELAXED) == 0; };
+        if (!os::spin_until([&] { return looks_free() && (rc = ::pthread_mutex_trylock(&m.mutex)) != EBUSY; },
                             std::chrono::microseconds(20))) {
             if (timeout) {
                 const timespec at = monotonic_deadline(Deadline(timeout));
@@ -156,7 +143,7 @@ std::string mutex_repr(const MutexState& m, const char* kind) {
     std::string owner;
     if (pid == 0) owner = "None";
     else if (mutex_is_mine(m)) owner = current_process().name();
-    else if (pid == self().pid) owner = "SomeOtherThread";
+    else if (pid == this_thread().pid) owner = "SomeOtherThread";
     else owner = "SomeOtherProcess";
     if (m.recursive) return std::string("<") + kind + "(" + owner + ", " + std::to_string(pid ? m.depth : 0) + ")>";
     return std::string("<") + kind + "(owner=" + owner + ")>";
@@ -318,10 +305,11 @@ bool Event::wait(Timeout timeout) {
     return set;
 }
 
-// ---- Barrier (threading.Barrier's algorithm, state in shared memory) ------------------------
+// ---- Barrier ------------------------------------------------------------------------------
+// Python's threading.Barrier drains: the last party out of a cycle refills it. A party that dies
+// between arriving and leaving would leave it draining forever, so we count generations instead.
 
 namespace {
-constexpr int kFilling = 0, kDraining = 1, kResetting = -1, kBroken = -2;
 
 struct BarrierGuard {
     detail::BarrierState& b;
@@ -330,17 +318,18 @@ struct BarrierGuard {
             detail::mutex_acquire(b.mutex, true, {});
         } catch (const OwnerDiedError&) {
             // A party died inside the barrier's own critical section: the count may be off, so
-            // the barrier is broken for everyone (we hold the lock; the caller sees the state).
-            b.state = kBroken;
+            // the barrier is broken for everyone until reset() (we hold the lock now).
+            b.broken = true;
         }
     }
     ~BarrierGuard() { detail::mutex_release(b.mutex); }
 };
 
 void barrier_break(detail::BarrierState& b) {
-    b.state = kBroken;
+    b.broken = true;
     detail::cond_notify(b.cond, INT_MAX);
 }
+
 }  // namespace
 
 Barrier::Barrier(int parties, std::function<void()> action, Timeout timeout) : action_(std::move(action)) {
@@ -357,33 +346,22 @@ int Barrier::wait(Timeout timeout) {
     if (!timeout && b.default_timeout_ns >= 0) timeout = std::chrono::nanoseconds(b.default_timeout_ns);
     const detail::Deadline deadline(timeout);
     BarrierGuard guard(b);
-    // _enter: wait while a previous cycle drains or resets.
-    while (b.state == kDraining || b.state == kResetting) detail::cond_wait(b.cond, b.mutex, detail::Deadline::never());
-    if (b.state < 0) throw BrokenBarrierError();
+    if (b.broken) throw BrokenBarrierError();
+    const std::uint32_t generation = b.generation;
     const int index = b.count++;
-    struct Exit {  // _exit: the last one out of a draining or resetting barrier refills it
-        detail::BarrierState& b;
-        ~Exit() {
-            --b.count;
-            if (b.count == 0 && (b.state == kDraining || b.state == kResetting)) {
-                b.state = kFilling;
-                detail::cond_notify(b.cond, INT_MAX);
-            }
-        }
-    } exit{b};
-    if (index + 1 == b.parties) {  // _release
+    if (b.count >= b.parties) {  // the last arrival runs the action, then releases everyone
         try {
             if (action_) action_();
-            b.state = kDraining;
-            detail::cond_notify(b.cond, INT_MAX);
         } catch (...) {
             barrier_break(b);
             throw;
         }
+        b.count = 0;
+        ++b.generation;
+        detail::cond_notify(b.cond, INT_MAX);
         return index;
     }
-    // _wait
-    while (b.state == kFilling) {
+    while (b.generation == generation && !b.broken) {
         bool woken = false;
         try {
             woken = !deadline.expired() && detail::cond_wait(b.cond, b.mutex, deadline);
@@ -391,23 +369,25 @@ int Barrier::wait(Timeout timeout) {
             barrier_break(b);
             throw BrokenBarrierError();
         }
-        if (!woken && b.state == kFilling) {
+        if (!woken && b.generation == generation && !b.broken) {  // our timeout: break it for all
             barrier_break(b);
             throw BrokenBarrierError();
         }
     }
-    if (b.state < 0) throw BrokenBarrierError();
+    if (b.generation == generation || b.reset_generation == generation) throw BrokenBarrierError();
     return index;
 }
 
 void Barrier::reset() {
     detail::BarrierState& b = *state_;
     BarrierGuard guard(b);
+    // Parties waiting now get BrokenBarrierError; the barrier starts afresh.
     if (b.count > 0) {
-        if (b.state == kFilling || b.state == kBroken) b.state = kResetting;
-    } else {
-        b.state = kFilling;
+        b.reset_generation = b.generation;
+        ++b.generation;
     }
+    b.count = 0;
+    b.broken = false;
     detail::cond_notify(b.cond, INT_MAX);
 }
 
@@ -420,12 +400,12 @@ int Barrier::parties() const noexcept { return state_->parties; }
 
 int Barrier::n_waiting() const {
     BarrierGuard guard(*state_);
-    return state_->state == kFilling ? state_->count : 0;
+    return state_->broken ? 0 : state_->count;
 }
 
 bool Barrier::broken() const {
     BarrierGuard guard(*state_);
-    return state_->state == kBroken;
+    return state_->broken;
 }
 
 }  // namespace polyproc

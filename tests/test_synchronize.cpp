@@ -488,6 +488,53 @@ TEST_F(SyncTest, ActionThatThrowsBreaksTheBarrier) {
     EXPECT_TRUE(b.broken());
 }
 
+TEST_F(SyncTest, APartyKilledWhileWaitingDoesNotWedgeLaterCycles) {
+    mp::Barrier b(3, {}, 10s);
+    mp::Process doomed([&] { b.wait(); });
+    doomed.start();
+    for (int i = 0; i < 3000 && b.n_waiting() == 0; ++i) std::this_thread::sleep_for(1ms);
+    ASSERT_EQ(b.n_waiting(), 1);
+    doomed.kill();  // it has arrived, and dies inside wait()
+    doomed.join();
+    // Its arrival still counts for this cycle...
+    mp::Process second([&] { std::_Exit(b.wait() >= 0 ? 0 : 1); });
+    second.start();
+    EXPECT_GE(b.wait(), 0);
+    second.join();
+    EXPECT_EQ(second.exitcode(), 0);
+    // ...and the next cycles work as usual (Python's draining barrier would hang here).
+    for (int cycle = 0; cycle < 3; ++cycle) {
+        std::vector<mp::Process> others;
+        for (int i = 0; i < 2; ++i) others.emplace_back([&] { std::_Exit(b.wait() >= 0 ? 0 : 1); });
+        for (auto& p : others) p.start();
+        EXPECT_GE(b.wait(), 0);
+        for (auto& p : others) {
+            p.join();
+            EXPECT_EQ(p.exitcode(), 0);
+        }
+    }
+    EXPECT_FALSE(b.broken());
+}
+
+TEST_F(SyncTest, ResetReleasesWaitersWithBrokenBarrierAndStartsAfresh) {
+    mp::Barrier b(3);
+    mp::Process waiter([&] {
+        try {
+            b.wait(30s);
+        } catch (const mp::BrokenBarrierError&) {
+            std::_Exit(0);
+        }
+        std::_Exit(1);
+    });
+    waiter.start();
+    for (int i = 0; i < 3000 && b.n_waiting() == 0; ++i) std::this_thread::sleep_for(1ms);
+    b.reset();
+    waiter.join();
+    EXPECT_EQ(waiter.exitcode(), 0);
+    EXPECT_EQ(b.n_waiting(), 0);
+    EXPECT_FALSE(b.broken());
+}
+
 TEST_F(SyncTest, ADeadPartyBreaksTheBarrierAtTheTimeout) {
     mp::Barrier b(3, {}, 300ms);
     mp::Process waiting([&] {

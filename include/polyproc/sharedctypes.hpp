@@ -69,10 +69,12 @@ class Value {
 public:
     explicit Value(const T& initial = T{}, RLock lock = RLock()) : raw_(initial), lock_(std::move(lock)) {}
     T value() const {
+        if (lock_.is_mine()) return raw_.value();  // under `with v.get_lock():` already
         std::lock_guard guard(lock_);
         return raw_.value();
     }
     void set_value(const T& v) {
+        if (lock_.is_mine()) return raw_.set_value(v);
         std::lock_guard guard(lock_);
         raw_.set_value(v);
     }

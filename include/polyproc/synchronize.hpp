@@ -18,9 +18,10 @@
 //     release()s. The kernel's robust-futex list tells us; nothing polls.
 //   * Semaphore units taken by a process that dies are not returned (a semaphore has no owner).
 //   * A process that dies inside Condition::wait is simply no longer a waiter; notify() skips it.
-//   * A Barrier party that dies never arrives: the others wait until their timeout, which then
-//     breaks the barrier (BrokenBarrierError), as a timeout always does. Give barriers a timeout
-//     when parties may die.
+//   * A Barrier party that dies before arriving never arrives: the others wait until their
+//     timeout, which breaks the barrier (BrokenBarrierError) as a timeout always does; reset()
+//     makes it usable again. Give barriers a timeout when parties may die. A party that dies
+//     after arriving changes nothing for the others.
 //
 // Deviations from Python, both deliberate: a Lock has an owner, so releasing a Lock held by another
 // thread or process is an error (Python allows it); and a thread that blocks forever acquiring a
@@ -71,19 +72,44 @@ struct EventState {
     std::uint32_t waiters = 0;
 };
 
+// A generation-counting barrier: the last arrival starts a new generation, which releases the
+// others. Nothing has to drain afterwards, so a party that dies at any point after arriving cannot
+// wedge the next cycle.
 struct BarrierState {
     MutexState mutex;
     CondState cond;
     int parties = 0;
-    int count = 0;
-    int state = 0;  // Python's: 0 filling, 1 draining, -1 resetting, -2 broken
+    int count = 0;                      // arrivals in the current generation
+    std::uint32_t generation = 0;
+    std::uint32_t reset_generation = ~0u;  // waiters of this generation were reset: BrokenBarrierError
+    bool broken = false;
     std::int64_t default_timeout_ns = -1;
 };
+
+// The calling thread's pid and tid, cached per thread (refreshed in fork children by a
+// pthread_atfork handler) so that ownership checks need no syscall and no call into the library.
+struct ThreadIdentity {
+    pid_t pid = 0;  // 0: not known yet in this thread
+    pid_t tid = 0;
+};
+extern constinit thread_local ThreadIdentity this_thread_identity [[gnu::tls_model("initial-exec")]];
+void refresh_thread_identity() noexcept;
+inline const ThreadIdentity& this_thread() noexcept {
+    if (this_thread_identity.pid == 0) [[unlikely]]
+        refresh_thread_identity();
+    return this_thread_identity;
+}
 
 void init_mutex(MutexState& m, bool recursive);
 bool mutex_acquire(MutexState& m, bool block, Timeout timeout);
 void mutex_release(MutexState& m);
-bool mutex_is_mine(const MutexState& m) noexcept;
+// Whether the calling thread holds it (only the owner writes the owner fields, so relaxed reads
+// are exact for the question "is it me?").
+inline bool mutex_is_mine(const MutexState& m) noexcept {
+    const ThreadIdentity& me = this_thread();
+    return __atomic_load_n(&m.owner_pid, __ATOMIC_RELAXED) == me.pid &&
+           __atomic_load_n(&m.owner_tid, __ATOMIC_RELAXED) == me.tid;
+}
 std::string mutex_repr(const MutexState& m, const char* kind);
 
 // Condition variable on a futex word, used with any MutexState. Releases the mutex completely
@@ -94,8 +120,20 @@ void cond_notify(CondState& c, int n);
 // The shared half of a Lock or RLock handle.
 class LockBase {
 public:
-    bool acquire(bool block = true, Timeout timeout = {}) { return mutex_acquire(*state_, block, timeout); }
-    void release() { mutex_release(*state_); }
+    bool acquire(bool block = true, Timeout timeout = {}) {
+        if (state_->recursive && mutex_is_mine(*state_)) {  // RLock re-entry: no call, no atomic
+            ++state_->depth;
+            return true;
+        }
+        return mutex_acquire(*state_, block, timeout);
+    }
+    void release() {
+        if (state_->depth > 1 && state_->recursive && mutex_is_mine(*state_)) {
+            --state_->depth;
+            return;
+        }
+        mutex_release(*state_);
+    }
     void lock() { acquire(); }
     void unlock() { release(); }
     bool try_lock() { return acquire(false); }
