@@ -242,4 +242,15 @@ void run_guarded(benchmark::State& state, F&& body) {
     }
 }
 
+// Ends a benchmark's child: waits (bounded) and marks the run failed unless it exited cleanly.
+inline void finish_child(benchmark::State& state, mp::Process& child) {
+    child.join(std::chrono::seconds(5));
+    if (child.exitcode() != 0) state.SkipWithError("the child did not exit cleanly");
+}
+
+inline void finish_child(benchmark::State& state, RawChild& child) {
+    const int status = child.reap(std::chrono::seconds(5));
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) state.SkipWithError("the child did not exit cleanly");
+}
+
 }  // namespace bench

@@ -58,16 +58,6 @@ std::pair<Fd, Fd> make_socketpair() {
     return {Fd(s[0]), Fd(s[1])};
 }
 
-void finish_child(benchmark::State& state, mp::Process& child) {
-    child.join(std::chrono::seconds(5));
-    if (child.exitcode() != 0) state.SkipWithError("the child did not exit cleanly");
-}
-
-void finish_child(benchmark::State& state, bench::RawChild& child) {
-    const int status = child.reap(std::chrono::seconds(5));
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) state.SkipWithError("the child did not exit cleanly");
-}
-
 // ---------------------------------------------------------------------------------------------
 // 8-byte round trip
 
@@ -105,7 +95,7 @@ void BM_PipeRoundTrip8_Polyproc(benchmark::State& state, Placement placement) {
         }
         state.SetItemsProcessed(state.iterations());
         conn.close();
-        finish_child(state, child);
+        bench::finish_child(state, child);
     });
 }
 
@@ -143,7 +133,7 @@ void BM_PipeRoundTrip8_RawPipe(benchmark::State& state, Placement placement) {
         up_w.reset();
         raw_round_trips(state, down_w.fd, up_r.fd);
         down_w.reset();
-        finish_child(state, child);
+        bench::finish_child(state, child);
     });
 }
 
@@ -160,7 +150,7 @@ void BM_PipeRoundTrip8_RawSocketpair(benchmark::State& state, Placement placemen
         theirs.reset();
         raw_round_trips(state, ours.fd, ours.fd);
         ours.reset();
-        finish_child(state, child);
+        bench::finish_child(state, child);
     });
 }
 
@@ -216,7 +206,7 @@ void polyproc_throughput(benchmark::State& state, Placement placement, Receive h
         state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * batch * size));
         state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * batch));
         conn.close();
-        finish_child(state, child);
+        bench::finish_child(state, child);
     });
 }
 
@@ -266,7 +256,7 @@ void BM_PipeThroughput_RawSocketpair(benchmark::State& state, Placement placemen
         state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * batch * size));
         state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * batch));
         ours.reset();
-        finish_child(state, child);
+        bench::finish_child(state, child);
     });
 }
 

@@ -108,16 +108,6 @@ void BM_LockUncontended_RawRobustMutex(benchmark::State& state) { raw_lock_uncon
 // ---------------------------------------------------------------------------------------------
 // Two-process ping-pong
 
-void finish_child(benchmark::State& state, mp::Process& child) {
-    child.join(std::chrono::seconds(5));
-    if (child.exitcode() != 0) state.SkipWithError("the child did not exit cleanly");
-}
-
-void finish_child(benchmark::State& state, bench::RawChild& child) {
-    const int status = child.reap(std::chrono::seconds(5));
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) state.SkipWithError("the child did not exit cleanly");
-}
-
 // Parent: ping.set(); pong.wait(); pong.clear(). Child: ping.wait(); ping.clear(); pong.set().
 void BM_EventPingPong_Polyproc(benchmark::State& state, Placement placement) {
     bench::run_guarded(state, [&] {
@@ -148,7 +138,7 @@ void BM_EventPingPong_Polyproc(benchmark::State& state, Placement placement) {
         state.SetItemsProcessed(state.iterations());
         std::atomic_ref<int>(stop.get_obj()).store(1);
         ping.set();
-        finish_child(state, child);
+        bench::finish_child(state, child);
     });
 }
 
@@ -188,7 +178,7 @@ void BM_ConditionPingPong_Polyproc(benchmark::State& state, Placement placement)
         }
         state.SetItemsProcessed(state.iterations());
         stop();
-        finish_child(state, child);
+        bench::finish_child(state, child);
     });
 }
 
@@ -256,7 +246,7 @@ void BM_FutexPingPong_RawSpinThenSleep(benchmark::State& state, Placement placem
         }
         state.SetItemsProcessed(state.iterations());
         futex_move(*s, kStop);
-        finish_child(state, child);
+        bench::finish_child(state, child);
     });
 }
 
@@ -319,7 +309,7 @@ void polyproc_value_increment(benchmark::State& state, Placement placement, Incr
         }
         const int end_value = v.value();
         std::atomic_ref<int>(ctl->stop).store(1);
-        finish_child(state, child);
+        bench::finish_child(state, child);
         // Every increment of both processes counted: the lock did its job.
         if (static_cast<long long>(v.value()) != mine + ctl->child_count)
             throw std::runtime_error("lost increments: the lock did not exclude");
@@ -375,7 +365,7 @@ void BM_ValueIncrement_RawRobustMutex(benchmark::State& state, Placement placeme
         }
         const int end_value = read();
         std::atomic_ref<int>(ctl->stop).store(1);
-        finish_child(state, child);
+        bench::finish_child(state, child);
         if (static_cast<long long>(read()) != mine + ctl->child_count)
             throw std::runtime_error("lost increments: the mutex did not exclude");
         state.SetItemsProcessed(end_value - start_value);

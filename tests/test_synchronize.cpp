@@ -31,6 +31,19 @@ pid_t die_in_child(std::function<void()> fn) {
     return p.pid();
 }
 
+// A child that waits on the barrier and exits 0 only if the wait ends in BrokenBarrierError.
+mp::Process expect_broken_barrier_in_child(mp::Barrier& b, mp::Timeout timeout = {}) {
+    mp::Process p([&b, timeout] {
+        try {
+            b.wait(timeout);
+        } catch (const mp::BrokenBarrierError&) {
+            std::_Exit(0);
+        }
+        std::_Exit(1);
+    });
+    return p;
+}
+
 }  // namespace
 
 class SyncTest : public ProcessTest {};
@@ -434,14 +447,7 @@ TEST_F(SyncTest, BarrierGivesDistinctIndicesRunsTheActionOnceAndIsReusable) {
 
 TEST_F(SyncTest, BarrierTimeoutBreaksItForEveryone) {
     mp::Barrier b(3);
-    mp::Process other([&] {
-        try {
-            b.wait(30s);
-        } catch (const mp::BrokenBarrierError&) {
-            std::_Exit(0);
-        }
-        std::_Exit(1);
-    });
+    mp::Process other = expect_broken_barrier_in_child(b, 30s);
     other.start();
     EXPECT_THROW(b.wait(100ms), mp::BrokenBarrierError);  // the third party never comes
     other.join();
@@ -459,14 +465,7 @@ TEST_F(SyncTest, BarrierDefaultTimeout) {
 
 TEST_F(SyncTest, BarrierAbortAndReset) {
     mp::Barrier b(2);
-    mp::Process waiter([&] {
-        try {
-            b.wait(30s);
-        } catch (const mp::BrokenBarrierError&) {
-            std::_Exit(0);
-        }
-        std::_Exit(1);
-    });
+    mp::Process waiter = expect_broken_barrier_in_child(b, 30s);
     waiter.start();
     for (int i = 0; i < 3000 && b.n_waiting() == 0; ++i) std::this_thread::sleep_for(1ms);
     EXPECT_EQ(b.n_waiting(), 1);
@@ -518,14 +517,7 @@ TEST_F(SyncTest, APartyKilledWhileWaitingDoesNotWedgeLaterCycles) {
 
 TEST_F(SyncTest, ResetReleasesWaitersWithBrokenBarrierAndStartsAfresh) {
     mp::Barrier b(3);
-    mp::Process waiter([&] {
-        try {
-            b.wait(30s);
-        } catch (const mp::BrokenBarrierError&) {
-            std::_Exit(0);
-        }
-        std::_Exit(1);
-    });
+    mp::Process waiter = expect_broken_barrier_in_child(b, 30s);
     waiter.start();
     for (int i = 0; i < 3000 && b.n_waiting() == 0; ++i) std::this_thread::sleep_for(1ms);
     b.reset();
@@ -537,14 +529,7 @@ TEST_F(SyncTest, ResetReleasesWaitersWithBrokenBarrierAndStartsAfresh) {
 
 TEST_F(SyncTest, ADeadPartyBreaksTheBarrierAtTheTimeout) {
     mp::Barrier b(3, {}, 300ms);
-    mp::Process waiting([&] {
-        try {
-            b.wait();
-        } catch (const mp::BrokenBarrierError&) {
-            std::_Exit(0);
-        }
-        std::_Exit(1);
-    });
+    mp::Process waiting = expect_broken_barrier_in_child(b);
     waiting.start();
     die_in_child([] {});  // the third party dies before it arrives
     EXPECT_THROW(b.wait(), mp::BrokenBarrierError);
