@@ -78,7 +78,7 @@ void init_mutex(MutexState& m, bool recursive) {
     m.recursive = recursive;
 }
 
-bool mutex_acquire(MutexState& m, bool block, Timeout timeout) {
+bool mutex_acquire(MutexState& m, bool block, const Timeout& timeout) {
     if (m.recursive && mutex_is_mine(m)) {
         ++m.depth;
         return true;

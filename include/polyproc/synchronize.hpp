@@ -101,7 +101,9 @@ inline const ThreadIdentity& this_thread() noexcept {
 }
 
 void init_mutex(MutexState& m, bool recursive);
-bool mutex_acquire(MutexState& m, bool block, Timeout timeout);
+
+
+bool mutex_acquire(MutexState& m, bool block, const Timeout& timeout);
 void mutex_release(MutexState& m);
 // Whether the calling thread holds it (only the owner writes the owner fields, so relaxed reads
 // are exact for the question "is it me?").
