@@ -43,9 +43,9 @@ std::atomic_ref<T> atomic(T& x) noexcept {
     return std::atomic_ref<T>(x);
 }
 
-timespec monotonic_deadline(const Deadline& d) {
+timespec clock_deadline(clockid_t clock, const Deadline& d) {
     timespec now{};
-    ::clock_gettime(CLOCK_MONOTONIC, &now);
+    ::clock_gettime(clock, &now);
     const auto left = d.remaining().value_or(std::chrono::nanoseconds(0)).count();
     long long ns = static_cast<long long>(now.tv_nsec) + left % 1000000000;
     timespec at{};
@@ -54,10 +54,14 @@ timespec monotonic_deadline(const Deadline& d) {
     return at;
 }
 
+[[maybe_unused]] timespec monotonic_deadline(const Deadline& d) { return clock_deadline(CLOCK_MONOTONIC, d); }
+[[maybe_unused]] timespec realtime_deadline(const Deadline& d) { return clock_deadline(CLOCK_REALTIME, d); }
+
 void take_ownership(MutexState& m) noexcept {
     const ThreadIdentity& me = this_thread();
-    m.owner_pid = me.pid;
-    m.owner_tid = me.tid;
+    // Other threads read the owner fields (mutex_is_mine) without the mutex: atomic stores.
+    __atomic_store_n(&m.owner_pid, me.pid, __ATOMIC_RELAXED);
+    __atomic_store_n(&m.owner_tid, me.tid, __ATOMIC_RELAXED);
     m.depth = 1;
 }
 
@@ -96,8 +100,15 @@ bool mutex_acquire(MutexState& m, bool block, const Timeout& timeout) {
         // sections in a row (what glibc does); spinning made both cores fight over the lock's
         // cache line and cut contended throughput by two thirds.
         if (timeout) {
+#if defined(__SANITIZE_THREAD__)
+            // ThreadSanitizer (GCC 12) does not intercept pthread_mutex_clocklock: use the
+            // realtime-clock variant it knows, so that it sees the acquisition.
+            const timespec at = realtime_deadline(Deadline(timeout));
+            rc = ::pthread_mutex_timedlock(&m.mutex, &at);
+#else
             const timespec at = monotonic_deadline(Deadline(timeout));
             rc = ::pthread_mutex_clocklock(&m.mutex, CLOCK_MONOTONIC, &at);
+#endif
         } else {
             rc = ::pthread_mutex_lock(&m.mutex);
         }

@@ -130,7 +130,7 @@ public:
         return mutex_acquire(*state_, block, timeout);
     }
     void release() {
-        if (state_->depth > 1 && state_->recursive && mutex_is_mine(*state_)) {
+        if (state_->recursive && mutex_is_mine(*state_) && state_->depth > 1) {  // depth: owner's only
             --state_->depth;
             return;
         }
