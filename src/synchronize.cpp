@@ -82,13 +82,24 @@ void init_mutex(MutexState& m, bool recursive) {
     m.recursive = recursive;
 }
 
+void throw_pthread_error(const char* call, int rc) { os::throw_errno(call, rc); }
+
 bool mutex_acquire(MutexState& m, bool block, const Timeout& timeout) {
     if (m.recursive && mutex_is_mine(m)) {
         ++m.depth;
         return true;
     }
+    const int rc = ::pthread_mutex_trylock(&m.mutex);
+    if (rc == 0) {
+        take_ownership(m);
+        return true;
+    }
+    return mutex_acquire_contended(m, rc, block, timeout);
+}
+
+bool mutex_acquire_contended(MutexState& m, int trylock_result, bool block, const Timeout& timeout) {
     if (timeout.non_blocking()) block = false;  // Python: a timeout <= 0 tries once
-    int rc = ::pthread_mutex_trylock(&m.mutex);
+    int rc = trylock_result;
     if (rc == EDEADLK || (rc == EBUSY && mutex_is_mine(m))) {
         // We hold it already. Python would deadlock on a blocking acquire; a bounded wait would
         // time out; waiting forever on ourselves is a bug worth reporting.

@@ -104,7 +104,10 @@ void init_mutex(MutexState& m, bool recursive);
 
 
 bool mutex_acquire(MutexState& m, bool block, const Timeout& timeout);
+// The rest of an acquire whose first pthread_mutex_trylock returned `trylock_result` (not 0).
+bool mutex_acquire_contended(MutexState& m, int trylock_result, bool block, const Timeout& timeout);
 void mutex_release(MutexState& m);
+[[noreturn]] void throw_pthread_error(const char* call, int rc);
 // Whether the calling thread holds it (only the owner writes the owner fields, so relaxed reads
 // are exact for the question "is it me?").
 inline bool mutex_is_mine(const MutexState& m) noexcept {
@@ -122,19 +125,38 @@ void cond_notify(CondState& c, int n);
 // The shared half of a Lock or RLock handle.
 class LockBase {
 public:
+    // The uncontended paths are inline (no call into the library beyond pthread's own); every
+    // other case, errors included, goes through mutex_acquire / mutex_release.
     bool acquire(bool block = true, Timeout timeout = {}) {
-        if (state_->recursive && mutex_is_mine(*state_)) {  // RLock re-entry: no call, no atomic
-            ++state_->depth;
+        MutexState& m = *state_;
+        if (m.recursive && mutex_is_mine(m)) {  // RLock re-entry: no call, no atomic
+            ++m.depth;
             return true;
         }
-        return mutex_acquire(*state_, block, timeout);
+        const int rc = ::pthread_mutex_trylock(&m.mutex);
+        if (rc == 0) {
+            const ThreadIdentity& me = this_thread();
+            __atomic_store_n(&m.owner_pid, me.pid, __ATOMIC_RELAXED);
+            __atomic_store_n(&m.owner_tid, me.tid, __ATOMIC_RELAXED);
+            m.depth = 1;
+            return true;
+        }
+        return mutex_acquire_contended(m, rc, block, timeout);  // busy, ours already, or owner died
     }
     void release() {
-        if (state_->recursive && mutex_is_mine(*state_) && state_->depth > 1) {  // depth: owner's only
-            --state_->depth;
+        MutexState& m = *state_;
+        if (mutex_is_mine(m)) {  // depth and the owner fields are the owner's only
+            if (m.depth > 1) {
+                --m.depth;
+                return;
+            }
+            m.depth = 0;
+            __atomic_store_n(&m.owner_tid, 0, __ATOMIC_RELAXED);
+            __atomic_store_n(&m.owner_pid, 0, __ATOMIC_RELAXED);
+            if (const int rc = ::pthread_mutex_unlock(&m.mutex); rc != 0) throw_pthread_error("pthread_mutex_unlock", rc);
             return;
         }
-        mutex_release(*state_);
+        mutex_release(m);  // not ours: throws Python's error
     }
     void lock() { acquire(); }
     void unlock() { release(); }
