@@ -184,6 +184,15 @@ class _WithChild:
         child_conn.close()
         return self
 
+    def measure(self, min_time):
+        """Seconds per op(), timed in batches of 100 (subclasses that define op() use this)."""
+        def batch():
+            for _ in range(100):
+                self.op()
+
+        seconds, calls = _timed(batch, min_time)
+        return seconds / (calls * 100)
+
     def __exit__(self, *exc):
         try:
             self.conn.close()
@@ -292,13 +301,6 @@ class EventPingPong(_WithChild):
         self.pong.wait()
         self.pong.clear()
 
-    def measure(self, min_time):
-        def batch():
-            for _ in range(100):
-                self.op()
-
-        seconds, calls = _timed(batch, min_time)
-        return seconds / (calls * 100)
 
 
 class ConditionPingPong(_WithChild):
@@ -323,13 +325,6 @@ class ConditionPingPong(_WithChild):
             self.cond.notify()
             self.cond.wait_for(lambda: turn.value == 0)
 
-    def measure(self, min_time):
-        def batch():
-            for _ in range(100):
-                self.op()
-
-        seconds, calls = _timed(batch, min_time)
-        return seconds / (calls * 100)
 
 
 class ValueIncrement(_WithChild):
