@@ -57,14 +57,6 @@ timespec clock_deadline(clockid_t clock, const Deadline& d) {
 [[maybe_unused]] timespec monotonic_deadline(const Deadline& d) { return clock_deadline(CLOCK_MONOTONIC, d); }
 [[maybe_unused]] timespec realtime_deadline(const Deadline& d) { return clock_deadline(CLOCK_REALTIME, d); }
 
-void take_ownership(MutexState& m) noexcept {
-    const ThreadIdentity& me = this_thread();
-    // Other threads read the owner fields (mutex_is_mine) without the mutex: atomic stores.
-    __atomic_store_n(&m.owner_pid, me.pid, __ATOMIC_RELAXED);
-    __atomic_store_n(&m.owner_tid, me.tid, __ATOMIC_RELAXED);
-    m.depth = 1;
-}
-
 }  // namespace
 
 // ---- Lock and RLock ----------------------------------------------------------------------------
@@ -83,19 +75,6 @@ void init_mutex(MutexState& m, bool recursive) {
 }
 
 void throw_pthread_error(const char* call, int rc) { os::throw_errno(call, rc); }
-
-bool mutex_acquire(MutexState& m, bool block, const Timeout& timeout) {
-    if (m.recursive && mutex_is_mine(m)) {
-        ++m.depth;
-        return true;
-    }
-    const int rc = ::pthread_mutex_trylock(&m.mutex);
-    if (rc == 0) {
-        take_ownership(m);
-        return true;
-    }
-    return mutex_acquire_contended(m, rc, block, timeout);
-}
 
 bool mutex_acquire_contended(MutexState& m, int trylock_result, bool block, const Timeout& timeout) {
     if (timeout.non_blocking()) block = false;  // Python: a timeout <= 0 tries once
@@ -142,18 +121,11 @@ bool mutex_acquire_contended(MutexState& m, int trylock_result, bool block, cons
     }
 }
 
-void mutex_release(MutexState& m) {
-    if (!mutex_is_mine(m)) {
-        if (m.recursive) throw ValueError("attempt to release recursive lock not owned by thread");
-        if (atomic(m.owner_pid).load(std::memory_order_relaxed) == 0)
-            throw ValueError("semaphore or lock released too many times");
-        throw ValueError("cannot release a Lock held by another thread or process (polyproc's Lock has an owner)");
-    }
-    if (--m.depth > 0) return;
-    atomic(m.owner_tid).store(0, std::memory_order_relaxed);
-    atomic(m.owner_pid).store(0, std::memory_order_relaxed);
-    const int rc = ::pthread_mutex_unlock(&m.mutex);
-    if (rc != 0) os::throw_errno("pthread_mutex_unlock", rc);
+void throw_not_owner(const MutexState& m) {
+    if (m.recursive) throw ValueError("attempt to release recursive lock not owned by thread");
+    if (atomic(const_cast<pid_t&>(m.owner_pid)).load(std::memory_order_relaxed) == 0)
+        throw ValueError("semaphore or lock released too many times");
+    throw ValueError("cannot release a Lock held by another thread or process (polyproc's Lock has an owner)");
 }
 
 std::string mutex_repr(const MutexState& m, const char* kind) {

@@ -101,13 +101,6 @@ inline const ThreadIdentity& this_thread() noexcept {
 }
 
 void init_mutex(MutexState& m, bool recursive);
-
-
-bool mutex_acquire(MutexState& m, bool block, const Timeout& timeout);
-// The rest of an acquire whose first pthread_mutex_trylock returned `trylock_result` (not 0).
-bool mutex_acquire_contended(MutexState& m, int trylock_result, bool block, const Timeout& timeout);
-void mutex_release(MutexState& m);
-[[noreturn]] void throw_pthread_error(const char* call, int rc);
 // Whether the calling thread holds it (only the owner writes the owner fields, so relaxed reads
 // are exact for the question "is it me?").
 inline bool mutex_is_mine(const MutexState& m) noexcept {
@@ -115,6 +108,44 @@ inline bool mutex_is_mine(const MutexState& m) noexcept {
     return __atomic_load_n(&m.owner_pid, __ATOMIC_RELAXED) == me.pid &&
            __atomic_load_n(&m.owner_tid, __ATOMIC_RELAXED) == me.tid;
 }
+inline void take_ownership(MutexState& m) noexcept {
+    const ThreadIdentity& me = this_thread();
+    // Other threads read the owner fields (mutex_is_mine) without the mutex: atomic stores.
+    __atomic_store_n(&m.owner_pid, me.pid, __ATOMIC_RELAXED);
+    __atomic_store_n(&m.owner_tid, me.tid, __ATOMIC_RELAXED);
+    m.depth = 1;
+}
+
+// The rest of an acquire whose first pthread_mutex_trylock returned `trylock_result` (not 0):
+// busy, already ours, or its owner died.
+bool mutex_acquire_contended(MutexState& m, int trylock_result, bool block, const Timeout& timeout);
+[[noreturn]] void throw_not_owner(const MutexState& m);  // Python's error for releasing it
+[[noreturn]] void throw_pthread_error(const char* call, int rc);
+
+// Lock and RLock acquire/release for Lock, RLock, Condition and Barrier alike. The uncontended
+// paths are inline (no call into the library beyond pthread's own); every other case, errors
+// included, goes out of line.
+inline bool mutex_acquire(MutexState& m, bool block, const Timeout& timeout) {
+    if (m.recursive && mutex_is_mine(m)) {  // RLock re-entry: no call, no atomic
+        ++m.depth;
+        return true;
+    }
+    const int rc = ::pthread_mutex_trylock(&m.mutex);
+    if (rc == 0) {
+        take_ownership(m);
+        return true;
+    }
+    return mutex_acquire_contended(m, rc, block, timeout);
+}
+
+inline void mutex_release(MutexState& m) {
+    if (!mutex_is_mine(m)) throw_not_owner(m);
+    if (--m.depth > 0) return;  // depth and the owner fields are the owner's only
+    __atomic_store_n(&m.owner_tid, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&m.owner_pid, 0, __ATOMIC_RELAXED);
+    if (const int rc = ::pthread_mutex_unlock(&m.mutex); rc != 0) throw_pthread_error("pthread_mutex_unlock", rc);
+}
+
 std::string mutex_repr(const MutexState& m, const char* kind);
 
 // Condition variable on a futex word, used with any MutexState. Releases the mutex completely
@@ -125,39 +156,8 @@ void cond_notify(CondState& c, int n);
 // The shared half of a Lock or RLock handle.
 class LockBase {
 public:
-    // The uncontended paths are inline (no call into the library beyond pthread's own); every
-    // other case, errors included, goes through mutex_acquire / mutex_release.
-    bool acquire(bool block = true, Timeout timeout = {}) {
-        MutexState& m = *state_;
-        if (m.recursive && mutex_is_mine(m)) {  // RLock re-entry: no call, no atomic
-            ++m.depth;
-            return true;
-        }
-        const int rc = ::pthread_mutex_trylock(&m.mutex);
-        if (rc == 0) {
-            const ThreadIdentity& me = this_thread();
-            __atomic_store_n(&m.owner_pid, me.pid, __ATOMIC_RELAXED);
-            __atomic_store_n(&m.owner_tid, me.tid, __ATOMIC_RELAXED);
-            m.depth = 1;
-            return true;
-        }
-        return mutex_acquire_contended(m, rc, block, timeout);  // busy, ours already, or owner died
-    }
-    void release() {
-        MutexState& m = *state_;
-        if (mutex_is_mine(m)) {  // depth and the owner fields are the owner's only
-            if (m.depth > 1) {
-                --m.depth;
-                return;
-            }
-            m.depth = 0;
-            __atomic_store_n(&m.owner_tid, 0, __ATOMIC_RELAXED);
-            __atomic_store_n(&m.owner_pid, 0, __ATOMIC_RELAXED);
-            if (const int rc = ::pthread_mutex_unlock(&m.mutex); rc != 0) throw_pthread_error("pthread_mutex_unlock", rc);
-            return;
-        }
-        mutex_release(m);  // not ours: throws Python's error
-    }
+    bool acquire(bool block = true, Timeout timeout = {}) { return mutex_acquire(*state_, block, timeout); }
+    void release() { mutex_release(*state_); }
     void lock() { acquire(); }
     void unlock() { release(); }
     bool try_lock() { return acquire(false); }
