@@ -6,7 +6,6 @@
 #include <cstring>
 
 #include <poll.h>
-#include <sched.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -101,7 +100,7 @@ void Connection::wait_for_message() {
     for (;;) {
         // Yield rather than pause: when the peer shares our CPU, spinning would keep it from
         // running and replying; when it does not, sched_yield returns at once.
-        ::sched_yield();
+        os::yield_cpu();
         if (os::poll_readable_now(fd)) {
             spin_.on_hit();
             return;

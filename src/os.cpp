@@ -151,15 +151,17 @@ namespace polyproc::os {
 
 void yield_cpu() noexcept { ::sched_yield(); }
 
+timespec monotonic_timespec(const detail::Deadline& deadline) {
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.at()->time_since_epoch()).count();
+    return timespec{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+}
+
 bool futex_wait(const std::uint32_t* word, std::uint32_t expected, detail::Deadline deadline) {
+    // FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC time: no drift across retries.
     timespec abs{};
     const timespec* timeout = nullptr;
     if (!deadline.is_never()) {
-        // FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC time: no drift across retries.
-        const auto at = std::chrono::steady_clock::now() + *deadline.remaining();
-        const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(at.time_since_epoch()).count();
-        abs.tv_sec = static_cast<time_t>(ns / 1000000000);
-        abs.tv_nsec = static_cast<long>(ns % 1000000000);
+        abs = monotonic_timespec(deadline);
         timeout = &abs;
     }
     const long r = ::syscall(SYS_futex, word, FUTEX_WAIT_BITSET, expected, timeout, nullptr, FUTEX_BITSET_MATCH_ANY);

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <ctime>
 #include <cstddef>
 #include <optional>
 #include <span>
@@ -73,6 +74,9 @@ namespace polyproc::os {
 // between processes). Returns false when the deadline passed; true on a wake-up, a value change
 // or a signal (callers re-check their condition in a loop).
 bool futex_wait(const std::uint32_t* word, std::uint32_t expected, detail::Deadline deadline);
+// A deadline that is not "never", as an absolute CLOCK_MONOTONIC time (FUTEX_WAIT_BITSET,
+// pthread_mutex_clocklock). No clock is read: the deadline already holds the time.
+timespec monotonic_timespec(const detail::Deadline& deadline);
 void futex_wake(const std::uint32_t* word, int count);
 
 // A MAP_SHARED | MAP_ANONYMOUS mapping: inherited by fork children, freed with its last user.

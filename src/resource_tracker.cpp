@@ -446,7 +446,7 @@ void wait_until_detached(pid_t pid) {
         // Died before setsid() (a zombie keeps its session): the next write sees EPIPE.
         if (os::retry_eintr([&] { return ::waitpid(pid, nullptr, WNOHANG); }) != 0) return;
         if (std::chrono::steady_clock::now() >= give_up) return;
-        if (i < 100) ::sched_yield();  // usually a few hundred microseconds: fork, then one syscall
+        if (i < 100) os::yield_cpu();  // usually a few hundred microseconds: fork, then one syscall
         else ::usleep(1000);
     }
 }

@@ -43,19 +43,31 @@ std::atomic_ref<T> atomic(T& x) noexcept {
     return std::atomic_ref<T>(x);
 }
 
-timespec clock_deadline(clockid_t clock, const Deadline& d) {
+#if defined(__SANITIZE_THREAD__)
+timespec realtime_deadline(const Deadline& d) {
     timespec now{};
-    ::clock_gettime(clock, &now);
-    const auto left = d.remaining().value_or(std::chrono::nanoseconds(0)).count();
-    long long ns = static_cast<long long>(now.tv_nsec) + left % 1000000000;
-    timespec at{};
-    at.tv_sec = now.tv_sec + static_cast<time_t>(left / 1000000000) + static_cast<time_t>(ns / 1000000000);
-    at.tv_nsec = static_cast<long>(ns % 1000000000);
-    return at;
+    ::clock_gettime(CLOCK_REALTIME, &now);
+    const long long ns = static_cast<long long>(now.tv_sec) * 1000000000 + now.tv_nsec + d.remaining()->count();
+    return timespec{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
 }
+#endif
 
-[[maybe_unused]] timespec monotonic_deadline(const Deadline& d) { return clock_deadline(CLOCK_MONOTONIC, d); }
-[[maybe_unused]] timespec realtime_deadline(const Deadline& d) { return clock_deadline(CLOCK_REALTIME, d); }
+// Waits until ready() holds: spins briefly, then sleeps on `word` while it reads 0 (its "not
+// ready" value), counted in `waiters` so that the waker knows a FUTEX_WAKE is needed. false on
+// timeout. Semaphore and Event both wait this way.
+template <class Ready>
+bool wait_while_zero(std::uint32_t& word, std::uint32_t& waiters, Ready ready, const Deadline& deadline) {
+    if (os::spin_until(ready)) return true;
+    struct Waiter {  // counted while we may sleep, also if futex_wait throws
+        std::uint32_t& n;
+        explicit Waiter(std::uint32_t& count) : n(count) { atomic(n).fetch_add(1); }
+        ~Waiter() { atomic(n).fetch_sub(1); }
+    } counted(waiters);
+    for (;;) {
+        if (ready()) return true;
+        if (!os::futex_wait(&word, 0, deadline)) return ready();
+    }
+}
 
 }  // namespace
 
@@ -96,7 +108,7 @@ bool mutex_acquire_contended(MutexState& m, int trylock_result, bool block, cons
             const timespec at = realtime_deadline(Deadline(timeout));
             rc = ::pthread_mutex_timedlock(&m.mutex, &at);
 #else
-            const timespec at = monotonic_deadline(Deadline(timeout));
+            const timespec at = os::monotonic_timespec(Deadline(timeout));
             rc = ::pthread_mutex_clocklock(&m.mutex, CLOCK_MONOTONIC, &at);
 #endif
         } else {
@@ -225,20 +237,7 @@ bool Semaphore::acquire(bool block, Timeout timeout) {
     };
     if (try_take()) return true;
     if (!block || timeout.non_blocking()) return false;
-    if (os::spin_until(try_take)) return true;
-    const detail::Deadline deadline(timeout);
-    auto waiters = detail::atomic(state_->waiters);
-    waiters.fetch_add(1);
-    bool got = false;
-    for (;;) {
-        if ((got = try_take())) break;
-        if (!os::futex_wait(&state_->value, 0, deadline)) {
-            got = try_take();
-            break;
-        }
-    }
-    waiters.fetch_sub(1);
-    return got;
+    return detail::wait_while_zero(state_->value, state_->waiters, try_take, detail::Deadline(timeout));
 }
 
 void Semaphore::release() {
@@ -281,18 +280,7 @@ void Event::clear() { detail::atomic(state_->flag).store(0); }
 bool Event::wait(Timeout timeout) {
     if (is_set()) return true;
     if (timeout.non_blocking()) return false;
-    if (os::spin_until([&] { return is_set(); })) return true;
-    const detail::Deadline deadline(timeout);
-    detail::atomic(state_->waiters).fetch_add(1);
-    bool set = false;
-    while (!(set = is_set())) {
-        if (!os::futex_wait(&state_->flag, 0, deadline)) {
-            set = is_set();
-            break;
-        }
-    }
-    detail::atomic(state_->waiters).fetch_sub(1);
-    return set;
+    return detail::wait_while_zero(state_->flag, state_->waiters, [&] { return is_set(); }, detail::Deadline(timeout));
 }
 
 // ---- Barrier ------------------------------------------------------------------------------

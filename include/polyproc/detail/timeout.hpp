@@ -70,6 +70,9 @@ public:
     }
     // Milliseconds for poll(2): -1 = forever; rounded up so we never wake just before the deadline.
     int poll_ms() const;
+    // The absolute point on the steady clock (libstdc++'s steady_clock is CLOCK_MONOTONIC), for
+    // kernel calls that take absolute deadlines; empty when "never".
+    const std::optional<Clock::time_point>& at() const noexcept { return at_; }
 
 private:
     std::optional<Clock::time_point> at_;
