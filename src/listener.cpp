@@ -13,8 +13,6 @@
 #include <poll.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include <openssl/rand.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -83,12 +81,10 @@ std::pair<std::string, std::string_view> digest_name_and_payload(std::string_vie
                               bytes_repr(msg));
 }
 
-void send_text(Connection& c, std::string_view s) { c.send_bytes(s); }
-
+// The challenge nonce: the kernel's CSPRNG, as Python's os.urandom.
 std::string random_bytes(std::size_t n) {
     std::string s(n, '\0');
-    if (RAND_bytes(reinterpret_cast<unsigned char*>(s.data()), static_cast<int>(n)) != 1)
-        throw std::runtime_error("RAND_bytes failed");
+    os::random_bytes(std::as_writable_bytes(std::span(s)));
     return s;
 }
 
@@ -96,7 +92,7 @@ std::string random_bytes(std::size_t n) {
 
 void deliver_challenge(Connection& conn, std::string_view authkey) {
     const std::string message = "{sha256}" + random_bytes(kMessageLength);
-    send_text(conn, std::string(kChallenge) + message);
+    conn.send_bytes(std::string(kChallenge) + message);
     const std::string response = as_string(conn.recv_bytes(kMaxHandshakeFrame));
     try {
         auto [name, mac] = digest_name_and_payload(response);
@@ -108,12 +104,12 @@ void deliver_challenge(Connection& conn, std::string_view authkey) {
             throw AuthenticationError("digest received was wrong");
     } catch (const AuthenticationError&) {
         try {
-            send_text(conn, kFailure);
+            conn.send_bytes(kFailure);
         } catch (const std::system_error&) {  // the peer may already be gone; the verdict stands
         }
         throw;
     }
-    send_text(conn, kWelcome);
+    conn.send_bytes(kWelcome);
 }
 
 void answer_challenge(Connection& conn, std::string_view authkey) {
@@ -124,8 +120,8 @@ void answer_challenge(Connection& conn, std::string_view authkey) {
     if (body.size() < 20) throw AuthenticationError("challenge too short: " + std::to_string(body.size()) + " bytes");
     auto [name, payload] = digest_name_and_payload(body);
     (void)payload;
-    if (body.size() == 20) send_text(conn, hmac("md5", authkey, body));  // legacy peer: raw HMAC-MD5
-    else send_text(conn, "{" + name + "}" + hmac(name, authkey, body));
+    if (body.size() == 20) conn.send_bytes(hmac("md5", authkey, body));  // legacy peer: raw HMAC-MD5
+    else conn.send_bytes("{" + name + "}" + hmac(name, authkey, body));
     if (as_string(conn.recv_bytes(kMaxHandshakeFrame)) != kWelcome) throw AuthenticationError("digest sent was rejected");
 }
 
@@ -191,16 +187,6 @@ FileDescriptor make_socket(const Address& address) {
     return FileDescriptor(os::check("socket", [&] { return ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0); }));
 }
 
-std::string random_name() {
-    std::string hex;
-    for (unsigned char c : random_bytes(6)) {
-        char buf[3];
-        std::snprintf(buf, sizeof buf, "%02x", c);
-        hex += buf;
-    }
-    return hex;
-}
-
 }  // namespace
 
 Listener::Listener(std::optional<Address> address, int backlog, std::optional<std::string> authkey)
@@ -210,7 +196,7 @@ Listener::Listener(std::optional<Address> address, int backlog, std::optional<st
         std::string dir = std::string(tmp && *tmp ? tmp : "/tmp") + "/polyproc-XXXXXX";
         if (!::mkdtemp(dir.data())) os::throw_errno("mkdtemp");
         remove_dir_ = dir;
-        address = remove_dir_ + "/listener-" + random_name();
+        address = remove_dir_ + "/listener-" + os::random_hex(6);
     }
     try {
         sock_ = make_socket(*address);

@@ -236,4 +236,17 @@ void random_bytes(std::span<std::byte> out) {
     }
 }
 
+std::string random_hex(std::size_t nbytes) {
+    std::string random(nbytes, '\0');
+    random_bytes(std::as_writable_bytes(std::span(random)));
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string hex;
+    hex.reserve(2 * nbytes);
+    for (unsigned char c : random) {
+        hex += digits[c >> 4];
+        hex += digits[c & 0xf];
+    }
+    return hex;
+}
+
 }  // namespace polyproc::os

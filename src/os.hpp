@@ -116,5 +116,7 @@ off_t fstat_size(int fd);
 void* map_shared_fd(int fd, std::size_t size);
 // Fills `out` from getrandom(2) (the kernel's CSPRNG; Python's secrets.token_hex).
 void random_bytes(std::span<std::byte> out);
+// n random bytes as 2n lowercase hex digits (Python's secrets.token_hex), for unique names.
+std::string random_hex(std::size_t nbytes);
 
 }  // namespace polyproc::os

@@ -15,17 +15,7 @@ namespace {
 
 // Python's _make_filename(): "psm_" + secrets.token_hex(4); with the slash, 14 characters, the
 // limit of the most restrictive platform Python supports (macOS).
-std::string make_filename() {
-    std::byte random[4];
-    os::random_bytes(random);
-    static constexpr char hex[] = "0123456789abcdef";
-    std::string name = "psm_";
-    for (std::byte b : random) {
-        name += hex[(std::to_integer<unsigned>(b) >> 4) & 0xf];
-        name += hex[std::to_integer<unsigned>(b) & 0xf];
-    }
-    return name;
-}
+std::string make_filename() { return "psm_" + os::random_hex(4); }
 
 // Python prepends one slash to the name it is given, and name() strips it again.
 std::string shm_path(const std::string& name) { return "/" + name; }
