@@ -117,6 +117,18 @@ TEST_F(SyncTest, StandardLockingToolsWork) {
     ul.unlock();
     EXPECT_TRUE(a.try_lock_until(std::chrono::steady_clock::now() + 10ms));
     a.unlock();
+    // Every primitive speaks the same names: a Semaphore and a Condition too.
+    mp::Semaphore sem(1);
+    mp::Condition cond;
+    {
+        std::scoped_lock both(sem, cond);
+        EXPECT_EQ(sem.get_value(), 0);
+        EXPECT_FALSE(sem.try_lock_until(std::chrono::steady_clock::now() + 10ms));
+    }
+    EXPECT_EQ(sem.get_value(), 1);
+    std::unique_lock held(cond, std::defer_lock);
+    EXPECT_TRUE(held.try_lock_for(10ms));
+    EXPECT_TRUE(cond.wait_for([] { return true; }));
 }
 
 TEST_F(SyncTest, DeadOwnerIsReportedNotABlockForever) {

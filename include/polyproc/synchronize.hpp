@@ -153,22 +153,32 @@ std::string mutex_repr(const MutexState& m, const char* kind);
 bool cond_wait(CondState& c, MutexState& m, Deadline deadline);
 void cond_notify(CondState& c, int n);
 
-// The shared half of a Lock or RLock handle.
-class LockBase {
+// The standard library's lockable names over Python's acquire/release, so that std::lock_guard,
+// std::unique_lock, std::scoped_lock and std::condition_variable_any work with every primitive.
+template <class Derived>
+class StandardLockNames {
 public:
-    bool acquire(bool block = true, Timeout timeout = {}) { return mutex_acquire(*state_, block, timeout); }
-    void release() { mutex_release(*state_); }
-    void lock() { acquire(); }
-    void unlock() { release(); }
-    bool try_lock() { return acquire(false); }
+    void lock() { self().acquire(); }
+    void unlock() { self().release(); }
+    bool try_lock() { return self().acquire(false); }
     template <class Rep, class Period>
     bool try_lock_for(const std::chrono::duration<Rep, Period>& d) {
-        return acquire(true, d);
+        return self().acquire(true, d);
     }
     template <class Clock, class Duration>
     bool try_lock_until(const std::chrono::time_point<Clock, Duration>& t) {
-        return acquire(true, t - Clock::now());
+        return self().acquire(true, t - Clock::now());
     }
+
+private:
+    Derived& self() { return static_cast<Derived&>(*this); }
+};
+
+// The shared half of a Lock or RLock handle.
+class LockBase : public StandardLockNames<LockBase> {
+public:
+    bool acquire(bool block = true, Timeout timeout = {}) { return mutex_acquire(*state_, block, timeout); }
+    void release() { mutex_release(*state_); }
     // Whether the calling thread holds it (Python's _is_mine()).
     bool is_mine() const noexcept { return mutex_is_mine(*state_); }
     MutexState& state() const noexcept { return *state_; }
@@ -196,20 +206,13 @@ public:
 };
 
 // A counter of free units. Python: multiprocessing.Semaphore(value=1).
-class Semaphore {
+class Semaphore : public detail::StandardLockNames<Semaphore> {
 public:
     // std::system_error(EINVAL) for a negative value, as Python's sem_open.
     explicit Semaphore(int value = 1);
     bool acquire(bool block = true, Timeout timeout = {});
     void release();
     int get_value() const noexcept;
-    void lock() { acquire(); }
-    void unlock() { release(); }
-    bool try_lock() { return acquire(false); }
-    template <class Rep, class Period>
-    bool try_lock_for(const std::chrono::duration<Rep, Period>& d) {
-        return acquire(true, d);
-    }
     std::string repr() const;  // <Semaphore(value=N)>
 
 protected:
@@ -226,7 +229,7 @@ public:
 };
 
 // Python: multiprocessing.Condition(lock=None); the default lock is a new RLock.
-class Condition {
+class Condition : public detail::StandardLockNames<Condition> {
 public:
     Condition() : Condition(RLock()) {}
     explicit Condition(Lock lock) : Condition(static_cast<detail::LockBase&&>(lock)) {}
@@ -234,9 +237,6 @@ public:
 
     bool acquire(bool block = true, Timeout timeout = {}) { return lock_.acquire(block, timeout); }
     void release() { lock_.release(); }
-    void lock() { lock_.lock(); }
-    void unlock() { lock_.unlock(); }
-    bool try_lock() { return lock_.try_lock(); }
 
     // True when notified, false on timeout. mp::ValueError("must acquire() condition before using
     // wait()") when the caller does not hold the lock.
