@@ -189,6 +189,26 @@ void* map_shared_anonymous(std::size_t size) {
 
 void unmap(void* p, std::size_t size) noexcept { ::munmap(p, size); }
 
+void* reserve_shared_anonymous(std::size_t size) {
+    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) throw_errno("mmap(MAP_SHARED|MAP_ANONYMOUS|MAP_NORESERVE)");
+    return p;
+}
+
+void discard_pages(void* p, std::size_t size) {
+    if (::madvise(p, size, MADV_REMOVE) != 0) throw_errno("madvise(MADV_REMOVE)");
+}
+
+std::size_t page_size() noexcept {
+    static const std::size_t size = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+    return size;
+}
+
+std::size_t physical_memory() noexcept {
+    const long pages = ::sysconf(_SC_PHYS_PAGES);
+    return pages > 0 ? static_cast<std::size_t>(pages) * page_size() : std::size_t(1) << 30;
+}
+
 }  // namespace polyproc::os
 
 // ---- POSIX shared memory and randomness (shared_memory.hpp, resource tracker) ----------------

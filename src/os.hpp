@@ -82,6 +82,13 @@ void futex_wake(const std::uint32_t* word, int count);
 // A MAP_SHARED | MAP_ANONYMOUS mapping: inherited by fork children, freed with its last user.
 void* map_shared_anonymous(std::size_t size);
 void unmap(void* p, std::size_t size) noexcept;
+// The same with MAP_NORESERVE: address space for a ring that grows into it on demand. Pages cost
+// memory only once touched, and discard_pages gives them back.
+void* reserve_shared_anonymous(std::size_t size);
+// madvise(MADV_REMOVE): frees the pages of a shared range (they read as zeros afterwards).
+void discard_pages(void* p, std::size_t size);
+std::size_t page_size() noexcept;
+std::size_t physical_memory() noexcept;  // bytes of RAM, for sizing reservations
 
 // Calls ready() in a short spin (pause, then yield) before the caller sleeps: waking a sleeping
 // process on another core costs ~40 µs here, far more than the spin.

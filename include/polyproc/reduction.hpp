@@ -148,6 +148,34 @@ std::span<const std::byte> encode_payload(const T& value, std::vector<std::byte>
     }
 }
 
+// The payload's size, then the payload written into memory of exactly that size: how a Queue
+// encodes straight into its shared ring. Trivially copyable types are one memcpy; others take a
+// counting pass and a writing pass through cereal (cheap next to a copy for large containers,
+// whose elements go as one block).
+template <class T>
+std::size_t encoded_size(const T& value) {
+    if constexpr (std::is_trivially_copyable_v<T>) {
+        return sizeof(T);
+    } else {
+        OutputArchive ar(OutputArchive::CountOnly{});
+        ar(value);
+        return ar.written();
+    }
+}
+
+template <class T>
+void encode_into(const T& value, std::span<std::byte> out) {
+    if constexpr (std::is_trivially_copyable_v<T>) {
+        std::memcpy(out.data(), &value, sizeof(T));
+    } else {
+        OutputArchive ar(out);
+        ar(value);
+        if (ar.written() != out.size())
+            throw ValueError("polyproc: a value serialized to fewer bytes than its sizing pass counted "
+                             "(its serialize function is not deterministic)");
+    }
+}
+
 // Registers T's name once per process (a function-local static: one cheap check per call).
 template <class T>
 void remember_type() {

@@ -19,17 +19,39 @@
 
 namespace polyproc::detail {
 
+// Writes to one of three sinks: appends to a byte vector (Connection.send), writes into a fixed span
+// sized beforehand (a Queue encodes straight into shared memory, with no intermediate copy), or only
+// counts the bytes (the sizing pass that comes before the span).
 class OutputArchive : public cereal::OutputArchive<OutputArchive, cereal::AllowEmptyClassElision> {
 public:
     explicit OutputArchive(std::vector<std::byte>& out)
-        : cereal::OutputArchive<OutputArchive, cereal::AllowEmptyClassElision>(this), out_(out) {}
+        : cereal::OutputArchive<OutputArchive, cereal::AllowEmptyClassElision>(this), vector_(&out) {}
+    explicit OutputArchive(std::span<std::byte> out)
+        : cereal::OutputArchive<OutputArchive, cereal::AllowEmptyClassElision>(this), span_(out) {}
+    struct CountOnly {};
+    explicit OutputArchive(CountOnly)
+        : cereal::OutputArchive<OutputArchive, cereal::AllowEmptyClassElision>(this), counting_(true) {}
+
     void saveBinary(const void* data, std::size_t size) {
         const auto* p = static_cast<const std::byte*>(data);
-        out_.insert(out_.end(), p, p + size);
+        if (vector_) {
+            vector_->insert(vector_->end(), p, p + size);
+        } else if (!counting_) {
+            // A serialize() that writes more the second time than it did when counted.
+            if (size > span_.size() - written_)
+                throw ValueError("polyproc: a value serialized to more bytes than its sizing pass counted "
+                                 "(its serialize function is not deterministic)");
+            if (size) std::memcpy(span_.data() + written_, p, size);
+        }
+        written_ += size;
     }
+    std::size_t written() const noexcept { return written_; }
 
 private:
-    std::vector<std::byte>& out_;
+    std::vector<std::byte>* vector_ = nullptr;
+    std::span<std::byte> span_;
+    bool counting_ = false;
+    std::size_t written_ = 0;
 };
 
 class InputArchive : public cereal::InputArchive<InputArchive, cereal::AllowEmptyClassElision> {

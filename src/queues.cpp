@@ -1,0 +1,430 @@
+// Queue, SimpleQueue and JoinableQueue's shared engine. See queues.hpp for the contract.
+//
+// The ring. One reservation of address space (MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE) holds
+// a control block and a ring of `capacity` bytes, typically gigabytes, of which only touched pages
+// cost memory. Positions (head, tail) count bytes since creation and never wrap; a position's place
+// in the ring is position % capacity. A record is an 8-byte header and its payload padded to 8
+// bytes, always contiguous: when it does not fit before the end, a skip record fills the rest and
+// it starts at offset 0. A producer also wraps early, once past kHotWindow, when the start of the
+// ring is free: while consumers keep up the ring stays in the first few hundred KiB (hot in cache,
+// no page faults), and it grows only as items wait. When consumers drain a grown ring, the pages
+// beyond kRetainedBytes are given back (discard_drained_pages).
+//
+// Locks and crashes. Producers take `wlock`, consumers `rlock` (robust mutexes, so a holder's
+// death hands the lock on). A record is published by one store of `tail` after it is written, and
+// taken by one store of `head` after it is read, so a process killed at any point leaves either
+// the whole record or none of it. The item counters move in separate stores; each side records
+// what it is about to do (an "intent") first, so that the next holder of a dead holder's lock
+// can complete or undo the count (repair_after_dead_producer / _consumer).
+//
+// Waiting. A side that must wait spins briefly (a wake-up across cores costs ~40 µs here), then
+// sleeps on a futex sequence word, counted in a waiter count so that the other side makes the
+// FUTEX_WAKE syscall only when someone sleeps. Sleeps are cut into slices of kRecheckInterval, so
+// that a wake-up lost with a process that died right after receiving it delays, never wedges.
+#include "polyproc/queues.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <climits>
+#include <new>
+#include <optional>
+
+#include "os.hpp"
+#include "polyproc/synchronize.hpp"
+
+namespace polyproc::detail {
+
+namespace {
+
+constexpr std::uint64_t kHeaderBytes = 8;
+constexpr std::uint64_t kSkipFlag = 1;            // header bit 0: a skip record (else an item)
+constexpr std::uint64_t kHotWindow = 256 << 10;   // wrap early past this when the start is free
+constexpr std::uint64_t kRetainedBytes = 32 << 20;  // kept resident after a drain
+constexpr std::uint64_t kDiscardAtLeast = 8 << 20;  // do not bother discarding less
+constexpr auto kRecheckInterval = std::chrono::milliseconds(200);
+
+template <class T>
+std::atomic_ref<T> atomic(T& x) noexcept {
+    return std::atomic_ref<T>(x);
+}
+
+constexpr std::uint64_t round_up8(std::uint64_t n) { return (n + 7) & ~std::uint64_t(7); }
+
+std::uint64_t default_capacity() {
+#if defined(__SANITIZE_THREAD__)
+    // ThreadSanitizer maps shadow memory for every mapping: keep the reservation modest.
+    return std::uint64_t(1) << 30;
+#else
+    const std::uint64_t half_ram = os::physical_memory() / 2;
+    return std::clamp<std::uint64_t>(half_ram, std::uint64_t(64) << 20, std::uint64_t(32) << 30);
+#endif
+}
+
+}  // namespace
+
+struct QueueShared {
+    // Fixed at creation.
+    std::uint64_t capacity = 0;  // ring bytes
+    std::uint64_t maxsize = 0;   // items; 0: unbounded
+
+    // Producers' side, written under wlock (tail and put_count are read by everyone).
+    alignas(64) MutexState wlock;
+    std::uint64_t tail = 0;
+    std::uint64_t put_count = 0;
+    std::uint64_t seen_head = 0;  // head as last read: space checks seldom touch the consumers' line
+    std::uint64_t seen_got = 0;
+    std::uint64_t touched_end = 0;  // ring offset below which pages may be resident
+    std::uint64_t put_intent_count = 0;
+    std::uint64_t put_intent_tail = 0;
+
+    // Consumers' side, written under rlock.
+    alignas(64) MutexState rlock;
+    std::uint64_t head = 0;
+    std::uint64_t got_count = 0;
+    std::uint64_t seen_tail = 0;
+    std::uint64_t get_intent_head = 0;
+    std::uint64_t get_intent_count = 0;
+
+    // Sleepers: futex sequence words and how many sleep on each.
+    alignas(64) std::uint32_t data_seq = 0;
+    std::uint32_t data_waiters = 0;
+    alignas(64) std::uint32_t space_seq = 0;
+    std::uint32_t space_waiters = 0;
+
+    // JoinableQueue: items task_done()'d, and join()'s sleepers.
+    alignas(64) std::uint64_t done_count = 0;
+    std::uint32_t join_seq = 0;
+    std::uint32_t join_waiters = 0;
+};
+
+namespace {
+
+std::size_t control_bytes() {
+    const std::size_t page = os::page_size();
+    return (sizeof(QueueShared) + page - 1) / page * page;
+}
+
+// Sleeps until ready(), in slices (see the top of this file). false when the deadline passed.
+template <class Ready>
+bool sleep_until(std::uint32_t& seq, std::uint32_t& waiters, Ready ready, const Deadline& deadline) {
+    if (os::spin_until(ready)) return true;
+    struct Counted {
+        std::uint32_t& n;
+        explicit Counted(std::uint32_t& count) : n(count) { atomic(n).fetch_add(1); }
+        ~Counted() { atomic(n).fetch_sub(1); }
+    } counted(waiters);
+    for (;;) {
+        const std::uint32_t observed = atomic(seq).load();  // after the count: see wake_sleepers
+        if (ready()) return true;
+        Deadline slice(Timeout{kRecheckInterval});
+        if (!deadline.is_never() && *deadline.at() < *slice.at()) slice = deadline;
+        if (!os::futex_wait(&seq, observed, slice) && deadline.expired()) return ready();
+    }
+}
+
+// The waker's half: the caller made its change with a seq_cst store, so either the sleeper's
+// ready() sees it or this load sees the sleeper counted (and its observed sequence is then stale).
+void wake_sleepers(std::uint32_t& seq, std::uint32_t& waiters, int how_many) {
+    if (atomic(waiters).load() == 0) return;
+    atomic(seq).fetch_add(1);
+    os::futex_wake(&seq, how_many);
+}
+
+// The producers' and consumers' locks. When the previous holder died inside, its record was
+// published (taken) whole or not at all; only its count may be half done: undo or finish it.
+// touched_end is written under wlock and read by consumers without it.
+void raise_touched_end(QueueShared& s, std::uint64_t end) {
+    if (end > s.touched_end) atomic(s.touched_end).store(end, std::memory_order_relaxed);
+}
+
+bool lock_producers(QueueShared& s, Timeout timeout) {
+    try {
+        return mutex_acquire(s.wlock, true, timeout);
+    } catch (const OwnerDiedError&) {
+        if (s.put_count == s.put_intent_count && s.tail != s.put_intent_tail)
+            atomic(s.put_count).store(s.put_count - 1);
+        return true;
+    }
+}
+
+bool lock_consumers(QueueShared& s, Timeout timeout) {
+    try {
+        return mutex_acquire(s.rlock, true, timeout);
+    } catch (const OwnerDiedError&) {
+        if (s.head == s.get_intent_head && s.got_count != s.get_intent_count)
+            atomic(s.got_count).store(s.get_intent_count);
+        return true;
+    }
+}
+
+Timeout remaining(const Deadline& deadline) {
+    return deadline.is_never() ? Timeout{} : Timeout{*deadline.remaining()};
+}
+
+}  // namespace
+
+QueueCore::QueueCore(std::size_t maxsize, Kind kind) : kind_(kind) {
+    std::uint64_t capacity = default_capacity() / os::page_size() * os::page_size();
+    void* base = nullptr;
+    for (;;) {  // under strict overcommit accounting a large reservation may be refused: halve it
+        try {
+            base = os::reserve_shared_anonymous(control_bytes() + capacity);
+            break;
+        } catch (const std::system_error&) {
+            if (capacity <= (std::uint64_t(16) << 20)) throw;
+            capacity /= 2;
+        }
+    }
+    mapping_size_ = control_bytes() + capacity;
+    shared_ = ::new (base) QueueShared();
+    ring_ = static_cast<std::byte*>(base) + control_bytes();
+    shared_->capacity = capacity;
+    shared_->maxsize = maxsize;
+    init_mutex(shared_->wlock, false);
+    init_mutex(shared_->rlock, false);
+}
+
+QueueCore::~QueueCore() { os::unmap(shared_, mapping_size_); }
+
+std::size_t QueueCore::max_message_size() const noexcept { return shared_->capacity / 2 - kHeaderBytes; }
+std::size_t QueueCore::maxsize() const noexcept { return shared_->maxsize; }
+
+std::size_t QueueCore::qsize() const noexcept {
+    // got first: put_count only grows and is never behind got_count, so the difference is never
+    // negative.
+    const std::uint64_t got = atomic(shared_->got_count).load(std::memory_order_acquire);
+    const std::uint64_t put = atomic(shared_->put_count).load(std::memory_order_acquire);
+    return put - got;
+}
+
+bool QueueCore::full() const noexcept { return shared_->maxsize != 0 && qsize() >= shared_->maxsize; }
+
+void QueueCore::throw_closed() const {
+    switch (kind_) {
+        case Kind::simple:
+            os::throw_error(std::errc::bad_file_descriptor, "SimpleQueue: handle is closed");
+        case Kind::joinable:
+            throw ValueError("JoinableQueue is closed");
+        case Kind::queue:
+            break;
+    }
+    throw ValueError("Queue is closed");
+}
+
+void QueueCore::close() noexcept {
+    if (closed_.exchange(true)) return;
+    // Wake this process's blocked calls so that they see the flag; sleepers elsewhere re-check
+    // and sleep again.
+    QueueShared& s = *shared_;
+    for (std::uint32_t* seq : {&s.data_seq, &s.space_seq, &s.join_seq}) {
+        atomic(*seq).fetch_add(1);
+        os::futex_wake(seq, INT_MAX);
+    }
+}
+
+// ---- producers ------------------------------------------------------------------------------
+
+namespace {
+
+// Where a record of `bytes` goes when the producers' position is `tail` and the consumers' is
+// `head`: its ring offset and the new tail (past a skip record when it wraps). Empty: no room.
+struct Placement {
+    std::uint64_t offset;
+    std::uint64_t new_tail;
+};
+std::optional<Placement> place(std::uint64_t capacity, std::uint64_t tail, std::uint64_t head, std::uint64_t bytes) {
+    const std::uint64_t used = tail - head;
+    const std::uint64_t at = tail % capacity;
+    // Wrapping costs the skipped bytes too: it fits when used + (capacity - at) + bytes <= capacity.
+    const bool wrap_fits = at != 0 && used + bytes <= at;
+    if (at >= kHotWindow && wrap_fits) return Placement{0, tail + (capacity - at) + bytes};
+    if (at + bytes <= capacity) {
+        if (used + bytes <= capacity) return Placement{at, tail + bytes};
+        return std::nullopt;
+    }
+    if (wrap_fits) return Placement{0, tail + (capacity - at) + bytes};
+    return std::nullopt;
+}
+
+}  // namespace
+
+std::byte* QueueCore::begin_put(std::size_t size, bool block, Timeout timeout) {
+    if (closed()) throw_closed();
+    QueueShared& s = *shared_;
+    if (size > max_message_size())
+        throw ValueError("polyproc: a " + std::to_string(size) + "-byte item is larger than this queue takes (" +
+                         std::to_string(max_message_size()) + " bytes, half its ring)");
+    const std::uint64_t bytes = kHeaderBytes + round_up8(size);
+    if (timeout.non_blocking()) block = false;
+    const Deadline deadline = block ? Deadline(timeout) : Deadline();
+
+    for (;;) {
+        if (!lock_producers(s, remaining(deadline))) throw Full("polyproc: Queue is full");
+        bool room = true;
+        if (s.maxsize != 0 && s.put_count - s.seen_got >= s.maxsize) {
+            s.seen_got = atomic(s.got_count).load(std::memory_order_acquire);
+            room = s.put_count - s.seen_got < s.maxsize;
+        }
+        std::optional<Placement> where;
+        if (room) {
+            where = place(s.capacity, s.tail, s.seen_head, bytes);
+            if (!where) {
+                s.seen_head = atomic(s.head).load(std::memory_order_acquire);
+                where = place(s.capacity, s.tail, s.seen_head, bytes);
+            }
+        }
+        if (where) {
+            const std::uint64_t at = s.tail % s.capacity;
+            if (where->offset != at) {  // wrapping: a skip record covers the rest of the ring
+                const std::uint64_t skip = ((s.capacity - at) << 1) | kSkipFlag;
+                std::memcpy(ring_ + at, &skip, kHeaderBytes);
+                raise_touched_end(s, at + kHeaderBytes);
+            }
+            const std::uint64_t header = std::uint64_t(size) << 1;
+            std::memcpy(ring_ + where->offset, &header, kHeaderBytes);
+            raise_touched_end(s, where->offset + bytes);
+            pending_tail_ = where->new_tail;
+            return ring_ + where->offset + kHeaderBytes;
+        }
+        const std::uint64_t seen_head = s.seen_head, seen_got = s.seen_got;
+        mutex_release(s.wlock);
+        if (!block) throw Full("polyproc: Queue is full");
+        const bool waited = wait_for_space(seen_head, seen_got, deadline);
+        if (closed()) throw_closed();
+        if (!waited) throw Full("polyproc: Queue is full");
+    }
+}
+
+void QueueCore::end_put(bool publish) noexcept {
+    QueueShared& s = *shared_;
+    if (publish) {
+        // The count goes first (a consumer may call task_done() the moment the item is visible),
+        // then the one store that publishes. A producer killed between them is undone by the next
+        // holder of the lock, which finds the count recorded and the tail not moved.
+        const std::uint64_t count = s.put_count + 1;
+        atomic(s.put_intent_count).store(count, std::memory_order_relaxed);
+        atomic(s.put_intent_tail).store(pending_tail_, std::memory_order_release);
+        atomic(s.put_count).store(count, std::memory_order_release);
+        atomic(s.tail).store(pending_tail_);  // seq_cst: ordered before the waiter check below
+    }
+    mutex_release(s.wlock);
+    if (publish) wake_sleepers(s.data_seq, s.data_waiters, 1);
+}
+
+bool QueueCore::wait_for_space(std::uint64_t seen_head, std::uint64_t seen_got, const Deadline& deadline) {
+    QueueShared& s = *shared_;
+    return sleep_until(
+        s.space_seq, s.space_waiters,
+        [&] {
+            return closed() || atomic(s.head).load(std::memory_order_acquire) != seen_head ||
+                   atomic(s.got_count).load(std::memory_order_acquire) != seen_got;
+        },
+        deadline);
+}
+
+// ---- consumers ------------------------------------------------------------------------------
+
+std::span<const std::byte> QueueCore::begin_get(bool block, Timeout timeout) {
+    if (closed()) throw_closed();
+    QueueShared& s = *shared_;
+    if (timeout.non_blocking()) block = false;
+    const Deadline deadline = block ? Deadline(timeout) : Deadline();
+
+    for (;;) {
+        if (!lock_consumers(s, remaining(deadline))) throw Empty("polyproc: Queue is empty");
+        for (;;) {
+            const std::uint64_t head = s.head;
+            if (head == s.seen_tail) s.seen_tail = atomic(s.tail).load(std::memory_order_acquire);
+            if (head == s.seen_tail) break;  // empty
+            const std::uint64_t at = head % s.capacity;
+            std::uint64_t header;
+            std::memcpy(&header, ring_ + at, kHeaderBytes);
+            if (header & kSkipFlag) {
+                atomic(s.head).store(head + (header >> 1));
+                if (atomic(s.touched_end).load(std::memory_order_relaxed) >= kRetainedBytes + kDiscardAtLeast)
+                    discard_drained_pages();
+                wake_sleepers(s.space_seq, s.space_waiters, 1);
+                continue;
+            }
+            const std::uint64_t size = header >> 1;
+            pending_head_ = head + kHeaderBytes + round_up8(size);
+            return {ring_ + at + kHeaderBytes, size};
+        }
+        mutex_release(s.rlock);
+        if (!block) throw Empty("polyproc: Queue is empty");
+        const bool waited = wait_for_data(deadline);
+        if (closed()) throw_closed();
+        if (!waited) throw Empty("polyproc: Queue is empty");
+    }
+}
+
+void QueueCore::end_get() noexcept {
+    QueueShared& s = *shared_;
+    const std::uint64_t count = s.got_count + 1;
+    atomic(s.get_intent_head).store(pending_head_, std::memory_order_relaxed);
+    atomic(s.get_intent_count).store(count, std::memory_order_release);
+    atomic(s.head).store(pending_head_);  // seq_cst: ordered before the waiter check below
+    atomic(s.got_count).store(count, std::memory_order_release);
+    mutex_release(s.rlock);
+    wake_sleepers(s.space_seq, s.space_waiters, 1);
+}
+
+bool QueueCore::wait_for_data(const Deadline& deadline) {
+    QueueShared& s = *shared_;
+    return sleep_until(
+        s.data_seq, s.data_waiters,
+        [&] {
+            return closed() ||
+                   atomic(s.tail).load(std::memory_order_acquire) != atomic(s.head).load(std::memory_order_acquire);
+        },
+        deadline);
+}
+
+// Called by a consumer (holding rlock) whose head just wrapped to offset 0: the live records now
+// lie in [0, tail - head), so the resident pages between that and touched_end hold nothing. Keep
+// kRetainedBytes for the next burst, give the rest back. The producers' lock keeps them out while
+// the pages go (lock order: rlock, then wlock; producers never take rlock).
+void QueueCore::discard_drained_pages() noexcept {
+    QueueShared& s = *shared_;
+    try {
+        lock_producers(s, {});
+    } catch (...) {
+        return;  // only the discard is skipped
+    }
+    const std::uint64_t page = os::page_size();
+    const std::uint64_t live_end = (s.tail - s.head + page - 1) / page * page;
+    const std::uint64_t from = std::max(kRetainedBytes, live_end);
+    if (from + kDiscardAtLeast <= s.touched_end) {
+        try {
+            os::discard_pages(ring_ + from, s.touched_end - from);
+            atomic(s.touched_end).store(from, std::memory_order_relaxed);
+        } catch (const std::system_error&) {
+            // Keeping the pages is harmless.
+        }
+    }
+    mutex_release(s.wlock);
+}
+
+// ---- JoinableQueue ------------------------------------------------------------------------------
+
+void QueueCore::task_done() {
+    QueueShared& s = *shared_;
+    std::uint64_t done = atomic(s.done_count).load();
+    do {
+        if (done >= atomic(s.put_count).load()) throw ValueError("task_done() called too many times");
+    } while (!atomic(s.done_count).compare_exchange_weak(done, done + 1));
+    if (done + 1 == atomic(s.put_count).load()) wake_sleepers(s.join_seq, s.join_waiters, INT_MAX);
+}
+
+bool QueueCore::join(Timeout timeout) {
+    QueueShared& s = *shared_;
+    auto all_done = [&] {
+        const std::uint64_t put = atomic(s.put_count).load();
+        return atomic(s.done_count).load() >= put;
+    };
+    if (all_done()) return true;
+    if (timeout.non_blocking()) return false;
+    return sleep_until(s.join_seq, s.join_waiters, all_done, Deadline(timeout));
+}
+
+}  // namespace polyproc::detail

@@ -1,0 +1,428 @@
+// queues.hpp: Queue, SimpleQueue and JoinableQueue between real processes, Python's semantics and
+// errors, any message size, and what happens when a producer or consumer is SIGKILLed.
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <fstream>
+#include <future>
+#include <map>
+#include <numeric>
+#include <optional>
+#include <random>
+#include <set>
+#include <signal.h>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support.hpp"
+
+using namespace std::chrono_literals;
+
+class Queues : public ProcessTest {};
+
+namespace {
+
+std::vector<char> pattern(std::size_t n, unsigned seed) {
+    std::vector<char> v(n);
+    std::uint32_t x = seed * 2654435761u + 1;
+    for (auto& c : v) {
+        x = x * 1664525u + 1013904223u;
+        c = static_cast<char>(x >> 24);
+    }
+    return v;
+}
+
+std::uint64_t shmem_resident_kib() {
+    std::ifstream f("/proc/self/smaps_rollup");
+    std::string key;
+    std::uint64_t value = 0;
+    while (f >> key) {
+        if (key == "RssShmem:") {
+            f >> value;
+            return value;
+        }
+        f.ignore(1 << 20, '\n');
+    }
+    return 0;
+}
+
+// A type whose serialization parks the calling process when it is not `parent`: lets a test kill
+// a producer or consumer while it is inside put() or get(), holding the queue's lock.
+// (The std::string member keeps it from being trivially copyable, which would skip serialization.)
+struct Parking {
+    static inline pid_t parent = 0;
+    static inline bool park_on_save = false;
+    static inline bool park_on_load = false;
+    static inline int saves = 0;
+    int value = 0;
+    std::string unsent;
+    template <class Archive>
+    void save(Archive& ar) const {
+        ar(value);
+        // The first save() only counts the bytes; the second writes them into the ring.
+        if (park_on_save && ::getpid() != parent && ++saves == 2) ::pause();
+    }
+    template <class Archive>
+    void load(Archive& ar) {
+        ar(value);
+        if (park_on_load && ::getpid() != parent) ::pause();
+    }
+};
+
+// Counts as 20 GiB on the wire without owning them: the size check must refuse it before a byte
+// is written.
+struct Enormous {
+    std::string unsent;
+    template <class Archive>
+    void save(Archive& ar) const {
+        static const char byte = 0;
+        ar(cereal::binary_data(&byte, std::size_t(20) << 30));
+    }
+    template <class Archive>
+    void load(Archive&) {}
+};
+
+}  // namespace
+
+TEST_F(Queues, FifoWithinOneProcess) {
+    mp::Queue<int> q;
+    for (int i = 0; i < 1000; ++i) q.put(i);
+    EXPECT_EQ(q.qsize(), 1000u);
+    for (int i = 0; i < 1000; ++i) ASSERT_EQ(q.get(), i);
+    EXPECT_TRUE(q.empty());
+}
+
+TEST_F(Queues, ChildSendsEveryKindOfValue) {
+    mp::Queue<std::map<std::string, std::vector<int>>> maps;
+    mp::Queue<std::optional<std::string>> strings;
+    mp::Process p([&] {
+        maps.put({{"a", {1, 2}}, {"b", {}}});
+        strings.put("hello");
+        strings.put(std::nullopt);
+    });
+    p.start();
+    EXPECT_EQ(maps.get(), (std::map<std::string, std::vector<int>>{{"a", {1, 2}}, {"b", {}}}));
+    EXPECT_EQ(strings.get(), "hello");
+    EXPECT_EQ(strings.get(), std::nullopt);
+    p.join();
+    EXPECT_EQ(p.exitcode(), 0);
+}
+
+TEST_F(Queues, QsizeIsExactAcrossProcesses) {
+    mp::Queue<int> q;
+    mp::Process p([&] {
+        for (int i = 0; i < 10; ++i) q.put(i);
+    });
+    p.start();
+    p.join();
+    EXPECT_EQ(q.qsize(), 10u);  // exact right after the producer is gone: nothing is in flight
+    EXPECT_FALSE(q.empty());
+    for (int i = 0; i < 4; ++i) q.get();
+    EXPECT_EQ(q.qsize(), 6u);
+}
+
+TEST_F(Queues, BoundedQueueRaisesFullAndEmpty) {
+    mp::Queue<int> q(3);
+    EXPECT_EQ(q.maxsize(), 3u);
+    q.put(1);
+    q.put(2, false);
+    q.put(3, true, 10ms);
+    EXPECT_TRUE(q.full());
+    EXPECT_THROW(q.put_nowait(4), mp::Full);
+    EXPECT_THROW(q.put(4, false), mp::Full);
+    EXPECT_THROW(q.put(4, false, 10s), mp::Full);  // block=false ignores the timeout
+    EXPECT_THROW(q.put(4, true, 20ms), mp::Full);
+    EXPECT_THROW(q.put(4, true, -1s), mp::Full);
+    EXPECT_EQ(q.qsize(), 3u);
+    EXPECT_EQ(q.get(), 1);
+    EXPECT_FALSE(q.full());
+    q.put(4);
+    EXPECT_EQ(q.get_nowait(), 2);
+    EXPECT_EQ(q.get(false), 3);
+    EXPECT_EQ(q.get(true, 10ms), 4);
+    EXPECT_THROW(q.get_nowait(), mp::Empty);
+    EXPECT_THROW(q.get(false, 10s), mp::Empty);
+    EXPECT_THROW(q.get(true, 20ms), mp::Empty);
+    EXPECT_THROW(q.get(true, 0s), mp::Empty);
+}
+
+TEST_F(Queues, BlockedPutResumesWhenAConsumerTakesAnItem) {
+    mp::Queue<int> q(1);
+    q.put(0);
+    mp::Process consumer([&] {
+        std::this_thread::sleep_for(50ms);
+        if (q.get() != 0) std::_Exit(3);
+    });
+    consumer.start();
+    q.put(1);  // waits for the consumer
+    consumer.join();
+    EXPECT_EQ(consumer.exitcode(), 0);
+    EXPECT_EQ(q.get(), 1);
+}
+
+TEST_F(Queues, BlockedGetWakesForAnItemFromAnotherProcess) {
+    mp::Queue<std::string> q;
+    mp::Process producer([&] {
+        std::this_thread::sleep_for(100ms);  // let the parent fall asleep in get()
+        q.put("late");
+    });
+    producer.start();
+    EXPECT_EQ(q.get(true, 60s), "late");
+    producer.join();
+}
+
+TEST_F(Queues, ClosedQueueRaisesValueErrorAndOthersStillDrainIt) {
+    mp::Queue<int> q;
+    EXPECT_THROW_WITH(q.join_thread(), mp::ValueError, "Queue not closed");
+    mp::Process producer([&] {
+        q.put(1);
+        q.put(2);
+        q.close();
+        q.join_thread();
+        try {
+            q.put(3);
+        } catch (const mp::ValueError&) {
+            std::_Exit(7);
+        }
+    });
+    producer.start();
+    producer.join();
+    EXPECT_EQ(producer.exitcode(), 7);
+    EXPECT_EQ(q.get(), 1);  // the child's close() does not close the queue for the parent
+    EXPECT_EQ(q.get(), 2);
+    q.close();
+    q.close();  // idempotent
+    EXPECT_THROW_WITH(q.put(4), mp::ValueError, "Queue is closed");
+    EXPECT_THROW_WITH(q.get(), mp::ValueError, "is closed");
+    EXPECT_THROW_WITH(q.get_nowait(), mp::ValueError, "is closed");
+    q.join_thread();
+    q.cancel_join_thread();
+}
+
+TEST_F(Queues, CloseWakesAGetBlockedInAnotherThread) {
+    mp::Queue<int> q;
+    auto blocked = std::async(std::launch::async, [&] {
+        try {
+            q.get();
+            return std::string("returned");
+        } catch (const mp::ValueError& e) {
+            return std::string(e.what());
+        }
+    });
+    std::this_thread::sleep_for(50ms);
+    q.close();
+    ASSERT_EQ(blocked.wait_for(30s), std::future_status::ready) << "get() still blocked after close()";
+    EXPECT_EQ(blocked.get(), "Queue is closed");
+}
+
+// Python's feeder-thread deadlock: a child that put more than a pipe holds cannot exit until
+// someone reads, so joining it first hangs. Here put() has written everything when it returns.
+TEST_F(Queues, JoiningAChildWithUnreadItemsDoesNotHang) {
+    mp::Queue<std::vector<char>> q;
+    mp::Process p([&] {
+        for (unsigned i = 0; i < 200; ++i) q.put(pattern(1024, i));
+        q.put(pattern(10 << 20, 999));
+    });
+    p.start();
+    p.join(60s);
+    ASSERT_EQ(p.exitcode(), 0) << "the child did not exit with its items unread";
+    for (unsigned i = 0; i < 200; ++i) ASSERT_EQ(q.get(), pattern(1024, i));
+    EXPECT_EQ(q.get(), pattern(10 << 20, 999));
+}
+
+TEST_F(Queues, MessagesOfEverySizeInOneQueue) {
+    mp::Queue<std::vector<char>> q;
+    const std::vector<std::size_t> sizes = {0, 1, 7, 8, 9, 63, 64, 4095, 65536, 1 << 20, 3 << 20, 64 << 20, 5};
+    mp::Process p([&] {
+        for (std::size_t i = 0; i < sizes.size(); ++i) q.put(pattern(sizes[i], static_cast<unsigned>(i)));
+    });
+    p.start();
+    for (std::size_t i = 0; i < sizes.size(); ++i) {
+        const auto got = q.get(true, 60s);
+        ASSERT_EQ(got.size(), sizes[i]);
+        ASSERT_EQ(got, pattern(sizes[i], static_cast<unsigned>(i))) << "item " << i;
+    }
+    p.join();
+}
+
+TEST_F(Queues, AnItemLargerThanTheRingIsRefusedUpFront) {
+    mp::Queue<Enormous> q;
+    EXPECT_THROW_WITH(q.put(Enormous{}), mp::ValueError, "larger than this queue takes");
+    EXPECT_EQ(q.qsize(), 0u);
+    mp::Queue<int> ints;
+    EXPECT_GT(ints.max_message_size(), std::size_t(256) << 20);  // "hundreds of MiB"
+}
+
+TEST_F(Queues, ABacklogGrowsTheRingAndDrainingGivesTheMemoryBack) {
+    mp::Queue<std::vector<char>> q;
+    const std::uint64_t before = shmem_resident_kib();
+    mp::Process p([&] {
+        for (unsigned i = 0; i < 300; ++i) q.put(pattern(1 << 20, i));  // 300 MiB waiting, no consumer
+    });
+    p.start();
+    p.join(120s);
+    ASSERT_EQ(p.exitcode(), 0);
+    EXPECT_EQ(q.qsize(), 300u);
+    for (unsigned i = 0; i < 300; ++i) ASSERT_EQ(q.get(), pattern(1 << 20, i));
+    // The next item wraps to the start of the ring; taking it passes the wrap, where the drained
+    // pages are given back.
+    q.put(pattern(100, 1));
+    EXPECT_EQ(q.get(), pattern(100, 1));
+    const std::uint64_t after = shmem_resident_kib();
+    EXPECT_LT(after, before + 64 * 1024) << "resident shared memory before " << before << " KiB, after " << after;
+}
+
+TEST_F(Queues, SeveralProducersAndConsumersLoseAndDuplicateNothing) {
+    constexpr int kProducers = 3, kConsumers = 3, kItems = 20000;
+    mp::Queue<std::pair<int, int>> q(100);  // bounded: producers also wait for room
+    mp::Queue<std::vector<std::pair<int, int>>> results;
+    std::vector<mp::Process> ps;
+    for (int c = 0; c < kConsumers; ++c)
+        ps.emplace_back([&] {
+            std::vector<std::pair<int, int>> got;
+            for (;;) {
+                auto item = q.get();
+                if (item.first < 0) break;
+                got.push_back(item);
+            }
+            results.put(got);
+        });
+    for (int p = 0; p < kProducers; ++p)
+        ps.emplace_back([&, p] {
+            for (int i = 0; i < kItems; ++i) q.put({p, i});
+        });
+    for (auto& p : ps) p.start();
+    for (int p = kConsumers; p < kConsumers + kProducers; ++p) ps[p].join();
+    for (int c = 0; c < kConsumers; ++c) q.put({-1, 0});
+    std::vector<std::vector<int>> seen(kProducers);
+    for (int c = 0; c < kConsumers; ++c) {
+        std::map<int, int> last;  // per producer, each consumer sees increasing numbers
+        for (auto [p, i] : results.get(true, 120s)) {
+            if (last.count(p)) {
+                EXPECT_GT(i, last[p]);
+            }
+            last[p] = i;
+            seen[p].push_back(i);
+        }
+    }
+    for (auto& p : ps) p.join();
+    for (int p = 0; p < kProducers; ++p) {
+        std::sort(seen[p].begin(), seen[p].end());
+        std::vector<int> expected(kItems);
+        std::iota(expected.begin(), expected.end(), 0);
+        EXPECT_EQ(seen[p], expected) << "producer " << p;
+    }
+}
+
+TEST_F(Queues, AProducerKilledInsidePutLeavesTheQueueWhole) {
+    Parking::parent = ::getpid();
+    Parking::park_on_save = true;
+    mp::Queue<Parking> q;
+    q.put(Parking{1, {}});
+    mp::Process p([&] { q.put(Parking{2, {}}); });  // parks while encoding, holding the producers' lock
+    p.start();
+    std::this_thread::sleep_for(100ms);
+    p.kill();
+    p.join();
+    Parking::park_on_save = false;
+    q.put(Parking{3, {}});  // the lock is handed over; the half-written item is gone
+    EXPECT_EQ(q.qsize(), 2u);
+    EXPECT_EQ(q.get().value, 1);
+    EXPECT_EQ(q.get().value, 3);
+    EXPECT_TRUE(q.empty());
+}
+
+TEST_F(Queues, AConsumerKilledInsideGetLeavesItsItemForTheNext) {
+    Parking::parent = ::getpid();
+    Parking::park_on_load = true;
+    mp::Queue<Parking> q;
+    q.put(Parking{1, {}});
+    q.put(Parking{2, {}});
+    mp::Process p([&] { q.get(); });  // parks while decoding, holding the consumers' lock
+    p.start();
+    std::this_thread::sleep_for(100ms);
+    p.kill();
+    p.join();
+    Parking::park_on_load = false;
+    EXPECT_EQ(q.get(true, 30s).value, 1);  // it had not taken the item yet
+    EXPECT_EQ(q.get(true, 30s).value, 2);
+    EXPECT_EQ(q.qsize(), 0u);
+}
+
+TEST_F(Queues, AConsumerKilledWhileWaitingDoesNotStopOthers) {
+    mp::Queue<int> q;
+    mp::Process sleeper([&] { q.get(); });
+    sleeper.start();
+    std::this_thread::sleep_for(100ms);  // asleep in get()
+    sleeper.kill();
+    sleeper.join();
+    mp::Process consumer([&] { std::_Exit(q.get(true, 60s)); });
+    consumer.start();
+    std::this_thread::sleep_for(50ms);
+    q.put(5);
+    consumer.join(60s);
+    EXPECT_EQ(consumer.exitcode(), 5);
+}
+
+TEST_F(Queues, JoinableQueueCountsTasks) {
+    mp::JoinableQueue<int> q;
+    EXPECT_TRUE(q.join());  // nothing put: returns at once
+    EXPECT_THROW_WITH(q.task_done(), mp::ValueError, "task_done() called too many times");
+    std::vector<mp::Process> workers;
+    for (int w = 0; w < 4; ++w)
+        workers.emplace_back([&] {
+            for (;;) {
+                int item = q.get();
+                q.task_done();
+                if (item < 0) break;
+            }
+        });
+    for (auto& w : workers) w.start();
+    for (int i = 0; i < 10; ++i) q.put(i);
+    EXPECT_TRUE(q.join(60s));
+    for (int w = 0; w < 4; ++w) q.put(-1);
+    EXPECT_TRUE(q.join(60s));
+    for (auto& w : workers) w.join();
+    EXPECT_THROW_WITH(q.task_done(), mp::ValueError, "task_done() called too many times");
+    q.put(1);
+    EXPECT_FALSE(q.join(20ms));
+    q.close();
+    EXPECT_THROW_WITH(q.put(2), mp::ValueError, "JoinableQueue is closed");
+}
+
+TEST_F(Queues, SimpleQueueBetweenProcesses) {
+    mp::SimpleQueue<std::string> q;
+    EXPECT_TRUE(q.empty());
+    mp::Process p([&] {
+        if (!q.empty()) std::_Exit(2);  // correct in the child too
+        q.put("from the child");
+        q.put(std::string(1 << 20, 'x'));
+    });
+    p.start();
+    EXPECT_EQ(q.get(), "from the child");
+    EXPECT_EQ(q.get(), std::string(1 << 20, 'x'));
+    p.join();
+    EXPECT_EQ(p.exitcode(), 0);
+    EXPECT_TRUE(q.empty());
+    q.close();
+    q.close();
+    EXPECT_THROW_WITH(q.empty(), std::system_error, "handle is closed");
+    EXPECT_THROW_WITH(q.get(), std::system_error, "handle is closed");
+    EXPECT_THROW_WITH(q.put("x"), std::system_error, "handle is closed");
+}
+
+TEST_F(Queues, HandlesPassAsProcessArguments) {
+    auto worker = [](mp::Queue<int> in, mp::Queue<int> out) {
+        for (int x; (x = in.get()) >= 0;) out.put(x * x);
+    };
+    mp::Queue<int> in, out;
+    mp::Process p(worker, in, out);
+    p.start();
+    for (int i = 0; i < 5; ++i) in.put(i);
+    in.put(-1);
+    std::vector<int> squares;
+    for (int i = 0; i < 5; ++i) squares.push_back(out.get());
+    p.join();
+    EXPECT_EQ(squares, (std::vector<int>{0, 1, 4, 9, 16}));
+}
