@@ -73,6 +73,7 @@ struct QueueShared {
     std::uint64_t put_count = 0;
     std::uint64_t seen_head = 0;  // head as last read: space checks seldom touch the consumers' line
     std::uint64_t seen_got = 0;
+    std::uint64_t head_read_at = 0;  // tail when seen_head was last read
     std::uint64_t touched_end = 0;  // ring offset below which pages may be resident
     std::uint64_t put_intent_count = 0;
     std::uint64_t put_intent_tail = 0;
@@ -132,6 +133,11 @@ void wake_sleepers(std::uint32_t& seq, std::uint32_t& waiters, int how_many) {
 
 // The producers' and consumers' locks. When the previous holder died inside, its record was
 // published (taken) whole or not at all; only its count may be half done: undo or finish it.
+void refresh_seen_head(QueueShared& s) {
+    s.seen_head = atomic(s.head).load(std::memory_order_acquire);
+    s.head_read_at = s.tail;
+}
+
 // touched_end is written under wlock and read by consumers without it.
 void raise_touched_end(QueueShared& s, std::uint64_t end) {
     if (end > s.touched_end) atomic(s.touched_end).store(end, std::memory_order_relaxed);
@@ -267,9 +273,13 @@ std::byte* QueueCore::begin_put(std::size_t size, bool block, Timeout timeout) {
         }
         std::optional<Placement> where;
         if (room) {
+            // A stale head also hides a chance to wrap back to the hot start of the ring: past the
+            // hot window, look at the consumers' line again, at most once every kHotWindow / 4.
+            const bool beyond_hot = s.tail % s.capacity >= kHotWindow && s.tail - s.head_read_at >= kHotWindow / 4;
+            if (beyond_hot) refresh_seen_head(s);
             where = place(s.capacity, s.tail, s.seen_head, bytes);
-            if (!where) {
-                s.seen_head = atomic(s.head).load(std::memory_order_acquire);
+            if (!where && !beyond_hot) {
+                refresh_seen_head(s);
                 where = place(s.capacity, s.tail, s.seen_head, bytes);
             }
         }

@@ -34,7 +34,7 @@ std::vector<char> pattern(std::size_t n, unsigned seed) {
 }
 
 std::uint64_t shmem_resident_kib() {
-    std::ifstream f("/proc/self/smaps_rollup");
+    std::ifstream f("/proc/self/status");
     std::string key;
     std::uint64_t value = 0;
     while (f >> key) {
