@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every ported seed example, in the order of the tutorials' story: fork, Process, join,
 # several children, subclasses, isolation, terminate, daemons, pipes, then locks, shared values,
-# semaphores and events. This is polyproc's demo.
+# semaphores, events and queues. This is polyproc's demo.
 #
 # Usage: examples/run-all.sh <build-dir>     (e.g. build/default)
 # The examples run in a temporary directory (multi_children_file_append and the ticket examples
@@ -51,6 +51,18 @@ examples=(
     "value_array_shared|a Value and an Array in shared memory: the child's changes reach the parent"
     "semaphore_ktv_rooms|Semaphore(4): never more than 4 users inside at once (checked)"
     "event_traffic_lights|an Event as a traffic light: the cars wait for green"
+    "queue_child_put_parent_get|the child puts an object on a Queue, the parent's get() waits for it"
+    "queue_writer_reader_terminate|a writer and a reader share a Queue; the endless reader is terminated"
+    "queue_myprocess_results|children put their results on a Queue: the fix for the lost MyProcess result"
+    "queue_maxsize_nowait|Queue(3): put_nowait raises Full, get_nowait raises Empty; full(), empty()"
+    "queue_put_get_timeout|put and get with block and timeout: Full and Empty, at once or after the timeout"
+    "queue_shared_by_children|one Queue shared by the main process and two children, first in first out"
+    "queue_ten_putters_ten_getters|ten processes put, ten get, through a Queue(3): each message taken once"
+    "queue_producer_consumer_stuck|producer/consumer: without an end marker the consumer waits in get() forever"
+    "queue_producer_sends_none|the producer ends with None; the consumer stops when it gets it"
+    "queue_main_sends_none|the main process puts the None end marker, after joining the producer"
+    "queue_producer_consumer_none|three producers, two consumers: one None per consumer, after the producers"
+    "queue_joinable_daemon_consumers|JoinableQueue: producers join() until all is processed; daemonic consumers"
 )
 
 workdir=$(mktemp -d)
