@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdio>
 #include <exception>
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include <sched.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -81,6 +83,25 @@ inline void close_fd(int& fd) noexcept {
     if (fd >= 0) ::close(fd);
     fd = -1;
 }
+
+// A T constructed in anonymous shared memory (MAP_SHARED: a fork child sees the same object).
+template <class T>
+class Shared {
+public:
+    Shared() {
+        void* p = ::mmap(nullptr, sizeof(T), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) bench::throw_errno("mmap");
+        obj_ = ::new (p) T();
+    }
+    Shared(const Shared&) = delete;
+    Shared& operator=(const Shared&) = delete;
+    ~Shared() { ::munmap(obj_, sizeof(T)); }
+    T& operator*() const { return *obj_; }
+    T* operator->() const { return obj_; }
+
+private:
+    T* obj_;
+};
 
 // Where the two processes of a communication benchmark run. Left to the scheduler, a 2-CPU machine
 // puts them on one CPU in some runs and on two in others, and the figures differ by up to 10x; so

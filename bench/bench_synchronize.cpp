@@ -37,25 +37,7 @@
 namespace {
 
 using bench::Placement;
-
-// A T constructed in anonymous shared memory (MAP_SHARED: a fork child sees the same object).
-template <class T>
-class Shared {
-public:
-    Shared() {
-        void* p = ::mmap(nullptr, sizeof(T), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-        if (p == MAP_FAILED) bench::throw_errno("mmap");
-        obj_ = ::new (p) T();
-    }
-    Shared(const Shared&) = delete;
-    Shared& operator=(const Shared&) = delete;
-    ~Shared() { ::munmap(obj_, sizeof(T)); }
-    T& operator*() const { return *obj_; }
-    T* operator->() const { return obj_; }
-
-private:
-    T* obj_;
-};
+using bench::Shared;
 
 // A process-shared pthread mutex, robust or not, initialised in place.
 struct RawMutex {

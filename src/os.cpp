@@ -145,6 +145,7 @@ void ignore_sigpipe_once() {
 // ---- futex and shared anonymous memory -------------------------------------------------------
 #include <linux/futex.h>
 #include <sched.h>
+#include <linux/membarrier.h>
 #include <sys/mman.h>
 
 namespace polyproc::os {
@@ -188,6 +189,27 @@ void* map_shared_anonymous(std::size_t size) {
 }
 
 void unmap(void* p, std::size_t size) noexcept { ::munmap(p, size); }
+
+bool membarrier_works = false;
+
+namespace {
+std::atomic<pid_t> light_side_registered{0};
+}
+
+void register_light_side(pid_t me) noexcept {
+    if (light_side_registered.load(std::memory_order_acquire) == me) return;
+    // Registration is per process; a fork child registers again (harmless if inherited).
+    const long rc = ::syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0);
+    // Decided once, in the first process: every process of a tree must use the same barriers.
+    static const bool works = rc == 0;
+    membarrier_works = works;
+    light_side_registered.store(me, std::memory_order_release);
+}
+
+void heavy_barrier() noexcept {
+    if (!membarrier_works || ::syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) != 0)
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+}
 
 void* reserve_shared_anonymous(std::size_t size) {
     void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);

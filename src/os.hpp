@@ -3,6 +3,7 @@
 // every descriptor is opened close-on-exec and returned as a FileDescriptor.
 #pragma once
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
@@ -78,6 +79,24 @@ bool futex_wait(const std::uint32_t* word, std::uint32_t expected, detail::Deadl
 // pthread_mutex_clocklock). No clock is read: the deadline already holds the time.
 timespec monotonic_timespec(const detail::Deadline& deadline);
 void futex_wake(const std::uint32_t* word, int count);
+
+// An asymmetric memory barrier, for Dekker-style "publish, then check for sleepers" on a hot path
+// (Linux membarrier(2), MEMBARRIER_CMD_GLOBAL_EXPEDITED). The frequent side does its store, then
+// light_barrier() (a compiler barrier only) and its load; the rare side (about to sleep) does its
+// store, heavy_barrier() and its load, which forces a full barrier on every CPU running a
+// registered process. Then either the frequent side's load sees the rare side's store or the other
+// way round, without a locked instruction per message. Every process on the frequent side must
+// call register_light_side(its pid) first (once per process; cheap when repeated). Without membarrier
+// both barriers are full fences.
+void register_light_side(pid_t current_pid) noexcept;
+inline void light_barrier() noexcept {
+    extern bool membarrier_works;
+    if (membarrier_works) [[likely]]
+        std::atomic_signal_fence(std::memory_order_seq_cst);
+    else
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+}
+void heavy_barrier() noexcept;
 
 // A MAP_SHARED | MAP_ANONYMOUS mapping: inherited by fork children, freed with its last user.
 void* map_shared_anonymous(std::size_t size);

@@ -19,7 +19,9 @@
 //
 // Waiting. A side that must wait spins briefly (a wake-up across cores costs ~40 µs here), then
 // sleeps on a futex sequence word, counted in a waiter count so that the other side makes the
-// FUTEX_WAKE syscall only when someone sleeps. Sleeps are cut into slices of kRecheckInterval, so
+// FUTEX_WAKE syscall only when someone sleeps. Publishing and checking that count take no locked
+// instruction: an asymmetric barrier (os::light_barrier / heavy_barrier, membarrier(2)) puts the
+// cost on the side about to sleep. Sleeps are cut into slices of kRecheckInterval, so
 // that a wake-up lost with a process that died right after receiving it delays, never wedges.
 #include "polyproc/queues.hpp"
 
@@ -114,6 +116,7 @@ bool sleep_until(std::uint32_t& seq, std::uint32_t& waiters, Ready ready, const 
         explicit Counted(std::uint32_t& count) : n(count) { atomic(n).fetch_add(1); }
         ~Counted() { atomic(n).fetch_sub(1); }
     } counted(waiters);
+    os::heavy_barrier();
     for (;;) {
         const std::uint32_t observed = atomic(seq).load();  // after the count: see wake_sleepers
         if (ready()) return true;
@@ -123,10 +126,12 @@ bool sleep_until(std::uint32_t& seq, std::uint32_t& waiters, Ready ready, const 
     }
 }
 
-// The waker's half: the caller made its change with a seq_cst store, so either the sleeper's
-// ready() sees it or this load sees the sleeper counted (and its observed sequence is then stale).
+// The waker's half. The caller made its change with a release store; with the sleeper's heavy
+// barrier (sleep_until), either the sleeper's ready() sees that change or this load sees the
+// sleeper counted (and its observed sequence is then stale). See os::light_barrier.
 void wake_sleepers(std::uint32_t& seq, std::uint32_t& waiters, int how_many) {
-    if (atomic(waiters).load() == 0) return;
+    os::light_barrier();
+    if (atomic(waiters).load(std::memory_order_relaxed) == 0) return;
     atomic(seq).fetch_add(1);
     os::futex_wake(&seq, how_many);
 }
@@ -169,7 +174,22 @@ Timeout remaining(const Deadline& deadline) {
 
 }  // namespace
 
+namespace {
+
+// Every process that publishes (put or get) uses the light barrier: registered once per process.
+void register_this_process() noexcept {
+    static std::atomic<pid_t> registered{0};
+    const pid_t me = this_thread().pid;
+    if (registered.load(std::memory_order_relaxed) == me) [[likely]]
+        return;
+    os::register_light_side(me);
+    registered.store(me, std::memory_order_relaxed);
+}
+
+}  // namespace
+
 QueueCore::QueueCore(std::size_t maxsize, Kind kind) : kind_(kind) {
+    register_this_process();
     std::uint64_t capacity = default_capacity() / os::page_size() * os::page_size();
     void* base = nullptr;
     for (;;) {  // under strict overcommit accounting a large reservation may be refused: halve it
@@ -256,6 +276,7 @@ std::optional<Placement> place(std::uint64_t capacity, std::uint64_t tail, std::
 
 std::byte* QueueCore::begin_put(std::size_t size, bool block, Timeout timeout) {
     if (closed()) throw_closed();
+    register_this_process();
     QueueShared& s = *shared_;
     if (size > max_message_size())
         throw ValueError("polyproc: a " + std::to_string(size) + "-byte item is larger than this queue takes (" +
@@ -315,7 +336,7 @@ void QueueCore::end_put(bool publish) noexcept {
         atomic(s.put_intent_count).store(count, std::memory_order_relaxed);
         atomic(s.put_intent_tail).store(pending_tail_, std::memory_order_release);
         atomic(s.put_count).store(count, std::memory_order_release);
-        atomic(s.tail).store(pending_tail_);  // seq_cst: ordered before the waiter check below
+        atomic(s.tail).store(pending_tail_, std::memory_order_release);
     }
     mutex_release(s.wlock);
     if (publish) wake_sleepers(s.data_seq, s.data_waiters, 1);
@@ -336,6 +357,7 @@ bool QueueCore::wait_for_space(std::uint64_t seen_head, std::uint64_t seen_got, 
 
 std::span<const std::byte> QueueCore::begin_get(bool block, Timeout timeout) {
     if (closed()) throw_closed();
+    register_this_process();
     QueueShared& s = *shared_;
     if (timeout.non_blocking()) block = false;
     const Deadline deadline = block ? Deadline(timeout) : Deadline();
@@ -350,7 +372,7 @@ std::span<const std::byte> QueueCore::begin_get(bool block, Timeout timeout) {
             std::uint64_t header;
             std::memcpy(&header, ring_ + at, kHeaderBytes);
             if (header & kSkipFlag) {
-                atomic(s.head).store(head + (header >> 1));
+                atomic(s.head).store(head + (header >> 1), std::memory_order_release);
                 if (atomic(s.touched_end).load(std::memory_order_relaxed) >= kRetainedBytes + kDiscardAtLeast)
                     discard_drained_pages();
                 wake_sleepers(s.space_seq, s.space_waiters, 1);
@@ -373,7 +395,7 @@ void QueueCore::end_get() noexcept {
     const std::uint64_t count = s.got_count + 1;
     atomic(s.get_intent_head).store(pending_head_, std::memory_order_relaxed);
     atomic(s.get_intent_count).store(count, std::memory_order_release);
-    atomic(s.head).store(pending_head_);  // seq_cst: ordered before the waiter check below
+    atomic(s.head).store(pending_head_, std::memory_order_release);
     atomic(s.got_count).store(count, std::memory_order_release);
     mutex_release(s.rlock);
     wake_sleepers(s.space_seq, s.space_waiters, 1);

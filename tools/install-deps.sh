@@ -3,7 +3,7 @@
 # apt-get install). Run as root, or with sudo available.
 set -euo pipefail
 packages=(g++ cmake ninja-build googletest libgtest-dev libgmock-dev libbenchmark-dev
-          libcereal-dev libssl-dev libxxhash-dev)
+          libcereal-dev libssl-dev libxxhash-dev libboost-dev)
 command -v python3 >/dev/null 2>&1 || packages+=(python3)
 missing=()
 for p in "${packages[@]}"; do
