@@ -280,12 +280,13 @@ void BM_QueueRoundTrip_RawSpscRing(benchmark::State& state, Placement placement)
 // 4 producers x 4 consumers, 64-byte items. One iteration moves kItems items; the clock runs from
 // the go signal until every consumer has its share.
 
-void BM_Queue64_4x4_Polyproc(benchmark::State& state) {
-    constexpr int kSide = 4;
-    constexpr std::int64_t kItems = 400000;
+constexpr int kSide = 4;
+constexpr std::int64_t kItems = 400000;
+
+template <class Queue>
+void run_4x4(benchmark::State& state, Queue& q) {
     bench::run_guarded(state, [&] {
         for (auto _ : state) {
-            mp::Queue<Message64> q(kBoundedItems);
             mp::Event go;
             std::vector<mp::Process> ps;
             for (int i = 0; i < kSide; ++i) {
@@ -314,6 +315,31 @@ void BM_Queue64_4x4_Polyproc(benchmark::State& state) {
         state.SetItemsProcessed(state.iterations() * kItems);
     });
 }
+
+void BM_Queue64_4x4_Polyproc(benchmark::State& state) {
+    mp::Queue<Message64> q(kBoundedItems);
+    run_4x4(state, q);
+}
+
+#if defined(POLYPROC_BENCH_BOOST)
+// The same put/get shape over a Boost message_queue.
+struct BoostAdapter {
+    BoostQueue q{kBoundedItems, sizeof(Message64)};
+    void put(const Message64& m) { q.mq.send(&m, sizeof m, 0); }
+    Message64 get() {
+        Message64 m;
+        bip::message_queue::size_type got = 0;
+        unsigned priority = 0;
+        q.mq.receive(&m, sizeof m, got, priority);
+        return m;
+    }
+};
+
+void BM_Queue64_4x4_BoostMessageQueue(benchmark::State& state) {
+    BoostAdapter q;
+    run_4x4(state, q);
+}
+#endif
 
 // ---------------------------------------------------------------------------------------------
 // 1 MiB messages, 1 producer -> 1 consumer, bytes per second.
@@ -387,6 +413,11 @@ const bool registered = [] {
     benchmark::RegisterBenchmark("BM_Queue64_4x4_Polyproc", BM_Queue64_4x4_Polyproc)
         ->UseManualTime()
         ->Unit(benchmark::kMillisecond);
+#if defined(POLYPROC_BENCH_BOOST)
+    benchmark::RegisterBenchmark("BM_Queue64_4x4_BoostMessageQueue", BM_Queue64_4x4_BoostMessageQueue)
+        ->UseManualTime()
+        ->Unit(benchmark::kMillisecond);
+#endif
     return true;
 }();
 

@@ -16,6 +16,15 @@ Measures, with the fork start method:
   value_increment/cross_cpu       Value('i'): parent and child both loop on
                                   `with v.get_lock(): v.value += 1`; the increments of both
                                   processes during the parent's timed loop          increments per second
+  queue_64b/cross_cpu             Queue(4096): the child puts 64-byte bytes objects, the parent
+                                  get()s them                                        items per second
+  queue_roundtrip/cross_cpu       two Queues: the parent puts an int into one and gets the child's
+                                  reply (the int + 1) from the other                 seconds per round trip
+  queue_64b_4x4                   Queue(4096), 4 producer and 4 consumer processes, 40 000 64-byte
+                                  items; timed from the go signal until all consumers finish
+                                                                                     items per second
+  queue_1mib/cross_cpu            Queue(4): the child puts 1 MiB bytes objects, the parent get()s
+                                  them                                               bytes per second
 Placements, as in bench_common.hpp: cross_cpu pins the parent and the child to two different CPUs,
 same_cpu pins both to one.
 
@@ -120,6 +129,35 @@ def _pingpong_condition_target(conn, other, cpu, cond, turn):
 
 def _incrementer_target(conn, other, cpu, v, running, stop):
     _incrementer(v, running, stop, other, cpu)
+
+
+def _queue_producer(conn, other, cpu, q, stop, payload):
+    _pin(cpu)
+    other.close()
+    while not stop.value:
+        q.put(payload)
+
+
+def _queue_echo(conn, other, cpu, requests, replies):
+    _pin(cpu)
+    other.close()
+    while True:
+        x = requests.get()
+        if x is None:
+            return
+        replies.put(x + 1)
+
+
+def _queue_4x4_producer(q, go, count, payload):
+    go.wait()
+    for _ in range(count):
+        q.put(payload)
+
+
+def _queue_4x4_consumer(q, go, count):
+    go.wait()
+    for _ in range(count):
+        q.get()
 
 
 def _timed(op, min_time):
@@ -371,6 +409,129 @@ class ValueIncrement(_WithChild):
         return (end - start) / seconds
 
 
+class _QueueStream(_WithChild):
+    """The child puts `payload` into a bounded Queue until told to stop; the parent get()s."""
+
+    def __init__(self, ctx, payload, maxsize):
+        self.q = ctx.Queue(maxsize)
+        self.stop = ctx.RawValue("i", 0)
+        self.payload = payload
+        super().__init__(ctx, _queue_producer, self.q, self.stop, payload)
+
+    def __exit__(self, *exc):
+        self.stop.value = 1
+        # The child may be blocked in put() on a full queue, and its feeder must flush before it
+        # exits: drain until it is gone.
+        deadline = time.monotonic() + 10
+        while self.proc.is_alive() and time.monotonic() < deadline:
+            try:
+                self.q.get(timeout=0.05)
+            except Exception:
+                pass
+        return super().__exit__(*exc)
+
+    def op(self):
+        if len(self.q.get()) != len(self.payload):
+            raise RuntimeError("short item")
+
+
+class Queue64(_QueueStream):
+    base_name = "queue_64b"
+    unit = "items/s"
+
+    def __init__(self, ctx):
+        super().__init__(ctx, b"\x5a" * 64, 4096)
+
+    def measure(self, min_time):
+        q = self.q
+
+        def batch():
+            for _ in range(1000):
+                q.get()
+
+        seconds, calls = _timed(batch, min_time)
+        return calls * 1000 / seconds
+
+
+class Queue1MiB(_QueueStream):
+    base_name = "queue_1mib"
+    unit = "bytes/s"
+
+    def __init__(self, ctx):
+        super().__init__(ctx, b"\x5a" * MESSAGE_SIZE, 4)
+
+    def measure(self, min_time):
+        seconds, calls = _timed(self.op, min_time)
+        return calls * MESSAGE_SIZE / seconds
+
+
+class QueueRoundTrip(_WithChild):
+    base_name = "queue_roundtrip"
+    unit = "s/roundtrip"
+
+    def __init__(self, ctx):
+        self.requests, self.replies = ctx.Queue(), ctx.Queue()
+        super().__init__(ctx, _queue_echo, self.requests, self.replies)
+
+    def __exit__(self, *exc):
+        self.requests.put(None)
+        return super().__exit__(*exc)
+
+    def op(self):
+        self.requests.put(1)
+        if self.replies.get() != 2:
+            raise RuntimeError("wrong reply")
+
+
+class Queue4x4:
+    name = "queue_64b_4x4"
+    unit = "items/s"
+    ITEMS = 40000
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def run_once(self):
+        ctx = self.ctx
+        q, go = ctx.Queue(4096), ctx.Event()
+        share = self.ITEMS // 4
+        procs = [ctx.Process(target=_queue_4x4_producer, args=(q, go, share, b"\x5a" * 64), daemon=True)
+                 for _ in range(4)]
+        procs += [ctx.Process(target=_queue_4x4_consumer, args=(q, go, share), daemon=True) for _ in range(4)]
+        for p in procs:
+            p.start()
+        time.sleep(0.05)
+        start = time.perf_counter()
+        go.set()
+        for p in procs[4:]:
+            p.join(120)
+        elapsed = time.perf_counter() - start
+        for p in procs:
+            p.join(10)
+            if p.is_alive():
+                p.kill()
+                p.join()
+        if any(p.exitcode != 0 for p in procs):
+            raise RuntimeError("a producer or consumer failed")
+        return elapsed
+
+    def op(self):
+        pass
+
+    def measure(self, min_time):
+        total, runs = 0.0, 0
+        while total < min_time or runs == 0:
+            total += self.run_once()
+            runs += 1
+        return runs * self.ITEMS / total
+
+
 def _name(kind):
     return "%s/%s" % (kind.base_name, kind.placement) if hasattr(kind, "base_name") else kind.name
 
@@ -387,7 +548,8 @@ def main():
 
     ctx = mp.get_context("fork")
     kinds = [k for k in (StartJoin, RoundTrip, RoundTripSameCpu, Throughput, LockUncontended, EventPingPong,
-                         ConditionPingPong, ValueIncrement) if args.filter in _name(k)]
+                         ConditionPingPong, ValueIncrement, Queue64, QueueRoundTrip, Queue4x4, Queue1MiB)
+             if args.filter in _name(k)]
     samples = {_name(k): [] for k in kinds}
     units = {_name(k): k.unit for k in kinds}
     errors = {}
