@@ -208,7 +208,7 @@ void register_light_side(pid_t me) noexcept {
 
 void heavy_barrier() noexcept {
     if (!membarrier_works || ::syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) != 0)
-        std::atomic_thread_fence(std::memory_order_seq_cst);
+        full_fence();
 }
 
 void* reserve_shared_anonymous(std::size_t size) {

@@ -89,12 +89,21 @@ void futex_wake(const std::uint32_t* word, int count);
 // call register_light_side(its pid) first (once per process; cheap when repeated). Without membarrier
 // both barriers are full fences.
 void register_light_side(pid_t current_pid) noexcept;
+// A full fence. ThreadSanitizer (GCC) refuses atomic_thread_fence; a locked RMW is one on x86.
+inline void full_fence() noexcept {
+#if defined(__SANITIZE_THREAD__)
+    static std::atomic<int> word;
+    word.fetch_add(0, std::memory_order_seq_cst);
+#else
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+#endif
+}
 inline void light_barrier() noexcept {
     extern bool membarrier_works;
     if (membarrier_works) [[likely]]
         std::atomic_signal_fence(std::memory_order_seq_cst);
     else
-        std::atomic_thread_fence(std::memory_order_seq_cst);
+        full_fence();
 }
 void heavy_barrier() noexcept;
 

@@ -286,7 +286,7 @@ std::byte* QueueCore::begin_put(std::size_t size, bool block, Timeout timeout) {
     const Deadline deadline = block ? Deadline(timeout) : Deadline();
 
     for (;;) {
-        if (!lock_producers(s, remaining(deadline))) throw Full("polyproc: Queue is full");
+        if (!lock_producers(s, remaining(deadline))) throw Full();
         bool room = true;
         if (s.maxsize != 0 && s.put_count - s.seen_got >= s.maxsize) {
             s.seen_got = atomic(s.got_count).load(std::memory_order_acquire);
@@ -319,10 +319,10 @@ std::byte* QueueCore::begin_put(std::size_t size, bool block, Timeout timeout) {
         }
         const std::uint64_t seen_head = s.seen_head, seen_got = s.seen_got;
         mutex_release(s.wlock);
-        if (!block) throw Full("polyproc: Queue is full");
+        if (!block) throw Full();
         const bool waited = wait_for_space(seen_head, seen_got, deadline);
         if (closed()) throw_closed();
-        if (!waited) throw Full("polyproc: Queue is full");
+        if (!waited) throw Full();
     }
 }
 
@@ -363,7 +363,7 @@ std::span<const std::byte> QueueCore::begin_get(bool block, Timeout timeout) {
     const Deadline deadline = block ? Deadline(timeout) : Deadline();
 
     for (;;) {
-        if (!lock_consumers(s, remaining(deadline))) throw Empty("polyproc: Queue is empty");
+        if (!lock_consumers(s, remaining(deadline))) throw Empty();
         for (;;) {
             const std::uint64_t head = s.head;
             if (head == s.seen_tail) s.seen_tail = atomic(s.tail).load(std::memory_order_acquire);
@@ -383,10 +383,10 @@ std::span<const std::byte> QueueCore::begin_get(bool block, Timeout timeout) {
             return {ring_ + at + kHeaderBytes, size};
         }
         mutex_release(s.rlock);
-        if (!block) throw Empty("polyproc: Queue is empty");
+        if (!block) throw Empty();
         const bool waited = wait_for_data(deadline);
         if (closed()) throw_closed();
-        if (!waited) throw Empty("polyproc: Queue is empty");
+        if (!waited) throw Empty();
     }
 }
 

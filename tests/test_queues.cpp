@@ -412,6 +412,24 @@ TEST_F(Queues, SimpleQueueBetweenProcesses) {
     EXPECT_THROW_WITH(q.put("x"), std::system_error, "handle is closed");
 }
 
+TEST_F(Queues, ACopyCapturedByValueIsTheSameQueue) {
+    mp::Queue<int> q;
+    const mp::JoinableQueue<int> jq;
+    mp::Process p([q, jq] {  // no `mutable`: the handles' methods are const
+        q.put(1);
+        jq.put(jq.get() * 10);
+        jq.task_done();
+    });
+    jq.put(4);
+    p.start();
+    EXPECT_EQ(q.get(true, 60s), 1);
+    p.join();
+    EXPECT_EQ(jq.get(), 40);
+    EXPECT_FALSE(jq.join(0s));  // the child finished its task; ours is still open
+    jq.task_done();
+    EXPECT_TRUE(jq.join(0s));
+}
+
 TEST_F(Queues, HandlesPassAsProcessArguments) {
     auto worker = [](mp::Queue<int> in, mp::Queue<int> out) {
         for (int x; (x = in.get()) >= 0;) out.put(x * x);

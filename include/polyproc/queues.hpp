@@ -10,7 +10,8 @@
 // buffer grows, and gives the memory back when it drains; a bounded one counts items, as Python's.
 //
 // Handles are cheap copies of one shared queue: capture them in a child's lambda or pass them as
-// Process arguments, exactly as Python passes them. close() is per process, as in Python: it stops
+// Process arguments, exactly as Python passes them. Their methods are const (the handle does not
+// change; the shared queue does), so a lambda that captured a copy needs no `mutable`. close() is per process, as in Python: it stops
 // this process's put/get (mp::ValueError "... is closed"; a get blocked in another thread of this
 // process wakes up with it) while other processes go on and drain what is left.
 //
@@ -25,7 +26,7 @@
 // in Python; join(timeout) returns false then.
 //
 //   mp::Queue<std::string> q;
-//   mp::Process p([q]() mutable { q.put("hello"); });
+//   mp::Process p([q] { q.put("hello"); });
 //   p.start();
 //   std::cout << q.get() << "\n";
 //   p.join();
@@ -132,13 +133,13 @@ public:
 
     // Python's block/timeout rules: block=false or a timeout <= 0 tries once; mp::Full when no
     // slot is free in time; mp::ValueError after close().
-    void put(const T& obj, bool block = true, Timeout timeout = {}) {
+    void put(const T& obj, bool block = true, Timeout timeout = {}) const {
         detail::queue_put(*core_, obj, block, timeout);
     }
     // mp::Empty when nothing arrives in time; mp::ValueError after close().
-    T get(bool block = true, Timeout timeout = {}) { return detail::queue_get<T>(*core_, block, timeout); }
-    void put_nowait(const T& obj) { put(obj, false); }
-    T get_nowait() { return get(false); }
+    T get(bool block = true, Timeout timeout = {}) const { return detail::queue_get<T>(*core_, block, timeout); }
+    void put_nowait(const T& obj) const { put(obj, false); }
+    T get_nowait() const { return get(false); }
 
     // Exact: items put and not yet taken, by every process.
     std::size_t qsize() const noexcept { return core_->qsize(); }
@@ -151,7 +152,7 @@ public:
     // This process stops using the queue: later put/get here raise mp::ValueError, and a get
     // blocked in another thread here wakes with it. Nothing put is lost: other processes still get
     // every item. Idempotent.
-    void close() noexcept { core_->close(); }
+    void close() const noexcept { core_->close(); }
     // Python waits here for its feeder thread to flush; put() has already written everything, so
     // this only checks Python's precondition: mp::ValueError("Queue ... not closed") before close().
     void join_thread() const {
@@ -159,7 +160,7 @@ public:
     }
     // Python: the process may exit without flushing its buffer (and lose it). Nothing is ever
     // buffered here, so there is nothing to give up: a no-op, kept for ported code.
-    void cancel_join_thread() noexcept {}
+    void cancel_join_thread() const noexcept {}
 
 protected:
     Queue(std::size_t maxsize, detail::QueueCore::Kind kind)
@@ -177,10 +178,10 @@ public:
     explicit JoinableQueue(std::size_t maxsize = 0) : Queue<T>(maxsize, detail::QueueCore::Kind::joinable) {}
     // One item taken earlier is finished. mp::ValueError("task_done() called too many times")
     // beyond the number of items put.
-    void task_done() { this->core_->task_done(); }
+    void task_done() const { this->core_->task_done(); }
     // Waits until every item put has been task_done()'d. Python's join() takes no timeout; ours may:
     // false when it runs out (a consumer that died holding a task never finishes it).
-    bool join(Timeout timeout = {}) { return this->core_->join(timeout); }
+    bool join(Timeout timeout = {}) const { return this->core_->join(timeout); }
 };
 
 // Python: multiprocessing.SimpleQueue(): put, get, empty, close, nothing else. Unbounded; get blocks
@@ -192,13 +193,13 @@ class SimpleQueue {
 
 public:
     SimpleQueue() : core_(std::make_shared<detail::QueueCore>(0, detail::QueueCore::Kind::simple)) {}
-    void put(const T& obj) { detail::queue_put(*core_, obj, true, {}); }
-    T get() { return detail::queue_get<T>(*core_, true, {}); }
+    void put(const T& obj) const { detail::queue_put(*core_, obj, true, {}); }
+    T get() const { return detail::queue_get<T>(*core_, true, {}); }
     bool empty() const {
         if (core_->closed()) core_->throw_closed();
         return core_->qsize() == 0;
     }
-    void close() noexcept { core_->close(); }
+    void close() const noexcept { core_->close(); }
 
 private:
     std::shared_ptr<detail::QueueCore> core_;
