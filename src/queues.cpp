@@ -64,29 +64,34 @@ std::uint64_t default_capacity() {
 
 }  // namespace
 
+// Each group below sits on its own cache lines: a lock and the fields only its holders touch,
+// apart from what the other side reads (tail, put_count; head, got_count). Sharing a line with a
+// field the other side polls would move the lock's line between cores on every lock and unlock.
 struct QueueShared {
     // Fixed at creation.
     std::uint64_t capacity = 0;  // ring bytes
     std::uint64_t maxsize = 0;   // items; 0: unbounded
 
-    // Producers' side, written under wlock (tail and put_count are read by everyone).
+    // Producers' side, under wlock.
     alignas(64) MutexState wlock;
-    std::uint64_t tail = 0;
-    std::uint64_t put_count = 0;
     std::uint64_t seen_head = 0;  // head as last read: space checks seldom touch the consumers' line
     std::uint64_t seen_got = 0;
     std::uint64_t head_read_at = 0;  // tail when seen_head was last read
-    std::uint64_t touched_end = 0;  // ring offset below which pages may be resident
+    std::uint64_t touched_end = 0;   // ring offset below which pages may be resident
     std::uint64_t put_intent_count = 0;
     std::uint64_t put_intent_tail = 0;
+    // What producers publish (written under wlock, read by everyone).
+    alignas(64) std::uint64_t tail = 0;
+    std::uint64_t put_count = 0;
 
-    // Consumers' side, written under rlock.
+    // Consumers' side, under rlock.
     alignas(64) MutexState rlock;
-    std::uint64_t head = 0;
-    std::uint64_t got_count = 0;
     std::uint64_t seen_tail = 0;
     std::uint64_t get_intent_head = 0;
     std::uint64_t get_intent_count = 0;
+    // What consumers publish.
+    alignas(64) std::uint64_t head = 0;
+    std::uint64_t got_count = 0;
 
     // Sleepers: futex sequence words and how many sleep on each.
     alignas(64) std::uint32_t data_seq = 0;
