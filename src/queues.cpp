@@ -322,6 +322,10 @@ std::byte* QueueCore::begin_put(std::size_t size, bool block, Timeout timeout) {
             pending_tail_ = where->new_tail;
             return ring_ + where->offset + kHeaderBytes;
         }
+        // Sleep until the consumers move on from what they have done by now (fresh values: a
+        // stale one would read as progress at once and make this a busy loop).
+        refresh_seen_head(s);
+        s.seen_got = atomic(s.got_count).load(std::memory_order_acquire);
         const std::uint64_t seen_head = s.seen_head, seen_got = s.seen_got;
         mutex_release(s.wlock);
         if (!block) throw Full();

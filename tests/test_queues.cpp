@@ -11,6 +11,7 @@
 #include <random>
 #include <set>
 #include <signal.h>
+#include <sys/resource.h>
 #include <string>
 #include <thread>
 #include <vector>
@@ -159,6 +160,41 @@ TEST_F(Queues, BlockedPutResumesWhenAConsumerTakesAnItem) {
     consumer.join();
     EXPECT_EQ(consumer.exitcode(), 0);
     EXPECT_EQ(q.get(), 1);
+}
+
+// A blocked put or get sleeps: it does not spin on the CPU while it waits (checked with the
+// child's own CPU time over a half-second wait; a busy loop would use all of it).
+TEST_F(Queues, BlockedPutAndGetSleepInsteadOfSpinning) {
+    auto cpu_seconds = [] {
+        rusage usage{};
+        ::getrusage(RUSAGE_SELF, &usage);
+        return usage.ru_utime.tv_sec + usage.ru_stime.tv_sec + (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+    };
+    mp::Queue<int> full(1), empty;
+    for (int i = 0; i < 10; ++i) {  // some traffic first: the positions the producers remember age
+        full.put(i);
+        full.get();
+    }
+    full.put(0);
+    mp::Process producer([&] {
+        const double before = cpu_seconds();
+        full.put(1);  // waits until the parent takes an item
+        std::_Exit(cpu_seconds() - before < 0.15 ? 0 : 1);
+    });
+    mp::Process consumer([&] {
+        const double before = cpu_seconds();
+        empty.get();  // waits until the parent puts one
+        std::_Exit(cpu_seconds() - before < 0.15 ? 0 : 1);
+    });
+    producer.start();
+    consumer.start();
+    std::this_thread::sleep_for(500ms);
+    EXPECT_EQ(full.get(), 0);
+    empty.put(7);
+    producer.join(60s);
+    consumer.join(60s);
+    EXPECT_EQ(producer.exitcode(), 0) << "a put blocked on a full queue used the CPU while it waited";
+    EXPECT_EQ(consumer.exitcode(), 0) << "a get blocked on an empty queue used the CPU while it waited";
 }
 
 TEST_F(Queues, BlockedGetWakesForAnItemFromAnotherProcess) {
