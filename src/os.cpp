@@ -178,8 +178,10 @@ bool futex_wait(const std::uint32_t* word, std::uint32_t expected, detail::Deadl
     }
 }
 
-void futex_wake(const std::uint32_t* word, int count) {
-    if (::syscall(SYS_futex, word, FUTEX_WAKE, count, nullptr, nullptr, 0) == -1) throw_errno("futex(FUTEX_WAKE)");
+int futex_wake(const std::uint32_t* word, int count) {
+    const long woken = ::syscall(SYS_futex, word, FUTEX_WAKE, count, nullptr, nullptr, 0);
+    if (woken == -1) throw_errno("futex(FUTEX_WAKE)");
+    return static_cast<int>(woken);
 }
 
 void* map_shared_anonymous(std::size_t size) {

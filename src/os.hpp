@@ -78,7 +78,7 @@ bool futex_wait(const std::uint32_t* word, std::uint32_t expected, detail::Deadl
 // A deadline that is not "never", as an absolute CLOCK_MONOTONIC time (FUTEX_WAIT_BITSET,
 // pthread_mutex_clocklock). No clock is read: the deadline already holds the time.
 timespec monotonic_timespec(const detail::Deadline& deadline);
-void futex_wake(const std::uint32_t* word, int count);
+int futex_wake(const std::uint32_t* word, int count);  // how many it woke
 
 // An asymmetric memory barrier, for Dekker-style "publish, then check for sleepers" on a hot path
 // (Linux membarrier(2), MEMBARRIER_CMD_GLOBAL_EXPEDITED). The frequent side does its store, then

@@ -19,7 +19,8 @@
 //
 // Waiting. A side that must wait spins briefly (a wake-up across cores costs ~40 µs here), then
 // sleeps on a futex sequence word, counted in a waiter count so that the other side makes the
-// FUTEX_WAKE syscall only when someone sleeps. Publishing and checking that count take no locked
+// FUTEX_WAKE syscall only when someone sleeps (a sleeper killed in its sleep is taken off that
+// count by a waker whose wake-ups keep finding nobody: see Sleepers). Publishing and checking that count take no locked
 // instruction: an asymmetric barrier (os::light_barrier / heavy_barrier, membarrier(2)) puts the
 // cost on the side about to sleep. Sleeps are cut into slices of kRecheckInterval, so
 // that a wake-up lost with a process that died right after receiving it delays, never wedges.
@@ -27,7 +28,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <climits>
+#include <csignal>
 #include <new>
 #include <optional>
 
@@ -64,6 +67,19 @@ std::uint64_t default_capacity() {
 
 }  // namespace
 
+// The processes sleeping on one futex word. `count` tells a waker whether FUTEX_WAKE is needed at
+// all. A sleeper SIGKILLed in its sleep never takes itself off the count, which would make every
+// later waker pay a useless syscall; so sleepers also note their pid in a slot, and a waker whose
+// wake-ups keep finding nobody looks for slots of dead processes and takes them off (heal()).
+struct Sleepers {
+    static constexpr int kSlots = 30;
+    std::uint32_t seq = 0;    // the futex word: bumped by every wake-up
+    std::uint32_t count = 0;  // sleepers, dead ones included until healed
+    std::uint32_t futile_wakes = 0;  // FUTEX_WAKEs in a row that woke nobody
+    std::uint32_t unused = 0;
+    pid_t slots[kSlots] = {};  // a sleeping process's pid, or 0
+};
+
 // Each group below sits on its own cache lines: a lock and the fields only its holders touch,
 // apart from what the other side reads (tail, put_count; head, got_count). Sharing a line with a
 // field the other side polls would move the lock's line between cores on every lock and unlock.
@@ -93,16 +109,11 @@ struct QueueShared {
     alignas(64) std::uint64_t head = 0;
     std::uint64_t got_count = 0;
 
-    // Sleepers: futex sequence words and how many sleep on each.
-    alignas(64) std::uint32_t data_seq = 0;
-    std::uint32_t data_waiters = 0;
-    alignas(64) std::uint32_t space_seq = 0;
-    std::uint32_t space_waiters = 0;
-
-    // JoinableQueue: items task_done()'d, and join()'s sleepers.
-    alignas(64) std::uint64_t done_count = 0;
-    std::uint32_t join_seq = 0;
-    std::uint32_t join_waiters = 0;
+    // Who sleeps waiting for data, for room, and in JoinableQueue::join().
+    alignas(64) Sleepers data;
+    alignas(64) Sleepers space;
+    alignas(64) Sleepers joiners;
+    alignas(64) std::uint64_t done_count = 0;  // JoinableQueue: items task_done()'d
 };
 
 namespace {
@@ -114,31 +125,67 @@ std::size_t control_bytes() {
 
 // Sleeps until ready(), in slices (see the top of this file). false when the deadline passed.
 template <class Ready>
-bool sleep_until(std::uint32_t& seq, std::uint32_t& waiters, Ready ready, const Deadline& deadline) {
+bool sleep_until(Sleepers& sleepers, Ready ready, const Deadline& deadline) {
     if (os::spin_until(ready)) return true;
-    struct Counted {
-        std::uint32_t& n;
-        explicit Counted(std::uint32_t& count) : n(count) { atomic(n).fetch_add(1); }
-        ~Counted() { atomic(n).fetch_sub(1); }
-    } counted(waiters);
+    struct Counted {  // counted (and its pid noted) while it may sleep, also if futex_wait throws
+        Sleepers& s;
+        int slot = -1;
+        explicit Counted(Sleepers& sl) : s(sl) {
+            const pid_t me = this_thread().pid;
+            for (int i = 0; i < Sleepers::kSlots && slot < 0; ++i) {
+                pid_t expected = 0;
+                if (atomic(s.slots[i]).compare_exchange_strong(expected, me)) slot = i;
+            }
+            atomic(s.count).fetch_add(1);
+        }
+        ~Counted() {
+            atomic(s.count).fetch_sub(1);
+            if (slot >= 0) atomic(s.slots[slot]).store(0);
+        }
+    } counted(sleepers);
     os::heavy_barrier();
     for (;;) {
-        const std::uint32_t observed = atomic(seq).load();  // after the count: see wake_sleepers
+        const std::uint32_t observed = atomic(sleepers.seq).load();  // after the count: see wake_sleepers
         if (ready()) return true;
         Deadline slice(Timeout{kRecheckInterval});
         if (!deadline.is_never() && *deadline.at() < *slice.at()) slice = deadline;
-        if (!os::futex_wait(&seq, observed, slice) && deadline.expired()) return ready();
+        if (!os::futex_wait(&sleepers.seq, observed, slice) && deadline.expired()) return ready();
+    }
+}
+
+// Takes the slots of dead processes off the count (see Sleepers). A pid reused by a live process
+// keeps its slot: the count stays high until that process is gone too, which only costs syscalls.
+void heal(Sleepers& s) noexcept {
+    for (pid_t& slot : s.slots) {
+        pid_t pid = atomic(slot).load(std::memory_order_relaxed);
+        if (pid == 0 || ::kill(pid, 0) == 0 || errno != ESRCH) continue;
+        if (atomic(slot).compare_exchange_strong(pid, 0)) atomic(s.count).fetch_sub(1);
     }
 }
 
 // The waker's half. The caller made its change with a release store; with the sleeper's heavy
 // barrier (sleep_until), either the sleeper's ready() sees that change or this load sees the
 // sleeper counted (and its observed sequence is then stale). See os::light_barrier.
-void wake_sleepers(std::uint32_t& seq, std::uint32_t& waiters, int how_many) {
+void wake_sleepers(Sleepers& s, int how_many) noexcept {
     os::light_barrier();
-    if (atomic(waiters).load(std::memory_order_relaxed) == 0) return;
-    atomic(seq).fetch_add(1);
-    os::futex_wake(&seq, how_many);
+    if (atomic(s.count).load(std::memory_order_relaxed) == 0) return;
+    atomic(s.seq).fetch_add(1);
+    int woken = 1;
+    try {
+        woken = os::futex_wake(&s.seq, how_many);
+    } catch (const std::system_error&) {
+        // FUTEX_WAKE on our own mapped word cannot fail; if it did, the sleepers' re-check
+        // interval still wakes them.
+    }
+    if (woken > 0) {
+        if (atomic(s.futile_wakes).load(std::memory_order_relaxed) != 0)
+            atomic(s.futile_wakes).store(0, std::memory_order_relaxed);
+    } else if (atomic(s.futile_wakes).fetch_add(1, std::memory_order_relaxed) + 1 >= 64) {
+        // Also counts a sleeper caught between being counted and falling asleep; heal() only
+        // removes the dead, so a false alarm costs one scan.
+        atomic(s.futile_wakes).store(0, std::memory_order_relaxed);
+        heal(s);
+    }
 }
 
 // The producers' and consumers' locks. When the previous holder died inside, its record was
@@ -219,6 +266,9 @@ QueueCore::~QueueCore() { os::unmap(shared_, mapping_size_); }
 
 std::size_t QueueCore::max_message_size() const noexcept { return shared_->capacity / 2 - kHeaderBytes; }
 std::size_t QueueCore::maxsize() const noexcept { return shared_->maxsize; }
+std::uint32_t QueueCore::sleepers_waiting_for_data() const noexcept {
+    return atomic(shared_->data.count).load(std::memory_order_relaxed);
+}
 
 std::size_t QueueCore::qsize() const noexcept {
     // got first: put_count only grows and is never behind got_count, so the difference is never
@@ -247,9 +297,12 @@ void QueueCore::close() noexcept {
     // Wake this process's blocked calls so that they see the flag; sleepers elsewhere re-check
     // and sleep again.
     QueueShared& s = *shared_;
-    for (std::uint32_t* seq : {&s.data_seq, &s.space_seq, &s.join_seq}) {
-        atomic(*seq).fetch_add(1);
-        os::futex_wake(seq, INT_MAX);
+    for (Sleepers* sleepers : {&s.data, &s.space, &s.joiners}) {
+        atomic(sleepers->seq).fetch_add(1);
+        try {
+            os::futex_wake(&sleepers->seq, INT_MAX);
+        } catch (const std::system_error&) {
+        }
     }
 }
 
@@ -348,13 +401,13 @@ void QueueCore::end_put(bool publish) noexcept {
         atomic(s.tail).store(pending_tail_, std::memory_order_release);
     }
     mutex_release(s.wlock);
-    if (publish) wake_sleepers(s.data_seq, s.data_waiters, 1);
+    if (publish) wake_sleepers(s.data, 1);
 }
 
 bool QueueCore::wait_for_space(std::uint64_t seen_head, std::uint64_t seen_got, const Deadline& deadline) {
     QueueShared& s = *shared_;
     return sleep_until(
-        s.space_seq, s.space_waiters,
+        s.space,
         [&] {
             return closed() || atomic(s.head).load(std::memory_order_acquire) != seen_head ||
                    atomic(s.got_count).load(std::memory_order_acquire) != seen_got;
@@ -384,7 +437,7 @@ std::span<const std::byte> QueueCore::begin_get(bool block, Timeout timeout) {
                 atomic(s.head).store(head + (header >> 1), std::memory_order_release);
                 if (atomic(s.touched_end).load(std::memory_order_relaxed) >= kRetainedBytes + kDiscardAtLeast)
                     discard_drained_pages();
-                wake_sleepers(s.space_seq, s.space_waiters, 1);
+                wake_sleepers(s.space, 1);
                 continue;
             }
             const std::uint64_t size = header >> 1;
@@ -407,13 +460,13 @@ void QueueCore::end_get() noexcept {
     atomic(s.head).store(pending_head_, std::memory_order_release);
     atomic(s.got_count).store(count, std::memory_order_release);
     mutex_release(s.rlock);
-    wake_sleepers(s.space_seq, s.space_waiters, 1);
+    wake_sleepers(s.space, 1);
 }
 
 bool QueueCore::wait_for_data(const Deadline& deadline) {
     QueueShared& s = *shared_;
     return sleep_until(
-        s.data_seq, s.data_waiters,
+        s.data,
         [&] {
             return closed() ||
                    atomic(s.tail).load(std::memory_order_acquire) != atomic(s.head).load(std::memory_order_acquire);
@@ -454,7 +507,7 @@ void QueueCore::task_done() {
     do {
         if (done >= atomic(s.put_count).load()) throw ValueError("task_done() called too many times");
     } while (!atomic(s.done_count).compare_exchange_weak(done, done + 1));
-    if (done + 1 == atomic(s.put_count).load()) wake_sleepers(s.join_seq, s.join_waiters, INT_MAX);
+    if (done + 1 == atomic(s.put_count).load()) wake_sleepers(s.joiners, INT_MAX);
 }
 
 bool QueueCore::join(Timeout timeout) {
@@ -465,7 +518,7 @@ bool QueueCore::join(Timeout timeout) {
     };
     if (all_done()) return true;
     if (timeout.non_blocking()) return false;
-    return sleep_until(s.join_seq, s.join_waiters, all_done, Deadline(timeout));
+    return sleep_until(s.joiners, all_done, Deadline(timeout));
 }
 
 }  // namespace polyproc::detail

@@ -399,6 +399,13 @@ TEST_F(Queues, AConsumerKilledWhileWaitingDoesNotStopOthers) {
     q.put(5);
     consumer.join(60s);
     EXPECT_EQ(consumer.exitcode(), 5);
+    // The dead sleeper still counts as one, until the wake-ups that find nobody make a producer
+    // look for it: then puts stop paying for a FUTEX_WAKE.
+    for (int i = 0; i < 100; ++i) {
+        q.put(i);
+        q.get();
+    }
+    EXPECT_EQ(q.core().sleepers_waiting_for_data(), 0u);
 }
 
 TEST_F(Queues, JoinableQueueCountsTasks) {

@@ -22,6 +22,7 @@
 //   * a consumer killed inside get() loses at most the item it was taking (if it dies before the
 //     item is taken off the ring, the next consumer gets it);
 //   * an item whose put() returned is never lost or duplicated while no consumer dies.
+//   * a process killed while asleep in put() or get() is simply gone.
 // JoinableQueue: an item taken by a consumer that dies before task_done() keeps join() waiting, as
 // in Python; join(timeout) returns false then.
 //
@@ -79,6 +80,8 @@ public:
     void task_done();
     bool join(Timeout timeout);
     Kind kind() const noexcept { return kind_; }
+    // Processes counted as asleep in get() (dead ones until a waker notices); for tests.
+    std::uint32_t sleepers_waiting_for_data() const noexcept;
 
 private:
     bool wait_for_data(const Deadline& deadline);
@@ -148,6 +151,8 @@ public:
     std::size_t maxsize() const noexcept { return core_->maxsize(); }
     // The largest encoded item this queue takes (half its ring).
     std::size_t max_message_size() const noexcept { return core_->max_message_size(); }
+    // The engine, for polyproc's own tests and tools; not part of the API.
+    const detail::QueueCore& core() const noexcept { return *core_; }
 
     // This process stops using the queue: later put/get here raise mp::ValueError, and a get
     // blocked in another thread here wakes with it. Nothing put is lost: other processes still get
