@@ -130,17 +130,20 @@ bool sleep_until(Sleepers& sleepers, Ready ready, const Deadline& deadline) {
     struct Counted {  // counted (and its pid noted) while it may sleep, also if futex_wait throws
         Sleepers& s;
         int slot = -1;
+        // The slot is held only while counted: counted first, uncounted last. A process killed
+        // between the two steps leaves one sleeper too many on the count (harmless), never a slot
+        // that heal() would take off a count it is not on.
         explicit Counted(Sleepers& sl) : s(sl) {
+            atomic(s.count).fetch_add(1);
             const pid_t me = this_thread().pid;
             for (int i = 0; i < Sleepers::kSlots && slot < 0; ++i) {
                 pid_t expected = 0;
                 if (atomic(s.slots[i]).compare_exchange_strong(expected, me)) slot = i;
             }
-            atomic(s.count).fetch_add(1);
         }
         ~Counted() {
-            atomic(s.count).fetch_sub(1);
             if (slot >= 0) atomic(s.slots[slot]).store(0);
+            atomic(s.count).fetch_sub(1);
         }
     } counted(sleepers);
     os::heavy_barrier();

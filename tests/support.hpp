@@ -4,7 +4,10 @@
 #include <gtest/gtest.h>
 
 #include <polyproc/polyproc.hpp>
+#include <cerrno>
+#include <fcntl.h>
 #include <string>
+#include <sys/file.h>
 #include <unistd.h>
 
 namespace mp = polyproc;
@@ -19,6 +22,27 @@ protected:
             child.join();
         }
     }
+};
+
+// Held by the tests that move messages of several GiB: ctest runs test binaries in parallel, and
+// two of those at once (under ThreadSanitizer, whose shadow memory multiplies them) exhaust a
+// 24 GiB machine. An flock on a fixed file serializes them across processes; the kernel releases
+// it if the test dies.
+class BigMemoryTestLock {
+public:
+    BigMemoryTestLock() : fd_(::open("/tmp/polyproc-big-memory-tests.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0666)) {
+        if (fd_ >= 0)
+            while (::flock(fd_, LOCK_EX) != 0 && errno == EINTR) {
+            }
+    }
+    ~BigMemoryTestLock() {
+        if (fd_ >= 0) ::close(fd_);
+    }
+    BigMemoryTestLock(const BigMemoryTestLock&) = delete;
+    BigMemoryTestLock& operator=(const BigMemoryTestLock&) = delete;
+
+private:
+    int fd_;
 };
 
 inline std::string bytes_to_string(const std::vector<std::byte>& b) {

@@ -214,6 +214,7 @@ TEST_F(ConnectionTest, WireBytesAreCPythonsFraming) {
 }
 
 TEST_F(ConnectionTest, MessagesAbove2GiBUseThe8ByteHeader) {
+    BigMemoryTestLock one_at_a_time;
     constexpr std::size_t n = 0x80000000ull + 1;  // 2 GiB + 1
     auto [a, b] = mp::Pipe();
     std::vector<std::byte> big(n, std::byte{0x5a});

@@ -99,6 +99,7 @@ INSTANTIATE_TEST_SUITE_P(Interpreters, PythonInterop, ::testing::ValuesIn(interp
                          [](const auto& param_info) { return "python" + std::to_string(param_info.index); });
 
 TEST(PythonInteropBig, MessagesAbove2GiBBothWays) {
+    BigMemoryTestLock one_at_a_time;
     mp::Listener listener;
     auto py = start_python(POLYPROC_TEST_PYTHON, {"big", std::get<std::string>(listener.address())});
     auto conn = listener.accept();
