@@ -110,6 +110,15 @@ enum class Placement { cross_cpu, same_cpu };
 
 inline const char* placement_name(Placement p) { return p == Placement::cross_cpu ? "cross_cpu" : "same_cpu"; }
 
+// Registers fn(state, placement) as "<name>/<placement>" (e.g. BM_EventPingPong_Polyproc/cross_cpu),
+// timed in real time: the work happens in two processes.
+inline void register_placed(const std::string& name, void (*fn)(benchmark::State&, Placement),
+                            benchmark::TimeUnit unit, Placement placement = Placement::cross_cpu) {
+    benchmark::RegisterBenchmark((name + "/" + placement_name(placement)).c_str(), fn, placement)
+        ->UseRealTime()
+        ->Unit(unit);
+}
+
 // The CPUs this thread may run on, ascending.
 inline std::vector<int> allowed_cpus() {
     cpu_set_t set;

@@ -280,8 +280,7 @@ const bool registered = [] {
     for (Placement placement : {Placement::cross_cpu, Placement::same_cpu}) {
         for (const Entry& e : entries) {
             if (placement == Placement::same_cpu && !e.same_cpu_too) continue;
-            const std::string name = std::string(e.name) + "/" + bench::placement_name(placement);
-            benchmark::RegisterBenchmark(name.c_str(), e.fn, placement)->UseRealTime()->Unit(e.unit);
+            bench::register_placed(e.name, e.fn, e.unit, placement);
         }
     }
     return true;

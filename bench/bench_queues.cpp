@@ -389,27 +389,16 @@ void BM_Queue1MiB_RawSpscRing(benchmark::State& state, Placement placement) {
 }
 
 const bool registered = [] {
-    using Fn = void (*)(benchmark::State&, Placement);
-    struct Entry {
-        const char* name;
-        Fn fn;
-        benchmark::TimeUnit unit;
-    };
-    const Entry entries[] = {
-        {"BM_Queue64_Polyproc", BM_Queue64_Polyproc, benchmark::kNanosecond},
-        {"BM_Queue64_RawSpscRing", BM_Queue64_RawSpscRing, benchmark::kNanosecond},
+    using bench::register_placed;
+    register_placed("BM_Queue64_Polyproc", BM_Queue64_Polyproc, benchmark::kNanosecond);
+    register_placed("BM_Queue64_RawSpscRing", BM_Queue64_RawSpscRing, benchmark::kNanosecond);
 #if defined(POLYPROC_BENCH_BOOST)
-        {"BM_Queue64_BoostMessageQueue", BM_Queue64_BoostMessageQueue, benchmark::kNanosecond},
+    register_placed("BM_Queue64_BoostMessageQueue", BM_Queue64_BoostMessageQueue, benchmark::kNanosecond);
 #endif
-        {"BM_QueueRoundTrip_Polyproc", BM_QueueRoundTrip_Polyproc, benchmark::kMicrosecond},
-        {"BM_QueueRoundTrip_RawSpscRing", BM_QueueRoundTrip_RawSpscRing, benchmark::kMicrosecond},
-        {"BM_Queue1MiB_Polyproc", BM_Queue1MiB_Polyproc, benchmark::kMicrosecond},
-        {"BM_Queue1MiB_RawSpscRing", BM_Queue1MiB_RawSpscRing, benchmark::kMicrosecond},
-    };
-    for (const Entry& e : entries) {
-        const std::string name = std::string(e.name) + "/" + bench::placement_name(Placement::cross_cpu);
-        benchmark::RegisterBenchmark(name.c_str(), e.fn, Placement::cross_cpu)->UseRealTime()->Unit(e.unit);
-    }
+    register_placed("BM_QueueRoundTrip_Polyproc", BM_QueueRoundTrip_Polyproc, benchmark::kMicrosecond);
+    register_placed("BM_QueueRoundTrip_RawSpscRing", BM_QueueRoundTrip_RawSpscRing, benchmark::kMicrosecond);
+    register_placed("BM_Queue1MiB_Polyproc", BM_Queue1MiB_Polyproc, benchmark::kMicrosecond);
+    register_placed("BM_Queue1MiB_RawSpscRing", BM_Queue1MiB_RawSpscRing, benchmark::kMicrosecond);
     benchmark::RegisterBenchmark("BM_Queue64_4x4_Polyproc", BM_Queue64_4x4_Polyproc)
         ->UseManualTime()
         ->Unit(benchmark::kMillisecond);

@@ -362,25 +362,13 @@ const bool registered = [] {
     benchmark::RegisterBenchmark("BM_LockUncontended_RawRobustMutex", BM_LockUncontended_RawRobustMutex)
         ->Unit(benchmark::kNanosecond);
 
-    // Registered as <function>/<placement>, e.g. BM_EventPingPong_Polyproc/cross_cpu.
-    using Fn = void (*)(benchmark::State&, Placement);
-    struct Entry {
-        const char* name;
-        Fn fn;
-        benchmark::TimeUnit unit;
-    };
-    const Entry entries[] = {
-        {"BM_EventPingPong_Polyproc", BM_EventPingPong_Polyproc, benchmark::kMicrosecond},
-        {"BM_ConditionPingPong_Polyproc", BM_ConditionPingPong_Polyproc, benchmark::kMicrosecond},
-        {"BM_FutexPingPong_RawSpinThenSleep", BM_FutexPingPong_RawSpinThenSleep, benchmark::kMicrosecond},
-        {"BM_ValueIncrement_Polyproc", BM_ValueIncrement_Polyproc, benchmark::kMicrosecond},
-        {"BM_ValueIncrement_PolyprocGetObj", BM_ValueIncrement_PolyprocGetObj, benchmark::kMicrosecond},
-        {"BM_ValueIncrement_RawRobustMutex", BM_ValueIncrement_RawRobustMutex, benchmark::kMicrosecond},
-    };
-    for (const Entry& e : entries) {
-        const std::string name = std::string(e.name) + "/" + bench::placement_name(Placement::cross_cpu);
-        benchmark::RegisterBenchmark(name.c_str(), e.fn, Placement::cross_cpu)->UseRealTime()->Unit(e.unit);
-    }
+    using bench::register_placed;
+    register_placed("BM_EventPingPong_Polyproc", BM_EventPingPong_Polyproc, benchmark::kMicrosecond);
+    register_placed("BM_ConditionPingPong_Polyproc", BM_ConditionPingPong_Polyproc, benchmark::kMicrosecond);
+    register_placed("BM_FutexPingPong_RawSpinThenSleep", BM_FutexPingPong_RawSpinThenSleep, benchmark::kMicrosecond);
+    register_placed("BM_ValueIncrement_Polyproc", BM_ValueIncrement_Polyproc, benchmark::kMicrosecond);
+    register_placed("BM_ValueIncrement_PolyprocGetObj", BM_ValueIncrement_PolyprocGetObj, benchmark::kMicrosecond);
+    register_placed("BM_ValueIncrement_RawRobustMutex", BM_ValueIncrement_RawRobustMutex, benchmark::kMicrosecond);
     return true;
 }();
 
