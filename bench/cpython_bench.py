@@ -172,9 +172,8 @@ def _timed(op, min_time):
             return elapsed, calls
 
 
-class StartJoin:
-    name = "process_start_join"
-    unit = "s/process"
+class _Standalone:
+    """A benchmark without a long-lived child: a context manager with nothing to set up or undo."""
 
     def __init__(self, ctx):
         self.ctx = ctx
@@ -184,6 +183,11 @@ class StartJoin:
 
     def __exit__(self, *exc):
         return False
+
+
+class StartJoin(_Standalone):
+    name = "process_start_join"
+    unit = "s/process"
 
     def op(self):
         p = self.ctx.Process(target=_empty)
@@ -257,15 +261,6 @@ class RoundTrip(_WithChild):
         if len(self.conn.recv_bytes()) != len(ROUND_TRIP_MSG):
             raise RuntimeError("short echo")
 
-    def measure(self, min_time):
-        # Batches of 100 round trips keep the timing loop's own cost out of the figure.
-        def batch():
-            for _ in range(100):
-                self.op()
-
-        seconds, calls = _timed(batch, min_time)
-        return seconds / (calls * 100)
-
 
 class RoundTripSameCpu(RoundTrip):
     placement = "same_cpu"
@@ -291,18 +286,13 @@ class Throughput(_WithChild):
         return calls * self.batch * MESSAGE_SIZE / seconds
 
 
-class LockUncontended:
+class LockUncontended(_Standalone):
     name = "lock_uncontended"
     unit = "s/acquire+release"
 
     def __init__(self, ctx):
+        super().__init__(ctx)
         self.lock = ctx.Lock()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
     def op(self):
         self.lock.acquire()
@@ -483,19 +473,10 @@ class QueueRoundTrip(_WithChild):
             raise RuntimeError("wrong reply")
 
 
-class Queue4x4:
+class Queue4x4(_Standalone):
     name = "queue_64b_4x4"
     unit = "items/s"
     ITEMS = 40000
-
-    def __init__(self, ctx):
-        self.ctx = ctx
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
     def run_once(self):
         ctx = self.ctx
