@@ -11,9 +11,10 @@
 //
 // Handles are cheap copies of one shared queue: capture them in a child's lambda or pass them as
 // Process arguments, exactly as Python passes them. Their methods are const (the handle does not
-// change; the shared queue does), so a lambda that captured a copy needs no `mutable`. close() is per process, as in Python: it stops
-// this process's put/get (mp::ValueError "... is closed"; a get blocked in another thread of this
-// process wakes up with it) while other processes go on and drain what is left.
+// change; the shared queue does), so a lambda that captured a copy needs no `mutable`.
+// close() is per process, as in Python: it stops this process's put/get (mp::ValueError "... is
+// closed"; a get blocked in another thread of this process wakes up with it) while other
+// processes go on and drain what is left.
 //
 // Process-safety: any number of producer and consumer processes and threads. Items from one
 // producer arrive in put order; several producers interleave per item. A process SIGKILLed at any
@@ -21,7 +22,7 @@
 //   * a producer killed inside put() either published its item whole or not at all;
 //   * a consumer killed inside get() loses at most the item it was taking (if it dies before the
 //     item is taken off the ring, the next consumer gets it);
-//   * an item whose put() returned is never lost or duplicated while no consumer dies.
+//   * an item whose put() returned is never lost or duplicated while no consumer dies;
 //   * a process killed while asleep in put() or get() is simply gone.
 // JoinableQueue: an item taken by a consumer that dies before task_done() keeps join() waiting, as
 // in Python; join(timeout) returns false then.
