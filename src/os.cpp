@@ -194,18 +194,12 @@ void unmap(void* p, std::size_t size) noexcept { ::munmap(p, size); }
 
 bool membarrier_works = false;
 
-namespace {
-std::atomic<pid_t> light_side_registered{0};
-}
-
-void register_light_side(pid_t me) noexcept {
-    if (light_side_registered.load(std::memory_order_acquire) == me) return;
+void register_light_side() noexcept {
     // Registration is per process; a fork child registers again (harmless if inherited).
     const long rc = ::syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0);
     // Decided once, in the first process: every process of a tree must use the same barriers.
     static const bool works = rc == 0;
     membarrier_works = works;
-    light_side_registered.store(me, std::memory_order_release);
 }
 
 void heavy_barrier() noexcept {

@@ -86,9 +86,9 @@ int futex_wake(const std::uint32_t* word, int count);  // how many it woke
 // store, heavy_barrier() and its load, which forces a full barrier on every CPU running a
 // registered process. Then either the frequent side's load sees the rare side's store or the other
 // way round, without a locked instruction per message. Every process on the frequent side must
-// call register_light_side(its pid) first (once per process; cheap when repeated). Without membarrier
-// both barriers are full fences.
-void register_light_side(pid_t current_pid) noexcept;
+// call register_light_side() first, once per process (fork children too). Without membarrier both
+// barriers are full fences.
+void register_light_side() noexcept;
 // A full fence. ThreadSanitizer (GCC) refuses atomic_thread_fence; a locked RMW is one on x86.
 inline void full_fence() noexcept {
 #if defined(__SANITIZE_THREAD__)

@@ -237,35 +237,37 @@ void register_this_process() noexcept {
     const pid_t me = this_thread().pid;
     if (registered.load(std::memory_order_relaxed) == me) [[likely]]
         return;
-    os::register_light_side(me);
+    os::register_light_side();
     registered.store(me, std::memory_order_relaxed);
 }
 
-}  // namespace
-
-QueueCore::QueueCore(std::size_t maxsize, Kind kind) : kind_(kind) {
-    register_this_process();
+// The control block and the largest ring the system lets us reserve: under strict overcommit
+// accounting a large reservation may be refused, so halve it down to 16 MiB.
+SharedRegion reserve_queue_region() {
     std::uint64_t capacity = default_capacity() / os::page_size() * os::page_size();
-    void* base = nullptr;
-    for (;;) {  // under strict overcommit accounting a large reservation may be refused: halve it
+    for (;;) {
         try {
-            base = os::reserve_shared_anonymous(control_bytes() + capacity);
-            break;
+            return SharedRegion(control_bytes() + capacity, SharedRegion::Commit::on_touch);
         } catch (const std::system_error&) {
             if (capacity <= (std::uint64_t(16) << 20)) throw;
             capacity /= 2;
         }
     }
-    mapping_size_ = control_bytes() + capacity;
-    shared_ = ::new (base) QueueShared();
-    ring_ = static_cast<std::byte*>(base) + control_bytes();
-    shared_->capacity = capacity;
+}
+
+}  // namespace
+
+QueueCore::QueueCore(std::size_t maxsize, Kind kind)
+    : region_(reserve_queue_region()),
+      shared_(::new (region_.data()) QueueShared()),
+      ring_(static_cast<std::byte*>(region_.data()) + control_bytes()),
+      kind_(kind) {
+    register_this_process();
+    shared_->capacity = region_.size() - control_bytes();
     shared_->maxsize = maxsize;
     init_mutex(shared_->wlock, false);
     init_mutex(shared_->rlock, false);
 }
-
-QueueCore::~QueueCore() { os::unmap(shared_, mapping_size_); }
 
 std::size_t QueueCore::max_message_size() const noexcept { return shared_->capacity / 2 - kHeaderBytes; }
 std::size_t QueueCore::maxsize() const noexcept { return shared_->maxsize; }

@@ -25,8 +25,10 @@ void refresh_thread_identity() noexcept {
 
 // ---- shared memory ------------------------------------------------------------------------------
 
-SharedRegion::SharedRegion(std::size_t size)
-    : data_(os::map_shared_anonymous(size == 0 ? 1 : size)), size_(size == 0 ? 1 : size) {}
+SharedRegion::SharedRegion(std::size_t size, Commit commit)
+    : data_(commit == Commit::now ? os::map_shared_anonymous(size == 0 ? 1 : size)
+                                  : os::reserve_shared_anonymous(size == 0 ? 1 : size)),
+      size_(size == 0 ? 1 : size) {}
 
 SharedRegion::~SharedRegion() { os::unmap(data_, size_); }
 

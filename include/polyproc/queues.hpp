@@ -41,6 +41,7 @@
 #include <span>
 #include <string>
 
+#include "polyproc/detail/shared_region.hpp"
 #include "polyproc/detail/timeout.hpp"
 #include "polyproc/errors.hpp"
 #include "polyproc/reduction.hpp"
@@ -59,7 +60,6 @@ class QueueCore {
 public:
     enum class Kind : std::uint8_t { queue, simple, joinable };
     QueueCore(std::size_t maxsize, Kind kind);
-    ~QueueCore();
     QueueCore(const QueueCore&) = delete;
     QueueCore& operator=(const QueueCore&) = delete;
 
@@ -89,9 +89,9 @@ private:
     bool wait_for_space(std::uint64_t seen_head, std::uint64_t seen_got, const Deadline& deadline);
     void discard_drained_pages() noexcept;
 
+    SharedRegion region_;  // the control block, then the ring
     QueueShared* shared_;
     std::byte* ring_;
-    std::size_t mapping_size_;
     Kind kind_;
     std::atomic<bool> closed_{false};
     // The put in progress (between begin_put and end_put), under the producers' lock.

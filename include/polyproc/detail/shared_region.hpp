@@ -16,7 +16,10 @@ namespace polyproc::detail {
 
 class SharedRegion {
 public:
-    explicit SharedRegion(std::size_t size);
+    // on_touch: MAP_NORESERVE, address space that costs memory only as pages are touched (a
+    // queue's ring reserves gigabytes this way).
+    enum class Commit { now, on_touch };
+    explicit SharedRegion(std::size_t size, Commit commit = Commit::now);
     ~SharedRegion();
     SharedRegion(const SharedRegion&) = delete;
     SharedRegion& operator=(const SharedRegion&) = delete;
