@@ -1,6 +1,28 @@
 #include "polyproc/errors.hpp"
 
+#include <cstdlib>
+#include <cstring>
+#include <cxxabi.h>
+#include <memory>
+
+#include "names.hpp"
+
 namespace polyproc {
+
+namespace detail {
+
+std::string demangle(const char* mangled) {
+    int status = 0;
+    std::unique_ptr<char, void (*)(void*)> out(abi::__cxa_demangle(mangled, nullptr, nullptr, &status), std::free);
+    return status == 0 && out ? std::string(out.get()) : std::string(mangled);
+}
+
+std::string signal_name(int sig) {
+    const char* abbrev = ::sigabbrev_np(sig);
+    return abbrev ? std::string("SIG") + abbrev : std::to_string(sig);
+}
+
+}  // namespace detail
 
 BufferTooShort::BufferTooShort(std::vector<std::byte> message)
     : ProcessError("BufferTooShort: message of " + std::to_string(message.size()) + " bytes does not fit the buffer"),
@@ -20,7 +42,7 @@ RemoteError::RemoteError(std::string type_name, std::string message, pid_t pid, 
 
 WorkerLostError::WorkerLostError(pid_t pid, int exitcode, std::string task)
     : ProcessError("worker " + std::to_string(pid) + " died running " + task +
-                   (exitcode < 0 ? " (killed by signal " + std::to_string(-exitcode) + ")"
+                   (exitcode < 0 ? " (killed by signal " + std::to_string(-exitcode) + ", " + detail::signal_name(-exitcode) + ")"
                                  : " (exit code " + std::to_string(exitcode) + ")")),
       pid_(pid),
       exitcode_(exitcode),

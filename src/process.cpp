@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "names.hpp"
 #include "os.hpp"
 
 #ifndef P_PIDFD
@@ -137,12 +138,6 @@ void register_exit_function() {
     std::call_once(once, [] { std::atexit(exit_function); });
 }
 
-std::string demangle(const char* mangled) {
-    int status = 0;
-    std::unique_ptr<char, void (*)(void*)> out(abi::__cxa_demangle(mangled, nullptr, nullptr, &status), std::free);
-    return status == 0 && out ? std::string(out.get()) : std::string(mangled);
-}
-
 // "ns::(anonymous namespace)::MyProcess" -> "MyProcess", keeping template arguments.
 std::string unqualified(const std::string& name) {
     int depth = 0;
@@ -170,11 +165,6 @@ void flush_stdio() noexcept {
     } catch (...) {
     }
     std::fflush(nullptr);
-}
-
-std::string signal_name(int sig) {
-    const char* abbrev = ::sigabbrev_np(sig);
-    return abbrev ? std::string("SIG") + abbrev : std::to_string(sig);
 }
 
 }  // namespace

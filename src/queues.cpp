@@ -457,6 +457,14 @@ std::span<const std::byte> QueueCore::begin_get(bool block, Timeout timeout) {
     }
 }
 
+std::uint64_t QueueCore::taken_count() {
+    QueueShared& s = *shared_;
+    lock_consumers(s, {});
+    const std::uint64_t taken = s.got_count;
+    mutex_release(s.rlock);
+    return taken;
+}
+
 void QueueCore::end_get() noexcept {
     QueueShared& s = *shared_;
     const std::uint64_t count = s.got_count + 1;

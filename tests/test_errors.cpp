@@ -37,7 +37,7 @@ TEST(Errors, RemoteErrorNamesTypeMessageAndPid) {
 TEST(Errors, WorkerLostErrorSaysHowTheWorkerDied) {
     mp::WorkerLostError killed(99, -9, "task 3");
     EXPECT_EQ(killed.exitcode(), -9);
-    EXPECT_NE(std::string(killed.what()).find("signal 9"), std::string::npos);
+    EXPECT_NE(std::string(killed.what()).find("signal 9, SIGKILL"), std::string::npos);
     mp::WorkerLostError exited(99, 2, "task 4");
     EXPECT_NE(std::string(exited.what()).find("exit code 2"), std::string::npos);
 }

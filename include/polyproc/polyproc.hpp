@@ -13,12 +13,13 @@
 //   }
 //
 // Each component also has its own header, named after CPython's module: errors.hpp,
-// reduction.hpp (the codec), connection.hpp, process.hpp, queues.hpp, synchronize.hpp,
+// reduction.hpp (the codec), connection.hpp, process.hpp, queues.hpp, pool.hpp, synchronize.hpp,
 // sharedctypes.hpp, shared_memory.hpp.
 #pragma once
 
 #include "polyproc/connection.hpp"
 #include "polyproc/errors.hpp"
+#include "polyproc/pool.hpp"
 #include "polyproc/process.hpp"
 #include "polyproc/queues.hpp"
 #include "polyproc/reduction.hpp"

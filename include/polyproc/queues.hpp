@@ -72,6 +72,9 @@ public:
     void end_get() noexcept;
 
     std::size_t qsize() const noexcept;
+    // How many items were ever taken off the queue, settled: a take that a consumer killed inside
+    // get() left half done is completed or undone first (under the consumers' lock).
+    std::uint64_t taken_count();
     std::size_t maxsize() const noexcept;
     std::size_t max_message_size() const noexcept;
     bool full() const noexcept;

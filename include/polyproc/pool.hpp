@@ -1,0 +1,885 @@
+// polyproc/pool.hpp — Pool, AsyncResult, IMapIterator, Callbacks, PoolOptions, progress
+// (Python's multiprocessing.pool), with what Python's pool lacks:
+//   * a worker that dies mid-task (SIGKILL, segfault, abort(), exit()) fails exactly that task with
+//     mp::WorkerLostError and is replaced; every other task completes (Python's result hangs forever);
+//   * PoolOptions::task_timeout: a task running longer is killed with its worker, which is
+//     replaced; the task fails with mp::TimeoutError;
+//   * imap/imap_unordered pull their input on demand and keep a bounded number of chunks in
+//     flight, so an endless input range runs in bounded memory;
+//   * an elastic pool (PoolOptions::min_processes/max_processes): it grows while tasks wait and
+//     shrinks after idle_timeout;
+//   * mp::progress(range, total): a progress bar with rate and ETA on stderr when it is a terminal.
+//
+// Functions: a plain function, a captureless lambda, or a lambda whose captures are trivially
+// copyable (their bytes are sent with each task). Anything else is a compile-time error that says
+// to pass the state as arguments. Arguments and results are any mp::Serializable type. A task that
+// throws a standard exception (std::runtime_error, std::out_of_range, ..., polyproc's own errors)
+// or a type registered with mp::register_exception<E>() rethrows the same type from get(); any
+// other exception becomes mp::RemoteError (type name, message, worker pid).
+//
+// Python's semantics otherwise: workers are daemonic processes named ForkPoolWorker-N; callbacks
+// run in the parent on the pool's result thread, one at a time, in the order results arrive,
+// before ready() turns true (a callback must not block on another result of the same pool); map
+// raises the first failure after all chunks ran; imap raises a failure at its position and goes
+// on. The destructor terminates the pool, like leaving Python's `with` block; unlike Python,
+// results still pending then fail with mp::ProcessError instead of never completing.
+//
+// Process-safety: a Pool belongs to the process that created it; its methods may be called from
+// any thread of that process. An AsyncResult or IMapIterator is used from one thread at a time.
+//
+//   mp::Pool pool(4);
+//   std::vector<int> squares = pool.map([](int x) { return x * x; }, std::vector{1, 2, 3});
+//   auto r = pool.apply_async(mp::Callbacks{.callback = [](int v) { std::cout << v << "\n"; }},
+//                             [](int a, int b) { return a + b; }, 2, 3);
+//   r.get(std::chrono::seconds(1));
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <iterator>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <ranges>
+#include <span>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "polyproc/detail/pool_task.hpp"
+#include "polyproc/detail/timeout.hpp"
+#include "polyproc/errors.hpp"
+#include "polyproc/reduction.hpp"
+
+namespace polyproc {
+
+struct PoolOptions {
+    int processes = 0;  // 0 = cpu_count(); in an elastic pool, how many to start with (0 = min_processes)
+    std::function<void()> initializer;  // run once in each worker before its first task
+    int maxtasksperchild = 0;           // 0 = no limit (Python's None)
+    // Beyond Python:
+    Timeout task_timeout;  // a task running longer is killed with its worker: mp::TimeoutError
+    int min_processes = 1;  // elastic pool (max_processes > 0): never fewer workers than this
+    int max_processes = 0;  // elastic pool when > 0: grows up to this many while tasks wait
+    std::chrono::milliseconds idle_timeout{std::chrono::seconds(5)};  // an idle elastic worker retires
+    std::size_t imap_window = 0;  // chunks an imap keeps in flight; 0 = max(64, 8 × workers)
+};
+
+// What an *_async call does when its result arrives (Python's callback/error_callback keywords):
+//   pool.apply_async(mp::Callbacks{.callback = [](int r) {...}, .error_callback = [](const std::exception& e) {...}}, f, x);
+// error_callback may also take std::exception_ptr.
+struct NoCallback {};
+template <class C = NoCallback, class E = NoCallback>
+struct Callbacks {
+    C callback{};
+    E error_callback{};
+};
+
+// Registers E so that a task throwing exactly E rethrows E (built from its what() message) from
+// get(). Call it before the results arrive (anywhere in the parent).
+template <class E>
+void register_exception();
+
+namespace detail {
+
+template <class T>
+struct is_callbacks : std::false_type {};
+template <class C, class E>
+struct is_callbacks<Callbacks<C, E>> : std::true_type {};
+
+// A non-owning reference to a callable (std::function_ref is C++26).
+template <class Sig>
+class FunctionRef;
+template <class Ret, class... A>
+class FunctionRef<Ret(A...)> {
+public:
+    template <class F>
+        requires(!std::is_same_v<std::remove_cvref_t<F>, FunctionRef>)
+    FunctionRef(F& f) noexcept  // NOLINT: implicit on purpose
+        : object_(&f), call_([](void* o, A... a) -> Ret { return (*static_cast<F*>(o))(std::forward<A>(a)...); }) {}
+    Ret operator()(A... a) const { return call_(object_, std::forward<A>(a)...); }
+
+private:
+    void* object_;
+    Ret (*call_)(void*, A...);
+};
+
+using ExceptionFactory = std::exception_ptr (*)(const std::string& message);
+void register_exception_factory(const char* mangled_type_name, ExceptionFactory factory);
+
+// Prints "Exception in <what> callback:" and the current exception to stderr (the callback's
+// exception has nowhere else to go: Python prints it too).
+void report_callback_exception(const char* what) noexcept;
+
+// One result (an apply, a whole map) as waited on by AsyncResult: ready flag with spin-then-futex
+// waiting, and the task's exception.
+class ResultState {
+public:
+    virtual ~ResultState() = default;
+    bool ready() const noexcept { return ready_.load(std::memory_order_acquire) != 0; }
+    bool wait(Timeout timeout) const;  // true once ready
+    bool successful() const;           // mp::ValueError "... not ready" before ready
+    void set_ready() noexcept;
+
+    std::exception_ptr error;
+
+private:
+    mutable std::atomic<std::uint32_t> ready_{0};
+    mutable std::atomic<std::uint32_t> sleepers_{0};
+};
+
+template <class T>
+class ResultOf : public ResultState {
+public:
+    virtual std::add_lvalue_reference_t<T> value() = 0;  // once ready without error
+};
+
+// What the pool's result thread calls for each finished task of a job. on_result/on_error run
+// while the result is read out of shared memory (decode only); settle runs after, once per task:
+// callbacks and readiness.
+class JobBase {
+public:
+    virtual ~JobBase() = default;
+    virtual void on_result(std::uint32_t chunk, std::span<const std::byte> payload) = 0;
+    virtual void on_error(std::uint32_t chunk, std::exception_ptr error) noexcept = 0;
+    virtual void settle(std::uint32_t chunk) noexcept = 0;
+    virtual std::string describe(std::uint32_t chunk) const = 0;
+};
+
+// An imap whose input is not all submitted yet; join() after close() makes it submit the rest.
+class Feeder {
+public:
+    virtual ~Feeder() = default;
+    virtual void feed_all() = 0;
+};
+
+class PoolCore;  // src/pool.cpp
+using BodyWriter = FunctionRef<void(std::span<std::byte>)>;
+std::shared_ptr<PoolCore> pool_create(PoolOptions options);
+// Puts task `chunk` of `job` (a body of body_size bytes written by `write`) on the task queue.
+// mp::ValueError("Pool not running") unless the pool runs, or is closed and `feeding` is set.
+void pool_submit(PoolCore& core, const std::shared_ptr<JobBase>& job, std::uint32_t chunk, TaskRunner runner,
+                 std::size_t body_size, BodyWriter write, bool feeding = false);
+void pool_check_running(const PoolCore& core);
+std::size_t pool_size(const PoolCore& core);  // workers now
+std::size_t pool_imap_window(const PoolCore& core);
+void pool_add_feeder(PoolCore& core, const std::shared_ptr<Feeder>& feeder);
+void pool_remove_feeder(PoolCore& core, const Feeder* feeder) noexcept;
+void pool_close(PoolCore& core);
+void pool_join(PoolCore& core);
+void pool_terminate(PoolCore& core) noexcept;
+std::string pool_repr(const PoolCore& core);
+std::vector<pid_t> pool_worker_pids(const PoolCore& core);
+
+template <class C, class Arg>
+std::function<void(const Arg&)> make_callback(C&& c) {
+    if constexpr (std::is_same_v<std::decay_t<C>, NoCallback>) return {};
+    else {
+        static_assert(std::is_invocable_v<C&, const Arg&>,
+                      "polyproc::Pool: the callback cannot be called with the task's result type");
+        return [c = std::forward<C>(c)](const Arg& v) mutable { c(v); };
+    }
+}
+template <class C>
+std::function<void()> make_void_callback(C&& c) {
+    if constexpr (std::is_same_v<std::decay_t<C>, NoCallback>) return {};
+    else {
+        static_assert(std::is_invocable_v<C&>, "polyproc::Pool: the callback of a void task takes no arguments");
+        return [c = std::forward<C>(c)]() mutable { c(); };
+    }
+}
+template <class E>
+std::function<void(std::exception_ptr)> make_error_callback(E&& e) {
+    if constexpr (std::is_same_v<std::decay_t<E>, NoCallback>) return {};
+    else if constexpr (std::is_invocable_v<E&, std::exception_ptr>)
+        return [e = std::forward<E>(e)](std::exception_ptr p) mutable { e(p); };
+    else {
+        static_assert(std::is_invocable_v<E&, const std::exception&>,
+                      "polyproc::Pool: error_callback must take const std::exception& or std::exception_ptr");
+        return [e = std::forward<E>(e)](std::exception_ptr p) mutable {
+            try {
+                std::rethrow_exception(p);
+            } catch (const std::exception& ex) {
+                e(ex);
+            } catch (...) {
+                e(ProcessError("unknown exception"));
+            }
+        };
+    }
+}
+
+// Runs the callback for a finished job, then marks it ready (Python: callback before ready()).
+template <class Invoke>
+void settle_with_callbacks(ResultState& state, const std::function<void(std::exception_ptr)>& on_error,
+                           Invoke&& on_success) noexcept {
+    try {
+        if (state.error) {
+            if (on_error) on_error(state.error);
+        } else {
+            on_success();
+        }
+    } catch (...) {
+        report_callback_exception(state.error ? "error_callback" : "callback");
+    }
+    state.set_ready();
+}
+
+template <class T>
+struct success_function {
+    using type = std::function<void(const T&)>;
+};
+template <>
+struct success_function<void> {
+    using type = std::function<void()>;
+};
+
+// apply_async's job: one task, one value.
+template <class R>
+class ApplyJob final : public JobBase, public ResultOf<R> {
+public:
+    using Success = typename success_function<R>::type;
+    ApplyJob(Success on_success, std::function<void(std::exception_ptr)> on_error)
+        : on_success_(std::move(on_success)), on_error_(std::move(on_error)) {}
+
+    void on_result(std::uint32_t, std::span<const std::byte> payload) override {
+        if constexpr (!std::is_void_v<R>) value_ = decode_payload<R>(payload);
+    }
+    void on_error(std::uint32_t, std::exception_ptr e) noexcept override { this->error = e; }
+    void settle(std::uint32_t) noexcept override {
+        settle_with_callbacks(*this, on_error_, [&] {
+            if (on_success_) {
+                if constexpr (std::is_void_v<R>) on_success_();
+                else on_success_(*value_);
+            }
+        });
+    }
+    std::string describe(std::uint32_t) const override { return "an apply_async task"; }
+    std::add_lvalue_reference_t<R> value() override {
+        if constexpr (!std::is_void_v<R>) return *value_;
+    }
+
+private:
+    Success on_success_;
+    std::function<void(std::exception_ptr)> on_error_;
+    std::conditional_t<std::is_void_v<R>, bool, std::optional<R>> value_{};
+};
+
+// map_async's job: `total` items in chunks of `chunksize`, results in input order.
+template <class R>
+class MapJob final : public JobBase, public ResultOf<std::conditional_t<std::is_void_v<R>, void, std::vector<R>>> {
+public:
+    using Value = std::conditional_t<std::is_void_v<R>, void, std::vector<R>>;
+    using Success = typename success_function<Value>::type;
+    MapJob(std::size_t total, std::size_t chunksize, Success on_success, std::function<void(std::exception_ptr)> on_error)
+        : total_(total),
+          chunksize_(chunksize),
+          chunks_left_(chunksize ? (total + chunksize - 1) / chunksize : 0),
+          on_success_(std::move(on_success)),
+          on_error_(std::move(on_error)) {
+        if constexpr (!std::is_void_v<R>) results_.resize(total);
+    }
+    std::size_t chunks() const noexcept { return chunksize_ ? (total_ + chunksize_ - 1) / chunksize_ : 0; }
+
+    void on_result(std::uint32_t chunk, std::span<const std::byte> payload) override {
+        if constexpr (!std::is_void_v<R>) {
+            const std::size_t start = std::size_t(chunk) * chunksize_;
+            read_chunk_result<R>(payload, std::min(chunksize_, total_ - start),
+                                 [&](std::size_t i, R&& v) { results_[start + i] = std::move(v); });
+        }
+    }
+    void on_error(std::uint32_t, std::exception_ptr e) noexcept override {
+        if (!this->error) this->error = e;  // Python keeps the first failure
+    }
+    void settle(std::uint32_t) noexcept override {
+        if (--chunks_left_ != 0) return;
+        settle_with_callbacks(*this, on_error_, [&] {
+            if (on_success_) {
+                if constexpr (std::is_void_v<R>) on_success_();
+                else on_success_(results_);
+            }
+        });
+    }
+    // Marks the job done without tasks (an empty input).
+    void settle_empty() noexcept {
+        settle_with_callbacks(*this, on_error_, [&] {
+            if (on_success_) {
+                if constexpr (std::is_void_v<R>) on_success_();
+                else on_success_(results_);
+            }
+        });
+    }
+    std::string describe(std::uint32_t chunk) const override {
+        const std::size_t start = std::size_t(chunk) * chunksize_;
+        const std::size_t end = std::min(start + chunksize_, total_);
+        return end - start == 1 ? "map item " + std::to_string(start)
+                                : "map items " + std::to_string(start) + ".." + std::to_string(end - 1);
+    }
+    std::add_lvalue_reference_t<Value> value() override {
+        if constexpr (!std::is_void_v<R>) return results_;
+    }
+
+private:
+    std::size_t total_, chunksize_;
+    std::size_t chunks_left_;  // touched by the result thread only
+    Success on_success_;
+    std::function<void(std::exception_ptr)> on_error_;
+    std::conditional_t<std::is_void_v<R>, bool, std::vector<R>> results_{};
+};
+
+// imap's job: chunks' results as they arrive, for the iterator to take.
+template <class R>
+class IMapJob final : public JobBase {
+public:
+    struct Entry {
+        std::vector<R> items;
+        std::exception_ptr error;
+    };
+    explicit IMapJob(bool ordered) : ordered_(ordered) {}
+
+    void expect(std::uint32_t chunk, std::size_t first, std::size_t n) {
+        std::lock_guard lock(mu_);
+        spans_[chunk] = {first, n};
+    }
+    void on_result(std::uint32_t chunk, std::span<const std::byte> payload) override {
+        const std::size_t n = span_of(chunk).second;
+        Entry e;
+        e.items.reserve(n);
+        read_chunk_result<R>(payload, n, [&](std::size_t, R&& v) { e.items.push_back(std::move(v)); });
+        deliver(chunk, std::move(e));
+    }
+    void on_error(std::uint32_t chunk, std::exception_ptr error) noexcept override {
+        try {
+            deliver(chunk, Entry{{}, error});
+        } catch (...) {
+        }
+    }
+    void settle(std::uint32_t) noexcept override {}
+    std::string describe(std::uint32_t chunk) const override {
+        auto [first, n] = span_of(chunk);
+        return n == 1 ? "imap item " + std::to_string(first)
+                      : "imap items " + std::to_string(first) + ".." + std::to_string(first + n - 1);
+    }
+    // The next chunk's entry (ordered: chunk `chunk`; unordered: the oldest arrival). False on timeout.
+    bool take(std::uint32_t chunk, const Deadline& deadline, Entry& out) {
+        std::unique_lock lock(mu_);
+        for (;;) {
+            if (ordered_) {
+                if (auto it = arrived_.find(chunk); it != arrived_.end()) {
+                    out = std::move(it->second);
+                    arrived_.erase(it);
+                    spans_.erase(chunk);
+                    return true;
+                }
+            } else if (!arrival_order_.empty()) {
+                out = std::move(arrival_order_.front());
+                arrival_order_.pop_front();
+                return true;
+            }
+            ++waiting_;
+            if (deadline.is_never()) cv_.wait(lock);
+            else if (cv_.wait_until(lock, *deadline.at()) == std::cv_status::timeout && deadline.expired()) {
+                --waiting_;
+                return false;
+            }
+            --waiting_;
+        }
+    }
+
+private:
+    std::pair<std::size_t, std::size_t> span_of(std::uint32_t chunk) const {
+        std::lock_guard lock(mu_);
+        auto it = spans_.find(chunk);
+        return it == spans_.end() ? std::pair<std::size_t, std::size_t>{0, 0} : it->second;
+    }
+    void deliver(std::uint32_t chunk, Entry&& e) {
+        std::lock_guard lock(mu_);
+        if (ordered_) arrived_.emplace(chunk, std::move(e));
+        else {
+            arrival_order_.push_back(std::move(e));
+            spans_.erase(chunk);
+        }
+        if (waiting_) cv_.notify_one();
+    }
+
+    const bool ordered_;
+    mutable std::mutex mu_;
+    std::condition_variable cv_;
+    int waiting_ = 0;
+    std::map<std::uint32_t, std::pair<std::size_t, std::size_t>> spans_;  // chunk -> first item, count
+    std::map<std::uint32_t, Entry> arrived_;
+    std::deque<Entry> arrival_order_;
+};
+
+// The iterator's side of an imap: pulls input chunk by chunk, keeps at most `window` chunks in
+// flight, hands out results. Type-erased over the input range.
+template <class R>
+class IMapStream : public Feeder {
+public:
+    virtual std::optional<R> next(Timeout timeout) = 0;
+};
+
+template <class F, class View, class R, bool Star>
+class RangeIMapStream final : public IMapStream<R>, public std::enable_shared_from_this<RangeIMapStream<F, View, R, Star>> {
+    using T = std::ranges::range_value_t<View>;
+
+public:
+    RangeIMapStream(std::shared_ptr<PoolCore> core, F f, View view, std::size_t chunksize, bool ordered)
+        : core_(std::move(core)),
+          f_(f),
+          view_(std::move(view)),
+          it_(std::ranges::begin(view_)),
+          chunksize_(chunksize),
+          window_(pool_imap_window(*core_)),
+          job_(std::make_shared<IMapJob<R>>(ordered)) {}
+
+    ~RangeIMapStream() override {
+        if (registered_) pool_remove_feeder(*core_, this);
+    }
+
+    // Submits the first window; registers for join() when input is left.
+    void start() {
+        top_up(false);
+        std::lock_guard lock(feed_mu_);
+        if (!exhausted_) {
+            registered_ = true;
+            pool_add_feeder(*core_, this->shared_from_this());
+        }
+    }
+
+    void feed_all() override { top_up(true); }
+
+    std::optional<R> next(Timeout timeout) override {
+        if (pos_ < items_.size()) return std::move(items_[pos_++]);
+        const Deadline deadline(timeout);
+        for (;;) {
+            top_up(false);
+            std::uint32_t submitted;
+            bool exhausted;
+            {
+                std::lock_guard lock(feed_mu_);
+                submitted = submitted_;
+                exhausted = exhausted_;
+            }
+            if (consumed_ == submitted && exhausted) {
+                if (input_error_) std::rethrow_exception(std::exchange(input_error_, nullptr));
+                return std::nullopt;
+            }
+            typename IMapJob<R>::Entry e;
+            if (!job_->take(consumed_, timeout.non_blocking() ? Deadline(std::chrono::nanoseconds(0)) : deadline, e))
+                throw TimeoutError();
+            ++consumed_;
+            if (e.error) std::rethrow_exception(e.error);
+            items_ = std::move(e.items);
+            pos_ = 0;
+            if (pos_ < items_.size()) return std::move(items_[pos_++]);
+        }
+    }
+
+private:
+    // Pulls and submits chunks while fewer than window_ are in flight (all of them when `all`).
+    void top_up(bool all) {
+        bool done_now = false;
+        {
+            std::lock_guard lock(feed_mu_);
+            while (!exhausted_ && (all || submitted_ - consumed_ < window_)) {
+                std::vector<T> chunk;
+                try {
+                    for (; chunk.size() < chunksize_ && it_ != std::ranges::end(view_); ++it_) chunk.push_back(*it_);
+                } catch (...) {
+                    input_error_ = std::current_exception();  // surfaces after the chunks before it
+                    exhausted_ = true;
+                    break;
+                }
+                if (chunk.empty()) {
+                    exhausted_ = true;
+                    break;
+                }
+                const std::uint32_t index = submitted_;
+                job_->expect(index, first_item_, chunk.size());
+                const std::size_t size = function_bytes<F> + chunk_body_size_after_function(chunk.begin(), chunk.size());
+                auto write = [&](std::span<std::byte> out) { write_chunk_body(f_, chunk.begin(), chunk.size(), out); };
+                pool_submit(*core_, job_, index, &run_chunk<F, T, Star>, size, BodyWriter(write), registered_);
+                first_item_ += chunk.size();
+                ++submitted_;
+            }
+            done_now = exhausted_ && registered_;
+            if (done_now) registered_ = false;
+        }
+        if (done_now) pool_remove_feeder(*core_, this);
+    }
+
+    std::shared_ptr<PoolCore> core_;
+    F f_;
+    View view_;
+    std::ranges::iterator_t<View> it_;
+    const std::size_t chunksize_;
+    const std::size_t window_;
+    std::shared_ptr<IMapJob<R>> job_;
+
+    std::mutex feed_mu_;  // the input side: the iterator's thread and join()
+    std::uint32_t submitted_ = 0;
+    bool exhausted_ = false;
+    bool registered_ = false;
+    std::size_t first_item_ = 0;
+    std::exception_ptr input_error_;  // written under feed_mu_, read by the iterator's thread
+
+    std::uint32_t consumed_ = 0;  // the iterator's thread only
+    std::vector<R> items_;
+    std::size_t pos_ = 0;
+};
+
+}  // namespace detail
+
+template <class E>
+void register_exception() {
+    static_assert(std::is_constructible_v<E, std::string>,
+                  "polyproc::register_exception: E must be constructible from its message (a std::string)");
+    detail::register_exception_factory(typeid(E).name(),
+                                       [](const std::string& message) { return std::make_exception_ptr(E(message)); });
+}
+
+// Python's AsyncResult (ApplyResult, MapResult).
+template <class T>
+class AsyncResult {
+public:
+    // The value, or the task's exception; mp::TimeoutError when not ready within `timeout`.
+    T get(Timeout timeout = {}) const {
+        if (!state_->wait(timeout)) throw TimeoutError();
+        if (state_->error) std::rethrow_exception(state_->error);
+        if constexpr (!std::is_void_v<T>) return state_->value();
+    }
+    void wait(Timeout timeout = {}) const { state_->wait(timeout); }
+    bool ready() const noexcept { return state_->ready(); }
+    // mp::ValueError("<AsyncResult object at 0x...> not ready") before ready(), as Python.
+    bool successful() const { return state_->successful(); }
+
+private:
+    friend class Pool;
+    explicit AsyncResult(std::shared_ptr<detail::ResultOf<T>> state) : state_(std::move(state)) {}
+    // For Pool::map: the value moved out instead of copied.
+    T take() {
+        get();
+        if constexpr (!std::is_void_v<T>) return std::move(state_->value());
+    }
+    std::shared_ptr<detail::ResultOf<T>> state_;
+};
+
+// What imap/imap_unordered return: an input range of results (range-for works), plus Python's
+// next(timeout). A task's failure is thrown by the next()/increment that reaches it; iteration may
+// go on after it.
+template <class R>
+class IMapIterator {
+public:
+    // The next result; empty at the end; mp::TimeoutError when none comes within `timeout`.
+    std::optional<R> next(Timeout timeout = {}) { return stream_->next(timeout); }
+
+    class iterator {
+    public:
+        using value_type = R;
+        using difference_type = std::ptrdiff_t;
+        iterator() = default;
+        R& operator*() const { return *owner_->current_; }
+        R* operator->() const { return &*owner_->current_; }
+        iterator& operator++() {
+            owner_->advance();
+            return *this;
+        }
+        void operator++(int) { ++*this; }
+        bool operator==(std::default_sentinel_t) const { return !owner_->current_; }
+
+    private:
+        friend class IMapIterator;
+        explicit iterator(IMapIterator* owner) : owner_(owner) {}
+        IMapIterator* owner_ = nullptr;
+    };
+    iterator begin() {
+        if (!started_) advance();
+        return iterator(this);
+    }
+    std::default_sentinel_t end() const noexcept { return {}; }
+
+private:
+    friend class Pool;
+    explicit IMapIterator(std::shared_ptr<detail::IMapStream<R>> stream) : stream_(std::move(stream)) {}
+    void advance() {
+        started_ = true;
+        current_.reset();
+        current_ = stream_->next({});
+    }
+    std::shared_ptr<detail::IMapStream<R>> stream_;
+    std::optional<R> current_;
+    bool started_ = false;
+};
+
+class Pool {
+public:
+    explicit Pool(int processes = 0);
+    explicit Pool(PoolOptions options);
+    Pool(Pool&&) noexcept = default;
+    Pool& operator=(Pool&&) noexcept;
+    Pool(const Pool&) = delete;
+    Pool& operator=(const Pool&) = delete;
+    ~Pool();  // terminate(), like leaving Python's `with` block
+
+    // apply(f, args...) = apply_async(f, args...).get()
+    template <class F, class... A>
+        requires(!detail::is_callbacks<std::decay_t<F>>::value)
+    auto apply(F f, A&&... args) {
+        return apply_async(f, std::forward<A>(args)...).get();
+    }
+
+    template <class F, class... A>
+        requires(!detail::is_callbacks<std::decay_t<F>>::value)
+    auto apply_async(F f, A&&... args) {
+        return apply_async(Callbacks<>{}, f, std::forward<A>(args)...);
+    }
+    template <class C, class E, class F, class... A>
+    auto apply_async(Callbacks<C, E> callbacks, F f, A&&... arguments) {
+        POLYPROC_CHECK_SHIPPABLE_FUNCTION(F);
+        using Args = std::tuple<std::decay_t<A>...>;
+        static_assert(std::is_invocable_v<F&, std::decay_t<A>&...> || std::is_invocable_v<F&, std::decay_t<A>...>,
+                      "polyproc::Pool: the function cannot be called with these arguments");
+        POLYPROC_CHECK_SERIALIZABLE(Args);
+        using R = detail::apply_result_t<F, std::decay_t<A>...>;
+        check_result_type<R>();
+        typename detail::ApplyJob<R>::Success success;
+        if constexpr (std::is_void_v<R>) success = detail::make_void_callback(std::move(callbacks.callback));
+        else success = detail::make_callback<C, R>(std::move(callbacks.callback));
+        auto job = std::make_shared<detail::ApplyJob<R>>(std::move(success),
+                                                         detail::make_error_callback(std::move(callbacks.error_callback)));
+        const Args args(std::forward<A>(arguments)...);
+        auto write = [&](std::span<std::byte> out) { detail::write_apply_body(f, args, out); };
+        detail::pool_submit(core(), job, 0, &detail::run_apply<F, std::decay_t<A>...>,
+                            detail::apply_body_size<F>(args), detail::BodyWriter(write));
+        return AsyncResult<R>(std::shared_ptr<detail::ResultOf<R>>(job, static_cast<detail::ResultOf<R>*>(job.get())));
+    }
+
+    // Results in input order; the first failure is thrown after every chunk ran. chunksize 0 =
+    // Python's default: ceil(len / (4 × workers)).
+    template <class F, class Range>
+    auto map(F f, Range&& items, std::size_t chunksize = 0) {
+        return map_async(Callbacks<>{}, f, std::forward<Range>(items), chunksize).take();
+    }
+    template <class F, class Range>
+        requires(!detail::is_callbacks<std::decay_t<F>>::value)
+    auto map_async(F f, Range&& items, std::size_t chunksize = 0) {
+        return map_async(Callbacks<>{}, f, std::forward<Range>(items), chunksize);
+    }
+    template <class C, class E, class F, class Range>
+    auto map_async(Callbacks<C, E> callbacks, F f, Range&& items, std::size_t chunksize = 0) {
+        return map_impl<false>(std::move(callbacks), f, std::forward<Range>(items), chunksize);
+    }
+
+    // Like map, with each item a tuple (or pair) of arguments.
+    template <class F, class Range>
+    auto starmap(F f, Range&& items, std::size_t chunksize = 0) {
+        return starmap_async(Callbacks<>{}, f, std::forward<Range>(items), chunksize).take();
+    }
+    template <class F, class Range>
+        requires(!detail::is_callbacks<std::decay_t<F>>::value)
+    auto starmap_async(F f, Range&& items, std::size_t chunksize = 0) {
+        return starmap_async(Callbacks<>{}, f, std::forward<Range>(items), chunksize);
+    }
+    template <class C, class E, class F, class Range>
+    auto starmap_async(Callbacks<C, E> callbacks, F f, Range&& items, std::size_t chunksize = 0) {
+        return map_impl<true>(std::move(callbacks), f, std::forward<Range>(items), chunksize);
+    }
+
+    // Lazy: input is pulled as results are consumed, with a bounded number of chunks in flight.
+    // mp::ValueError("Chunksize must be 1+, not 0") for chunksize 0.
+    template <class F, class Range>
+    auto imap(F f, Range&& items, std::size_t chunksize = 1) {
+        return imap_impl<false>(f, std::forward<Range>(items), chunksize, true);
+    }
+    template <class F, class Range>
+    auto imap_unordered(F f, Range&& items, std::size_t chunksize = 1) {
+        return imap_impl<false>(f, std::forward<Range>(items), chunksize, false);
+    }
+
+    void close();      // no more tasks; workers exit once the queued ones are done
+    void join();       // after close() or terminate(): waits for the workers; ValueError while running
+    void terminate();  // stops the workers now; pending results fail with mp::ProcessError
+
+    std::size_t size() const;             // workers now (changes in an elastic pool)
+    std::vector<pid_t> worker_pids() const;  // the workers now, for tests and diagnostics
+    std::string repr() const;                // <polyproc.Pool state=RUN pool_size=2>
+
+private:
+    detail::PoolCore& core() const;
+
+    template <class R>
+    static constexpr void check_result_type() {
+        if constexpr (!std::is_void_v<R>) {
+            POLYPROC_CHECK_SERIALIZABLE(R);
+            static_assert(std::is_default_constructible_v<R>,
+                          "polyproc::Pool: a task's result type must be default-constructible");
+        }
+    }
+
+    template <bool Star, class C, class E, class F, class Range>
+    auto map_impl(Callbacks<C, E> callbacks, F f, Range&& items, std::size_t chunksize) {
+        POLYPROC_CHECK_SHIPPABLE_FUNCTION(F);
+        detail::pool_check_running(core());
+        // Python materialises iterables without a length; so do we, for the default chunk size.
+        if constexpr (std::ranges::sized_range<Range> && std::ranges::forward_range<Range>) {
+            return map_sized<Star>(std::move(callbacks), f, items, chunksize);
+        } else {
+            std::vector<std::ranges::range_value_t<Range>> all;
+            for (auto&& x : items) all.push_back(std::forward<decltype(x)>(x));
+            return map_sized<Star>(std::move(callbacks), f, all, chunksize);
+        }
+    }
+
+    template <bool Star, class C, class E, class F, class Range>
+    auto map_sized(Callbacks<C, E> callbacks, F f, Range& items, std::size_t chunksize) {
+        using T = std::ranges::range_value_t<Range>;
+        POLYPROC_CHECK_SERIALIZABLE(T);
+        static_assert(std::is_default_constructible_v<T>, "polyproc::Pool: map's item type must be default-constructible");
+        if constexpr (Star)
+            static_assert(requires(F& g, T& t) { detail::apply_arguments(g, t); },
+                          "polyproc::Pool::starmap: the function cannot be called with the items' tuple elements");
+        else
+            static_assert(std::is_invocable_v<F&, T&>, "polyproc::Pool::map: the function cannot be called with an item");
+        using R = detail::item_result_t<F, T, Star>;
+        check_result_type<R>();
+        using Job = detail::MapJob<R>;
+        using Value = typename Job::Value;
+        const std::size_t total = std::ranges::size(items);
+        if (chunksize == 0) {
+            const std::size_t per = 4 * std::max<std::size_t>(1, size());
+            chunksize = total / per + (total % per ? 1 : 0);
+        }
+        typename Job::Success success;
+        if constexpr (std::is_void_v<R>) success = detail::make_void_callback(std::move(callbacks.callback));
+        else success = detail::make_callback<C, Value>(std::move(callbacks.callback));
+        auto job = std::make_shared<Job>(total, std::max<std::size_t>(chunksize, 1), std::move(success),
+                                         detail::make_error_callback(std::move(callbacks.error_callback)));
+        auto result = AsyncResult<Value>(
+            std::shared_ptr<detail::ResultOf<Value>>(job, static_cast<detail::ResultOf<Value>*>(job.get())));
+        if (total == 0) {
+            job->settle_empty();
+            return result;
+        }
+        auto it = std::ranges::begin(items);
+        for (std::size_t chunk = 0, start = 0; start < total; ++chunk, start += chunksize) {
+            const std::size_t n = std::min(chunksize, total - start);
+            const std::size_t size = detail::function_bytes<F> + detail::chunk_body_size_after_function(it, n);
+            auto write = [&](std::span<std::byte> out) { detail::write_chunk_body(f, it, n, out); };
+            detail::pool_submit(core(), job, static_cast<std::uint32_t>(chunk), &detail::run_chunk<F, T, Star>, size,
+                                detail::BodyWriter(write));
+            std::ranges::advance(it, static_cast<std::ranges::range_difference_t<Range>>(n));
+        }
+        return result;
+    }
+
+    template <bool Star, class F, class Range>
+    auto imap_impl(F f, Range&& items, std::size_t chunksize, bool ordered) {
+        POLYPROC_CHECK_SHIPPABLE_FUNCTION(F);
+        if (chunksize < 1) throw ValueError("Chunksize must be 1+, not " + std::to_string(chunksize));
+        detail::pool_check_running(core());
+        using View = std::views::all_t<Range>;
+        using T = std::ranges::range_value_t<View>;
+        POLYPROC_CHECK_SERIALIZABLE(T);
+        static_assert(std::is_invocable_v<F&, T&>, "polyproc::Pool::imap: the function cannot be called with an item");
+        using R = detail::item_result_t<F, T, Star>;
+        static_assert(!std::is_void_v<R>, "polyproc::Pool::imap: the function must return a value (use map for void)");
+        check_result_type<R>();
+        auto stream = std::make_shared<detail::RangeIMapStream<F, View, R, Star>>(
+            core_, f, std::views::all(std::forward<Range>(items)), chunksize, ordered);
+        stream->start();
+        return IMapIterator<R>(std::move(stream));
+    }
+
+    std::shared_ptr<detail::PoolCore> core_;
+};
+
+// ---- progress -----------------------------------------------------------------------------------
+
+namespace detail {
+
+// Draws "45%|█████▌      | 450/1000 [00:02<00:03, 210.50 it/s]" on stderr at most every 100 ms
+// when stderr is a terminal; silent otherwise.
+class ProgressBar {
+public:
+    explicit ProgressBar(std::size_t total);
+    ~ProgressBar();
+    ProgressBar(const ProgressBar&) = delete;
+    ProgressBar& operator=(const ProgressBar&) = delete;
+    void tick() noexcept;
+    void finish() noexcept;
+
+private:
+    std::size_t total_, count_ = 0;
+    bool active_, finished_ = false;
+    std::chrono::steady_clock::time_point start_, last_draw_;
+};
+
+// The bar's line for `count` of `total` after `elapsed` (total 0: unknown), `width` cells wide.
+std::string render_progress(std::size_t count, std::size_t total, std::chrono::duration<double> elapsed,
+                            std::size_t width = 30);
+
+}  // namespace detail
+
+template <class Range>
+class ProgressView {
+public:
+    ProgressView(Range&& range, std::size_t total) : range_(std::forward<Range>(range)), total_(total) {}
+
+    class iterator {
+    public:
+        using value_type = std::ranges::range_value_t<std::remove_reference_t<Range>>;
+        using difference_type = std::ptrdiff_t;
+        iterator() = default;
+        decltype(auto) operator*() const { return *it_; }
+        iterator& operator++() {
+            ++it_;
+            bar_->tick();
+            return *this;
+        }
+        void operator++(int) { ++*this; }
+        bool operator==(std::default_sentinel_t) const {
+            const bool done = it_ == end_;
+            if (done) bar_->finish();
+            return done;
+        }
+
+    private:
+        friend class ProgressView;
+        using It = std::ranges::iterator_t<std::remove_reference_t<Range>>;
+        using End = std::ranges::sentinel_t<std::remove_reference_t<Range>>;
+        iterator(It it, End end, detail::ProgressBar* bar) : it_(std::move(it)), end_(std::move(end)), bar_(bar) {}
+        It it_{};
+        End end_{};
+        detail::ProgressBar* bar_ = nullptr;
+    };
+
+    iterator begin() {
+        bar_ = std::make_unique<detail::ProgressBar>(total_);
+        return iterator(std::ranges::begin(range_), std::ranges::end(range_), bar_.get());
+    }
+    std::default_sentinel_t end() const noexcept { return {}; }
+
+private:
+    Range range_;  // a reference for an lvalue range, the range itself for an rvalue
+    std::size_t total_;
+    std::unique_ptr<detail::ProgressBar> bar_;
+};
+
+// Wraps a range (a Pool's imap, a vector...) so that iterating it draws a progress bar on stderr,
+// tqdm-style, when stderr is a terminal. total 0: unknown (count and rate only).
+//   for (int r : mp::progress(pool.imap(f, xs), xs.size())) ...
+template <class Range>
+ProgressView<Range> progress(Range&& range, std::size_t total = 0) {
+    return ProgressView<Range>(std::forward<Range>(range), total);
+}
+
+}  // namespace polyproc

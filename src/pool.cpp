@@ -1,0 +1,1036 @@
+// The Pool engine. Tasks go to the workers through one shared task queue (the queue engine of
+// queues.cpp), results come back through one result queue, in the same memory. Two parent threads:
+//   * the supervisor starts workers, watches their pidfds, kills tasks past their timeout, grows
+//     and shrinks an elastic pool, and reports a task whose worker died;
+//   * the result thread decodes results into their jobs and runs callbacks, in arrival order.
+//
+// Which task a dead worker was running: every put on the task queue happens under submit_mu_ and
+// gets the next ordinal, so the item with ordinal X has been taken off the queue exactly when the
+// queue's count of taken items exceeds X. A worker writes the ordinal of the task it is taking into
+// its slot *before* the queue records the take (inside begin_get/end_get), and clears it after its
+// result is published. So when a worker dies with a task X in its slot:
+//   * taken count <= X: it died before taking X; X is still queued and another worker runs it;
+//   * otherwise X was running (or its result is already in the result queue, ahead of the
+//     supervisor's notice, and the notice finds nothing left to fail).
+// The taken count is read under the consumers' lock, whose robust-mutex repair settles a take
+// that the dead worker left half done.
+
+#include "polyproc/pool.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <cxxabi.h>
+#include <iostream>
+#include <thread>
+#include <typeinfo>
+#include <unordered_map>
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "names.hpp"
+#include "os.hpp"
+#include "polyproc/process.hpp"
+#include "polyproc/queues.hpp"
+
+namespace polyproc {
+namespace detail {
+
+// ---- code offsets ---------------------------------------------------------------------------------
+
+namespace {
+[[gnu::noinline]] void code_anchor() noexcept { asm volatile(""); }
+}  // namespace
+
+std::uint64_t code_offset(std::uintptr_t address) noexcept {
+    return static_cast<std::uint64_t>(address - reinterpret_cast<std::uintptr_t>(&code_anchor));
+}
+std::uintptr_t code_address(std::uint64_t offset) noexcept {
+    return reinterpret_cast<std::uintptr_t>(&code_anchor) + static_cast<std::uintptr_t>(offset);
+}
+
+// ---- exceptions across the process boundary -----------------------------------------------------
+
+namespace {
+
+struct RemoteErrorInfo {
+    std::string type;  // mangled (both sides run the same program)
+    std::string message;
+    std::int32_t code = 0;      // std::system_error's value
+    std::int32_t category = 0;  // 1 system, 2 generic, 0 other / not a system_error
+    template <class A>
+    void serialize(A& ar) {
+        ar(type, message, code, category);
+    }
+};
+
+// Called in a catch block of a worker.
+RemoteErrorInfo describe_current_exception() {
+    RemoteErrorInfo info;
+    try {
+        throw;
+    } catch (const std::system_error& e) {
+        info.type = typeid(e).name();
+        info.message = e.what();
+        info.code = e.code().value();
+        info.category = e.code().category() == std::system_category()    ? 1
+                        : e.code().category() == std::generic_category() ? 2
+                                                                         : 0;
+    } catch (const std::exception& e) {
+        info.type = typeid(e).name();
+        info.message = e.what();
+    } catch (...) {
+        const std::type_info* t = abi::__cxa_current_exception_type();
+        info.type = t ? t->name() : "unknown exception";
+    }
+    return info;
+}
+
+struct ExceptionRegistry {
+    std::mutex mu;
+    std::unordered_map<std::string, ExceptionFactory> factories;
+    ExceptionRegistry() {
+        add<std::logic_error>();
+        add<std::invalid_argument>();
+        add<std::domain_error>();
+        add<std::length_error>();
+        add<std::out_of_range>();
+        add<std::runtime_error>();
+        add<std::range_error>();
+        add<std::overflow_error>();
+        add<std::underflow_error>();
+        add<ProcessError>();
+        add<TimeoutError>();
+        add<AuthenticationError>();
+        add<DecodeError>();
+        add<ValueError>();
+        add<EOFError>();
+        add<Empty>();
+        add<Full>();
+        add<BrokenBarrierError>();
+        factories[typeid(std::bad_alloc).name()] = [](const std::string&) {
+            return std::make_exception_ptr(std::bad_alloc());
+        };
+    }
+    template <class E>
+    void add() {
+        factories[typeid(E).name()] = [](const std::string& m) { return std::make_exception_ptr(E(m)); };
+    }
+};
+
+ExceptionRegistry& exception_registry() {
+    static ExceptionRegistry* r = new ExceptionRegistry();  // never destroyed: used until exit
+    return *r;
+}
+
+std::exception_ptr rebuild_exception(const RemoteErrorInfo& info, pid_t pid) {
+    if (info.type == typeid(std::system_error).name() && info.category != 0) {
+        const std::error_code ec(info.code, info.category == 1 ? std::system_category() : std::generic_category());
+        std::string what = info.message;
+        const std::string suffix = ": " + ec.message();
+        if (what.size() >= suffix.size() && what.compare(what.size() - suffix.size(), suffix.size(), suffix) == 0)
+            what.resize(what.size() - suffix.size());
+        return std::make_exception_ptr(std::system_error(ec, what));
+    }
+    ExceptionFactory factory = nullptr;
+    {
+        auto& r = exception_registry();
+        std::lock_guard lock(r.mu);
+        if (auto it = r.factories.find(info.type); it != r.factories.end()) factory = it->second;
+    }
+    if (factory) return factory(info.message);
+    return std::make_exception_ptr(RemoteError(demangle(info.type.c_str()), info.message, pid));
+}
+
+}  // namespace
+
+void register_exception_factory(const char* mangled_type_name, ExceptionFactory factory) {
+    auto& r = exception_registry();
+    std::lock_guard lock(r.mu);
+    r.factories[mangled_type_name] = factory;
+}
+
+void report_callback_exception(const char* what) noexcept {
+    try {
+        std::string msg = std::string("Exception in pool ") + what + ":\n";
+        try {
+            throw;
+        } catch (const std::exception& e) {
+            msg += demangle(typeid(e).name()) + ": " + e.what() + "\n";
+        } catch (...) {
+            msg += "unknown exception\n";
+        }
+        (void)!::write(STDERR_FILENO, msg.data(), msg.size());
+    } catch (...) {
+    }
+}
+
+// ---- ResultState ----------------------------------------------------------------------------------
+
+bool ResultState::wait(Timeout timeout) const {
+    if (ready()) return true;
+    if (timeout.non_blocking()) return false;
+    if (os::spin_until([&] { return ready(); }, std::chrono::microseconds(20))) return true;
+    const Deadline deadline(timeout);
+    sleepers_.fetch_add(1, std::memory_order_seq_cst);
+    bool done;
+    while (!(done = ready_.load(std::memory_order_seq_cst) != 0)) {
+        if (!os::futex_wait(reinterpret_cast<const std::uint32_t*>(&ready_), 0, deadline) && deadline.expired()) {
+            done = ready();
+            break;
+        }
+    }
+    sleepers_.fetch_sub(1, std::memory_order_relaxed);
+    return done;
+}
+
+bool ResultState::successful() const {
+    if (!ready()) {
+        char addr[32];
+        std::snprintf(addr, sizeof addr, "%p", static_cast<const void*>(this));
+        throw ValueError(std::string("<polyproc.pool.AsyncResult object at ") + addr + "> not ready");
+    }
+    return !error;
+}
+
+void ResultState::set_ready() noexcept {
+    ready_.store(1, std::memory_order_seq_cst);
+    if (sleepers_.load(std::memory_order_seq_cst) != 0)
+        os::futex_wake(reinterpret_cast<const std::uint32_t*>(&ready_), INT32_MAX);
+}
+
+// ---- the pool ---------------------------------------------------------------------------------
+
+namespace {
+
+enum class TaskKind : std::uint32_t { run = 0, stop = 1 };
+struct TaskHeader {
+    std::uint64_t ordinal;
+    std::uint64_t runner;  // code offset of the TaskRunner
+    std::int64_t timeout_ns;
+    TaskKind kind;
+    std::uint32_t reserved;
+};
+
+enum class Status : std::uint32_t { ok, raised, lost, timed_out, shutdown };
+struct ResultHeader {
+    std::uint64_t ordinal;
+    Status status;
+    std::int32_t pid;
+    std::int32_t exitcode;
+    std::uint32_t reserved;
+};
+
+enum class SlotState : std::uint32_t { free, starting, ready, retired, finished, init_failed };
+
+// One per worker position, in shared memory: what the worker is doing, for the supervisor.
+struct WorkerSlot {
+    std::atomic<std::uint64_t> task{0};        // ordinal + 1 of the task taken; 0 when none
+    std::atomic<std::int64_t> deadline_ns{0};  // CLOCK_MONOTONIC; 0 = no timeout
+    std::atomic<SlotState> state{SlotState::free};
+    char error[240]{};  // what the initializer threw
+};
+
+struct PoolShared {
+    std::atomic<std::int32_t> live{0};  // workers started and not yet gone or retired
+    std::atomic<std::int32_t> idle{0};  // workers waiting for a task
+};
+
+std::int64_t monotonic_ns() noexcept {
+    timespec ts;
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return std::int64_t(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+void put_record(QueueCore& q, std::span<const std::byte> a, std::span<const std::byte> b = {}) {
+    std::byte* out = q.begin_put(a.size() + b.size(), true, {});
+    std::memcpy(out, a.data(), a.size());
+    if (!b.empty()) std::memcpy(out + a.size(), b.data(), b.size());
+    q.end_put(true);
+}
+
+template <class H>
+std::span<const std::byte> bytes_of(const H& h) {
+    return std::as_bytes(std::span<const H, 1>(&h, 1));
+}
+
+}  // namespace
+
+class PoolCore {
+public:
+    explicit PoolCore(PoolOptions options);
+    ~PoolCore();
+
+    void submit(const std::shared_ptr<JobBase>& job, std::uint32_t chunk, TaskRunner runner, std::size_t body_size,
+                BodyWriter write, bool feeding);
+    void check_running() const {
+        std::lock_guard lock(mu_);
+        if (state_ != State::run) throw ValueError("Pool not running");
+    }
+    std::size_t size() const { return static_cast<std::size_t>(std::max(0, shared_->live.load())); }
+    std::size_t imap_window() const {
+        return options_.imap_window ? options_.imap_window : std::max<std::size_t>(64, 8 * std::size_t(max_workers_));
+    }
+    void add_feeder(const std::shared_ptr<Feeder>& f) {
+        std::lock_guard lock(mu_);
+        feeders_.push_back(f);
+    }
+    void remove_feeder(const Feeder* f) noexcept;
+    void close();
+    void join();
+    void terminate() noexcept;
+    std::string repr() const;
+    std::vector<pid_t> worker_pids() const {
+        std::lock_guard lock(pids_mu_);
+        return pids_;
+    }
+
+private:
+    enum class State { run, close, terminate };
+    struct Entry {
+        std::shared_ptr<JobBase> job;
+        std::uint32_t chunk = 0;
+    };
+    struct Worker {
+        Process process;
+        std::uint64_t killed_for = 0;  // the task (ordinal + 1) whose timeout killed it
+    };
+
+    void put_stops_locked_out();  // puts one stop record per possible worker
+    void maybe_put_stops();       // once closed and no imap is still feeding
+    void nudge() noexcept;
+
+    // Supervisor thread.
+    void supervise();
+    void supervise_loop();
+    void stop_all_workers();
+    void start_worker(std::size_t slot);
+    void reap(std::size_t slot);
+    void kill_overdue();
+    void post(const ResultHeader& h);
+    bool wants_more_workers() const;
+
+    // Result thread.
+    void collect_results();
+
+    // In a worker process (a fork child of the supervisor thread: the parent's other threads do
+    // not exist there, and the parent-side state is never touched).
+    void run_worker(std::size_t slot);
+    bool try_retire() noexcept;
+
+    PoolOptions options_;
+    bool elastic_;
+    int min_workers_, max_workers_, start_workers_;
+    pid_t creator_;
+
+    QueueCore tasks_{0, QueueCore::Kind::simple};
+    QueueCore results_{0, QueueCore::Kind::simple};
+    SharedRegion region_;
+    PoolShared* shared_;
+    WorkerSlot* slots_;
+
+    mutable std::mutex mu_;  // state_, feeders_, stops_put_
+    State state_ = State::run;
+    std::vector<std::weak_ptr<Feeder>> feeders_;
+    bool stops_put_ = false;
+
+    std::mutex submit_mu_;  // the order of puts on the task queue: ordinals
+    std::uint64_t next_ordinal_ = 0;
+
+    std::mutex table_mu_;  // ordinal -> (job, chunk) of tasks without a result yet
+    std::deque<Entry> table_;
+    std::uint64_t table_base_ = 0;
+    std::atomic<std::uint64_t> outstanding_{0};
+
+    FileDescriptor wake_fd_;  // eventfd: wakes the supervisor
+    std::atomic<bool> nudged_{false};
+    std::vector<std::optional<Worker>> workers_;  // by slot; supervisor thread only
+    std::uint64_t names_ = 0;
+    int init_failures_ = 0;
+    std::string broken_;  // why the pool stopped on its own (initializer failures)
+
+    mutable std::mutex pids_mu_;
+    std::vector<pid_t> pids_;
+
+    std::mutex join_mu_;
+    std::thread supervisor_, result_thread_;
+    std::mutex started_mu_;
+    std::condition_variable started_cv_;
+    bool started_ = false;
+    std::exception_ptr start_error_;
+};
+
+PoolCore::PoolCore(PoolOptions options)
+    : options_(std::move(options)),
+      elastic_(options_.max_processes > 0),
+      creator_(::getpid()),
+      region_(sizeof(PoolShared) + 64 +
+              sizeof(WorkerSlot) * std::size_t(std::max({options_.max_processes, options_.processes, cpu_count(), 1}))) {
+    if (options_.processes < 0) throw ValueError("Number of processes must be at least 1");
+    if (options_.maxtasksperchild < 0) throw ValueError("maxtasksperchild must be a positive int or None");
+    if (options_.task_timeout && *options_.task_timeout <= std::chrono::nanoseconds(0))
+        throw ValueError("task_timeout must be positive");
+    if (elastic_) {
+        if (options_.min_processes < 1) throw ValueError("min_processes must be at least 1");
+        if (options_.min_processes > options_.max_processes)
+            throw ValueError("min_processes must not exceed max_processes");
+        min_workers_ = options_.min_processes;
+        max_workers_ = options_.max_processes;
+        start_workers_ = options_.processes ? options_.processes : min_workers_;
+        if (start_workers_ < min_workers_ || start_workers_ > max_workers_)
+            throw ValueError("processes must lie between min_processes and max_processes");
+        if (options_.idle_timeout <= std::chrono::milliseconds(0)) throw ValueError("idle_timeout must be positive");
+    } else {
+        start_workers_ = min_workers_ = max_workers_ = options_.processes ? options_.processes : cpu_count();
+    }
+    shared_ = ::new (region_.data()) PoolShared();
+    auto* slot_mem = static_cast<std::byte*>(region_.data()) + 64;
+    slots_ = reinterpret_cast<WorkerSlot*>(slot_mem);
+    for (int i = 0; i < max_workers_; ++i) ::new (&slots_[i]) WorkerSlot();
+    workers_.resize(std::size_t(max_workers_));
+    wake_fd_ = FileDescriptor(os::check("eventfd", [] { return ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }));
+
+    // Workers are forked by the supervisor thread (replacements must be, and a daemonic child dies
+    // with the thread that forked it); the constructor waits until the first ones are started.
+    supervisor_ = std::thread([this] { supervise(); });
+    {
+        std::unique_lock lock(started_mu_);
+        started_cv_.wait(lock, [&] { return started_; });
+    }
+    if (start_error_) {
+        supervisor_.join();
+        std::rethrow_exception(start_error_);
+    }
+    result_thread_ = std::thread([this] { collect_results(); });
+}
+
+PoolCore::~PoolCore() {
+    if (::getpid() != creator_) {
+        // A forked copy: the threads and workers are the parent's, and do not exist here. Forget
+        // the thread handles (destroying a joinable std::thread would abort).
+        new (&supervisor_) std::thread();
+        new (&result_thread_) std::thread();
+        return;
+    }
+    terminate();
+}
+
+void PoolCore::nudge() noexcept {
+    const std::uint64_t one = 1;
+    (void)!::write(wake_fd_.get(), &one, sizeof one);
+}
+
+void PoolCore::submit(const std::shared_ptr<JobBase>& job, std::uint32_t chunk, TaskRunner runner,
+                      std::size_t body_size, BodyWriter write, bool feeding) {
+    {
+        std::lock_guard lock(mu_);
+        if (!(state_ == State::run || (feeding && state_ == State::close && !stops_put_)))
+            throw ValueError("Pool not running");
+    }
+    std::lock_guard submit_lock(submit_mu_);
+    const std::uint64_t ordinal = next_ordinal_;
+    {
+        std::lock_guard lock(table_mu_);
+        table_.push_back({job, chunk});
+    }
+    try {
+        std::byte* out = tasks_.begin_put(sizeof(TaskHeader) + body_size, true, {});
+        try {
+            TaskHeader h{ordinal, code_offset(reinterpret_cast<std::uintptr_t>(runner)),
+                         options_.task_timeout ? (*options_.task_timeout).count() : 0, TaskKind::run, 0};
+            std::memcpy(out, &h, sizeof h);
+            write(std::span<std::byte>(out + sizeof h, body_size));
+        } catch (...) {
+            tasks_.end_put(false);
+            throw;
+        }
+    } catch (...) {
+        std::lock_guard lock(table_mu_);
+        table_.pop_back();
+        throw;
+    }
+    outstanding_.fetch_add(1, std::memory_order_relaxed);
+    tasks_.end_put(true);
+    ++next_ordinal_;
+    if (elastic_ && shared_->idle.load(std::memory_order_relaxed) == 0 &&
+        shared_->live.load(std::memory_order_relaxed) < max_workers_ && !nudged_.exchange(true))
+        nudge();
+}
+
+void PoolCore::put_stops_locked_out() {
+    std::lock_guard submit_lock(submit_mu_);
+    for (int i = 0; i < max_workers_; ++i) {
+        {
+            std::lock_guard lock(table_mu_);
+            table_.push_back({});
+        }
+        TaskHeader h{next_ordinal_, 0, 0, TaskKind::stop, 0};
+        put_record(tasks_, bytes_of(h));
+        ++next_ordinal_;
+    }
+}
+
+void PoolCore::maybe_put_stops() {
+    {
+        std::lock_guard lock(mu_);
+        std::erase_if(feeders_, [](const std::weak_ptr<Feeder>& w) { return w.expired(); });
+        if (state_ != State::close || stops_put_ || !feeders_.empty()) return;
+        stops_put_ = true;
+    }
+    put_stops_locked_out();
+    nudge();
+}
+
+void PoolCore::remove_feeder(const Feeder* f) noexcept {
+    {
+        std::lock_guard lock(mu_);
+        std::erase_if(feeders_, [f](const std::weak_ptr<Feeder>& w) {
+            auto p = w.lock();
+            return !p || p.get() == f;
+        });
+    }
+    try {
+        maybe_put_stops();
+    } catch (...) {
+    }
+}
+
+void PoolCore::close() {
+    {
+        std::lock_guard lock(mu_);
+        if (state_ == State::run) state_ = State::close;
+    }
+    maybe_put_stops();
+}
+
+void PoolCore::join() {
+    std::vector<std::shared_ptr<Feeder>> feeding;
+    {
+        std::lock_guard lock(mu_);
+        if (state_ == State::run) throw ValueError("Pool is still running");
+        for (auto& w : feeders_)
+            if (auto p = w.lock()) feeding.push_back(std::move(p));
+    }
+    for (auto& f : feeding) f->feed_all();  // join() finishes what was asked, as Python's does
+    maybe_put_stops();
+    std::lock_guard lock(join_mu_);
+    if (supervisor_.joinable()) supervisor_.join();
+    if (result_thread_.joinable() && result_thread_.get_id() != std::this_thread::get_id()) result_thread_.join();
+}
+
+void PoolCore::terminate() noexcept {
+    {
+        std::lock_guard lock(mu_);
+        state_ = State::terminate;
+    }
+    nudge();
+    std::lock_guard lock(join_mu_);
+    if (supervisor_.joinable()) supervisor_.join();
+    if (result_thread_.joinable() && result_thread_.get_id() != std::this_thread::get_id()) result_thread_.join();
+}
+
+std::string PoolCore::repr() const {
+    std::lock_guard lock(mu_);
+    const char* s = state_ == State::run ? "RUN" : state_ == State::close ? "CLOSE" : "TERMINATE";
+    return std::string("<polyproc.Pool state=") + s + " pool_size=" + std::to_string(size()) + ">";
+}
+
+// ---- supervisor -----------------------------------------------------------------------------------
+
+bool PoolCore::wants_more_workers() const {
+    const int live = shared_->live.load();
+    if (state_ == State::run) {
+        if (live < min_workers_) return true;
+        return elastic_ && live < max_workers_ && tasks_.qsize() > 0 && shared_->idle.load() == 0;
+    }
+    // Closed: keep one worker while tasks remain (all others may have died).
+    return state_ == State::close && live == 0 && outstanding_.load() > 0;
+}
+
+void PoolCore::start_worker(std::size_t slot) {
+    WorkerSlot& s = slots_[slot];
+    s.task.store(0);
+    s.deadline_ns.store(0);
+    s.error[0] = '\0';
+    s.state.store(SlotState::starting);
+    shared_->live.fetch_add(1);
+    Process p([this, slot] { run_worker(slot); });  // returning ends the worker process
+    p.set_daemon(true);
+    p.set_name("ForkPoolWorker-" + std::to_string(++names_));
+    try {
+        p.start();
+    } catch (...) {
+        shared_->live.fetch_sub(1);
+        s.state.store(SlotState::free);
+        throw;
+    }
+    workers_[slot].emplace(Worker{std::move(p), 0});
+    {
+        std::lock_guard lock(pids_mu_);
+        pids_.push_back(workers_[slot]->process.pid());
+    }
+}
+
+void PoolCore::post(const ResultHeader& h) { put_record(results_, bytes_of(h)); }
+
+void PoolCore::reap(std::size_t slot) {
+    Worker& w = *workers_[slot];
+    WorkerSlot& s = slots_[slot];
+    const pid_t pid = w.process.pid();
+    const int exitcode = w.process.exitcode().value_or(0);
+    const SlotState state = s.state.load();
+    const std::uint64_t task = s.task.load();
+    if (state != SlotState::retired) shared_->live.fetch_sub(1);
+    if (state == SlotState::starting || state == SlotState::init_failed) {
+        ++init_failures_;
+        if (broken_.empty() && init_failures_ >= 3) {
+            broken_ = std::string("Pool workers keep failing in their initializer") +
+                      (s.error[0] ? std::string(": ") + s.error : std::string(" (exit code ") + std::to_string(exitcode) + ")");
+            std::lock_guard lock(mu_);
+            state_ = State::terminate;  // no more tasks: none would ever run
+        }
+    } else {
+        init_failures_ = 0;
+    }
+    if (task != 0 && tasks_.taken_count() > task - 1) {
+        ResultHeader h{task - 1, w.killed_for == task ? Status::timed_out : Status::lost, pid, exitcode, 0};
+        post(h);
+    }
+    s.task.store(0);
+    s.state.store(SlotState::free);
+    workers_[slot].reset();
+    std::lock_guard lock(pids_mu_);
+    std::erase(pids_, pid);
+}
+
+void PoolCore::kill_overdue() {
+    const std::int64_t now = monotonic_ns();
+    for (std::size_t i = 0; i < workers_.size(); ++i) {
+        if (!workers_[i]) continue;
+        WorkerSlot& s = slots_[i];
+        const std::uint64_t task = s.task.load();
+        const std::int64_t deadline = s.deadline_ns.load();
+        if (task == 0 || deadline == 0 || now < deadline || workers_[i]->killed_for == task) continue;
+        if (s.task.load() != task) continue;  // it just finished
+        workers_[i]->killed_for = task;
+        workers_[i]->process.kill();
+    }
+}
+
+void PoolCore::supervise() {
+    bool announced = false;
+    auto announce = [&](std::exception_ptr error) {
+        std::lock_guard lock(started_mu_);
+        started_ = true;
+        start_error_ = error;
+        started_cv_.notify_all();
+        announced = true;
+    };
+    try {
+        for (int i = 0; i < start_workers_; ++i) start_worker(std::size_t(i));
+    } catch (...) {
+        // Python: if starting worker k fails, workers 0..k-1 are terminated and joined.
+        for (auto& w : workers_)
+            if (w) {
+                w->process.kill();
+                w->process.join();
+            }
+        announce(std::current_exception());
+        return;
+    }
+    announce(nullptr);
+
+    try {
+        supervise_loop();
+    } catch (...) {
+        // Nothing can be trusted any more: stop the pool, and say why in every pending result.
+        try {
+            throw;
+        } catch (const std::exception& e) {
+            broken_ = std::string("Pool supervisor failed: ") + e.what();
+        } catch (...) {
+            broken_ = "Pool supervisor failed";
+        }
+    }
+    {
+        std::lock_guard lock(mu_);
+        state_ = State::terminate;
+    }
+    stop_all_workers();
+}
+
+void PoolCore::supervise_loop() {
+    for (;;) {
+        State state;
+        {
+            std::lock_guard lock(mu_);
+            state = state_;
+        }
+        if (state == State::terminate || !broken_.empty()) break;
+
+        // Start what is missing.
+        bool backlog_wait = false;
+        if (broken_.empty()) {
+            std::lock_guard lock(mu_);
+            while (wants_more_workers()) {
+                auto free_slot = std::find_if(workers_.begin(), workers_.end(), [](auto& w) { return !w.has_value(); });
+                if (free_slot == workers_.end()) break;
+                try {
+                    start_worker(std::size_t(free_slot - workers_.begin()));
+                    if (state_ == State::close && stops_put_) {
+                        // Each worker started after close() needs a stop record of its own.
+                        TaskHeader h{0, 0, 0, TaskKind::stop, 0};
+                        std::lock_guard submit_lock(submit_mu_);
+                        {
+                            std::lock_guard tl(table_mu_);
+                            table_.push_back({});
+                        }
+                        h.ordinal = next_ordinal_++;
+                        put_record(tasks_, bytes_of(h));
+                    }
+                } catch (...) {
+                    report_callback_exception("supervisor (starting a worker)");
+                    break;
+                }
+                if (elastic_) break;  // one at a time: the next loop looks again
+            }
+            backlog_wait = elastic_ && state_ == State::run && tasks_.qsize() > 0;
+        }
+        nudged_.store(false);
+
+        const bool any_live = std::any_of(workers_.begin(), workers_.end(), [](auto& w) { return w.has_value(); });
+        bool stops_put;
+        {
+            std::lock_guard lock(mu_);
+            stops_put = stops_put_;
+        }
+        if (state == State::close && stops_put && !any_live) break;
+
+        std::vector<pollfd> fds;
+        std::vector<std::size_t> which;
+        fds.push_back(pollfd{wake_fd_.get(), POLLIN, 0});
+        for (std::size_t i = 0; i < workers_.size(); ++i)
+            if (workers_[i]) {
+                fds.push_back(pollfd{workers_[i]->process.sentinel(), POLLIN, 0});
+                which.push_back(i);
+            }
+        int timeout_ms = -1;
+        if (options_.task_timeout)
+            timeout_ms = int(std::clamp<std::int64_t>((*options_.task_timeout).count() / 4'000'000, 1, 50));
+        if (backlog_wait) timeout_ms = timeout_ms < 0 ? 10 : std::min(timeout_ms, 10);
+        const int n = ::poll(fds.data(), fds.size(), timeout_ms);
+        if (n < 0 && errno != EINTR) throw std::system_error(errno, std::system_category(), "poll");
+        if (fds[0].revents & POLLIN) {
+            std::uint64_t v;
+            (void)!::read(wake_fd_.get(), &v, sizeof v);
+        }
+        for (std::size_t k = 1; k < fds.size(); ++k) {
+            if (!(fds[k].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+            const std::size_t i = which[k - 1];
+            workers_[i]->process.join();
+            reap(i);
+        }
+        if (options_.task_timeout) kill_overdue();
+    }
+}
+
+// Terminate (or broken): stop every worker now, as Python's terminate() does.
+void PoolCore::stop_all_workers() {
+    for (auto& w : workers_)
+        if (w) w->process.terminate();
+    const Deadline grace(std::chrono::seconds(2));
+    for (std::size_t i = 0; i < workers_.size(); ++i) {
+        if (!workers_[i]) continue;
+        workers_[i]->process.join(grace.remaining().value_or(std::chrono::nanoseconds(0)));
+        if (!workers_[i]->process.exitcode()) {
+            workers_[i]->process.kill();
+            workers_[i]->process.join();
+        }
+        const pid_t pid = workers_[i]->process.pid();
+        shared_->live.fetch_sub(slots_[i].state.load() == SlotState::retired ? 0 : 1);
+        workers_[i].reset();
+        std::lock_guard lock(pids_mu_);
+        std::erase(pids_, pid);
+    }
+    ResultHeader h{0, Status::shutdown, 0, 0, 0};
+    post(h);
+}
+
+// ---- result thread --------------------------------------------------------------------------------
+
+void PoolCore::collect_results() {
+    for (;;) {
+        std::span<const std::byte> p = results_.begin_get(true, {});
+        ResultHeader h;
+        std::memcpy(&h, p.data(), sizeof h);
+        if (h.status == Status::shutdown) {
+            results_.end_get();
+            break;
+        }
+        Entry e;
+        {
+            std::lock_guard lock(table_mu_);
+            if (h.ordinal >= table_base_ && h.ordinal - table_base_ < table_.size()) {
+                e = std::move(table_[h.ordinal - table_base_]);
+                table_[h.ordinal - table_base_].job = nullptr;
+            }
+            while (!table_.empty() && !table_.front().job) {
+                table_.pop_front();
+                ++table_base_;
+            }
+        }
+        if (e.job) {
+            const auto payload = p.subspan(sizeof h);
+            try {
+                switch (h.status) {
+                    case Status::ok:
+                        e.job->on_result(e.chunk, payload);
+                        break;
+                    case Status::raised:
+                        e.job->on_error(e.chunk, rebuild_exception(decode_payload<RemoteErrorInfo>(payload), h.pid));
+                        break;
+                    case Status::lost:
+                        e.job->on_error(e.chunk, std::make_exception_ptr(WorkerLostError(h.pid, h.exitcode, e.job->describe(e.chunk))));
+                        break;
+                    case Status::timed_out:
+                        e.job->on_error(e.chunk, std::make_exception_ptr(TimeoutError(
+                                                     e.job->describe(e.chunk) + " ran past its task_timeout; worker " +
+                                                     std::to_string(h.pid) + " was killed")));
+                        break;
+                    case Status::shutdown:
+                        break;
+                }
+            } catch (...) {
+                e.job->on_error(e.chunk, std::current_exception());  // a result that does not decode
+            }
+        }
+        results_.end_get();
+        if (e.job) {
+            e.job->settle(e.chunk);
+            outstanding_.fetch_sub(1, std::memory_order_relaxed);
+        }
+    }
+    // Whatever is left will never run: the pool was terminated (Python leaves such results
+    // pending forever; a waiting get() would hang).
+    std::deque<Entry> left;
+    {
+        std::lock_guard lock(table_mu_);
+        left.swap(table_);
+        table_base_ += left.size();
+    }
+    const auto error = std::make_exception_ptr(
+        ProcessError(broken_.empty() ? std::string("Pool was terminated before the task finished") : broken_));
+    for (auto& e : left) {
+        if (!e.job) continue;
+        e.job->on_error(e.chunk, error);
+        e.job->settle(e.chunk);
+    }
+}
+
+// ---- worker ---------------------------------------------------------------------------------------
+
+bool PoolCore::try_retire() noexcept {
+    std::int32_t n = shared_->live.load();
+    while (n > min_workers_)
+        if (shared_->live.compare_exchange_weak(n, n - 1)) return true;
+    return false;
+}
+
+void PoolCore::run_worker(std::size_t slot) {
+    WorkerSlot& s = slots_[slot];
+    if (options_.initializer) {
+        try {
+            options_.initializer();
+        } catch (const std::exception& e) {
+            std::strncpy(s.error, e.what(), sizeof s.error - 1);
+            s.state.store(SlotState::init_failed);
+            throw;
+        } catch (...) {
+            s.state.store(SlotState::init_failed);
+            throw;
+        }
+    }
+    s.state.store(SlotState::ready);
+    const pid_t me = ::getpid();
+    std::vector<std::byte> body, out;
+    std::uint64_t done = 0;
+    const Timeout idle = elastic_ ? Timeout(options_.idle_timeout) : Timeout();
+    for (;;) {
+        shared_->idle.fetch_add(1);
+        std::span<const std::byte> p;
+        try {
+            p = tasks_.begin_get(true, idle);
+        } catch (const Empty&) {
+            shared_->idle.fetch_sub(1);
+            if (try_retire()) {
+                s.state.store(SlotState::retired);
+                return;
+            }
+            continue;
+        }
+        shared_->idle.fetch_sub(1);
+        TaskHeader h;
+        std::memcpy(&h, p.data(), sizeof h);
+        if (h.kind == TaskKind::stop) {
+            tasks_.end_get();
+            s.state.store(SlotState::finished);
+            return;
+        }
+        s.deadline_ns.store(h.timeout_ns ? monotonic_ns() + h.timeout_ns : 0, std::memory_order_relaxed);
+        s.task.store(h.ordinal + 1, std::memory_order_release);  // before the take is recorded
+        body.assign(p.begin() + sizeof h, p.end());
+        tasks_.end_get();
+
+        ResultHeader r{h.ordinal, Status::ok, me, 0, 0};
+        out.resize(sizeof r);
+        try {
+            reinterpret_cast<TaskRunner>(code_address(h.runner))(body, out);
+        } catch (...) {
+            r.status = Status::raised;
+            out.resize(sizeof r);
+            OutputArchive ar(out);
+            ar(describe_current_exception());
+        }
+        std::memcpy(out.data(), &r, sizeof r);
+        try {
+            put_record(results_, out);
+        } catch (...) {  // a result larger than the queue can hold
+            r.status = Status::raised;
+            out.resize(sizeof r);
+            std::memcpy(out.data(), &r, sizeof r);
+            OutputArchive ar(out);
+            ar(describe_current_exception());
+            put_record(results_, out);
+        }
+        s.task.store(0, std::memory_order_release);
+        s.deadline_ns.store(0, std::memory_order_relaxed);
+        if (options_.maxtasksperchild && ++done >= std::uint64_t(options_.maxtasksperchild)) {
+            s.state.store(SlotState::finished);
+            return;
+        }
+    }
+}
+
+// ---- the free functions pool.hpp declares ---------------------------------------------------------
+
+std::shared_ptr<PoolCore> pool_create(PoolOptions options) { return std::make_shared<PoolCore>(std::move(options)); }
+void pool_submit(PoolCore& core, const std::shared_ptr<JobBase>& job, std::uint32_t chunk, TaskRunner runner,
+                 std::size_t body_size, BodyWriter write, bool feeding) {
+    core.submit(job, chunk, runner, body_size, write, feeding);
+}
+void pool_check_running(const PoolCore& core) { core.check_running(); }
+std::size_t pool_size(const PoolCore& core) { return core.size(); }
+std::size_t pool_imap_window(const PoolCore& core) { return core.imap_window(); }
+void pool_add_feeder(PoolCore& core, const std::shared_ptr<Feeder>& feeder) { core.add_feeder(feeder); }
+void pool_remove_feeder(PoolCore& core, const Feeder* feeder) noexcept { core.remove_feeder(feeder); }
+void pool_close(PoolCore& core) { core.close(); }
+void pool_join(PoolCore& core) { core.join(); }
+void pool_terminate(PoolCore& core) noexcept { core.terminate(); }
+std::string pool_repr(const PoolCore& core) { return core.repr(); }
+std::vector<pid_t> pool_worker_pids(const PoolCore& core) { return core.worker_pids(); }
+
+}  // namespace detail
+
+// ---- Pool -----------------------------------------------------------------------------------------
+
+Pool::Pool(int processes) : Pool(PoolOptions{.processes = processes}) {}
+Pool::Pool(PoolOptions options) : core_(detail::pool_create(std::move(options))) {}
+
+Pool& Pool::operator=(Pool&& other) noexcept {
+    if (this != &other) {
+        if (core_) detail::pool_terminate(*core_);
+        core_ = std::move(other.core_);
+    }
+    return *this;
+}
+
+Pool::~Pool() {
+    if (core_) detail::pool_terminate(*core_);
+}
+
+detail::PoolCore& Pool::core() const {
+    if (!core_) throw ValueError("Pool not running");
+    return *core_;
+}
+
+void Pool::close() { detail::pool_close(core()); }
+void Pool::join() { detail::pool_join(core()); }
+void Pool::terminate() { detail::pool_terminate(core()); }
+std::size_t Pool::size() const { return detail::pool_size(core()); }
+std::vector<pid_t> Pool::worker_pids() const { return detail::pool_worker_pids(core()); }
+std::string Pool::repr() const { return detail::pool_repr(core()); }
+
+// ---- progress -------------------------------------------------------------------------------------
+
+namespace detail {
+
+namespace {
+std::string clock_text(double seconds) {
+    if (!(seconds >= 0) || seconds > 359999) return "??:??";
+    const long s = long(seconds + 0.5);
+    char buf[32];
+    if (s >= 3600) std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
+    else std::snprintf(buf, sizeof buf, "%02ld:%02ld", s / 60, s % 60);
+    return buf;
+}
+}  // namespace
+
+std::string render_progress(std::size_t count, std::size_t total, std::chrono::duration<double> elapsed,
+                            std::size_t width) {
+    const double secs = elapsed.count();
+    const double rate = secs > 0 ? double(count) / secs : 0.0;
+    char rate_text[48];
+    std::snprintf(rate_text, sizeof rate_text, "%.2fit/s", rate);
+    if (total == 0) return std::to_string(count) + "it [" + clock_text(secs) + ", " + rate_text + "]";
+    const double frac = std::min(1.0, double(count) / double(total));
+    static const char* const eighths[] = {"", "▏", "▎", "▍", "▌", "▋", "▊", "▉"};
+    const std::size_t cells8 = std::size_t(frac * double(width) * 8);
+    std::string bar;
+    std::size_t used = cells8 / 8;
+    for (std::size_t i = 0; i < used; ++i) bar += "█";
+    if (used < width && cells8 % 8) {
+        bar += eighths[cells8 % 8];
+        ++used;
+    }
+    bar.append(width - used, ' ');
+    char pct[8];
+    std::snprintf(pct, sizeof pct, "%3d%%", int(frac * 100));
+    const double eta = rate > 0 && count <= total ? double(total - count) / rate : -1;
+    return std::string(pct) + "|" + bar + "| " + std::to_string(count) + "/" + std::to_string(total) + " [" +
+           clock_text(secs) + "<" + (count >= total ? clock_text(0) : clock_text(eta)) + ", " + rate_text + "]";
+}
+
+ProgressBar::ProgressBar(std::size_t total)
+    : total_(total), active_(::isatty(STDERR_FILENO) == 1), start_(std::chrono::steady_clock::now()), last_draw_() {}
+
+ProgressBar::~ProgressBar() { finish(); }
+
+void ProgressBar::tick() noexcept {
+    ++count_;
+    if (!active_ || finished_) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_draw_ < std::chrono::milliseconds(100)) return;
+    last_draw_ = now;
+    try {
+        const std::string line = "\r" + render_progress(count_, total_, now - start_);
+        (void)!::write(STDERR_FILENO, line.data(), line.size());
+    } catch (...) {
+    }
+}
+
+void ProgressBar::finish() noexcept {
+    if (!active_ || finished_) return;
+    finished_ = true;
+    try {
+        const std::string line = "\r" + render_progress(count_, total_, std::chrono::steady_clock::now() - start_) + "\n";
+        (void)!::write(STDERR_FILENO, line.data(), line.size());
+    } catch (...) {
+    }
+}
+
+}  // namespace detail
+}  // namespace polyproc
