@@ -1,0 +1,349 @@
+// Pool beyond CPython: workers that die mid-task, per-task timeouts, the elastic pool, lazy imap,
+// the progress bar. Every test runs real worker processes and kills real ones.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdlib>
+#include <numeric>
+#include <optional>
+#include <pty.h>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "support.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+class PoolResilienceTest : public ProcessTest {};
+
+int square(int x) { return x * x; }
+int die_by_signal(int sig) {
+    ::signal(sig, SIG_DFL);  // under sanitizers, their handlers would turn the signal into exit(1)
+    ::raise(sig);
+    return 0;
+}
+int sleep_ms(int ms) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    return ms;
+}
+
+// Waits (bounded) until pred() holds.
+template <class Pred>
+bool eventually(Pred pred, std::chrono::milliseconds limit = 10s) {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < end) {
+        if (pred()) return true;
+        std::this_thread::sleep_for(5ms);
+    }
+    return pred();
+}
+
+void expect_worker_lost(mp::AsyncResult<int>& r, int exitcode) {
+    try {
+        r.get(20s);
+        FAIL() << "the task succeeded";
+    } catch (const mp::WorkerLostError& e) {
+        EXPECT_EQ(e.exitcode(), exitcode) << e.what();
+        EXPECT_GT(e.pid(), 0);
+        EXPECT_NE(std::string(e.what()).find("apply_async"), std::string::npos) << e.what();
+    }
+}
+
+TEST_F(PoolResilienceTest, AWorkerKilledBySignalFailsOnlyItsTaskAndIsReplaced) {
+    mp::Pool pool(2);
+    for (int sig : {SIGKILL, SIGSEGV, SIGABRT}) {
+        std::vector<mp::AsyncResult<int>> before, after;
+        for (int i = 0; i < 10; ++i) before.push_back(pool.apply_async(square, i));
+        auto doomed = pool.apply_async(die_by_signal, sig);
+        for (int i = 0; i < 10; ++i) after.push_back(pool.apply_async(square, i));
+        expect_worker_lost(doomed, -sig);
+        for (int i = 0; i < 10; ++i) {
+            EXPECT_EQ(before[std::size_t(i)].get(20s), i * i);
+            EXPECT_EQ(after[std::size_t(i)].get(20s), i * i);
+        }
+        EXPECT_TRUE(eventually([&] { return pool.size() == 2 && pool.worker_pids().size() == 2; }));
+    }
+    EXPECT_EQ(pool.apply(square, 12), 144);  // still usable
+}
+
+TEST_F(PoolResilienceTest, AWorkerThatCallsExitFailsItsTaskWithTheExitCode) {
+    mp::Pool pool(2);
+    auto r = pool.apply_async([](int code) -> int { std::exit(code); }, 3);
+    expect_worker_lost(r, 3);
+    EXPECT_EQ(pool.apply(square, 5), 25);
+}
+
+// Created before the pool, so its workers inherit it (as Python shares a Queue with pool workers).
+std::optional<mp::Queue<int>> running;
+
+TEST_F(PoolResilienceTest, AWorkerKilledFromOutsideMidTaskFailsThatTask) {
+    running.emplace();
+    mp::Pool pool(2);
+    auto r = pool.apply_async(
+        [](int) {
+            running->put(::getpid());
+            std::this_thread::sleep_for(60s);
+            return 0;
+        },
+        0);
+    const int pid = running->get(true, 20s);
+    ASSERT_EQ(::kill(pid, SIGKILL), 0);
+    try {
+        r.get(20s);
+        FAIL() << "no error";
+    } catch (const mp::WorkerLostError& e) {
+        EXPECT_EQ(e.pid(), pid);
+        EXPECT_EQ(e.exitcode(), -SIGKILL);
+    }
+    EXPECT_EQ(pool.apply(square, 4), 16);
+}
+
+TEST_F(PoolResilienceTest, AnIdleWorkerKilledFromOutsideIsReplacedSilently) {
+    mp::Pool pool(2);
+    const auto pids = pool.worker_pids();
+    ASSERT_EQ(pids.size(), 2u);
+    ASSERT_EQ(::kill(pids[0], SIGKILL), 0);
+    EXPECT_TRUE(eventually([&] {
+        auto now = pool.worker_pids();
+        return now.size() == 2 && std::find(now.begin(), now.end(), pids[0]) == now.end();
+    }));
+    std::vector<int> xs(100);
+    std::iota(xs.begin(), xs.end(), 0);
+    EXPECT_EQ(pool.map(square, xs, 1).at(99), 99 * 99);
+}
+
+TEST_F(PoolResilienceTest, MapAndImapRaiseTheLossAtThatItemsPosition) {
+    mp::Pool pool(2);
+    auto f = [](int x) {
+        if (x == 5) die_by_signal(SIGKILL);
+        return x * 10;
+    };
+    std::vector<int> xs(12);
+    std::iota(xs.begin(), xs.end(), 0);
+    EXPECT_THROW_WITH(pool.map(f, xs, 1), mp::WorkerLostError, "map item 5");
+
+    auto it = pool.imap(f, xs);
+    for (int i = 0; i < 12; ++i) {
+        if (i == 5) {
+            EXPECT_THROW_WITH(it.next(20s), mp::WorkerLostError, "imap item 5");
+        } else {
+            EXPECT_EQ(it.next(20s), i * 10);
+        }
+    }
+    EXPECT_EQ(it.next(), std::nullopt);
+}
+
+TEST_F(PoolResilienceTest, RandomCrashesFailExactlyTheCrashedTasks) {
+    mp::Pool pool(2);
+    std::vector<mp::AsyncResult<int>> rs;
+    for (int i = 0; i < 300; ++i)
+        rs.push_back(pool.apply_async(
+            [](int x) {
+                if (x % 10 == 7) die_by_signal(SIGKILL);
+                return x + 1;
+            },
+            i));
+    int lost = 0;
+    for (int i = 0; i < 300; ++i) {
+        if (i % 10 == 7) {
+            EXPECT_THROW(rs[std::size_t(i)].get(60s), mp::WorkerLostError) << i;
+            ++lost;
+        } else {
+            EXPECT_EQ(rs[std::size_t(i)].get(60s), i + 1);
+        }
+    }
+    EXPECT_EQ(lost, 30);
+}
+
+// Busy for about `us` microseconds, then returns x squared.
+int busy_square(int x, int us) {
+    const auto end = std::chrono::steady_clock::now() + std::chrono::microseconds(us);
+    while (std::chrono::steady_clock::now() < end) {
+    }
+    return x * x;
+}
+
+// Workers SIGKILLed at random moments (between tasks, while taking one, mid-task): every task
+// either succeeds or fails with WorkerLostError, none hangs, and no more fail than were killed.
+TEST_F(PoolResilienceTest, WorkersKilledAtRandomMomentsNeverLoseOrHangATask) {
+    mp::Pool pool(2);
+    constexpr int kTasks = 10000;
+    std::vector<mp::AsyncResult<int>> rs;
+    for (int i = 0; i < kTasks; ++i) rs.push_back(pool.apply_async(busy_square, i % 1000, 50));
+    std::mt19937 rng(12345);
+    int kills = 0;
+    for (int k = 0; k < 30; ++k) {
+        std::this_thread::sleep_for(std::chrono::microseconds(rng() % 5000));
+        const auto pids = pool.worker_pids();
+        if (pids.empty()) continue;
+        if (::kill(pids[rng() % pids.size()], SIGKILL) == 0) ++kills;
+    }
+    int lost = 0;
+    for (int i = 0; i < kTasks; ++i) {
+        try {
+            EXPECT_EQ(rs[std::size_t(i)].get(60s), (i % 1000) * (i % 1000));
+        } catch (const mp::WorkerLostError&) {
+            ++lost;
+        }
+    }
+    EXPECT_LE(lost, kills);
+    EXPECT_GE(lost, 1);  // the kills did land mid-task
+    EXPECT_EQ(pool.apply(square, 3), 9);
+}
+
+TEST_F(PoolResilienceTest, TaskTimeoutKillsTheStuckWorkerAndFailsOnlyThatTask) {
+    mp::Pool pool(mp::PoolOptions{.processes = 2, .task_timeout = 300ms});
+    const auto pids_before = pool.worker_pids();
+    auto stuck = pool.apply_async(sleep_ms, 60'000);
+    std::vector<mp::AsyncResult<int>> quick;
+    for (int i = 0; i < 20; ++i) quick.push_back(pool.apply_async(square, i));
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_THROW_WITH(stuck.get(30s), mp::TimeoutError, "task_timeout");
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 20s);  // does not hang
+    for (int i = 0; i < 20; ++i) EXPECT_EQ(quick[std::size_t(i)].get(20s), i * i);
+    EXPECT_TRUE(eventually([&] { return pool.worker_pids().size() == 2; }));
+    const auto pids_after = pool.worker_pids();
+    EXPECT_NE(std::set<pid_t>(pids_before.begin(), pids_before.end()), std::set<pid_t>(pids_after.begin(), pids_after.end()));
+    // Tasks within the limit are untouched.
+    EXPECT_EQ(pool.apply(sleep_ms, 50), 50);
+    EXPECT_THROW_WITH(mp::Pool(mp::PoolOptions{.processes = 1, .task_timeout = 0ms}), mp::ValueError, "task_timeout");
+}
+
+TEST_F(PoolResilienceTest, ElasticPoolGrowsWhileTasksWaitAndShrinksWhenIdle) {
+    mp::Pool pool(mp::PoolOptions{.min_processes = 1, .max_processes = 4, .idle_timeout = 300ms});
+    EXPECT_EQ(pool.size(), 1u);
+    std::vector<mp::AsyncResult<int>> rs;
+    for (int i = 0; i < 12; ++i) rs.push_back(pool.apply_async(sleep_ms, 200));
+    std::size_t peak = 0;
+    EXPECT_TRUE(eventually([&] {
+        peak = std::max(peak, pool.size());
+        return peak == 4;
+    }));
+    for (auto& r : rs) EXPECT_EQ(r.get(30s), 200);
+    EXPECT_EQ(peak, 4u);
+    EXPECT_TRUE(eventually([&] { return pool.size() == 1 && pool.worker_pids().size() == 1; }));
+    EXPECT_EQ(pool.apply(square, 6), 36);  // the one left still works
+    EXPECT_THROW_WITH(mp::Pool(mp::PoolOptions{.min_processes = 3, .max_processes = 2}), mp::ValueError,
+                      "min_processes must not exceed max_processes");
+}
+
+TEST_F(PoolResilienceTest, ImapPullsAnEndlessInputOnDemandInBoundedMemory) {
+    mp::Pool pool(mp::PoolOptions{.processes = 2, .imap_window = 16});
+    std::size_t pulled = 0;
+    auto endless = std::views::iota(0) | std::views::transform([&pulled](int i) {
+                       ++pulled;
+                       return i;
+                   });
+    std::size_t consumed = 0, most_ahead = 0;
+    for (int r : pool.imap(square, endless, 4)) {
+        EXPECT_EQ(r, int(consumed * consumed));
+        ++consumed;
+        most_ahead = std::max(most_ahead, pulled - consumed);
+        if (consumed == 20000) break;
+    }
+    EXPECT_LE(most_ahead, 16u * 4 + 4);  // at most the window's chunks in flight
+    std::size_t unordered = 0;
+    for (int r : pool.imap_unordered(square, endless, 1)) {
+        (void)r;
+        if (++unordered == 5000) break;
+    }
+    EXPECT_EQ(unordered, 5000u);
+}
+
+TEST_F(PoolResilienceTest, ImapInputThatThrowsSurfacesAfterTheResultsBeforeIt) {
+    mp::Pool pool(2);
+    auto failing = std::views::iota(0, 10) | std::views::transform([](int i) {
+                       if (i == 3) throw std::runtime_error("input failed at 3");
+                       return i;
+                   });
+    auto it = pool.imap(square, failing);
+    EXPECT_EQ(it.next(), 0);
+    EXPECT_EQ(it.next(), 1);
+    EXPECT_EQ(it.next(), 4);
+    EXPECT_THROW_WITH(it.next(), std::runtime_error, "input failed at 3");
+    EXPECT_EQ(it.next(), std::nullopt);
+    EXPECT_THROW_WITH(pool.map(square, failing), std::runtime_error, "input failed at 3");
+    EXPECT_EQ(pool.apply(square, 2), 4);  // the pool stays usable
+}
+
+TEST_F(PoolResilienceTest, JoinAfterCloseFinishesAnImapStillFeeding) {
+    mp::Pool pool(mp::PoolOptions{.processes = 2, .imap_window = 4});
+    std::vector<int> xs(100);
+    std::iota(xs.begin(), xs.end(), 0);
+    auto it = pool.imap(square, xs);
+    pool.close();
+    pool.join();  // submits what is left and waits for it, like Python
+    for (int i = 0; i < 100; ++i) EXPECT_EQ(it.next(0ms), i * i);
+    EXPECT_EQ(it.next(), std::nullopt);
+}
+
+TEST_F(PoolResilienceTest, AnInitializerThatAlwaysFailsBreaksThePoolInsteadOfLooping) {
+    mp::Pool pool(mp::PoolOptions{.processes = 2, .initializer = [] { throw std::runtime_error("no database"); }});
+    auto r = pool.apply_async(square, 2);
+    EXPECT_THROW_WITH(r.get(30s), mp::ProcessError, "no database");
+    EXPECT_THROW_WITH(pool.apply_async(square, 2), mp::ValueError, "Pool not running");
+}
+
+TEST(Progress, RendersPercentBarCountElapsedEtaAndRate) {
+    EXPECT_EQ(mp::detail::render_progress(450, 1000, std::chrono::duration<double>(2.0), 10),
+              " 45%|████▌     | 450/1000 [00:02<00:02, 225.00it/s]");
+    EXPECT_EQ(mp::detail::render_progress(10, 10, std::chrono::duration<double>(65.0), 4),
+              "100%|████| 10/10 [01:05<00:00, 0.15it/s]");
+    EXPECT_EQ(mp::detail::render_progress(7, 0, std::chrono::duration<double>(1.0)), "7it [00:01, 7.00it/s]");
+}
+
+// Runs `body` in a child whose stderr is `fd`; returns what the child wrote there.
+std::string child_stderr(bool on_terminal) {
+    int master = -1, out[2];
+    if (on_terminal) {
+        int slave = -1;
+        if (::openpty(&master, &slave, nullptr, nullptr, nullptr) != 0) return "openpty failed";
+        out[0] = master;
+        out[1] = slave;
+    } else if (::pipe(out) != 0) {
+        return "pipe failed";
+    }
+    mp::Process child(
+        [](int fd) {
+            ::dup2(fd, STDERR_FILENO);
+            mp::Pool pool(2);
+            std::vector<int> xs(50);
+            std::iota(xs.begin(), xs.end(), 0);
+            long sum = 0;
+            for (int r : mp::progress(pool.imap(square, xs), xs.size())) sum += r;
+            if (sum != 40425) std::abort();
+        },
+        out[1]);
+    child.start();
+    ::close(out[1]);
+    std::string text;
+    char buf[4096];
+    for (;;) {
+        const ssize_t n = ::read(out[0], buf, sizeof buf);
+        if (n <= 0) break;  // EOF (pipe) or EIO (pty: the child is gone)
+        text.append(buf, std::size_t(n));
+    }
+    ::close(out[0]);
+    child.join();
+    EXPECT_EQ(child.exitcode(), 0);
+    return text;
+}
+
+TEST_F(PoolResilienceTest, ProgressDrawsOnATerminalAndStaysQuietOtherwise) {
+    EXPECT_EQ(child_stderr(false), "");
+    const std::string drawn = child_stderr(true);
+    EXPECT_NE(drawn.find("100%|"), std::string::npos) << drawn;
+    EXPECT_NE(drawn.find("| 50/50 ["), std::string::npos) << drawn;
+    EXPECT_NE(drawn.find("it/s]"), std::string::npos) << drawn;
+}
+
+}  // namespace
