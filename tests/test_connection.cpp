@@ -364,3 +364,35 @@ TEST_F(ConnectionTest, ManyRoundTripsWithASpinningPeerStayCorrect) {
     echo.join();
     EXPECT_EQ(echo.exitcode(), 0);
 }
+
+// Python's reduction.DupFd: a descriptor opened after a child was forked reaches that child.
+TEST_F(ConnectionTest, DupFdHandsADescriptorOpenedLaterToAnotherProcess) {
+    mp::Queue<mp::DupFd> handles;
+    mp::Queue<std::string> replies;
+    mp::Process child([handles, replies] {
+        mp::FileDescriptor fd = handles.get().detach();
+        char buf[64];
+        const ssize_t n = ::read(fd.get(), buf, sizeof buf);
+        replies.put(std::string(buf, n > 0 ? std::size_t(n) : 0));
+        try {
+            handles.get().detach();  // the same DupFd again: its descriptor was already fetched
+            replies.put("second ok");
+        } catch (const std::exception& e) {
+            replies.put(std::string("second failed: ") + e.what());
+        }
+    });
+    child.start();
+    int p[2];
+    ASSERT_EQ(::pipe(p), 0);  // opened after the fork: the child has no copy
+    ASSERT_EQ(::write(p[1], "through DupFd", 13), 13);
+    mp::DupFd h(p[0]);
+    ::close(p[0]);
+    ::close(p[1]);
+    handles.put(h);
+    EXPECT_EQ(replies.get(true, std::chrono::seconds(20)), "through DupFd");
+    handles.put(h);  // the same key again: already fetched
+    EXPECT_EQ(replies.get(true, std::chrono::seconds(20)).rfind("second failed:", 0), 0u);
+    child.join();
+    EXPECT_EQ(child.exitcode(), 0);
+    EXPECT_THROW_WITH(mp::DupFd().detach(), mp::ValueError, "empty");
+}

@@ -78,7 +78,17 @@ TEST_F(PoolResilienceTest, AWorkerKilledBySignalFailsOnlyItsTaskAndIsReplaced) {
 TEST_F(PoolResilienceTest, AWorkerThatCallsExitFailsItsTaskWithTheExitCode) {
     mp::Pool pool(2);
     auto r = pool.apply_async([](int code) -> int { std::exit(code); }, 3);
+#if defined(__SANITIZE_ADDRESS__)
+    // LeakSanitizer runs at exit() and turns a worker's exit(3) mid-task into exit code 23.
+    try {
+        r.get(20s);
+        FAIL() << "the task succeeded";
+    } catch (const mp::WorkerLostError& e) {
+        EXPECT_TRUE(e.exitcode() == 3 || e.exitcode() == 23) << e.what();
+    }
+#else
     expect_worker_lost(r, 3);
+#endif
     EXPECT_EQ(pool.apply(square, 5), 25);
 }
 

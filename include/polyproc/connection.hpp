@@ -178,6 +178,35 @@ private:
 // Python's Client(address, family=None, authkey=None): a blocking connect, no retries.
 Connection Client(const Address& address, std::optional<std::string> authkey = {});
 
+// Python's multiprocessing.reduction.DupFd: a file descriptor made sendable. Constructing one
+// duplicates `fd` and hands the duplicate to this process's resource sharer (a thread serving an
+// abstract AF_UNIX socket, with CPython's HMAC handshake and a random key, started on first use).
+// The DupFd itself is a small mp::Serializable value: send it in a task, a Queue or a Connection;
+// the receiving process calls detach() to fetch its own copy of the descriptor (SCM_RIGHTS). This
+// is how a socket accepted after a pool's workers were forked reaches a worker. Each DupFd can be
+// detached once; the sender's duplicate is closed when it is fetched, or at the sender's exit.
+//   int conn = ::accept(server, nullptr, nullptr);
+//   pool.apply_async(talk, mp::DupFd(conn));  ::close(conn);
+//   void talk(mp::DupFd h) { mp::FileDescriptor sock = h.detach(); ... }
+class DupFd {
+public:
+    DupFd() = default;  // empty; what decoding starts from
+    explicit DupFd(int fd);
+    // The descriptor, from the process that made this DupFd. mp::ValueError when empty;
+    // mp::EOFError when it was already fetched; std::system_error when the sender is gone.
+    FileDescriptor detach() const;
+
+    template <class Archive>
+    void serialize(Archive& ar) {
+        ar(address_, authkey_, key_);
+    }
+
+private:
+    std::string address_;
+    std::string authkey_;
+    std::uint64_t key_ = 0;
+};
+
 // The two halves of CPython's handshake, public as in Python.
 void deliver_challenge(Connection& conn, std::string_view authkey);
 void answer_challenge(Connection& conn, std::string_view authkey);
