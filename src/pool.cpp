@@ -169,10 +169,22 @@ void report_callback_exception(const char* what) noexcept {
     }
 }
 
+class PoolCore;
+bool pool_collect_one(PoolCore& core);
+
 // ---- ResultState ----------------------------------------------------------------------------------
 
 bool ResultState::wait(Timeout timeout) const {
     if (ready()) return true;
+    if (auto pool = pool_.lock()) {
+        // Collect results while they come: ours may be among them.
+        while (!ready() && pool_collect_one(*pool)) {
+        }
+        if (ready()) return true;
+        if (timeout.non_blocking()) return false;
+        if (os::spin_until([&] { return ready() || (pool_collect_one(*pool), ready()); }, std::chrono::microseconds(50)))
+            return true;
+    }
     if (timeout.non_blocking()) return false;
     if (os::spin_until([&] { return ready(); }, std::chrono::microseconds(20))) return true;
     const Deadline deadline(timeout);
@@ -269,7 +281,12 @@ public:
                 BodyWriter write, bool feeding);
     void check_running() const {
         std::lock_guard lock(mu_);
-        if (state_ != State::run) throw ValueError("Pool not running");
+        if (state_ != State::run) throw_not_running();
+    }
+    // ValueError("Pool not running"), or ProcessError saying why when the pool broke by itself.
+    [[noreturn]] void throw_not_running() const {
+        if (!broken_.empty()) throw ProcessError(broken_);
+        throw ValueError("Pool not running");
     }
     std::size_t size() const { return static_cast<std::size_t>(std::max(0, shared_->live.load())); }
     std::size_t imap_window() const {
@@ -313,9 +330,20 @@ private:
     void kill_overdue();
     void post(const ResultHeader& h);
     bool wants_more_workers() const;
+    // More tasks wait than workers wait for tasks (an elastic pool grows then).
+    bool backlog() const noexcept {
+        return tasks_.qsize() > std::size_t(std::max(0, shared_->idle.load(std::memory_order_relaxed)));
+    }
 
+public:
+    // Takes one finished result off the result queue and settles it (callbacks, readiness).
+    // Returns false when none was there (block: none came before shutdown). Any thread.
+    bool collect_one(bool block);
+
+private:
     // Result thread.
     void collect_results();
+    void fail_leftovers() noexcept;
 
     // In a worker process (a fork child of the supervisor thread: the parent's other threads do
     // not exist there, and the parent-side state is never touched).
@@ -345,13 +373,17 @@ private:
     std::deque<Entry> table_;
     std::uint64_t table_base_ = 0;
     std::atomic<std::uint64_t> outstanding_{0};
+    // Held from taking a result off the queue until it is settled: callbacks run one at a time,
+    // in arrival order, whichever thread collects.
+    std::mutex settle_mu_;
+    std::atomic<bool> shut_down_{false};
 
     FileDescriptor wake_fd_;  // eventfd: wakes the supervisor
     std::atomic<bool> nudged_{false};
     std::vector<std::optional<Worker>> workers_;  // by slot; supervisor thread only
     std::uint64_t names_ = 0;
     int init_failures_ = 0;
-    std::string broken_;  // why the pool stopped on its own (initializer failures)
+    std::string broken_;  // why the pool stopped on its own; written by the supervisor under mu_
 
     mutable std::mutex pids_mu_;
     std::vector<pid_t> pids_;
@@ -428,8 +460,7 @@ void PoolCore::submit(const std::shared_ptr<JobBase>& job, std::uint32_t chunk, 
                       std::size_t body_size, BodyWriter write, bool feeding) {
     {
         std::lock_guard lock(mu_);
-        if (!(state_ == State::run || (feeding && state_ == State::close && !stops_put_)))
-            throw ValueError("Pool not running");
+        if (!(state_ == State::run || (feeding && state_ == State::close && !stops_put_))) throw_not_running();
     }
     std::lock_guard submit_lock(submit_mu_);
     const std::uint64_t ordinal = next_ordinal_;
@@ -456,8 +487,7 @@ void PoolCore::submit(const std::shared_ptr<JobBase>& job, std::uint32_t chunk, 
     outstanding_.fetch_add(1, std::memory_order_relaxed);
     tasks_.end_put(true);
     ++next_ordinal_;
-    if (elastic_ && shared_->idle.load(std::memory_order_relaxed) == 0 &&
-        shared_->live.load(std::memory_order_relaxed) < max_workers_ && !nudged_.exchange(true))
+    if (elastic_ && shared_->live.load(std::memory_order_relaxed) < max_workers_ && backlog() && !nudged_.exchange(true))
         nudge();
 }
 
@@ -545,7 +575,7 @@ bool PoolCore::wants_more_workers() const {
     const int live = shared_->live.load();
     if (state_ == State::run) {
         if (live < min_workers_) return true;
-        return elastic_ && live < max_workers_ && tasks_.qsize() > 0 && shared_->idle.load() == 0;
+        return elastic_ && live < max_workers_ && backlog();
     }
     // Closed: keep one worker while tasks remain (all others may have died).
     return state_ == State::close && live == 0 && outstanding_.load() > 0;
@@ -587,24 +617,30 @@ void PoolCore::reap(std::size_t slot) {
     if (state != SlotState::retired) shared_->live.fetch_sub(1);
     if (state == SlotState::starting || state == SlotState::init_failed) {
         ++init_failures_;
-        if (broken_.empty() && init_failures_ >= 3) {
-            broken_ = std::string("Pool workers keep failing in their initializer") +
-                      (s.error[0] ? std::string(": ") + s.error : std::string(" (exit code ") + std::to_string(exitcode) + ")");
+        if (init_failures_ >= 3) {
             std::lock_guard lock(mu_);
+            if (broken_.empty())
+                broken_ = std::string("Pool workers keep failing in their initializer") +
+                          (s.error[0] ? std::string(": ") + s.error
+                                      : std::string(" (exit code ") + std::to_string(exitcode) + ")");
             state_ = State::terminate;  // no more tasks: none would ever run
         }
     } else {
         init_failures_ = 0;
     }
+    const bool timed_out = w.killed_for == task;
+    {
+        std::lock_guard lock(pids_mu_);
+        std::erase(pids_, pid);
+    }
+    workers_[slot].reset();
+    // Reported after the worker is gone from worker_pids(): whoever sees the failure sees that too.
     if (task != 0 && tasks_.taken_count() > task - 1) {
-        ResultHeader h{task - 1, w.killed_for == task ? Status::timed_out : Status::lost, pid, exitcode, 0};
+        ResultHeader h{task - 1, timed_out ? Status::timed_out : Status::lost, pid, exitcode, 0};
         post(h);
     }
     s.task.store(0);
     s.state.store(SlotState::free);
-    workers_[slot].reset();
-    std::lock_guard lock(pids_mu_);
-    std::erase(pids_, pid);
 }
 
 void PoolCore::kill_overdue() {
@@ -651,8 +687,10 @@ void PoolCore::supervise() {
         try {
             throw;
         } catch (const std::exception& e) {
+            std::lock_guard lock(mu_);
             broken_ = std::string("Pool supervisor failed: ") + e.what();
         } catch (...) {
+            std::lock_guard lock(mu_);
             broken_ = "Pool supervisor failed";
         }
     }
@@ -670,11 +708,11 @@ void PoolCore::supervise_loop() {
             std::lock_guard lock(mu_);
             state = state_;
         }
-        if (state == State::terminate || !broken_.empty()) break;
+        if (state == State::terminate) break;  // terminate(), or broken (which sets terminate)
 
         // Start what is missing.
         bool backlog_wait = false;
-        if (broken_.empty()) {
+        {
             std::lock_guard lock(mu_);
             while (wants_more_workers()) {
                 auto free_slot = std::find_if(workers_.begin(), workers_.end(), [](auto& w) { return !w.has_value(); });
@@ -762,74 +800,108 @@ void PoolCore::stop_all_workers() {
 
 // ---- result thread --------------------------------------------------------------------------------
 
-void PoolCore::collect_results() {
-    for (;;) {
-        std::span<const std::byte> p = results_.begin_get(true, {});
-        ResultHeader h;
-        std::memcpy(&h, p.data(), sizeof h);
-        if (h.status == Status::shutdown) {
-            results_.end_get();
-            break;
-        }
-        Entry e;
-        {
-            std::lock_guard lock(table_mu_);
-            if (h.ordinal >= table_base_ && h.ordinal - table_base_ < table_.size()) {
-                e = std::move(table_[h.ordinal - table_base_]);
-                table_[h.ordinal - table_base_].job = nullptr;
-            }
-            while (!table_.empty() && !table_.front().job) {
-                table_.pop_front();
-                ++table_base_;
-            }
-        }
-        if (e.job) {
-            const auto payload = p.subspan(sizeof h);
-            try {
-                switch (h.status) {
-                    case Status::ok:
-                        e.job->on_result(e.chunk, payload);
-                        break;
-                    case Status::raised:
-                        e.job->on_error(e.chunk, rebuild_exception(decode_payload<RemoteErrorInfo>(payload), h.pid));
-                        break;
-                    case Status::lost:
-                        e.job->on_error(e.chunk, std::make_exception_ptr(WorkerLostError(h.pid, h.exitcode, e.job->describe(e.chunk))));
-                        break;
-                    case Status::timed_out:
-                        e.job->on_error(e.chunk, std::make_exception_ptr(TimeoutError(
-                                                     e.job->describe(e.chunk) + " ran past its task_timeout; worker " +
-                                                     std::to_string(h.pid) + " was killed")));
-                        break;
-                    case Status::shutdown:
-                        break;
-                }
-            } catch (...) {
-                e.job->on_error(e.chunk, std::current_exception());  // a result that does not decode
-            }
+namespace {
+thread_local int settling = 0;  // > 0 while this thread runs callbacks: it must not collect
+}  // namespace
+
+bool PoolCore::collect_one(bool block) {
+    if (settling) return false;
+    std::span<const std::byte> p;
+    try {
+        p = results_.begin_get(block, {});
+    } catch (const Empty&) {
+        return false;
+    }
+    ResultHeader h;
+    std::memcpy(&h, p.data(), sizeof h);
+    if (h.status == Status::shutdown) {
+        if (!block) {
+            results_.cancel_get();  // the result thread's to take
+            return false;
         }
         results_.end_get();
-        if (e.job) {
-            e.job->settle(e.chunk);
-            outstanding_.fetch_sub(1, std::memory_order_relaxed);
+        shut_down_.store(true);
+        return false;
+    }
+    Entry e;
+    {
+        std::lock_guard lock(table_mu_);
+        if (h.ordinal >= table_base_ && h.ordinal - table_base_ < table_.size()) {
+            e = std::move(table_[h.ordinal - table_base_]);
+            table_[h.ordinal - table_base_].job = nullptr;
+        }
+        while (!table_.empty() && !table_.front().job) {
+            table_.pop_front();
+            ++table_base_;
         }
     }
-    // Whatever is left will never run: the pool was terminated (Python leaves such results
-    // pending forever; a waiting get() would hang).
+    if (e.job) {
+        const auto payload = p.subspan(sizeof h);
+        try {
+            switch (h.status) {
+                case Status::ok:
+                    e.job->on_result(e.chunk, payload);
+                    break;
+                case Status::raised:
+                    e.job->on_error(e.chunk, rebuild_exception(decode_payload<RemoteErrorInfo>(payload), h.pid));
+                    break;
+                case Status::lost:
+                    e.job->on_error(e.chunk,
+                                    std::make_exception_ptr(WorkerLostError(h.pid, h.exitcode, e.job->describe(e.chunk))));
+                    break;
+                case Status::timed_out:
+                    e.job->on_error(e.chunk, std::make_exception_ptr(TimeoutError(
+                                                 e.job->describe(e.chunk) + " ran past its task_timeout; worker " +
+                                                 std::to_string(h.pid) + " was killed")));
+                    break;
+                case Status::shutdown:
+                    break;
+            }
+        } catch (...) {
+            e.job->on_error(e.chunk, std::current_exception());  // a result that does not decode
+        }
+    }
+    // Settle under settle_mu_, taken before the next result can be taken: arrival order.
+    std::unique_lock settle(settle_mu_);
+    results_.end_get();
+    if (e.job) {
+        ++settling;
+        e.job->settle(e.chunk);
+        --settling;
+        outstanding_.fetch_sub(1, std::memory_order_relaxed);
+    }
+    return true;
+}
+
+void PoolCore::collect_results() {
+    while (!shut_down_.load()) collect_one(true);
+    fail_leftovers();
+}
+
+// Whatever is left will never run: the pool was terminated (Python leaves such results pending
+// forever; a waiting get() would hang).
+void PoolCore::fail_leftovers() noexcept {
     std::deque<Entry> left;
     {
         std::lock_guard lock(table_mu_);
         left.swap(table_);
         table_base_ += left.size();
     }
-    const auto error = std::make_exception_ptr(
-        ProcessError(broken_.empty() ? std::string("Pool was terminated before the task finished") : broken_));
+    std::string why;
+    {
+        std::lock_guard lock(mu_);
+        why = broken_.empty() ? std::string("Pool was terminated before the task finished") : broken_;
+    }
+    const auto error = std::make_exception_ptr(ProcessError(why));
+    std::lock_guard settle(settle_mu_);
     for (auto& e : left) {
         if (!e.job) continue;
         e.job->on_error(e.chunk, error);
         e.job->settle(e.chunk);
     }
 }
+
+bool pool_collect_one(PoolCore& core) { return core.collect_one(false); }
 
 // ---- worker ---------------------------------------------------------------------------------------
 

@@ -457,6 +457,8 @@ std::span<const std::byte> QueueCore::begin_get(bool block, Timeout timeout) {
     }
 }
 
+void QueueCore::cancel_get() noexcept { mutex_release(shared_->rlock); }
+
 std::uint64_t QueueCore::taken_count() {
     QueueShared& s = *shared_;
     lock_consumers(s, {});

@@ -120,8 +120,12 @@ void register_exception_factory(const char* mangled_type_name, ExceptionFactory 
 // exception has nowhere else to go: Python prints it too).
 void report_callback_exception(const char* what) noexcept;
 
-// One result (an apply, a whole map) as waited on by AsyncResult: ready flag with spin-then-futex
-// waiting, and the task's exception.
+class PoolCore;  // src/pool.cpp
+
+// One result (an apply, a whole map) as waited on by AsyncResult: ready flag and the task's
+// exception. A waiting thread does not just sleep: it takes finished results off the pool's
+// result queue itself (the result thread's work, in the same order, one at a time), so that a
+// get() right after a task finishes costs one wake-up instead of two.
 class ResultState {
 public:
     virtual ~ResultState() = default;
@@ -129,10 +133,12 @@ public:
     bool wait(Timeout timeout) const;  // true once ready
     bool successful() const;           // mp::ValueError "... not ready" before ready
     void set_ready() noexcept;
+    void set_pool(const std::shared_ptr<PoolCore>& core) { pool_ = core; }
 
     std::exception_ptr error;
 
 private:
+    std::weak_ptr<PoolCore> pool_;
     mutable std::atomic<std::uint32_t> ready_{0};
     mutable std::atomic<std::uint32_t> sleepers_{0};
 };
@@ -162,7 +168,6 @@ public:
     virtual void feed_all() = 0;
 };
 
-class PoolCore;  // src/pool.cpp
 using BodyWriter = FunctionRef<void(std::span<std::byte>)>;
 std::shared_ptr<PoolCore> pool_create(PoolOptions options);
 // Puts task `chunk` of `job` (a body of body_size bytes written by `write`) on the task queue.
@@ -656,6 +661,7 @@ public:
         else success = detail::make_callback<C, R>(std::move(callbacks.callback));
         auto job = std::make_shared<detail::ApplyJob<R>>(std::move(success),
                                                          detail::make_error_callback(std::move(callbacks.error_callback)));
+        job->set_pool(core_);
         const Args args(std::forward<A>(arguments)...);
         auto write = [&](std::span<std::byte> out) { detail::write_apply_body(f, args, out); };
         detail::pool_submit(core(), job, 0, &detail::run_apply<F, std::decay_t<A>...>,
@@ -763,6 +769,7 @@ private:
         else success = detail::make_callback<C, Value>(std::move(callbacks.callback));
         auto job = std::make_shared<Job>(total, std::max<std::size_t>(chunksize, 1), std::move(success),
                                          detail::make_error_callback(std::move(callbacks.error_callback)));
+        job->set_pool(core_);
         auto result = AsyncResult<Value>(
             std::shared_ptr<detail::ResultOf<Value>>(job, static_cast<detail::ResultOf<Value>*>(job.get())));
         if (total == 0) {

@@ -70,6 +70,8 @@ public:
     // The oldest item's payload, with the consumers' lock held. mp::Empty when none came in time.
     std::span<const std::byte> begin_get(bool block, Timeout timeout);
     void end_get() noexcept;
+    // Leaves the item on the queue (after begin_get) and releases the consumers' lock.
+    void cancel_get() noexcept;
 
     std::size_t qsize() const noexcept;
     // How many items were ever taken off the queue, settled: a take that a consumer killed inside
