@@ -25,6 +25,18 @@ Measures, with the fork start method:
                                                                                      items per second
   queue_1mib/cross_cpu            Queue(4): the child puts 1 MiB bytes objects, the parent get()s
                                   them                                               bytes per second
+  pool_map_trivial_chunksize1     Pool(2).map(increment, range(20000), chunksize=1)  tasks per second
+  pool_map_trivial_default        Pool(2).map(increment, range(1000000)) (default chunksize)
+                                                                                     tasks per second
+  ppe_map_trivial_chunksize1      ProcessPoolExecutor(2).map(increment, range(20000)) (its default
+                                  chunksize, 1)                                      tasks per second
+  ppe_map_trivial_poolchunks      ProcessPoolExecutor(2).map(increment, range(1000000),
+                                  chunksize = Pool's default rule, 125000)          tasks per second
+  pool_apply_async_roundtrip      Pool(2).apply_async(increment, (i,)).get()        seconds per round trip
+  pool_cpu_bound_2 / _1           Pool(2) / Pool(1).map(cpu_work, range(16), chunksize=1), cpu_work
+                                  a fixed loop of integer arithmetic                 tasks per second
+  pool_start_2                    Pool(2); map(increment, range(2), chunksize=1); close(); join()
+                                                                                     seconds per pool
 Placements, as in bench_common.hpp: cross_cpu pins the parent and the child to two different CPUs,
 same_cpu pins both to one.
 
@@ -158,6 +170,19 @@ def _queue_4x4_consumer(q, go, count):
     go.wait()
     for _ in range(count):
         q.get()
+
+
+def _increment(x):
+    return x + 1
+
+
+def _cpu_work(seed):
+    # Much less work per task than the C++ benchmark's (Python is ~100x slower at this loop);
+    # the figure of interest is the 2-worker / 1-worker ratio.
+    x = seed | 1
+    for _ in range(20000):
+        x = (x * 6364136223846793005 + 1442695040888963407) & 0xFFFFFFFFFFFFFFFF
+    return x
 
 
 def _timed(op, min_time):
@@ -513,6 +538,115 @@ class Queue4x4(_Standalone):
         return runs * self.ITEMS / total
 
 
+class _PoolBench(_Standalone):
+    """A Pool (or ProcessPoolExecutor) of `workers`, made once, always shut down."""
+    workers = 2
+    executor = False
+
+    def __enter__(self):
+        if self.executor:
+            import concurrent.futures
+            self.pool = concurrent.futures.ProcessPoolExecutor(self.workers, mp_context=self.ctx)
+        else:
+            self.pool = self.ctx.Pool(self.workers)
+        return self
+
+    def __exit__(self, *exc):
+        if self.executor:
+            self.pool.shutdown(cancel_futures=True)
+        else:
+            self.pool.terminate()
+            self.pool.join()
+        return False
+
+
+class _MapTrivial(_PoolBench):
+    unit = "tasks/s"
+    n = 20000
+    chunksize = 1
+
+    def op(self):
+        if self.executor:
+            out = list(self.pool.map(_increment, range(self.n), chunksize=self.chunksize or 1))
+        elif self.chunksize:
+            out = self.pool.map(_increment, range(self.n), self.chunksize)
+        else:
+            out = self.pool.map(_increment, range(self.n))
+        if out[-1] != self.n:
+            raise RuntimeError("wrong map result")
+
+    def measure(self, min_time):
+        seconds, calls = _timed(self.op, min_time)
+        return calls * self.n / seconds
+
+
+class PoolMapChunk1(_MapTrivial):
+    name = "pool_map_trivial_chunksize1"
+
+
+class PoolMapDefault(_MapTrivial):
+    name = "pool_map_trivial_default"
+    n = 1000000
+    chunksize = 0
+
+
+class PpeMapChunk1(_MapTrivial):
+    name = "ppe_map_trivial_chunksize1"
+    executor = True
+
+
+class PpeMapPoolChunks(_MapTrivial):
+    name = "ppe_map_trivial_poolchunks"
+    executor = True
+    n = 1000000
+    chunksize = 125000  # Pool's rule: ceil(n / (4 * workers))
+
+
+class PoolApplyAsyncRoundTrip(_PoolBench):
+    name = "pool_apply_async_roundtrip"
+    unit = "s/roundtrip"
+
+    def op(self):
+        if self.pool.apply_async(_increment, (7,)).get() != 8:
+            raise RuntimeError("wrong result")
+
+    def measure(self, min_time):
+        seconds, calls = _timed(self.op, min_time)
+        return seconds / calls
+
+
+class PoolCpuBound2(_PoolBench):
+    name = "pool_cpu_bound_2"
+    unit = "tasks/s"
+
+    def op(self):
+        self.pool.map(_cpu_work, range(16), 1)
+
+    def measure(self, min_time):
+        seconds, calls = _timed(self.op, min_time)
+        return calls * 16 / seconds
+
+
+class PoolCpuBound1(PoolCpuBound2):
+    name = "pool_cpu_bound_1"
+    workers = 1
+
+
+class PoolStart2(_Standalone):
+    name = "pool_start_2"
+    unit = "s/pool"
+
+    def op(self):
+        pool = self.ctx.Pool(2)
+        pool.map(_increment, range(2), 1)
+        pool.close()
+        pool.join()
+
+    def measure(self, min_time):
+        seconds, calls = _timed(self.op, min_time)
+        return seconds / calls
+
+
 def _name(kind):
     return "%s/%s" % (kind.base_name, kind.placement) if hasattr(kind, "base_name") else kind.name
 
@@ -529,7 +663,9 @@ def main():
 
     ctx = mp.get_context("fork")
     kinds = [k for k in (StartJoin, RoundTrip, RoundTripSameCpu, Throughput, LockUncontended, EventPingPong,
-                         ConditionPingPong, ValueIncrement, Queue64, QueueRoundTrip, Queue4x4, Queue1MiB)
+                         ConditionPingPong, ValueIncrement, Queue64, QueueRoundTrip, Queue4x4, Queue1MiB,
+                         PoolMapChunk1, PoolMapDefault, PpeMapChunk1, PpeMapPoolChunks, PoolApplyAsyncRoundTrip,
+                         PoolCpuBound2, PoolCpuBound1, PoolStart2)
              if args.filter in _name(k)]
     samples = {_name(k): [] for k in kinds}
     units = {_name(k): k.unit for k in kinds}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every ported seed example, in the order of the tutorials' story: fork, Process, join,
 # several children, subclasses, isolation, terminate, daemons, pipes, then locks, shared values,
-# semaphores, events and queues. This is polyproc's demo.
+# semaphores, events, queues and pools. This is polyproc's demo.
 #
 # Usage: examples/run-all.sh <build-dir>     (e.g. build/default)
 # The examples run in a temporary directory (multi_children_file_append and the ticket examples
@@ -63,6 +63,21 @@ examples=(
     "queue_main_sends_none|the main process puts the None end marker, after joining the producer"
     "queue_producer_consumer_none|three producers, two consumers: one None per consumer, after the producers"
     "queue_joinable_daemon_consumers|JoinableQueue: producers join() until all is processed; daemonic consumers"
+    "pool_map_five|Pool(5).map(f, [1, 2, 3]): the results in input order"
+    "pool_apply_async_default_size|apply_async, close() then join(): a Pool(4) runs 4 tasks at once, the 5th waits for a free worker"
+    "pool_map_imap_upper|map returns the list of results; imap yields them one by one, in input order"
+    "pool_apply_async_get_timeout|7 apply_async tasks on a Pool(5): results kept in a list, then get(timeout) on each"
+    "pool_map_unordered_timeout|map, imap_unordered, apply_async and get(timeout): TimeoutError on a task that sleeps"
+    "pool_map_vs_processes|map over any items; 100 tasks on a Pool(5) against 100 Process objects (timed)"
+    "pool_apply_sync_squares|apply is synchronous: 10 tasks one after the other on a Pool(3)"
+    "pool_apply_async_squares|apply_async: 3 tasks at a time; close(), join(), then get() in submission order"
+    "pool_apply_async_hello|apply_async returns result objects at once; get() after join() gives the results"
+    "pool_apply_hello|apply returns the results themselves, one task at a time"
+    "pool_callback_in_main|a callback gets the task's result and runs in the main process"
+    "pool_crawler_callback|a crawler: workers fetch (local) pages, a callback in the main process parses them"
+    "pool_crawler_regex|a crawler whose callback extracts films from a (local) page with a regex"
+    "pool_collect_without_callback|no callback: join the pool, then collect every result with get()"
+    "pool_socket_server_upper|a TCP server on loopback: each accepted connection is handled by a Pool(4) worker (the socket travels as mp::DupFd); six clients, four served at once"
 )
 
 workdir=$(mktemp -d)

@@ -200,12 +200,14 @@ bool ResultState::wait(Timeout timeout) const {
     return done;
 }
 
+std::string result_repr(const ResultState* state) {
+    char addr[32];
+    std::snprintf(addr, sizeof addr, "%p", static_cast<const void*>(state));
+    return std::string("<polyproc.pool.AsyncResult object at ") + addr + ">";
+}
+
 bool ResultState::successful() const {
-    if (!ready()) {
-        char addr[32];
-        std::snprintf(addr, sizeof addr, "%p", static_cast<const void*>(this));
-        throw ValueError(std::string("<polyproc.pool.AsyncResult object at ") + addr + "> not ready");
-    }
+    if (!ready()) throw ValueError(result_repr(this) + " not ready");
     return !error;
 }
 

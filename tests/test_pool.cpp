@@ -45,6 +45,7 @@ TEST_F(PoolTest, ApplyRunsInAWorkerAndReturnsTheValue) {
     const auto pids = pool.worker_pids();
     EXPECT_NE(std::find(pids.begin(), pids.end(), pid), pids.end());
     EXPECT_EQ(pool.apply([](const std::string& s) { return s + "!"; }, std::string("hi")), "hi!");
+    EXPECT_EQ(pool.apply([](const std::string& s) { return s + "!"; }, "a literal"), "a literal!");
 }
 
 TEST_F(PoolTest, LambdaWithTriviallyCopyableCapturesTravels) {
@@ -60,6 +61,7 @@ TEST_F(PoolTest, ApplyAsyncGetTimeoutReadySuccessful) {
     auto r = pool.apply_async(sleep_ms_then, 300);
     EXPECT_FALSE(r.ready());
     EXPECT_THROW_WITH(r.successful(), mp::ValueError, "not ready");
+    EXPECT_EQ(r.repr().rfind("<polyproc.pool.AsyncResult object at 0x", 0), 0u) << r.repr();
     EXPECT_THROW(r.get(20ms), mp::TimeoutError);
     r.wait(10ms);
     EXPECT_EQ(r.get(), 300);

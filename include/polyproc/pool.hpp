@@ -91,6 +91,12 @@ void register_exception();
 
 namespace detail {
 
+// How an argument of a task travels: by value, and a string literal or char pointer as std::string
+// (Python passes str; a pointer cannot cross a process boundary).
+template <class A>
+using argument_t = std::conditional_t<std::is_same_v<std::decay_t<A>, const char*> || std::is_same_v<std::decay_t<A>, char*>,
+                                      std::string, std::decay_t<A>>;
+
 template <class T>
 struct is_callbacks : std::false_type {};
 template <class C, class E>
@@ -121,6 +127,8 @@ void register_exception_factory(const char* mangled_type_name, ExceptionFactory 
 void report_callback_exception(const char* what) noexcept;
 
 class PoolCore;  // src/pool.cpp
+class ResultState;
+std::string result_repr(const ResultState* state);  // "<polyproc.pool.AsyncResult object at 0x...>"
 
 // One result (an apply, a whole map) as waited on by AsyncResult: ready flag and the task's
 // exception. A waiting thread does not just sleep: it takes finished results off the pool's
@@ -566,6 +574,7 @@ public:
     bool ready() const noexcept { return state_->ready(); }
     // mp::ValueError("<AsyncResult object at 0x...> not ready") before ready(), as Python.
     bool successful() const { return state_->successful(); }
+    std::string repr() const;  // <polyproc.pool.AsyncResult object at 0x...>, as Python's repr()
 
 private:
     friend class Pool;
@@ -577,6 +586,11 @@ private:
     }
     std::shared_ptr<detail::ResultOf<T>> state_;
 };
+
+template <class T>
+std::string AsyncResult<T>::repr() const {
+    return detail::result_repr(state_.get());
+}
 
 // What imap/imap_unordered return: an input range of results (range-for works), plus Python's
 // next(timeout). A task's failure is thrown by the next()/increment that reaches it; iteration may
@@ -650,11 +664,11 @@ public:
     template <class C, class E, class F, class... A>
     auto apply_async(Callbacks<C, E> callbacks, F f, A&&... arguments) {
         POLYPROC_CHECK_SHIPPABLE_FUNCTION(F);
-        using Args = std::tuple<std::decay_t<A>...>;
-        static_assert(std::is_invocable_v<F&, std::decay_t<A>&...> || std::is_invocable_v<F&, std::decay_t<A>...>,
+        using Args = std::tuple<detail::argument_t<A>...>;
+        static_assert(std::is_invocable_v<F&, detail::argument_t<A>&...> || std::is_invocable_v<F&, detail::argument_t<A>...>,
                       "polyproc::Pool: the function cannot be called with these arguments");
         POLYPROC_CHECK_SERIALIZABLE(Args);
-        using R = detail::apply_result_t<F, std::decay_t<A>...>;
+        using R = detail::apply_result_t<F, detail::argument_t<A>...>;
         check_result_type<R>();
         typename detail::ApplyJob<R>::Success success;
         if constexpr (std::is_void_v<R>) success = detail::make_void_callback(std::move(callbacks.callback));
@@ -664,7 +678,7 @@ public:
         job->set_pool(core_);
         const Args args(std::forward<A>(arguments)...);
         auto write = [&](std::span<std::byte> out) { detail::write_apply_body(f, args, out); };
-        detail::pool_submit(core(), job, 0, &detail::run_apply<F, std::decay_t<A>...>,
+        detail::pool_submit(core(), job, 0, &detail::run_apply<F, detail::argument_t<A>...>,
                             detail::apply_body_size<F>(args), detail::BodyWriter(write));
         return AsyncResult<R>(std::shared_ptr<detail::ResultOf<R>>(job, static_cast<detail::ResultOf<R>*>(job.get())));
     }
