@@ -4,7 +4,7 @@
 //     and shrinks an elastic pool, and reports a task whose worker died;
 //   * the result thread decodes results into their jobs and runs callbacks, in arrival order.
 //
-// Which task a dead worker was running: every put on the task queue happens under submit_mu_ and
+// Which task a dead worker was running: every put on the task queue happens under mu_ and
 // gets the next ordinal, so the item with ordinal X has been taken off the queue exactly when the
 // queue's count of taken items exceeds X. A worker writes the ordinal of the task it is taking into
 // its slot *before* the queue records the take (inside begin_get/end_get), and clears it after its
@@ -274,10 +274,40 @@ std::span<const std::byte> bytes_of(const H& h) {
 
 }  // namespace
 
+namespace {
+
+// Validates the options (Python's messages where Python has the option) and says how many workers.
+struct WorkerCounts {
+    int min, max, start;
+};
+
+WorkerCounts plan_workers(const PoolOptions& o) {
+    if (o.processes < 0) throw ValueError("Number of processes must be at least 1");
+    if (o.maxtasksperchild < 0) throw ValueError("maxtasksperchild must be a positive int or None");
+    if (o.task_timeout && *o.task_timeout <= std::chrono::nanoseconds(0)) throw ValueError("task_timeout must be positive");
+    if (o.max_processes <= 0) {
+        const int n = o.processes ? o.processes : cpu_count();
+        return {n, n, n};
+    }
+    if (o.min_processes < 1) throw ValueError("min_processes must be at least 1");
+    if (o.min_processes > o.max_processes) throw ValueError("min_processes must not exceed max_processes");
+    const int start = o.processes ? o.processes : o.min_processes;
+    if (start < o.min_processes || start > o.max_processes)
+        throw ValueError("processes must lie between min_processes and max_processes");
+    if (o.idle_timeout <= std::chrono::milliseconds(0)) throw ValueError("idle_timeout must be positive");
+    return {o.min_processes, o.max_processes, start};
+}
+
+}  // namespace
+
+// The pool's header in shared memory, then one WorkerSlot per possible worker.
+static_assert(sizeof(PoolShared) <= 64);
+
 class PoolCore {
 public:
     explicit PoolCore(PoolOptions options);
     ~PoolCore();
+
 
     void submit(const std::shared_ptr<JobBase>& job, std::uint32_t chunk, TaskRunner runner, std::size_t body_size,
                 BodyWriter write, bool feeding);
@@ -319,7 +349,7 @@ private:
         std::uint64_t killed_for = 0;  // the task (ordinal + 1) whose timeout killed it
     };
 
-    void put_stops_locked_out();  // puts one stop record per possible worker
+    void put_stop_locked();  // one stop record (mu_ held): ends the worker that takes it
     void maybe_put_stops();       // once closed and no imap is still feeding
     void nudge() noexcept;
 
@@ -354,6 +384,7 @@ private:
 
     PoolOptions options_;
     bool elastic_;
+    WorkerCounts counts_;
     int min_workers_, max_workers_, start_workers_;
     pid_t creator_;
 
@@ -363,12 +394,13 @@ private:
     PoolShared* shared_;
     WorkerSlot* slots_;
 
-    mutable std::mutex mu_;  // state_, feeders_, stops_put_
+    // state_, feeders_, stops_put_, broken_, and every put on the task queue (so that ordinals
+    // follow put order, and no task goes in after terminate() has failed what was left).
+    mutable std::mutex mu_;
     State state_ = State::run;
     std::vector<std::weak_ptr<Feeder>> feeders_;
     bool stops_put_ = false;
 
-    std::mutex submit_mu_;  // the order of puts on the task queue: ordinals
     std::uint64_t next_ordinal_ = 0;
 
     std::mutex table_mu_;  // ordinal -> (job, chunk) of tasks without a result yet
@@ -398,29 +430,16 @@ private:
     std::exception_ptr start_error_;
 };
 
+
 PoolCore::PoolCore(PoolOptions options)
     : options_(std::move(options)),
       elastic_(options_.max_processes > 0),
+      counts_(plan_workers(options_)),
+      min_workers_(counts_.min),
+      max_workers_(counts_.max),
+      start_workers_(counts_.start),
       creator_(::getpid()),
-      region_(sizeof(PoolShared) + 64 +
-              sizeof(WorkerSlot) * std::size_t(std::max({options_.max_processes, options_.processes, cpu_count(), 1}))) {
-    if (options_.processes < 0) throw ValueError("Number of processes must be at least 1");
-    if (options_.maxtasksperchild < 0) throw ValueError("maxtasksperchild must be a positive int or None");
-    if (options_.task_timeout && *options_.task_timeout <= std::chrono::nanoseconds(0))
-        throw ValueError("task_timeout must be positive");
-    if (elastic_) {
-        if (options_.min_processes < 1) throw ValueError("min_processes must be at least 1");
-        if (options_.min_processes > options_.max_processes)
-            throw ValueError("min_processes must not exceed max_processes");
-        min_workers_ = options_.min_processes;
-        max_workers_ = options_.max_processes;
-        start_workers_ = options_.processes ? options_.processes : min_workers_;
-        if (start_workers_ < min_workers_ || start_workers_ > max_workers_)
-            throw ValueError("processes must lie between min_processes and max_processes");
-        if (options_.idle_timeout <= std::chrono::milliseconds(0)) throw ValueError("idle_timeout must be positive");
-    } else {
-        start_workers_ = min_workers_ = max_workers_ = options_.processes ? options_.processes : cpu_count();
-    }
+      region_(64 + sizeof(WorkerSlot) * std::size_t(max_workers_)) {
     shared_ = ::new (region_.data()) PoolShared();
     auto* slot_mem = static_cast<std::byte*>(region_.data()) + 64;
     slots_ = reinterpret_cast<WorkerSlot*>(slot_mem);
@@ -460,14 +479,11 @@ void PoolCore::nudge() noexcept {
 
 void PoolCore::submit(const std::shared_ptr<JobBase>& job, std::uint32_t chunk, TaskRunner runner,
                       std::size_t body_size, BodyWriter write, bool feeding) {
-    {
-        std::lock_guard lock(mu_);
-        if (!(state_ == State::run || (feeding && state_ == State::close && !stops_put_))) throw_not_running();
-    }
-    std::lock_guard submit_lock(submit_mu_);
+    std::lock_guard lock(mu_);
+    if (!(state_ == State::run || (feeding && state_ == State::close && !stops_put_))) throw_not_running();
     const std::uint64_t ordinal = next_ordinal_;
     {
-        std::lock_guard lock(table_mu_);
+        std::lock_guard table_lock(table_mu_);
         table_.push_back({job, chunk});
     }
     try {
@@ -482,7 +498,7 @@ void PoolCore::submit(const std::shared_ptr<JobBase>& job, std::uint32_t chunk, 
             throw;
         }
     } catch (...) {
-        std::lock_guard lock(table_mu_);
+        std::lock_guard table_lock(table_mu_);
         table_.pop_back();
         throw;
     }
@@ -493,17 +509,14 @@ void PoolCore::submit(const std::shared_ptr<JobBase>& job, std::uint32_t chunk, 
         nudge();
 }
 
-void PoolCore::put_stops_locked_out() {
-    std::lock_guard submit_lock(submit_mu_);
-    for (int i = 0; i < max_workers_; ++i) {
-        {
-            std::lock_guard lock(table_mu_);
-            table_.push_back({});
-        }
-        TaskHeader h{next_ordinal_, 0, 0, TaskKind::stop, 0};
-        put_record(tasks_, bytes_of(h));
-        ++next_ordinal_;
+void PoolCore::put_stop_locked() {
+    {
+        std::lock_guard table_lock(table_mu_);
+        table_.push_back({});
     }
+    TaskHeader h{next_ordinal_, 0, 0, TaskKind::stop, 0};
+    put_record(tasks_, bytes_of(h));
+    ++next_ordinal_;
 }
 
 void PoolCore::maybe_put_stops() {
@@ -512,8 +525,8 @@ void PoolCore::maybe_put_stops() {
         std::erase_if(feeders_, [](const std::weak_ptr<Feeder>& w) { return w.expired(); });
         if (state_ != State::close || stops_put_ || !feeders_.empty()) return;
         stops_put_ = true;
+        for (int i = 0; i < max_workers_; ++i) put_stop_locked();  // enough for every worker there can be
     }
-    put_stops_locked_out();
     nudge();
 }
 
@@ -617,7 +630,11 @@ void PoolCore::reap(std::size_t slot) {
     const SlotState state = s.state.load();
     const std::uint64_t task = s.task.load();
     if (state != SlotState::retired) shared_->live.fetch_sub(1);
-    if (state == SlotState::starting || state == SlotState::init_failed) {
+    // The initializer failed: it threw, or the worker crashed in it (a SIGKILL comes from outside:
+    // a worker killed while starting is not the initializer's fault).
+    const bool init_failed = state == SlotState::init_failed ||
+                             (state == SlotState::starting && options_.initializer && exitcode != -SIGKILL);
+    if (init_failed) {
         ++init_failures_;
         if (init_failures_ >= 3) {
             std::lock_guard lock(mu_);
@@ -723,14 +740,7 @@ void PoolCore::supervise_loop() {
                     start_worker(std::size_t(free_slot - workers_.begin()));
                     if (state_ == State::close && stops_put_) {
                         // Each worker started after close() needs a stop record of its own.
-                        TaskHeader h{0, 0, 0, TaskKind::stop, 0};
-                        std::lock_guard submit_lock(submit_mu_);
-                        {
-                            std::lock_guard tl(table_mu_);
-                            table_.push_back({});
-                        }
-                        h.ordinal = next_ordinal_++;
-                        put_record(tasks_, bytes_of(h));
+                        put_stop_locked();
                     }
                 } catch (...) {
                     report_callback_exception("supervisor (starting a worker)");
@@ -808,6 +818,7 @@ thread_local int settling = 0;  // > 0 while this thread runs callbacks: it must
 
 bool PoolCore::collect_one(bool block) {
     if (settling) return false;
+    if (!block && results_.qsize() == 0) return false;  // a look without the consumers' lock
     std::span<const std::byte> p;
     try {
         p = results_.begin_get(block, {});
