@@ -7,8 +7,9 @@
 // in submission order.
 //
 // The seed runs as written. Changes: each task sleeps 0.1 s instead of 1 s. Python prints the
-// list as [<multiprocessing.pool.ApplyResult object at 0x10357c4e0>, ...]; mp::AsyncResult has no
-// address repr, so the port prints each as <AsyncResult> (the point being: objects, not results).
+// list as [<multiprocessing.pool.ApplyResult object at 0x10357c4e0>, ...]; the port prints each as
+// <AsyncResult> (AsyncResult::repr() would give the address, which differs on every run; the point
+// being: objects, not results).
 #include <chrono>
 #include <iostream>
 #include <string>

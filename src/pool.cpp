@@ -2,7 +2,8 @@
 // queues.cpp), results come back through one result queue, in the same memory. Two parent threads:
 //   * the supervisor starts workers, watches their pidfds, kills tasks past their timeout, grows
 //     and shrinks an elastic pool, and reports a task whose worker died;
-//   * the result thread decodes results into their jobs and runs callbacks, in arrival order.
+//   * the result thread decodes results into their jobs and runs callbacks, in arrival order (a
+//     thread waiting in AsyncResult::get/wait does the same work while it waits: collect_one).
 //
 // Which task a dead worker was running: every put on the task queue happens under mu_ and
 // gets the next ordinal, so the item with ordinal X has been taken off the queue exactly when the
@@ -592,8 +593,8 @@ bool PoolCore::wants_more_workers() const {
         if (live < min_workers_) return true;
         return elastic_ && live < max_workers_ && backlog();
     }
-    // Closed: keep one worker while tasks remain (all others may have died).
-    return state_ == State::close && live == 0 && outstanding_.load() > 0;
+    // Closed: replace workers that die while tasks remain (each new one gets a stop record).
+    return state_ == State::close && live < min_workers_ && outstanding_.load() > 0;
 }
 
 void PoolCore::start_worker(std::size_t slot) {
@@ -636,7 +637,10 @@ void PoolCore::reap(std::size_t slot) {
                              (state == SlotState::starting && options_.initializer && exitcode != -SIGKILL);
     if (init_failed) {
         ++init_failures_;
-        if (init_failures_ >= 3) {
+        const bool any_ready = std::any_of(workers_.begin(), workers_.end(), [&](const auto& other) {
+            return other && &*other != &w && slots_[std::size_t(&other - &workers_[0])].state.load() == SlotState::ready;
+        });
+        if (init_failures_ >= 3 && !any_ready) {
             std::lock_guard lock(mu_);
             if (broken_.empty())
                 broken_ = std::string("Pool workers keep failing in their initializer") +
@@ -712,12 +716,10 @@ void PoolCore::supervise() {
             std::lock_guard lock(mu_);
             broken_ = "Pool supervisor failed";
         }
-    }
-    {
         std::lock_guard lock(mu_);
         state_ = State::terminate;
     }
-    stop_all_workers();
+    stop_all_workers();  // after close(): none are left; after terminate(): all of them
 }
 
 void PoolCore::supervise_loop() {

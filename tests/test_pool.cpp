@@ -265,6 +265,7 @@ TEST_F(PoolTest, MisuseRaisesPythonsErrors) {
     EXPECT_THROW_WITH(pool.imap(square, std::vector{1}), mp::ValueError, "Pool not running");
     pool.join();
     EXPECT_EQ(pool.size(), 0u);
+    EXPECT_EQ(pool.repr(), "<polyproc.Pool state=CLOSE pool_size=0>");
     pool.terminate();
     EXPECT_THROW_WITH(pool.apply(square, 1), mp::ValueError, "Pool not running");
 }

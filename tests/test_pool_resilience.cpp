@@ -313,6 +313,47 @@ TEST_F(PoolResilienceTest, AnInitializerThatAlwaysFailsBreaksThePoolInsteadOfLoo
     EXPECT_TRUE(eventually([&] { return pool.worker_pids().empty(); }));
 }
 
+// Created before the pools below, so that their workers share it.
+std::optional<mp::RawValue<int>> starts;
+
+TEST_F(PoolResilienceTest, SomeInitializerFailuresDoNotBreakAPoolWithHealthyWorkers) {
+    starts.emplace(0);
+    mp::Pool pool(mp::PoolOptions{.processes = 4, .initializer = [] {
+                                      if (std::atomic_ref<int>(starts->get_obj()).fetch_add(1) < 3) {
+                                          std::this_thread::sleep_for(200ms);  // the healthy one is ready first
+                                          throw std::runtime_error("flaky start");
+                                      }
+                                  }});
+    std::vector<int> xs(50);
+    std::iota(xs.begin(), xs.end(), 0);
+    EXPECT_EQ(pool.map(square, xs, 1).at(49), 49 * 49);
+    // The three that failed were replaced (7 starts), and the pool still works.
+    EXPECT_TRUE(eventually([&] { return starts->value() >= 7 && pool.worker_pids().size() == 4; }));
+    EXPECT_EQ(pool.apply(square, 9), 81);
+}
+
+TEST_F(PoolResilienceTest, AnImapWhosePoolWasTerminatedEndsInsteadOfThrowingForever) {
+    mp::Pool pool(mp::PoolOptions{.processes = 2, .imap_window = 4});
+    auto it = pool.imap(sleep_ms, std::vector<int>(100, 1));
+    EXPECT_EQ(it.next(20s), 1);
+    pool.terminate();
+    int values = 0, errors = 0;
+    bool ended = false;
+    for (int i = 0; i < 200 && !ended; ++i) {
+        try {
+            auto v = it.next(20s);
+            if (!v) ended = true;
+            else ++values;
+        } catch (const mp::ProcessError&) {  // "Pool was terminated before the task finished"
+            ++errors;
+        } catch (const mp::ValueError&) {  // "Pool not running": no more input is submitted
+            ++errors;
+        }
+    }
+    EXPECT_TRUE(ended);
+    EXPECT_LE(values + errors, 8);  // at most the window's chunks, plus the end
+}
+
 TEST(Progress, RendersPercentBarCountElapsedEtaAndRate) {
     EXPECT_EQ(mp::detail::render_progress(450, 1000, std::chrono::duration<double>(2.0), 10),
               " 45%|████▌     | 450/1000 [00:02<00:02, 225.00it/s]");

@@ -18,8 +18,9 @@
 // other exception becomes mp::RemoteError (type name, message, worker pid).
 //
 // Python's semantics otherwise: workers are daemonic processes named ForkPoolWorker-N; callbacks
-// run in the parent on the pool's result thread, one at a time, in the order results arrive,
-// before ready() turns true (a callback must not block on another result of the same pool); map
+// run in the parent, one at a time, in the order results arrive, before ready() turns true: on the
+// pool's result thread, or in a thread waiting in get()/wait(), which collects results itself. A
+// callback must not wait for another result of the same pool, nor close/join/terminate it; map
 // raises the first failure after all chunks ran; imap raises a failure at its position and goes
 // on. The destructor terminates the pool, like leaving Python's `with` block; unlike Python,
 // results still pending then fail with mp::ProcessError instead of never completing.
@@ -122,7 +123,7 @@ private:
 using ExceptionFactory = std::exception_ptr (*)(const std::string& message);
 void register_exception_factory(const char* mangled_type_name, ExceptionFactory factory);
 
-// Prints "Exception in <what> callback:" and the current exception to stderr (the callback's
+// Prints "Exception in pool <what>:" and the current exception to stderr (the callback's
 // exception has nowhere else to go: Python prints it too).
 void report_callback_exception(const char* what) noexcept;
 
@@ -520,7 +521,16 @@ private:
                 job_->expect(index, first_item_, chunk.size());
                 const std::size_t size = function_bytes<F> + chunk_body_size_after_function(chunk.begin(), chunk.size());
                 auto write = [&](std::span<std::byte> out) { write_chunk_body(f_, chunk.begin(), chunk.size(), out); };
-                pool_submit(*core_, job_, index, &run_chunk<F, T, Star>, size, BodyWriter(write), registered_);
+                try {
+                    pool_submit(*core_, job_, index, &run_chunk<F, T, Star>, size, BodyWriter(write), registered_);
+                } catch (...) {
+                    if (all) throw;
+                    // The pool stopped: what was submitted still comes out (results, or the
+                    // pool's failure), then this.
+                    input_error_ = std::current_exception();
+                    exhausted_ = true;
+                    break;
+                }
                 first_item_ += chunk.size();
                 ++submitted_;
             }
@@ -593,8 +603,8 @@ std::string AsyncResult<T>::repr() const {
 }
 
 // What imap/imap_unordered return: an input range of results (range-for works), plus Python's
-// next(timeout). A task's failure is thrown by the next()/increment that reaches it; iteration may
-// go on after it.
+// next(timeout). A task's failure is thrown by the next() (or the range-for step) that reaches it;
+// with next(), iteration may go on after it, as in Python.
 template <class R>
 class IMapIterator {
 public:
