@@ -1,17 +1,21 @@
 // The resource sharer behind mp::DupFd (Python's multiprocessing.resource_sharer): one thread per
 // process, started by the first DupFd, serving the registered descriptors on an abstract AF_UNIX
-// socket (nothing on the file system to clean up). A fetcher authenticates with CPython's HMAC
-// handshake, sends the 8-byte key of its DupFd, and receives the descriptor with SCM_RIGHTS; an
-// unknown or already-fetched key just gets the connection closed (mp::EOFError for the fetcher).
+// socket (nothing on the file system to clean up). Only processes of the same user may connect
+// (SO_PEERCRED; root may too); a fetcher sends the 128-bit random key of its DupFd, and receives
+// the descriptor with SCM_RIGHTS. An unknown or already-fetched key just gets the connection
+// closed (mp::EOFError for the fetcher). No HMAC handshake: the key is the capability, and it only
+// travels inside messages between the sender and its chosen receiver.
 #include <atomic>
 #include <cstdint>
 #include <new>
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <string>
 #include <unordered_map>
 
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "os.hpp"
@@ -24,20 +28,16 @@ class ResourceSharer {
 public:
     ResourceSharer()
         : pid_(::getpid()),
-          authkey_(os::random_hex(32)),
           listener_(Address(std::string(1, '\0') + "polyproc-sharer-" + std::to_string(pid_) + "-" + os::random_hex(8)),
-                    128, authkey_) {
+                    128) {
         std::thread([this] { serve(); }).detach();
     }
     pid_t pid() const noexcept { return pid_; }
     const Address& address() const { return listener_.address(); }
-    const std::string& authkey() const noexcept { return authkey_; }
 
-    std::uint64_t add(FileDescriptor fd) {
-        std::uint64_t key;
-        os::random_bytes(std::as_writable_bytes(std::span<std::uint64_t, 1>(&key, 1)));
+    std::string add(FileDescriptor fd) {
+        std::string key = os::random_hex(16);
         std::lock_guard lock(mu_);
-        while (fds_.contains(key)) ++key;
         fds_.emplace(key, std::move(fd));
         return key;
     }
@@ -47,7 +47,12 @@ private:
         for (;;) {
             try {
                 Connection conn = listener_.accept();
-                const auto key = conn.recv<std::uint64_t>();
+                ucred peer{};
+                socklen_t len = sizeof peer;
+                if (::getsockopt(conn.fileno(), SOL_SOCKET, SO_PEERCRED, &peer, &len) != 0 ||
+                    (peer.uid != ::geteuid() && peer.uid != 0))
+                    continue;  // another user's process
+                const auto key = conn.recv<std::string>();
                 FileDescriptor fd;
                 {
                     std::lock_guard lock(mu_);
@@ -64,10 +69,9 @@ private:
     }
 
     const pid_t pid_;
-    const std::string authkey_;
     Listener listener_;
     std::mutex mu_;
-    std::unordered_map<std::uint64_t, FileDescriptor> fds_;
+    std::unordered_map<std::string, FileDescriptor> fds_;
 };
 
 // This process's sharer. A fork child starts its own: the parent's thread does not exist there,
@@ -96,13 +100,12 @@ DupFd::DupFd(int fd) {
     FileDescriptor dup(os::check("fcntl(F_DUPFD_CLOEXEC)", [fd] { return ::fcntl(fd, F_DUPFD_CLOEXEC, 0); }));
     ResourceSharer& s = sharer();
     address_ = std::get<std::string>(s.address());
-    authkey_ = s.authkey();
     key_ = s.add(std::move(dup));
 }
 
 FileDescriptor DupFd::detach() const {
     if (address_.empty()) throw ValueError("DupFd: empty (no descriptor was shared)");
-    Connection conn = Client(Address(address_), authkey_);
+    Connection conn = Client(Address(address_));
     conn.send(key_);
     return conn.recv_handle();
 }

@@ -180,7 +180,8 @@ Connection Client(const Address& address, std::optional<std::string> authkey = {
 
 // Python's multiprocessing.reduction.DupFd: a file descriptor made sendable. Constructing one
 // duplicates `fd` and hands the duplicate to this process's resource sharer (a thread serving an
-// abstract AF_UNIX socket, with CPython's HMAC handshake and a random key, started on first use).
+// abstract AF_UNIX socket to processes of the same user, started on first use) under a random
+// 128-bit key.
 // The DupFd itself is a small mp::Serializable value: send it in a task, a Queue or a Connection;
 // the receiving process calls detach() to fetch its own copy of the descriptor (SCM_RIGHTS). This
 // is how a socket accepted after a pool's workers were forked reaches a worker. Each DupFd can be
@@ -198,13 +199,12 @@ public:
 
     template <class Archive>
     void serialize(Archive& ar) {
-        ar(address_, authkey_, key_);
+        ar(address_, key_);
     }
 
 private:
     std::string address_;
-    std::string authkey_;
-    std::uint64_t key_ = 0;
+    std::string key_;
 };
 
 // The two halves of CPython's handshake, public as in Python.
