@@ -450,16 +450,25 @@ PoolCore::PoolCore(PoolOptions options)
 
     // Workers are forked by the supervisor thread (replacements must be, and a daemonic child dies
     // with the thread that forked it); the constructor waits until the first ones are started.
-    supervisor_ = std::thread([this] { supervise(); });
+    // The result thread starts first, so that its start-up overlaps the forks.
+    result_thread_ = std::thread([this] { collect_results(); });
+    try {
+        supervisor_ = std::thread([this] { supervise(); });
+    } catch (...) {
+        post(ResultHeader{0, Status::shutdown, 0, 0, 0});
+        result_thread_.join();
+        throw;
+    }
     {
         std::unique_lock lock(started_mu_);
         started_cv_.wait(lock, [&] { return started_; });
     }
     if (start_error_) {
         supervisor_.join();
+        post(ResultHeader{0, Status::shutdown, 0, 0, 0});
+        result_thread_.join();
         std::rethrow_exception(start_error_);
     }
-    result_thread_ = std::thread([this] { collect_results(); });
 }
 
 PoolCore::~PoolCore() {
