@@ -23,10 +23,10 @@
 
 #include <polyproc/polyproc.hpp>
 
+#include "python_repr.hpp"
+
 namespace mp = polyproc;
 using namespace std::chrono_literals;
-
-const char* py_bool(bool b) { return b ? "True" : "False"; }
 
 void car(mp::Event& e, int n) {
     std::mt19937 gen(std::random_device{}());
@@ -49,11 +49,11 @@ void traffic_lights(mp::Event& e, std::chrono::milliseconds interval) {
     while (true) {
         std::this_thread::sleep_for(interval);
         if (e.is_set()) {
-            std::cout << "##### " << py_bool(e.is_set()) << "\n" << std::flush;
+            std::cout << "##### " << py::repr(e.is_set()) << "\n" << std::flush;
             e.clear();  // is_set() becomes False
         } else {
             e.set();  // is_set() becomes True
-            std::cout << "***** " << py_bool(e.is_set()) << "\n" << std::flush;
+            std::cout << "***** " << py::repr(e.is_set()) << "\n" << std::flush;
         }
     }
 }

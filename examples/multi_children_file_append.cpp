@@ -20,6 +20,8 @@
 
 #include <polyproc/polyproc.hpp>
 
+#include "python_repr.hpp"
+
 namespace mp = polyproc;
 
 // Several processes write to one file at the same time.
@@ -35,13 +37,6 @@ void func(const std::string& x, const std::string& y, [[maybe_unused]] int i) {
 //     std::ofstream f(x);
 //     f << y;
 // }
-
-// Python's repr() of a list of strings: ['0', '1']
-std::string repr(const std::vector<std::string>& list) {
-    std::string out = "[";
-    for (std::size_t k = 0; k < list.size(); ++k) out += (k ? ", '" : "'") + list[k] + "'";
-    return out + "]";
-}
 
 int main(int argc, char** argv) {
     mp::init(argc, argv);
@@ -65,7 +60,7 @@ int main(int argc, char** argv) {
         const std::regex digits("\\d+");
         for (auto it = std::sregex_iterator(text.begin(), text.end(), digits); it != std::sregex_iterator(); ++it)
             all_num.push_back(it->str());
-        std::cout << ">>>> " << repr(all_num) << " ....." << all_num.size() << "\n" << std::flush;
+        std::cout << ">>>> " << py::repr(all_num) << " ....." << all_num.size() << "\n" << std::flush;
     }
     std::cout << "It's free~~~~~!\n" << std::flush;
 }

@@ -7,32 +7,16 @@
 // The Python list [42, None, 'hello'] is a vector of variants here: None, an int or a string.
 #include <iostream>
 #include <string>
-#include <type_traits>
 #include <variant>
 #include <vector>
 
 #include <polyproc/polyproc.hpp>
 
+#include "python_repr.hpp"
+
 namespace mp = polyproc;
 
 using PyObject = std::variant<std::monostate, int, std::string>;  // None, an int or a str
-
-// Python's print() of such a list: [42, None, 'hello']
-std::string repr(const std::vector<PyObject>& list) {
-    std::string out = "[";
-    for (std::size_t i = 0; i < list.size(); ++i) {
-        if (i) out += ", ";
-        std::visit(
-            [&](const auto& v) {
-                using T = std::decay_t<decltype(v)>;
-                if constexpr (std::is_same_v<T, std::monostate>) out += "None";
-                else if constexpr (std::is_same_v<T, int>) out += std::to_string(v);
-                else out += "'" + v + "'";
-            },
-            list[i]);
-    }
-    return out + "]";
-}
 
 void f(mp::Connection conn) {
     conn.send(std::vector<PyObject>{42, std::monostate{}, "hello"});
@@ -45,6 +29,6 @@ int main(int argc, char** argv) {
     auto [parent_conn, child_conn] = mp::Pipe();
     mp::Process p(f, std::move(child_conn));
     p.start();
-    std::cout << repr(parent_conn.recv<std::vector<PyObject>>()) << "\n" << std::flush;
+    std::cout << py::repr(parent_conn.recv<std::vector<PyObject>>()) << "\n" << std::flush;
     p.join();
 }

@@ -16,6 +16,8 @@
 
 #include <polyproc/polyproc.hpp>
 
+#include "python_repr.hpp"
+
 namespace mp = polyproc;
 using namespace std::chrono_literals;
 
@@ -23,13 +25,6 @@ std::string func(const std::string& msg) {
     std::cout << "msg: " << msg << "\n" << std::flush;
     std::this_thread::sleep_for(100ms);
     return msg;
-}
-
-// Python's repr() of a list of strings: ['hello 0', 'hello 1']
-std::string repr(const std::vector<std::string>& list) {
-    std::string out = "[";
-    for (std::size_t k = 0; k < list.size(); ++k) out += (k ? ", '" : "'") + list[k] + "'";
-    return out + "]";
 }
 
 int main(int argc, char** argv) {
@@ -49,7 +44,7 @@ int main(int argc, char** argv) {
     pool.join();  // call close() before join(), or it is an error; after close() no new task joins the
                   // pool, and join() waits for all the workers!
 
-    std::cout << repr(res_l) << "\n" << std::flush;  // the list of the final results
+    std::cout << py::repr(res_l) << "\n" << std::flush;  // the list of the final results
     for (const auto& i : res_l)  // apply is synchronous, so the results come directly: no get()
         std::cout << i << "\n" << std::flush;
 }

@@ -16,6 +16,8 @@
 
 #include <polyproc/polyproc.hpp>
 
+#include "python_repr.hpp"
+
 namespace mp = polyproc;
 using namespace std::chrono_literals;
 
@@ -23,13 +25,6 @@ int work(int n) {
     std::cout << getpid() << " run\n" << std::flush;
     std::this_thread::sleep_for(100ms);  // time.sleep(1) in the seed
     return n * n;
-}
-
-// Python's repr() of a list of ints: [0, 1, 4]
-std::string repr(const std::vector<int>& list) {
-    std::string out = "[";
-    for (std::size_t k = 0; k < list.size(); ++k) out += (k ? ", " : "") + std::to_string(list[k]);
-    return out + "]";
 }
 
 int main(int argc, char** argv) {
@@ -42,5 +37,5 @@ int main(int argc, char** argv) {
         // obtained; the task may block while it runs or not, but a synchronous call waits on the spot either way
         res_l.push_back(res);
     }
-    std::cout << repr(res_l) << "\n" << std::flush;
+    std::cout << py::repr(res_l) << "\n" << std::flush;
 }

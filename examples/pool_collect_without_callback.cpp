@@ -13,19 +13,14 @@
 
 #include <polyproc/polyproc.hpp>
 
+#include "python_repr.hpp"
+
 namespace mp = polyproc;
 using namespace std::chrono_literals;
 
 int work(int n) {
     std::this_thread::sleep_for(100ms);  // time.sleep(1) in the seed
     return n * n;
-}
-
-// Python's repr() of a list of ints: [0, 1, 4]
-std::string repr(const std::vector<int>& list) {
-    std::string out = "[";
-    for (std::size_t k = 0; k < list.size(); ++k) out += (k ? ", " : "") + std::to_string(list[k]);
-    return out + "]";
 }
 
 int main(int argc, char** argv) {
@@ -45,6 +40,6 @@ int main(int argc, char** argv) {
     std::vector<int> nums;
     for (auto& res : res_l)
         nums.push_back(res.get());  // get all the results
-    std::cout << repr(nums) << "\n" << std::flush;  // the main process has all the results and can process
+    std::cout << py::repr(nums) << "\n" << std::flush;  // the main process has all the results and can process
                                                   // them together
 }

@@ -35,6 +35,8 @@
 
 #include <polyproc/polyproc.hpp>
 
+#include "python_repr.hpp"
+
 namespace mp = polyproc;
 
 // The local stand-in for the web: url -> (network delay in seconds, page text).
@@ -68,6 +70,9 @@ struct Page {
     }
 };
 
+// Python's repr() of the dict: {'url': '...', 'text': '...'} (py::repr of the list of results uses it)
+std::string repr(const Page& d) { return py::dict_repr("url", d.url, "text", d.text); }
+
 std::optional<Page> get_page(const std::string& url) {
     std::cout << "<process " << getpid() << "> get " << url << "\n" << std::flush;
     Response response = fetch(url);  // requests.get(url) in the seed
@@ -81,16 +86,6 @@ void parse_page(const std::optional<Page>& res) {
     std::string parse_res = "url:<" + res.value().url + "> size:[" + std::to_string(res.value().text.size()) + "]\n";
     std::ofstream f("db.txt", std::ios::app);
     f << parse_res;
-}
-
-// Python's repr() of the list of results: [{'url': '...', 'text': '...'}, ...]
-std::string repr(const std::vector<std::optional<Page>>& list) {
-    std::string out = "[";
-    for (std::size_t k = 0; k < list.size(); ++k) {
-        if (k) out += ", ";
-        out += list[k] ? "{'url': '" + list[k]->url + "', 'text': '" + list[k]->text + "'}" : "None";
-    }
-    return out + "]";
 }
 
 int main(int argc, char** argv) {
@@ -116,7 +111,7 @@ int main(int argc, char** argv) {
     p.join();
     std::vector<std::optional<Page>> results;  // [res.get() for res in res_l]
     for (auto& res : res_l) results.push_back(res.get());
-    std::cout << repr(results) << "\n" << std::flush;  // get_page's results: there is really no need to
+    std::cout << py::repr(results) << "\n" << std::flush;  // get_page's results: there is really no need to
     // get them, they were already handled by the callback
 
     // Added: what the callback wrote.

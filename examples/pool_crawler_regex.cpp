@@ -35,6 +35,8 @@
 
 #include <polyproc/polyproc.hpp>
 
+#include "python_repr.hpp"
+
 namespace mp = polyproc;
 
 // The local stand-in for http://maoyan.com/board/7 (synthetic data in the chart's layout).
@@ -113,8 +115,7 @@ struct Film {
 
 // Python's repr() of the dict: {'index': '1', 'title': '...', ...}
 std::string repr(const Film& d) {
-    return "{'index': '" + d.index + "', 'title': '" + d.title + "', 'actor': '" + d.actor + "', 'time': '" +
-           d.time + "', 'score': '" + d.score + "'}";
+    return py::dict_repr("index", d.index, "title", d.title, "actor", d.actor, "time", d.time, "score", d.score);
 }
 
 void parse_page(const std::optional<std::pair<std::string, std::string>>& info) {

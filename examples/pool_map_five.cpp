@@ -12,20 +12,15 @@
 
 #include <polyproc/polyproc.hpp>
 
+#include "python_repr.hpp"
+
 namespace mp = polyproc;
 
 int f(int x) { return x * x; }
-
-// Python's repr() of a list of ints: [1, 4, 9]
-std::string repr(const std::vector<int>& list) {
-    std::string out = "[";
-    for (std::size_t k = 0; k < list.size(); ++k) out += (k ? ", " : "") + std::to_string(list[k]);
-    return out + "]";
-}
 
 int main(int argc, char** argv) {
     mp::init(argc, argv);
 
     mp::Pool p(5);
-    std::cout << repr(p.map(f, std::vector{1, 2, 3})) << "\n" << std::flush;
+    std::cout << py::repr(p.map(f, std::vector{1, 2, 3})) << "\n" << std::flush;
 }

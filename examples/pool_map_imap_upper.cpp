@@ -17,6 +17,8 @@
 
 #include <polyproc/polyproc.hpp>
 
+#include "python_repr.hpp"
+
 namespace mp = polyproc;
 
 std::string func(const std::string& name) {
@@ -26,18 +28,11 @@ std::string func(const std::string& name) {
     return upper;
 }
 
-// Python's repr() of a list of strings: ['KEL', 'SMILE']
-std::string repr(const std::vector<std::string>& list) {
-    std::string out = "[";
-    for (std::size_t k = 0; k < list.size(); ++k) out += (k ? ", '" : "'") + list[k] + "'";
-    return out + "]";
-}
-
 int main(int argc, char** argv) {
     mp::init(argc, argv);
 
     mp::Pool p(5);
-    std::cout << repr(p.map(func, std::vector<std::string>{"kel", "smile"})) << "\n" << std::flush;
+    std::cout << py::repr(p.map(func, std::vector<std::string>{"kel", "smile"})) << "\n" << std::flush;
     for (const std::string& i : p.imap(func, std::vector<std::string>{"kel", "smile"}))  // restored: ['kel',
         std::cout << i << "\n" << std::flush;
 }

@@ -25,6 +25,8 @@
 
 #include <polyproc/polyproc.hpp>
 
+#include "python_repr.hpp"
+
 namespace mp = polyproc;
 using namespace std::chrono_literals;
 
@@ -33,21 +35,13 @@ int f(int x) { return x * x; }
 // time.sleep
 void sleep_seconds(int seconds) { std::this_thread::sleep_for(std::chrono::seconds(seconds)); }
 
-// Python's repr() of a list of ints: [0, 1, 4]
-template <class T>
-std::string repr(const std::vector<T>& list) {
-    std::string out = "[";
-    for (std::size_t k = 0; k < list.size(); ++k) out += (k ? ", " : "") + std::to_string(list[k]);
-    return out + "]";
-}
-
 int main(int argc, char** argv) {
     mp::init(argc, argv);
 
     mp::Pool pool(4);  // start 4 worker processes
 
     // print "[0, 1, 4,..., 81]"
-    std::cout << repr(pool.map(f, std::views::iota(0, 10))) << "\n" << std::flush;
+    std::cout << py::repr(pool.map(f, std::views::iota(0, 10))) << "\n" << std::flush;
 
     // print same numbers in arbitrary order
     for (int i : pool.imap_unordered(f, std::views::iota(0, 10)))
@@ -66,7 +60,7 @@ int main(int argc, char** argv) {
     for (int i = 0; i < 4; ++i) multiple_results.push_back(pool.apply_async(getpid));
     std::vector<pid_t> pids;
     for (auto& r : multiple_results) pids.push_back(r.get(1s));
-    std::cout << repr(pids) << "\n" << std::flush;
+    std::cout << py::repr(pids) << "\n" << std::flush;
 
     // make a single worker sleep for 10 secs
     auto res3 = pool.apply_async(sleep_seconds, 10);

@@ -19,7 +19,6 @@
 //   that, like the Python function, it takes any of them and the ints of range(100).
 // - The times are printed in the shortest form that reads back as the same double, like Python's
 //   repr of a float.
-#include <charconv>
 #include <chrono>
 #include <iostream>
 #include <ranges>
@@ -30,25 +29,11 @@
 
 #include <polyproc/polyproc.hpp>
 
+#include "python_repr.hpp"
+
 namespace mp = polyproc;
 using Clock = std::chrono::steady_clock;
 using Item = std::variant<std::pair<int, int>, std::string>;
-
-// What print() prints for an int, a tuple of two ints, a string.
-std::string str(int n) { return std::to_string(n); }
-std::string str(const std::pair<int, int>& t) {
-    std::string out = "(";
-    out += str(t.first) + ", " + str(t.second) + ")";
-    return out;
-}
-std::string str(const std::string& s) { return s; }
-std::string str(const Item& item) { return std::visit([](const auto& x) { return str(x); }, item); }
-
-// Python's repr() of a float.
-std::string repr(double x) {
-    char buf[32];
-    return std::string(buf, std::to_chars(buf, buf + sizeof buf, x).ptr);
-}
 
 double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
@@ -59,7 +44,7 @@ double seconds_since(Clock::time_point start) { return std::chrono::duration<dou
 // };
 
 auto func = [](const auto& n) {
-    std::cout << str(n) << "\n" << std::flush;
+    std::cout << py::str(n) << "\n" << std::flush;  // what print() prints
     // result:
     // (1, 2)
     // alex
@@ -92,6 +77,6 @@ int main(int argc, char** argv) {
     for (auto& pp : p_list) pp.join();
     double t2 = seconds_since(s2);
 
-    std::cout << "t1>> " << repr(t1) << "\n" << std::flush;  // result: 0.5146853923797607s, the pool's efficiency
-    std::cout << "t2>> " << repr(t2) << "\n" << std::flush;  // result: 12.092015027999878s
+    std::cout << "t1>> " << py::repr(t1) << "\n" << std::flush;  // result: 0.5146853923797607s, the pool's efficiency
+    std::cout << "t2>> " << py::repr(t2) << "\n" << std::flush;  // result: 12.092015027999878s
 }

@@ -8,32 +8,16 @@
 // variants here: None, an int or a string (as in pipe_child_send_parent_recv).
 #include <iostream>
 #include <string>
-#include <type_traits>
 #include <variant>
 #include <vector>
 
 #include <polyproc/polyproc.hpp>
 
+#include "python_repr.hpp"
+
 namespace mp = polyproc;
 
 using PyObject = std::variant<std::monostate, int, std::string>;  // None, an int or a str
-
-// Python's print() of such a list: [42, None, 'hello']
-std::string repr(const std::vector<PyObject>& list) {
-    std::string out = "[";
-    for (std::size_t i = 0; i < list.size(); ++i) {
-        if (i) out += ", ";
-        std::visit(
-            [&](const auto& v) {
-                using T = std::decay_t<decltype(v)>;
-                if constexpr (std::is_same_v<T, std::monostate>) out += "None";
-                else if constexpr (std::is_same_v<T, int>) out += std::to_string(v);
-                else out += "'" + v + "'";
-            },
-            list[i]);
-    }
-    return out + "]";
-}
 
 void f(mp::Queue<std::vector<PyObject>>& q) { q.put({42, std::monostate{}, "hello"}); }
 
@@ -43,6 +27,6 @@ int main(int argc, char** argv) {
     mp::Queue<std::vector<PyObject>> q;
     mp::Process p(f, q);
     p.start();
-    std::cout << repr(q.get()) << "\n" << std::flush;
+    std::cout << py::repr(q.get()) << "\n" << std::flush;
     p.join();
 }

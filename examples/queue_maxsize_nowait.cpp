@@ -15,9 +15,9 @@
 
 #include <polyproc/polyproc.hpp>
 
-namespace mp = polyproc;
+#include "python_repr.hpp"
 
-const char* py_bool(bool b) { return b ? "True" : "False"; }
+namespace mp = polyproc;
 
 int main(int argc, char** argv) {
     mp::init(argc, argv);
@@ -35,7 +35,7 @@ int main(int argc, char** argv) {
         std::cout << "the queue is full\n" << std::flush;
     }
     // So before putting, one can look at the queue's state and not put when it is full.
-    std::cout << py_bool(q.full()) << "\n" << std::flush;  // full: True, not full: False
+    std::cout << py::repr(q.full()) << "\n" << std::flush;  // full: True, not full: False
 
     std::cout << q.get() << "\n" << std::flush;  // take an item out
     std::cout << q.get() << "\n" << std::flush;
@@ -46,5 +46,5 @@ int main(int argc, char** argv) {
     } catch (const mp::Empty&) {  // caught: the program does not block
         std::cout << "the queue is empty\n" << std::flush;
     }
-    std::cout << py_bool(q.empty()) << "\n" << std::flush;  // empty
+    std::cout << py::repr(q.empty()) << "\n" << std::flush;  // empty
 }

@@ -21,6 +21,8 @@
 
 #include <polyproc/polyproc.hpp>
 
+#include "python_repr.hpp"
+
 namespace mp = polyproc;
 using namespace std::chrono_literals;
 
@@ -49,8 +51,6 @@ void producer(mp::Queue<std::string>& q) {
     }
 }
 
-const char* py_bool(bool b) { return b ? "True" : "False"; }
-
 int main(int argc, char** argv) {
     mp::init(argc, argv);
 
@@ -70,8 +70,8 @@ int main(int argc, char** argv) {
     p1.join();
     while (!q.empty()) std::this_thread::sleep_for(10ms);
     std::this_thread::sleep_for(200ms);
-    std::cout << "all buns produced and eaten; the queue is empty: " << py_bool(q.empty()) << "\n" << std::flush;
-    std::cout << "the consumer is still alive, waiting in q.get(): " << py_bool(c1.is_alive()) << "\n" << std::flush;
+    std::cout << "all buns produced and eaten; the queue is empty: " << py::repr(q.empty()) << "\n" << std::flush;
+    std::cout << "the consumer is still alive, waiting in q.get(): " << py::repr(c1.is_alive()) << "\n" << std::flush;
     c1.terminate();
     c1.join();
     std::cout << "terminated the consumer\n" << std::flush;

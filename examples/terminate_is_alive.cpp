@@ -21,6 +21,8 @@
 
 #include <polyproc/polyproc.hpp>
 
+#include "python_repr.hpp"
+
 namespace mp = polyproc;
 
 class Piao : public mp::Process {
@@ -35,8 +37,6 @@ public:
     }
 };
 
-const char* py_bool(bool b) { return b ? "True" : "False"; }
-
 int main(int argc, char** argv) {
     mp::init(argc, argv);
 
@@ -46,8 +46,8 @@ int main(int argc, char** argv) {
     // Stops the process, but not at once: the operating system needs a moment to end it, so
     // is_alive() right after may still report that it is alive.
     p1.terminate();
-    std::cout << py_bool(p1.is_alive()) << "\n" << std::flush;  // True
+    std::cout << py::repr(p1.is_alive()) << "\n" << std::flush;  // True
     std::cout << "wait a moment...\n" << std::flush;
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    std::cout << py_bool(p1.is_alive()) << "\n" << std::flush;  // False
+    std::cout << py::repr(p1.is_alive()) << "\n" << std::flush;  // False
 }

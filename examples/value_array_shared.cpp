@@ -7,14 +7,14 @@
 // printed as Python prints a float (the shortest text that reads back as the same double), arr[:]
 // as Python prints a list. a[i] = -a[i] is not locked per item here as in Python (see
 // docs/sharedctypes.md); nothing else touches the array meanwhile.
-#include <charconv>
 #include <cstddef>
 #include <iostream>
 #include <numeric>
-#include <string>
 #include <vector>
 
 #include <polyproc/polyproc.hpp>
+
+#include "python_repr.hpp"
 
 namespace mp = polyproc;
 
@@ -31,22 +31,6 @@ std::vector<int> range(int n) {
     return v;
 }
 
-// Python's repr() of a float: shortest round-trip digits, ".0" for a whole number.
-std::string py_float(double x) {
-    char buf[64];
-    const auto r = std::to_chars(buf, buf + sizeof buf, x);
-    std::string s(buf, r.ptr);
-    if (s.find_first_of(".eni") == std::string::npos) s += ".0";
-    return s;
-}
-
-// Python's repr() of a list of ints.
-std::string py_list(const std::vector<int>& list) {
-    std::string out = "[";
-    for (std::size_t k = 0; k < list.size(); ++k) out += (k ? ", " : "") + std::to_string(list[k]);
-    return out + "]";
-}
-
 int main(int argc, char** argv) {
     mp::init(argc, argv);
 
@@ -55,6 +39,6 @@ int main(int argc, char** argv) {
     mp::Process p(f, num, arr);
     p.start();
     p.join();
-    std::cout << py_float(num.value()) << "\n";
-    std::cout << py_list(arr.to_vector()) << "\n";  // print arr[:]
+    std::cout << py::repr(num.value()) << "\n";
+    std::cout << py::repr(arr.to_vector()) << "\n";  // print arr[:]
 }
