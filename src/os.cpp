@@ -19,11 +19,13 @@ void FileDescriptor::reset(int fd) noexcept {
     fd_ = fd;
 }
 
-FileDescriptor FileDescriptor::dup() const {
-    return FileDescriptor(os::check("fcntl(F_DUPFD_CLOEXEC)", [&] { return ::fcntl(fd_, F_DUPFD_CLOEXEC, 0); }));
-}
+FileDescriptor FileDescriptor::dup() const { return os::dup_cloexec(fd_); }
 
 namespace os {
+
+FileDescriptor dup_cloexec(int fd) {
+    return FileDescriptor(check("fcntl(F_DUPFD_CLOEXEC)", [&] { return ::fcntl(fd, F_DUPFD_CLOEXEC, 0); }));
+}
 
 void throw_errno(const char* call, int err) { throw std::system_error(err, std::generic_category(), call); }
 

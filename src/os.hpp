@@ -46,6 +46,7 @@ auto check(const char* call, F&& f) {
 std::pair<FileDescriptor, FileDescriptor> pipe();         // {read end, write end}
 std::pair<FileDescriptor, FileDescriptor> socketpair();   // AF_UNIX, SOCK_STREAM
 FileDescriptor open(const char* path, int flags, mode_t mode = 0);
+FileDescriptor dup_cloexec(int fd);        // fcntl(F_DUPFD_CLOEXEC): a new descriptor for the same file
 FileDescriptor pidfd_open(pid_t pid);  // throws; ESRCH when the process is gone
 int pidfd_send_signal(int pidfd, int sig);  // 0, or -1 with errno (ESRCH ignored by callers)
 

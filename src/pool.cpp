@@ -247,12 +247,12 @@ struct WorkerSlot {
     std::atomic<std::uint64_t> task{0};        // ordinal + 1 of the task taken; 0 when none
     std::atomic<std::int64_t> deadline_ns{0};  // CLOCK_MONOTONIC; 0 = no timeout
     std::atomic<SlotState> state{SlotState::free};
+    std::atomic<bool> waiting{false};  // in get(), waiting for a task (cleared by reap if it died there)
     char error[240]{};  // what the initializer threw
 };
 
 struct PoolShared {
     std::atomic<std::int32_t> live{0};  // workers started and not yet gone or retired
-    std::atomic<std::int32_t> idle{0};  // workers waiting for a task
 };
 
 std::int64_t monotonic_ns() noexcept {
@@ -327,7 +327,7 @@ public:
     }
     void add_feeder(const std::shared_ptr<Feeder>& f) {
         std::lock_guard lock(mu_);
-        feeders_.push_back(f);
+        feeders_.push_back({f.get(), f});
     }
     void remove_feeder(const Feeder* f) noexcept;
     void close();
@@ -363,9 +363,18 @@ private:
     void kill_overdue();
     void post(const ResultHeader& h);
     bool wants_more_workers() const;
+    bool held_by_a_live_worker(std::uint64_t task) const noexcept {
+        for (std::size_t i = 0; i < workers_.size(); ++i)
+            if (workers_[i] && slots_[i].task.load(std::memory_order_acquire) == task) return true;
+        return false;
+    }
     // More tasks wait than workers wait for tasks (an elastic pool grows then).
     bool backlog() const noexcept {
-        return tasks_.qsize() > std::size_t(std::max(0, shared_->idle.load(std::memory_order_relaxed)));
+        const std::size_t queued = tasks_.qsize();
+        if (queued == 0) return false;
+        std::size_t idle = 0;
+        for (int i = 0; i < max_workers_; ++i) idle += slots_[i].waiting.load(std::memory_order_relaxed);
+        return queued > idle;
     }
 
 public:
@@ -385,8 +394,10 @@ private:
 
     PoolOptions options_;
     bool elastic_;
-    WorkerCounts counts_;
-    int min_workers_, max_workers_, start_workers_;
+    const WorkerCounts counts_;
+    const int& min_workers_ = counts_.min;
+    const int& max_workers_ = counts_.max;
+    const int& start_workers_ = counts_.start;
     pid_t creator_;
 
     QueueCore tasks_{0, QueueCore::Kind::simple};
@@ -399,7 +410,13 @@ private:
     // follow put order, and no task goes in after terminate() has failed what was left).
     mutable std::mutex mu_;
     State state_ = State::run;
-    std::vector<std::weak_ptr<Feeder>> feeders_;
+    // By address and weak pointer: never lock()ed under mu_ (the temporary owner could turn out to
+    // be the last one, and the feeder's destructor takes mu_).
+    struct FeederRef {
+        const Feeder* address;
+        std::weak_ptr<Feeder> weak;
+    };
+    std::vector<FeederRef> feeders_;
     bool stops_put_ = false;
 
     std::uint64_t next_ordinal_ = 0;
@@ -436,9 +453,6 @@ PoolCore::PoolCore(PoolOptions options)
     : options_(std::move(options)),
       elastic_(options_.max_processes > 0),
       counts_(plan_workers(options_)),
-      min_workers_(counts_.min),
-      max_workers_(counts_.max),
-      start_workers_(counts_.start),
       creator_(::getpid()),
       region_(64 + sizeof(WorkerSlot) * std::size_t(max_workers_)) {
     shared_ = ::new (region_.data()) PoolShared();
@@ -520,19 +534,17 @@ void PoolCore::submit(const std::shared_ptr<JobBase>& job, std::uint32_t chunk, 
 }
 
 void PoolCore::put_stop_locked() {
-    {
-        std::lock_guard table_lock(table_mu_);
-        table_.push_back({});
-    }
     TaskHeader h{next_ordinal_, 0, 0, TaskKind::stop, 0};
-    put_record(tasks_, bytes_of(h));
+    put_record(tasks_, bytes_of(h));  // no result comes back for it: its (empty) entry can follow
+    std::lock_guard table_lock(table_mu_);
+    table_.push_back({});
     ++next_ordinal_;
 }
 
 void PoolCore::maybe_put_stops() {
     {
         std::lock_guard lock(mu_);
-        std::erase_if(feeders_, [](const std::weak_ptr<Feeder>& w) { return w.expired(); });
+        std::erase_if(feeders_, [](const FeederRef& r) { return r.weak.expired(); });
         if (state_ != State::close || stops_put_ || !feeders_.empty()) return;
         stops_put_ = true;
         for (int i = 0; i < max_workers_; ++i) put_stop_locked();  // enough for every worker there can be
@@ -543,10 +555,7 @@ void PoolCore::maybe_put_stops() {
 void PoolCore::remove_feeder(const Feeder* f) noexcept {
     {
         std::lock_guard lock(mu_);
-        std::erase_if(feeders_, [f](const std::weak_ptr<Feeder>& w) {
-            auto p = w.lock();
-            return !p || p.get() == f;
-        });
+        std::erase_if(feeders_, [f](const FeederRef& r) { return r.address == f || r.weak.expired(); });
     }
     try {
         maybe_put_stops();
@@ -567,8 +576,8 @@ void PoolCore::join() {
     {
         std::lock_guard lock(mu_);
         if (state_ == State::run) throw ValueError("Pool is still running");
-        for (auto& w : feeders_)
-            if (auto p = w.lock()) feeding.push_back(std::move(p));
+        for (auto& r : feeders_)
+            if (auto p = r.weak.lock()) feeding.push_back(std::move(p));  // released after mu_
     }
     for (auto& f : feeding) f->feed_all();  // join() finishes what was asked, as Python's does
     maybe_put_stops();
@@ -578,6 +587,7 @@ void PoolCore::join() {
 }
 
 void PoolCore::terminate() noexcept {
+    if (::getpid() != creator_) return;  // a forked copy (see ~PoolCore)
     {
         std::lock_guard lock(mu_);
         state_ = State::terminate;
@@ -611,6 +621,7 @@ void PoolCore::start_worker(std::size_t slot) {
     s.task.store(0);
     s.deadline_ns.store(0);
     s.error[0] = '\0';
+    s.waiting.store(false);
     s.state.store(SlotState::starting);
     shared_->live.fetch_add(1);
     Process p([this, slot] { run_worker(slot); });  // returning ends the worker process
@@ -667,11 +678,15 @@ void PoolCore::reap(std::size_t slot) {
     }
     workers_[slot].reset();
     // Reported after the worker is gone from worker_pids(): whoever sees the failure sees that too.
-    if (task != 0 && tasks_.taken_count() > task - 1) {
+    // Not when another worker holds the task: the dead one died before its take was recorded and
+    // the next one took it (a worker records the task in its slot before its take, and clears it
+    // only after its result is published, ahead of any report of ours).
+    if (task != 0 && tasks_.taken_count() > task - 1 && !held_by_a_live_worker(task)) {
         ResultHeader h{task - 1, timed_out ? Status::timed_out : Status::lost, pid, exitcode, 0};
         post(h);
     }
     s.task.store(0);
+    s.waiting.store(false);
     s.state.store(SlotState::free);
 }
 
@@ -683,7 +698,9 @@ void PoolCore::kill_overdue() {
         const std::uint64_t task = s.task.load();
         const std::int64_t deadline = s.deadline_ns.load();
         if (task == 0 || deadline == 0 || now < deadline || workers_[i]->killed_for == task) continue;
-        if (s.task.load() != task) continue;  // it just finished
+        // It may finish and take the next task between this check and the signal: that task then
+        // fails with WorkerLostError (a window of a few instructions against a task past its limit).
+        if (s.task.load() != task) continue;
         workers_[i]->killed_for = task;
         workers_[i]->process.kill();
     }
@@ -759,7 +776,7 @@ void PoolCore::supervise_loop() {
                 }
                 if (elastic_) break;  // one at a time: the next loop looks again
             }
-            backlog_wait = elastic_ && state_ == State::run && tasks_.qsize() > 0;
+            backlog_wait = elastic_ && state_ == State::run && shared_->live.load() < max_workers_ && backlog();
         }
         nudged_.store(false);
 
@@ -878,7 +895,7 @@ bool PoolCore::collect_one(bool block) {
                                                  e.job->describe(e.chunk) + " ran past its task_timeout; worker " +
                                                  std::to_string(h.pid) + " was killed")));
                     break;
-                case Status::shutdown:
+                case Status::shutdown:  // handled above
                     break;
             }
         } catch (...) {
@@ -956,19 +973,19 @@ void PoolCore::run_worker(std::size_t slot) {
     std::uint64_t done = 0;
     const Timeout idle = elastic_ ? Timeout(options_.idle_timeout) : Timeout();
     for (;;) {
-        shared_->idle.fetch_add(1);
+        s.waiting.store(true, std::memory_order_relaxed);
         std::span<const std::byte> p;
         try {
             p = tasks_.begin_get(true, idle);
         } catch (const Empty&) {
-            shared_->idle.fetch_sub(1);
+            s.waiting.store(false, std::memory_order_relaxed);
             if (try_retire()) {
                 s.state.store(SlotState::retired);
                 return;
             }
             continue;
         }
-        shared_->idle.fetch_sub(1);
+        s.waiting.store(false, std::memory_order_relaxed);
         TaskHeader h;
         std::memcpy(&h, p.data(), sizeof h);
         if (h.kind == TaskKind::stop) {
@@ -976,9 +993,9 @@ void PoolCore::run_worker(std::size_t slot) {
             s.state.store(SlotState::finished);
             return;
         }
+        body.assign(p.begin() + sizeof h, p.end());
         s.deadline_ns.store(h.timeout_ns ? monotonic_ns() + h.timeout_ns : 0, std::memory_order_relaxed);
         s.task.store(h.ordinal + 1, std::memory_order_release);  // before the take is recorded
-        body.assign(p.begin() + sizeof h, p.end());
         tasks_.end_get();
 
         ResultHeader r{h.ordinal, Status::ok, me, 0, 0};

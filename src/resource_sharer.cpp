@@ -5,9 +5,7 @@
 // the descriptor with SCM_RIGHTS. An unknown or already-fetched key just gets the connection
 // closed (mp::EOFError for the fetcher). No HMAC handshake: the key is the capability, and it only
 // travels inside messages between the sender and its chosen receiver.
-#include <atomic>
 #include <cstdint>
-#include <new>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -32,7 +30,12 @@ public:
                     128) {
         std::thread([this] { serve(); }).detach();
     }
-    pid_t pid() const noexcept { return pid_; }
+    void lock() noexcept { mu_.lock(); }
+    void unlock() noexcept { mu_.unlock(); }
+    void close_copies_in_child() noexcept {
+        ::close(listener_.fileno());
+        for (auto& [key, fd] : fds_) ::close(fd.release());
+    }
     const Address& address() const { return listener_.address(); }
 
     std::string add(FileDescriptor fd) {
@@ -74,30 +77,43 @@ private:
     std::unordered_map<std::string, FileDescriptor> fds_;
 };
 
-// This process's sharer. A fork child starts its own: the parent's thread does not exist there,
-// and the parent's object is left as it is (never destroyed; its descriptors are the child's
-// inherited copies, closed at exit).
+// This process's sharer, made on first use. Forking is bracketed by pthread_atfork handlers: the
+// parent holds both locks across fork(), so the child never inherits a half-changed table; the
+// child then closes its copies of the listening socket and of the descriptors still waiting (a
+// child must not keep its parent's pending sockets open: their peers would never see EOF), and
+// forgets the sharer, whose thread does not exist there (the object is left, never destroyed).
+std::mutex sharer_mu;
+ResourceSharer* current_sharer = nullptr;
+
+void lock_before_fork() noexcept {
+    sharer_mu.lock();
+    if (current_sharer) current_sharer->lock();
+}
+void unlock_in_parent() noexcept {
+    if (current_sharer) current_sharer->unlock();
+    sharer_mu.unlock();
+}
+// In the fork child, before it does anything else: only close(2) and plain stores.
+void reset_in_child() noexcept {
+    if (current_sharer) {
+        current_sharer->close_copies_in_child();
+        current_sharer->unlock();
+    }
+    current_sharer = nullptr;
+    sharer_mu.unlock();
+}
+const bool atfork_registered = (::pthread_atfork(lock_before_fork, unlock_in_parent, reset_in_child), true);
+
 ResourceSharer& sharer() {
-    static std::mutex* mu = new std::mutex();
-    static ResourceSharer* current = nullptr;
-    static std::atomic<pid_t> owner{0};
-    const pid_t me = ::getpid();
-    if (const pid_t o = owner.load(); o != 0 && o != me) {
-        new (mu) std::mutex();  // a fork child: another thread may have held it at fork time
-        owner = 0;
-    }
-    std::lock_guard lock(*mu);
-    if (!current || current->pid() != me) {
-        current = new ResourceSharer();
-        owner = me;
-    }
-    return *current;
+    std::lock_guard lock(sharer_mu);
+    if (!current_sharer) current_sharer = new ResourceSharer();
+    return *current_sharer;
 }
 
 }  // namespace
 
 DupFd::DupFd(int fd) {
-    FileDescriptor dup(os::check("fcntl(F_DUPFD_CLOEXEC)", [fd] { return ::fcntl(fd, F_DUPFD_CLOEXEC, 0); }));
+    FileDescriptor dup = os::dup_cloexec(fd);
     ResourceSharer& s = sharer();
     address_ = std::get<std::string>(s.address());
     key_ = s.add(std::move(dup));

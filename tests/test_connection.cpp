@@ -1,6 +1,7 @@
 // connection.hpp: Pipe, Connection, send_handle, wait. (Listener/Client: test_listener.cpp;
 // interoperability with a real python3: test_python_interop.cpp.)
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <thread>
 
@@ -395,4 +396,24 @@ TEST_F(ConnectionTest, DupFdHandsADescriptorOpenedLaterToAnotherProcess) {
     child.join();
     EXPECT_EQ(child.exitcode(), 0);
     EXPECT_THROW_WITH(mp::DupFd().detach(), mp::ValueError, "empty");
+}
+
+// A descriptor waiting in the resource sharer is not inherited by a child forked meanwhile (as
+// Python's sharer closes it after fork): once the receiver closes its copy, the peer sees EOF.
+TEST_F(ConnectionTest, DupFdWaitingInTheSharerIsNotKeptOpenByLaterChildren) {
+    int sv[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    mp::DupFd h(sv[0]);
+    ::close(sv[0]);
+    mp::Event stop;
+    mp::Process child([stop]() mutable { stop.wait(std::chrono::seconds(20)); });
+    child.start();
+    { mp::FileDescriptor fetched = h.detach(); }  // fetched, then closed
+    pollfd p{sv[1], POLLIN, 0};
+    EXPECT_EQ(::poll(&p, 1, 5000), 1);
+    char c;
+    EXPECT_EQ(::read(sv[1], &c, 1), 0);  // EOF: nobody holds the other end, the child included
+    stop.set();
+    child.join();
+    ::close(sv[1]);
 }

@@ -301,7 +301,6 @@ public:
           on_error_(std::move(on_error)) {
         if constexpr (!std::is_void_v<R>) results_.resize(total);
     }
-    std::size_t chunks() const noexcept { return chunksize_ ? (total_ + chunksize_ - 1) / chunksize_ : 0; }
 
     void on_result(std::uint32_t chunk, std::span<const std::byte> payload) override {
         if constexpr (!std::is_void_v<R>) {
@@ -314,16 +313,10 @@ public:
         if (!this->error) this->error = e;  // Python keeps the first failure
     }
     void settle(std::uint32_t) noexcept override {
-        if (--chunks_left_ != 0) return;
-        settle_with_callbacks(*this, on_error_, [&] {
-            if (on_success_) {
-                if constexpr (std::is_void_v<R>) on_success_();
-                else on_success_(results_);
-            }
-        });
+        if (--chunks_left_ == 0) finish();
     }
-    // Marks the job done without tasks (an empty input).
-    void settle_empty() noexcept {
+    // Marks the job done: callbacks, then ready. Also for an empty input, which has no tasks.
+    void finish() noexcept {
         settle_with_callbacks(*this, on_error_, [&] {
             if (on_success_) {
                 if constexpr (std::is_void_v<R>) on_success_();
@@ -441,8 +434,8 @@ public:
     virtual std::optional<R> next(Timeout timeout) = 0;
 };
 
-template <class F, class View, class R, bool Star>
-class RangeIMapStream final : public IMapStream<R>, public std::enable_shared_from_this<RangeIMapStream<F, View, R, Star>> {
+template <class F, class View, class R>
+class RangeIMapStream final : public IMapStream<R>, public std::enable_shared_from_this<RangeIMapStream<F, View, R>> {
     using T = std::ranges::range_value_t<View>;
 
 public:
@@ -522,7 +515,7 @@ private:
                 const std::size_t size = function_bytes<F> + chunk_body_size_after_function(chunk.begin(), chunk.size());
                 auto write = [&](std::span<std::byte> out) { write_chunk_body(f_, chunk.begin(), chunk.size(), out); };
                 try {
-                    pool_submit(*core_, job_, index, &run_chunk<F, T, Star>, size, BodyWriter(write), registered_);
+                    pool_submit(*core_, job_, index, &run_chunk<F, T, false>, size, BodyWriter(write), registered_);
                 } catch (...) {
                     if (all) throw;
                     // The pool stopped: what was submitted still comes out (results, or the
@@ -728,11 +721,11 @@ public:
     // mp::ValueError("Chunksize must be 1+, not 0") for chunksize 0.
     template <class F, class Range>
     auto imap(F f, Range&& items, std::size_t chunksize = 1) {
-        return imap_impl<false>(f, std::forward<Range>(items), chunksize, true);
+        return imap_impl(f, std::forward<Range>(items), chunksize, true);
     }
     template <class F, class Range>
     auto imap_unordered(F f, Range&& items, std::size_t chunksize = 1) {
-        return imap_impl<false>(f, std::forward<Range>(items), chunksize, false);
+        return imap_impl(f, std::forward<Range>(items), chunksize, false);
     }
 
     void close();      // no more tasks; workers exit once the queued ones are done
@@ -797,7 +790,7 @@ private:
         auto result = AsyncResult<Value>(
             std::shared_ptr<detail::ResultOf<Value>>(job, static_cast<detail::ResultOf<Value>*>(job.get())));
         if (total == 0) {
-            job->settle_empty();
+            job->finish();
             return result;
         }
         auto it = std::ranges::begin(items);
@@ -812,7 +805,7 @@ private:
         return result;
     }
 
-    template <bool Star, class F, class Range>
+    template <class F, class Range>
     auto imap_impl(F f, Range&& items, std::size_t chunksize, bool ordered) {
         POLYPROC_CHECK_SHIPPABLE_FUNCTION(F);
         if (chunksize < 1) throw ValueError("Chunksize must be 1+, not " + std::to_string(chunksize));
@@ -821,10 +814,10 @@ private:
         using T = std::ranges::range_value_t<View>;
         POLYPROC_CHECK_SERIALIZABLE(T);
         static_assert(std::is_invocable_v<F&, T&>, "polyproc::Pool::imap: the function cannot be called with an item");
-        using R = detail::item_result_t<F, T, Star>;
+        using R = detail::item_result_t<F, T, false>;
         static_assert(!std::is_void_v<R>, "polyproc::Pool::imap: the function must return a value (use map for void)");
         check_result_type<R>();
-        auto stream = std::make_shared<detail::RangeIMapStream<F, View, R, Star>>(
+        auto stream = std::make_shared<detail::RangeIMapStream<F, View, R>>(
             core_, f, std::views::all(std::forward<Range>(items)), chunksize, ordered);
         stream->start();
         return IMapIterator<R>(std::move(stream));
