@@ -137,6 +137,24 @@ bool spin_until(Ready&& ready, std::chrono::nanoseconds budget = std::chrono::mi
     }
 }
 
+// Waits until ready() holds: spins briefly, then sleeps on `word` while it reads 0 (its "not
+// ready" value), counted in `waiters` so that the waker knows a FUTEX_WAKE is needed (the waker
+// stores `word`, then reads `waiters`). false on timeout. Semaphore, Event and a Pool's
+// AsyncResult wait this way; ready() may do work of its own (a pool's waiter collects results).
+template <class Ready>
+bool wait_while_zero(std::uint32_t& word, std::uint32_t& waiters, Ready ready, const detail::Deadline& deadline) {
+    if (spin_until(ready)) return true;
+    struct Waiter {  // counted while we may sleep, also if futex_wait throws
+        std::uint32_t& n;
+        explicit Waiter(std::uint32_t& count) : n(count) { std::atomic_ref<std::uint32_t>(n).fetch_add(1); }
+        ~Waiter() { std::atomic_ref<std::uint32_t>(n).fetch_sub(1); }
+    } counted(waiters);
+    for (;;) {
+        if (ready()) return true;
+        if (!futex_wait(&word, 0, deadline)) return ready();
+    }
+}
+
 }  // namespace polyproc::os
 
 // ---- POSIX shared memory and randomness (shared_memory.hpp, resource tracker) ----------------

@@ -176,29 +176,18 @@ bool pool_collect_one(PoolCore& core);
 // ---- ResultState ----------------------------------------------------------------------------------
 
 bool ResultState::wait(Timeout timeout) const {
-    if (ready()) return true;
-    if (auto pool = pool_.lock()) {
-        // Collect results while they come: ours may be among them.
-        while (!ready() && pool_collect_one(*pool)) {
-        }
+    const std::shared_ptr<PoolCore> pool = pool_.lock();
+    // Ready, or collect what results are there (ours may be among them) and look again.
+    auto done = [&] {
         if (ready()) return true;
-        if (timeout.non_blocking()) return false;
-        if (os::spin_until([&] { return ready() || (pool_collect_one(*pool), ready()); }, std::chrono::microseconds(50)))
-            return true;
-    }
+        if (pool)
+            while (pool_collect_one(*pool))
+                if (ready()) return true;
+        return ready();
+    };
+    if (done()) return true;
     if (timeout.non_blocking()) return false;
-    if (os::spin_until([&] { return ready(); }, std::chrono::microseconds(20))) return true;
-    const Deadline deadline(timeout);
-    sleepers_.fetch_add(1, std::memory_order_seq_cst);
-    bool done;
-    while (!(done = ready_.load(std::memory_order_seq_cst) != 0)) {
-        if (!os::futex_wait(reinterpret_cast<const std::uint32_t*>(&ready_), 0, deadline) && deadline.expired()) {
-            done = ready();
-            break;
-        }
-    }
-    sleepers_.fetch_sub(1, std::memory_order_relaxed);
-    return done;
+    return os::wait_while_zero(ready_, sleepers_, done, Deadline(timeout));
 }
 
 std::string result_repr(const ResultState* state) {
@@ -213,9 +202,8 @@ bool ResultState::successful() const {
 }
 
 void ResultState::set_ready() noexcept {
-    ready_.store(1, std::memory_order_seq_cst);
-    if (sleepers_.load(std::memory_order_seq_cst) != 0)
-        os::futex_wake(reinterpret_cast<const std::uint32_t*>(&ready_), INT32_MAX);
+    std::atomic_ref<std::uint32_t>(ready_).store(1);
+    if (std::atomic_ref<std::uint32_t>(sleepers_).load() != 0) os::futex_wake(&ready_, INT32_MAX);
 }
 
 // ---- the pool ---------------------------------------------------------------------------------

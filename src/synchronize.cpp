@@ -54,23 +54,6 @@ timespec realtime_deadline(const Deadline& d) {
 }
 #endif
 
-// Waits until ready() holds: spins briefly, then sleeps on `word` while it reads 0 (its "not
-// ready" value), counted in `waiters` so that the waker knows a FUTEX_WAKE is needed. false on
-// timeout. Semaphore and Event both wait this way.
-template <class Ready>
-bool wait_while_zero(std::uint32_t& word, std::uint32_t& waiters, Ready ready, const Deadline& deadline) {
-    if (os::spin_until(ready)) return true;
-    struct Waiter {  // counted while we may sleep, also if futex_wait throws
-        std::uint32_t& n;
-        explicit Waiter(std::uint32_t& count) : n(count) { atomic(n).fetch_add(1); }
-        ~Waiter() { atomic(n).fetch_sub(1); }
-    } counted(waiters);
-    for (;;) {
-        if (ready()) return true;
-        if (!os::futex_wait(&word, 0, deadline)) return ready();
-    }
-}
-
 }  // namespace
 
 // ---- Lock and RLock ----------------------------------------------------------------------------
@@ -239,7 +222,7 @@ bool Semaphore::acquire(bool block, Timeout timeout) {
     };
     if (try_take()) return true;
     if (!block || timeout.non_blocking()) return false;
-    return detail::wait_while_zero(state_->value, state_->waiters, try_take, detail::Deadline(timeout));
+    return os::wait_while_zero(state_->value, state_->waiters, try_take, detail::Deadline(timeout));
 }
 
 void Semaphore::release() {
@@ -282,7 +265,7 @@ void Event::clear() { detail::atomic(state_->flag).store(0); }
 bool Event::wait(Timeout timeout) {
     if (is_set()) return true;
     if (timeout.non_blocking()) return false;
-    return detail::wait_while_zero(state_->flag, state_->waiters, [&] { return is_set(); }, detail::Deadline(timeout));
+    return os::wait_while_zero(state_->flag, state_->waiters, [&] { return is_set(); }, detail::Deadline(timeout));
 }
 
 // ---- Barrier ------------------------------------------------------------------------------

@@ -138,7 +138,7 @@ std::string result_repr(const ResultState* state);  // "<polyproc.pool.AsyncResu
 class ResultState {
 public:
     virtual ~ResultState() = default;
-    bool ready() const noexcept { return ready_.load(std::memory_order_acquire) != 0; }
+    bool ready() const noexcept { return std::atomic_ref<std::uint32_t>(ready_).load(std::memory_order_acquire) != 0; }
     bool wait(Timeout timeout) const;  // true once ready
     bool successful() const;           // mp::ValueError "... not ready" before ready
     void set_ready() noexcept;
@@ -148,8 +148,9 @@ public:
 
 private:
     std::weak_ptr<PoolCore> pool_;
-    mutable std::atomic<std::uint32_t> ready_{0};
-    mutable std::atomic<std::uint32_t> sleepers_{0};
+    // Plain words reached through std::atomic_ref: futex words, as os::wait_while_zero takes them.
+    mutable std::uint32_t ready_ = 0;
+    mutable std::uint32_t sleepers_ = 0;
 };
 
 template <class T>
