@@ -348,6 +348,7 @@ private:
     void stop_all_workers();
     void start_worker(std::size_t slot);
     void reap(std::size_t slot);
+    void forget_worker(std::size_t slot);
     void kill_overdue();
     void post(const ResultHeader& h);
     bool wants_more_workers() const;
@@ -631,6 +632,17 @@ void PoolCore::start_worker(std::size_t slot) {
 
 void PoolCore::post(const ResultHeader& h) { put_record(results_, bytes_of(h)); }
 
+// A worker that is gone: off the live count (a retired one took itself off), worker_pids() and
+// workers_.
+void PoolCore::forget_worker(std::size_t slot) {
+    if (slots_[slot].state.load() != SlotState::retired) shared_->live.fetch_sub(1);
+    {
+        std::lock_guard lock(pids_mu_);
+        std::erase(pids_, workers_[slot]->process.pid());
+    }
+    workers_[slot].reset();
+}
+
 void PoolCore::reap(std::size_t slot) {
     Worker& w = *workers_[slot];
     WorkerSlot& s = slots_[slot];
@@ -638,7 +650,6 @@ void PoolCore::reap(std::size_t slot) {
     const int exitcode = w.process.exitcode().value_or(0);
     const SlotState state = s.state.load();
     const std::uint64_t task = s.task.load();
-    if (state != SlotState::retired) shared_->live.fetch_sub(1);
     // The initializer failed: it threw, or the worker crashed in it (a SIGKILL comes from outside:
     // a worker killed while starting is not the initializer's fault).
     const bool init_failed = state == SlotState::init_failed ||
@@ -660,11 +671,7 @@ void PoolCore::reap(std::size_t slot) {
         init_failures_ = 0;
     }
     const bool timed_out = w.killed_for == task;
-    {
-        std::lock_guard lock(pids_mu_);
-        std::erase(pids_, pid);
-    }
-    workers_[slot].reset();
+    forget_worker(slot);
     // Reported after the worker is gone from worker_pids(): whoever sees the failure sees that too.
     // Not when another worker holds the task: the dead one died before its take was recorded and
     // the next one took it (a worker records the task in its slot before its take, and clears it
@@ -816,11 +823,7 @@ void PoolCore::stop_all_workers() {
             workers_[i]->process.kill();
             workers_[i]->process.join();
         }
-        const pid_t pid = workers_[i]->process.pid();
-        shared_->live.fetch_sub(slots_[i].state.load() == SlotState::retired ? 0 : 1);
-        workers_[i].reset();
-        std::lock_guard lock(pids_mu_);
-        std::erase(pids_, pid);
+        forget_worker(i);
     }
     ResultHeader h{0, Status::shutdown, 0, 0, 0};
     post(h);

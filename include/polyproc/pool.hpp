@@ -185,6 +185,15 @@ std::shared_ptr<PoolCore> pool_create(PoolOptions options);
 void pool_submit(PoolCore& core, const std::shared_ptr<JobBase>& job, std::uint32_t chunk, TaskRunner runner,
                  std::size_t body_size, BodyWriter write, bool feeding = false);
 void pool_check_running(const PoolCore& core);
+
+// Puts one chunk of a map or imap: the items [first, first + n), for f.
+template <class F, class T, bool Star, class It>
+void submit_chunk(PoolCore& core, const std::shared_ptr<JobBase>& job, std::uint32_t index, const F& f, It first,
+                  std::size_t n, bool feeding = false) {
+    const std::size_t size = function_bytes<F> + chunk_body_size_after_function(first, n);
+    auto write = [&](std::span<std::byte> out) { write_chunk_body(f, first, n, out); };
+    pool_submit(core, job, index, &run_chunk<F, T, Star>, size, BodyWriter(write), feeding);
+}
 std::size_t pool_size(const PoolCore& core);  // workers now
 std::size_t pool_imap_window(const PoolCore& core);
 void pool_add_feeder(PoolCore& core, const std::shared_ptr<Feeder>& feeder);
@@ -513,10 +522,8 @@ private:
                 }
                 const std::uint32_t index = submitted_;
                 job_->expect(index, first_item_, chunk.size());
-                const std::size_t size = function_bytes<F> + chunk_body_size_after_function(chunk.begin(), chunk.size());
-                auto write = [&](std::span<std::byte> out) { write_chunk_body(f_, chunk.begin(), chunk.size(), out); };
                 try {
-                    pool_submit(*core_, job_, index, &run_chunk<F, T, false>, size, BodyWriter(write), registered_);
+                    submit_chunk<F, T, false>(*core_, job_, index, f_, chunk.begin(), chunk.size(), registered_);
                 } catch (...) {
                     if (all) throw;
                     // The pool stopped: what was submitted still comes out (results, or the
@@ -797,10 +804,7 @@ private:
         auto it = std::ranges::begin(items);
         for (std::size_t chunk = 0, start = 0; start < total; ++chunk, start += chunksize) {
             const std::size_t n = std::min(chunksize, total - start);
-            const std::size_t size = detail::function_bytes<F> + detail::chunk_body_size_after_function(it, n);
-            auto write = [&](std::span<std::byte> out) { detail::write_chunk_body(f, it, n, out); };
-            detail::pool_submit(core(), job, static_cast<std::uint32_t>(chunk), &detail::run_chunk<F, T, Star>, size,
-                                detail::BodyWriter(write));
+            detail::submit_chunk<F, T, Star>(core(), job, static_cast<std::uint32_t>(chunk), f, it, n);
             std::ranges::advance(it, static_cast<std::ranges::range_difference_t<Range>>(n));
         }
         return result;
