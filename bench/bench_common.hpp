@@ -33,6 +33,10 @@ namespace mp = polyproc;
 
 namespace bench {
 
+// argv[1] that makes polyproc_bench _exit(0) at the top of main(), before mp::init: the raw
+// spawn baseline (bench_process.cpp) starts the executable with it.
+inline constexpr const char* kRawExitFlag = "--bench-raw-exit";
+
 [[noreturn]] inline void throw_errno(const char* what) { throw std::system_error(errno, std::generic_category(), what); }
 
 // Reads exactly n bytes. false on EOF before the first byte; throws on error or EOF mid-way.

@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """CPython multiprocessing doing the work of bench/bench_*.cpp, for tools/bench-table.
 
-Measures, with the fork start method:
-  process_start_join              Process(target=f).start(); join()        seconds per process
+Measures, with the fork start method unless the name says otherwise:
+  process_start_join/<method>     get_context(method).Process(target=f).start(); join(), f empty,
+                                  for method fork, spawn and forkserver; steady state (one process
+                                  started before timing, which starts the forkserver's server)
+                                                                           seconds per process
   pipe_roundtrip_8b/<placement>   Pipe(): send_bytes(8 bytes), the child echoes with
                                   recv_bytes/send_bytes, recv_bytes        seconds per round trip
   pipe_throughput_1mib/cross_cpu  Pipe(): send_bytes(1 MiB) x 64 to a child doing recv_bytes, one
@@ -53,6 +56,7 @@ import json
 import os
 import multiprocessing as mp
 import platform
+import re
 import statistics
 import sys
 import time
@@ -211,8 +215,13 @@ class _Standalone:
 
 
 class StartJoin(_Standalone):
-    name = "process_start_join"
+    """Process start + join with the start method `method`, whatever context main() passes."""
+    name = "process_start_join/fork"
+    method = "fork"
     unit = "s/process"
+
+    def __init__(self, ctx):
+        super().__init__(mp.get_context(self.method))
 
     def op(self):
         p = self.ctx.Process(target=_empty)
@@ -224,6 +233,16 @@ class StartJoin(_Standalone):
     def measure(self, min_time):
         seconds, calls = _timed(self.op, min_time)
         return seconds / calls
+
+
+class StartJoinSpawn(StartJoin):
+    name = "process_start_join/spawn"
+    method = "spawn"
+
+
+class StartJoinForkserver(StartJoin):
+    name = "process_start_join/forkserver"
+    method = "forkserver"
 
 
 class _WithChild:
@@ -656,17 +675,20 @@ def main():
     ap.add_argument("--repetitions", type=int, default=5)
     ap.add_argument("--min-time", type=float, default=0.4, help="seconds per repetition of each benchmark")
     ap.add_argument("--smoke", action="store_true", help="one short repetition of each (checks that it runs)")
-    ap.add_argument("--filter", default="", help="run only the benchmarks whose name contains this")
+    ap.add_argument("--filter", default="", help="run only the benchmarks whose name matches this regular "
+                    "expression (re.search; a plain substring works)")
     args = ap.parse_args()
     if args.smoke:
         args.repetitions, args.min_time = 1, 0.01
 
     ctx = mp.get_context("fork")
+    # Spawn and forkserver last: they leave a forkserver and a resource tracker running, which the
+    # fork benchmarks before them should not share the machine with.
     kinds = [k for k in (StartJoin, RoundTrip, RoundTripSameCpu, Throughput, LockUncontended, EventPingPong,
                          ConditionPingPong, ValueIncrement, Queue64, QueueRoundTrip, Queue4x4, Queue1MiB,
                          PoolMapChunk1, PoolMapDefault, PpeMapChunk1, PpeMapPoolChunks, PoolApplyAsyncRoundTrip,
-                         PoolCpuBound2, PoolCpuBound1, PoolStart2)
-             if args.filter in _name(k)]
+                         PoolCpuBound2, PoolCpuBound1, PoolStart2, StartJoinSpawn, StartJoinForkserver)
+             if re.search(args.filter, _name(k))]
     samples = {_name(k): [] for k in kinds}
     units = {_name(k): k.unit for k in kinds}
     errors = {}

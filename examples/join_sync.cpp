@@ -23,7 +23,7 @@ void func(const std::string& x, const std::string& y) {
 int main(int argc, char** argv) {
     mp::init(argc, argv);
 
-    mp::Process p(func, "Girl", "Come and play!");
+    mp::Process p(func, std::string("Girl"), std::string("Come and play!"));
     p.start();
     std::cout << "I am asynchronous here!\n" << std::flush;  // still asynchronous with the child
     p.join();  // only join() blocks: asynchronous becomes synchronous here

@@ -44,7 +44,7 @@ int main(int argc, char** argv) {
 
     std::vector<mp::Process> p_list;
     for (int i = 0; i < 10; ++i) {
-        mp::Process& p = p_list.emplace_back(func, "can_do_girl_lists.txt", "Girl" + std::to_string(i), i);
+        mp::Process& p = p_list.emplace_back(func, std::string("can_do_girl_lists.txt"), "Girl" + std::to_string(i), i);
         // mp::Process p(func, "can_do_girl_info" + std::to_string(i) + ".txt", "Girl's phone 0000" + std::to_string(i));
         p.start();
     }

@@ -24,7 +24,7 @@ int main(int argc, char** argv) {
 
     std::vector<mp::Process> p_list;
     for (int i = 0; i < 10; ++i) {
-        mp::Process& p = p_list.emplace_back(func, "Girl" + std::to_string(i), "Come and play!");
+        mp::Process& p = p_list.emplace_back(func, "Girl" + std::to_string(i), std::string("Come and play!"));
         p.start();
     }
 

@@ -24,7 +24,7 @@ void func(const std::string& x, const std::string& y) {
 int main(int argc, char** argv) {
     mp::init(argc, argv);
 
-    mp::Process p(func, "Girl", "Come and play!");  // how func's arguments are passed
+    mp::Process p(func, std::string("Girl"), std::string("Come and play!"));  // how func's arguments are passed
     p.start();
     std::cout << "Parent process finished!\n" << std::flush;
 }

@@ -32,7 +32,7 @@ int main(int argc, char** argv) {
     mp::init(argc, argv);
 
     info("main line");
-    mp::Process p(f, "john");
+    mp::Process p(f, std::string("john"));
     p.start();
     p.join();
 }

@@ -23,7 +23,7 @@ int main(int argc, char** argv) {
     mp::init(argc, argv);
 
     std::cout << "Parent process " << getpid() << ".\n" << std::flush;
-    mp::Process p(run_proc, "test");
+    mp::Process p(run_proc, std::string("test"));
     std::cout << "Process will start.\n" << std::flush;
     p.start();
     p.join();

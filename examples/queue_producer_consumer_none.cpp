@@ -63,9 +63,9 @@ int main(int argc, char** argv) {
 
     mp::Queue<std::optional<std::string>> q;
     // The producers: the cooks
-    mp::Process p1(producer, "bun", q);
-    mp::Process p2(producer, "bone", q);
-    mp::Process p3(producer, "slop", q);
+    mp::Process p1(producer, std::string("bun"), q);
+    mp::Process p2(producer, std::string("bone"), q);
+    mp::Process p3(producer, std::string("slop"), q);
 
     // The consumers: the eaters
     mp::Process c1(consumer, q);

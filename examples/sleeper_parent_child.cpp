@@ -27,7 +27,7 @@ void sleeper(const std::string& name, double seconds) {
 int main(int argc, char** argv) {
     mp::init(argc, argv);
 
-    mp::Process child_proc(sleeper, "bob", 0.5);  // restored line
+    mp::Process child_proc(sleeper, std::string("bob"), 0.5);  // restored line
     child_proc.start();
     std::cout << "in parent process after child process start\n" << std::flush;
     std::cout << "parent process abount to join child process\n" << std::flush;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstring>
 #include <csignal>
 #include <mutex>
 
@@ -45,6 +46,50 @@ std::pair<FileDescriptor, FileDescriptor> socketpair() {
 
 FileDescriptor open(const char* path, int flags, mode_t mode) {
     return FileDescriptor(check("open", [&] { return ::open(path, flags | O_CLOEXEC, mode); }));
+}
+
+void send_fds(int sock, std::span<const int> fds) {
+    if (fds.empty() || fds.size() > 250) throw_error(std::errc::invalid_argument, "send_fds: 1 to 250 descriptors");
+    char count = static_cast<char>(fds.size());
+    iovec iov{&count, 1};
+    std::vector<char> control(CMSG_SPACE(sizeof(int) * fds.size()));
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.data();
+    msg.msg_controllen = control.size();
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+    std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+    check("sendmsg(SCM_RIGHTS)", [&] { return ::sendmsg(sock, &msg, MSG_NOSIGNAL); });
+}
+
+std::vector<FileDescriptor> recv_fds(int sock) {
+    char count = 0;
+    iovec iov{&count, 1};
+    std::vector<char> control(CMSG_SPACE(sizeof(int) * 250));
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.data();
+    msg.msg_controllen = control.size();
+    const ssize_t n = check("recvmsg(SCM_RIGHTS)", [&] { return ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC); });
+    std::vector<FileDescriptor> out;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        const std::size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (std::size_t i = 0; i < k; ++i) {
+            int fd;
+            std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+            out.emplace_back(fd);
+        }
+    }
+    if (n == 0 && out.empty()) return out;
+    if ((msg.msg_flags & MSG_CTRUNC) || out.size() != static_cast<unsigned char>(count))
+        throw_error(std::errc::protocol_error, "recvmsg(SCM_RIGHTS): descriptors lost in transit");
+    return out;
 }
 
 FileDescriptor pidfd_open(pid_t pid) {
@@ -186,12 +231,6 @@ int futex_wake(const std::uint32_t* word, int count) {
     return static_cast<int>(woken);
 }
 
-void* map_shared_anonymous(std::size_t size) {
-    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) throw_errno("mmap(MAP_SHARED|MAP_ANONYMOUS)");
-    return p;
-}
-
 void unmap(void* p, std::size_t size) noexcept { ::munmap(p, size); }
 
 bool membarrier_works = false;
@@ -207,12 +246,6 @@ void register_light_side() noexcept {
 void heavy_barrier() noexcept {
     if (!membarrier_works || ::syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) != 0)
         full_fence();
-}
-
-void* reserve_shared_anonymous(std::size_t size) {
-    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED) throw_errno("mmap(MAP_SHARED|MAP_ANONYMOUS|MAP_NORESERVE)");
-    return p;
 }
 
 void discard_pages(void* p, std::size_t size) {
@@ -262,10 +295,14 @@ off_t fstat_size(int fd) {
     return st.st_size;
 }
 
-void* map_shared_fd(int fd, std::size_t size) {
-    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (p == MAP_FAILED) throw_errno("mmap(MAP_SHARED)");
+void* map_shared_fd(int fd, std::size_t size, bool noreserve) {
+    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | (noreserve ? MAP_NORESERVE : 0), fd, 0);
+    if (p == MAP_FAILED) throw_errno(noreserve ? "mmap(MAP_SHARED|MAP_NORESERVE)" : "mmap(MAP_SHARED)");
     return p;
+}
+
+FileDescriptor memfd_create(const char* name) {
+    return FileDescriptor(check("memfd_create", [&] { return ::memfd_create(name, MFD_CLOEXEC); }));
 }
 
 void random_bytes(std::span<std::byte> out) {

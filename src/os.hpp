@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <optional>
 #include <span>
+#include <vector>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -51,6 +52,10 @@ FileDescriptor pidfd_open(pid_t pid);  // throws; ESRCH when the process is gone
 int pidfd_send_signal(int pidfd, int sig);  // 0, or -1 with errno (ESRCH ignored by callers)
 
 bool is_socket(int fd);
+// Descriptors over an AF_UNIX socket (SCM_RIGHTS), up to 250 per message with a 1-byte payload
+// (the count). recv_fds returns what one message carried (close-on-exec); empty at end of file.
+void send_fds(int sock, std::span<const int> fds);
+std::vector<FileDescriptor> recv_fds(int sock);
 bool is_valid_fd(int fd);
 
 // Waits until fd is readable (data, EOF or error). false on timeout. EINTR restarts with the
@@ -108,12 +113,7 @@ inline void light_barrier() noexcept {
 }
 void heavy_barrier() noexcept;
 
-// A MAP_SHARED | MAP_ANONYMOUS mapping: inherited by fork children, freed with its last user.
-void* map_shared_anonymous(std::size_t size);
 void unmap(void* p, std::size_t size) noexcept;
-// The same with MAP_NORESERVE: address space for a ring that grows into it on demand. Pages cost
-// memory only once touched, and discard_pages gives them back.
-void* reserve_shared_anonymous(std::size_t size);
 // madvise(MADV_REMOVE): frees the pages of a shared range (they read as zeros afterwards).
 void discard_pages(void* p, std::size_t size);
 std::size_t page_size() noexcept;
@@ -167,7 +167,11 @@ void shm_unlink(const std::string& name);
 void ftruncate(int fd, off_t length);
 off_t fstat_size(int fd);
 // mmap(PROT_READ|PROT_WRITE, MAP_SHARED) of the first `size` bytes of fd; release with os::unmap.
-void* map_shared_fd(int fd, std::size_t size);
+// noreserve (MAP_NORESERVE): address space for a ring that grows into it on demand; pages cost
+// memory only once touched, and discard_pages gives them back.
+void* map_shared_fd(int fd, std::size_t size, bool noreserve = false);
+// memfd_create(2), close-on-exec: an anonymous file for shared state that can be sent to a child.
+FileDescriptor memfd_create(const char* name);
 // Fills `out` from getrandom(2) (the kernel's CSPRNG; Python's secrets.token_hex).
 void random_bytes(std::span<std::byte> out);
 // n random bytes as 2n lowercase hex digits (Python's secrets.token_hex), for unique names.

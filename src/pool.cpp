@@ -35,24 +35,13 @@
 
 #include "names.hpp"
 #include "os.hpp"
+#include "process_internal.hpp"
 #include "polyproc/process.hpp"
 #include "polyproc/queues.hpp"
+#include "polyproc/context.hpp"
 
 namespace polyproc {
 namespace detail {
-
-// ---- code offsets ---------------------------------------------------------------------------------
-
-namespace {
-[[gnu::noinline]] void code_anchor() noexcept { asm volatile(""); }
-}  // namespace
-
-std::uint64_t code_offset(std::uintptr_t address) noexcept {
-    return static_cast<std::uint64_t>(address - reinterpret_cast<std::uintptr_t>(&code_anchor));
-}
-std::uintptr_t code_address(std::uint64_t offset) noexcept {
-    return reinterpret_cast<std::uintptr_t>(&code_anchor) + static_cast<std::uintptr_t>(offset);
-}
 
 // ---- exceptions across the process boundary -----------------------------------------------------
 
@@ -379,9 +368,17 @@ private:
     // In a worker process (a fork child of the supervisor thread: the parent's other threads do
     // not exist there, and the parent-side state is never touched).
     void run_worker(std::size_t slot);
-    bool try_retire() noexcept;
+    friend class WorkerTarget;
+    // Writes what a spawn or forkserver worker needs to map the pool (see WorkerTarget).
+    CodeRef encode_worker(ChildWriter& w, std::size_t slot) const;
+
+    // Python's names: ForkPoolWorker-1, SpawnPoolWorker-1, ForkServerPoolWorker-1.
+    std::string worker_name_prefix() const {
+        return method_ == "fork" ? "ForkPoolWorker-" : method_ == "spawn" ? "SpawnPoolWorker-" : "ForkServerPoolWorker-";
+    }
 
     PoolOptions options_;
+    std::string method_;  // how workers start
     bool elastic_;
     const WorkerCounts counts_;
     const int& min_workers_ = counts_.min;
@@ -437,9 +434,24 @@ private:
     std::exception_ptr start_error_;
 };
 
+// What a pool's Process runs: the worker loop, in a fork child directly, in a spawn or
+// forkserver child after mapping the pool's shared state.
+class WorkerTarget final : public ProcessTarget {
+public:
+    WorkerTarget(PoolCore* core, std::size_t slot) : core_(core), slot_(slot) {}
+    void call() override { core_->run_worker(slot_); }
+    CodeRef encode_for_child(ChildWriter& w) const override { return core_->encode_worker(w, slot_); }
+
+private:
+    PoolCore* core_;
+    std::size_t slot_;
+};
+
+
 
 PoolCore::PoolCore(PoolOptions options)
     : options_(std::move(options)),
+      method_(options_.start_method.empty() ? effective_start_method() : get_context(options_.start_method).get_start_method()),
       elastic_(options_.max_processes > 0),
       counts_(plan_workers(options_)),
       creator_(::getpid()),
@@ -454,9 +466,9 @@ PoolCore::PoolCore(PoolOptions options)
     // Workers are forked by the supervisor thread (replacements must be, and a daemonic child dies
     // with the thread that forked it); the constructor waits until the first ones are started.
     // The result thread starts first, so that its start-up overlaps the forks.
-    result_thread_ = std::thread([this] { collect_results(); });
+    result_thread_ = helper_thread([this] { collect_results(); });
     try {
-        supervisor_ = std::thread([this] { supervise(); });
+        supervisor_ = helper_thread([this] { supervise(); });
     } catch (...) {
         post(ResultHeader{0, Status::shutdown, 0, 0, 0});
         result_thread_.join();
@@ -613,9 +625,10 @@ void PoolCore::start_worker(std::size_t slot) {
     s.waiting.store(false);
     s.state.store(SlotState::starting);
     shared_->live.fetch_add(1);
-    Process p([this, slot] { run_worker(slot); });  // returning ends the worker process
+    Process p(std::unique_ptr<ProcessTarget>(std::make_unique<WorkerTarget>(this, slot)));  // returning ends the worker process
     p.set_daemon(true);
-    p.set_name("ForkPoolWorker-" + std::to_string(++names_));
+    p.set_start_method(method_);
+    p.set_name(worker_name_prefix() + std::to_string(++names_));
     try {
         p.start();
     } catch (...) {
@@ -937,18 +950,34 @@ bool pool_collect_one(PoolCore& core) { return core.collect_one(false); }
 
 // ---- worker ---------------------------------------------------------------------------------------
 
-bool PoolCore::try_retire() noexcept {
-    std::int32_t n = shared_->live.load();
-    while (n > min_workers_)
-        if (shared_->live.compare_exchange_weak(n, n - 1)) return true;
+// What a worker works with: the pool's shared state, mapped in this process (a fork child's copy
+// of the pool's, or a spawn or forkserver child's own mapping).
+struct WorkerEnv {
+    QueueCore& tasks;
+    QueueCore& results;
+    PoolShared& shared;
+    WorkerSlot& slot;
+    const PoolInitializer& initializer;
+    Timeout idle;  // an elastic pool's idle_timeout; empty otherwise
+    int maxtasksperchild;
+    int min_workers;
+};
+
+// An idle worker of an elastic pool leaves if the pool keeps its minimum without it.
+bool try_retire(const WorkerEnv& env) noexcept {
+    std::int32_t n = env.shared.live.load();
+    while (n > env.min_workers)
+        if (env.shared.live.compare_exchange_weak(n, n - 1)) return true;
     return false;
 }
 
-void PoolCore::run_worker(std::size_t slot) {
-    WorkerSlot& s = slots_[slot];
-    if (options_.initializer) {
+void worker_loop(const WorkerEnv& env) {
+    WorkerSlot& s = env.slot;
+    QueueCore& tasks_ = env.tasks;
+    QueueCore& results_ = env.results;
+    if (env.initializer) {
         try {
-            options_.initializer();
+            env.initializer();
         } catch (const std::exception& e) {
             std::strncpy(s.error, e.what(), sizeof s.error - 1);
             s.state.store(SlotState::init_failed);
@@ -962,7 +991,7 @@ void PoolCore::run_worker(std::size_t slot) {
     const pid_t me = ::getpid();
     std::vector<std::byte> body, out;
     std::uint64_t done = 0;
-    const Timeout idle = elastic_ ? Timeout(options_.idle_timeout) : Timeout();
+    const Timeout idle = env.idle;
     for (;;) {
         s.waiting.store(true, std::memory_order_relaxed);
         std::span<const std::byte> p;
@@ -970,7 +999,7 @@ void PoolCore::run_worker(std::size_t slot) {
             p = tasks_.begin_get(true, idle);
         } catch (const Empty&) {
             s.waiting.store(false, std::memory_order_relaxed);
-            if (try_retire()) {
+            if (try_retire(env)) {
                 s.state.store(SlotState::retired);
                 return;
             }
@@ -1012,11 +1041,54 @@ void PoolCore::run_worker(std::size_t slot) {
         }
         s.task.store(0, std::memory_order_release);
         s.deadline_ns.store(0, std::memory_order_relaxed);
-        if (options_.maxtasksperchild && ++done >= std::uint64_t(options_.maxtasksperchild)) {
+        if (env.maxtasksperchild && ++done >= std::uint64_t(env.maxtasksperchild)) {
             s.state.store(SlotState::finished);
             return;
         }
     }
+}
+
+void PoolCore::run_worker(std::size_t slot) {
+    worker_loop(WorkerEnv{tasks_, results_, *shared_, slots_[slot], options_.initializer,
+                          elastic_ ? Timeout(options_.idle_timeout) : Timeout(), options_.maxtasksperchild,
+                          min_workers_});
+}
+
+// A worker in a spawn or forkserver child: maps what the pool shares and runs the same loop.
+void run_worker_in_fresh_child(ChildReader& r) {
+    QueueCore tasks(r.region(), QueueCore::Kind::simple);
+    QueueCore results(r.region(), QueueCore::Kind::simple);
+    const auto region = r.region();
+    const auto slot = r.raw<std::uint64_t>();
+    const auto idle_ns = r.raw<std::int64_t>();
+    const auto maxtasksperchild = r.raw<std::int32_t>();
+    const auto min_workers = r.raw<std::int32_t>();
+    const bool has_initializer = r.raw<std::uint8_t>() != 0;
+    if (region->size() < 64 + sizeof(WorkerSlot) * (slot + 1))
+        throw DecodeError("polyproc::Pool: a worker's shared region is too small for its slot");
+    auto* shared = static_cast<PoolShared*>(region->data());
+    auto* slots = reinterpret_cast<WorkerSlot*>(static_cast<std::byte*>(region->data()) + 64);
+    const PoolInitializer initializer = has_initializer ? PoolInitializer::read(r) : PoolInitializer();
+    worker_loop(WorkerEnv{tasks, results, *shared, slots[slot], initializer,
+                          idle_ns >= 0 ? Timeout(std::chrono::nanoseconds(idle_ns)) : Timeout(), maxtasksperchild,
+                          min_workers});
+}
+
+CodeRef PoolCore::encode_worker(ChildWriter& w, std::size_t slot) const {
+    if (options_.initializer && !options_.initializer.travels())
+        throw ValueError("polyproc::Pool: the initializer cannot be sent to a " + method_ +
+                         " worker: use a function or a lambda without captures, or the fork start method");
+    w.region(tasks_.region());
+    w.region(results_.region());
+    w.region(region_);
+    w.raw(static_cast<std::uint64_t>(slot));
+    w.raw(static_cast<std::int64_t>(
+        elastic_ ? std::chrono::duration_cast<std::chrono::nanoseconds>(options_.idle_timeout).count() : -1));
+    w.raw(static_cast<std::int32_t>(options_.maxtasksperchild));
+    w.raw(static_cast<std::int32_t>(min_workers_));
+    w.raw(static_cast<std::uint8_t>(static_cast<bool>(options_.initializer)));
+    if (options_.initializer) options_.initializer.write(w);  // last: it is read when it runs
+    return code_offset(reinterpret_cast<std::uintptr_t>(&run_worker_in_fresh_child));
 }
 
 // ---- the free functions pool.hpp declares ---------------------------------------------------------

@@ -1,8 +1,12 @@
-// Process (fork start method), the registry of this process's children, current_process and
-// parent_process.
+// Process (the fork start method; spawn.cpp has the others), the registry of this process's
+// children, current_process and parent_process.
 #include "polyproc/process.hpp"
 
+#include <array>
+#include <cstdint>
+
 #include <algorithm>
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -19,6 +23,8 @@
 
 #include "names.hpp"
 #include "os.hpp"
+#include "polyproc/context.hpp"
+#include "process_internal.hpp"
 
 #ifndef P_PIDFD
 #define P_PIDFD 3
@@ -28,51 +34,47 @@ namespace polyproc {
 
 namespace detail {
 
-// A child of this process, or this process's parent. The pidfd is readable once the process has
-// ended; for children, waitid(P_PIDFD) reaps without any risk of pid reuse.
-struct ProcessRecord {
-    pid_t pid = 0;
-    FileDescriptor pidfd;
-    bool is_parent = false;
-    std::mutex mu;
-    std::optional<int> exitcode;  // children: set once reaped
-
-    // Non-blocking: reaps the child if it has ended.
-    std::optional<int> poll() {
-        std::lock_guard lock(mu);
-        if (exitcode || is_parent || !pidfd) return exitcode;
-        siginfo_t info{};
-        int r = os::retry_eintr([&] { return ::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd.get()), &info, WEXITED | WNOHANG); });
-        if (r == -1) {
-            // Someone else reaped it (waitpid(-1) in user code, SIGCHLD ignored): the status is lost.
-            if (errno == ECHILD) exitcode = 255;
-            else os::throw_errno("waitid");
-        } else if (info.si_pid != 0) {
-            exitcode = info.si_code == CLD_EXITED ? info.si_status : -info.si_status;
-        }
+std::optional<int> ProcessRecord::poll() {
+    std::lock_guard lock(mu);
+    if (exitcode || is_parent || !pidfd) return exitcode;
+    if (status) {
+        if (!os::poll_readable_now(status.get())) return std::nullopt;
+        // The server writes the exit code (8 bytes, negative for a signal) once it has reaped the
+        // child; end of file without it: the server died, and Python reports 255.
+        std::int64_t code = 255;
+        std::array<std::byte, 8> buf{};
+        if (os::read_full(status.get(), buf) == buf.size()) std::memcpy(&code, buf.data(), 8);
+        exitcode = static_cast<int>(code);
         return exitcode;
     }
-
-    bool ended_now() { return is_parent ? (!pidfd || os::poll_readable_now(pidfd.get())) : poll().has_value(); }
-
-    // Waits until the process ends or the deadline passes; true when it has ended.
-    bool wait(Deadline deadline) {
-        {
-            std::lock_guard lock(mu);
-            if (exitcode || !pidfd) return true;
-        }
-        // The pidfd is readable as soon as the process has ended (reaped or not): one poll, then
-        // one waitid to reap.
-        if (!os::wait_readable(pidfd.get(), deadline)) return false;
-        return ended_now();
+    siginfo_t info{};
+    int r = os::retry_eintr([&] { return ::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd.get()), &info, WEXITED | WNOHANG); });
+    if (r == -1) {
+        // Someone else reaped it (waitpid(-1) in user code, SIGCHLD ignored): the status is lost.
+        if (errno == ECHILD) exitcode = 255;
+        else os::throw_errno("waitid");
+    } else if (info.si_pid != 0) {
+        exitcode = info.si_code == CLD_EXITED ? info.si_status : -info.si_status;
     }
+    return exitcode;
+}
 
-    void signal(int sig) {
+bool ProcessRecord::wait(Deadline deadline) {
+    {
         std::lock_guard lock(mu);
-        if (exitcode || !pidfd) return;  // already reaped: nothing to signal (and the pid may be reused)
-        if (os::pidfd_send_signal(pidfd.get(), sig) == -1 && errno != ESRCH) os::throw_errno("pidfd_send_signal");
+        if (exitcode || !pidfd) return true;
     }
-};
+    // The pidfd (or the status pipe) is readable as soon as the process has ended (reaped or
+    // not): one poll, then one waitid to reap.
+    if (!os::wait_readable(sentinel(), deadline)) return false;
+    return ended_now();
+}
+
+void ProcessRecord::signal(int sig) {
+    std::lock_guard lock(mu);
+    if (exitcode || !pidfd) return;  // already reaped: nothing to signal (and the pid may be reused)
+    if (os::pidfd_send_signal(pidfd.get(), sig) == -1 && errno != ESRCH) os::throw_errno("pidfd_send_signal");
+}
 
 namespace {
 
@@ -133,10 +135,6 @@ void exit_function() {
     remove_finished_locked(r);
 }
 
-void register_exit_function() {
-    static std::once_flag once;
-    std::call_once(once, [] { std::atexit(exit_function); });
-}
 
 // "ns::(anonymous namespace)::MyProcess" -> "MyProcess", keeping template arguments.
 std::string unqualified(const std::string& name) {
@@ -156,6 +154,13 @@ std::string join_identity(const std::vector<int>& identity) {
     return s;
 }
 
+}  // namespace
+
+void register_exit_function() {
+    static std::once_flag once;
+    std::call_once(once, [] { std::atexit(exit_function); });
+}
+
 void flush_stdio() noexcept {
     // Without this, text buffered before fork() is printed by the parent and again by the child.
     try {
@@ -167,7 +172,108 @@ void flush_stdio() noexcept {
     std::fflush(nullptr);
 }
 
-}  // namespace
+void register_child(std::shared_ptr<ProcessRecord> record, const std::string& name, bool daemon,
+                    const std::vector<int>& identity) {
+    auto& r = registry();
+    std::lock_guard lock(r.mu);
+    r.children.push_back({std::move(record), name, daemon, identity});
+}
+
+void become_child(const ChildIdentity& who) {
+    auto& r = registry();
+    new (&r.mu) std::mutex();  // another thread may have held it at fork time
+    // Our parent's children are not ours. Set them aside without destroying them: destruction
+    // would write to (and so copy) every page they live on, for nothing. They stay reachable,
+    // so leak checkers stay quiet.
+    inherited_from_parent = new Inherited{std::move(r.children), std::move(r.current.parent)};
+    r.children = {};
+    r.current.name = who.name;
+    r.current.identity = who.identity;
+    r.current.daemon = who.daemon;
+    r.current.counter = 0;
+    r.current.parent_name = who.parent_name;
+    r.current.parent_pid = who.parent_pid;
+    r.current.parent = nullptr;
+}
+
+void open_parent_record_now() {
+    auto& r = registry();
+    std::lock_guard lock(r.mu);
+    auto parent = std::make_shared<ProcessRecord>();
+    parent->pid = r.current.parent_pid;
+    parent->is_parent = true;
+    try {
+        parent->pidfd = os::pidfd_open(r.current.parent_pid);
+    } catch (const std::system_error&) {  // already gone: the record reports it ended
+    }
+    r.current.parent = std::move(parent);
+}
+
+std::atomic<int> helper_threads{0};
+// A fork child has none of its parent's threads.
+const bool helper_threads_atfork = (::pthread_atfork(nullptr, nullptr, [] { helper_threads.store(0); }), true);
+
+void count_helper_thread(int delta) noexcept { helper_threads.fetch_add(delta, std::memory_order_relaxed); }
+
+void warn_if_forking_threads() {
+    static std::atomic<bool> warned{false};
+    if (warned.load(std::memory_order_relaxed)) return;
+    // /proc/self/stat field 20 is the number of threads; the name (field 2) may hold spaces, so
+    // count from the closing parenthesis.
+    char buf[1024];
+    FileDescriptor f(::open("/proc/self/stat", O_RDONLY | O_CLOEXEC));
+    if (!f) return;
+    const ssize_t n = ::read(f.get(), buf, sizeof buf - 1);
+    if (n <= 0) return;
+    buf[n] = '\0';
+    const char* p = std::strrchr(buf, ')');
+    if (!p) return;
+    int field = 2;
+    long threads = 0;
+    for (; *p; ++p)
+        if (*p == ' ' && ++field == 20) {
+            threads = std::strtol(p + 1, nullptr, 10);
+            break;
+        }
+    if (threads - helper_threads.load(std::memory_order_relaxed) <= 1) return;
+    if (warned.exchange(true)) return;
+    const std::string msg = "polyproc: warning: this process (pid=" + std::to_string(::getpid()) +
+                            ") is multi-threaded, use of fork() may lead to deadlocks in the child. Use the "
+                            "'spawn' or 'forkserver' start method (mp::set_start_method or mp::get_context) "
+                            "instead.\n";
+    (void)!::write(STDERR_FILENO, msg.data(), msg.size());
+}
+
+void run_child_and_exit(const std::function<void()>& work) {
+    // Python replaces the child's stdin with /dev/null so that children do not fight over it.
+    // open() returns the lowest free descriptor, 0, and stays inheritable as stdin must.
+    ::close(STDIN_FILENO);
+    if (int devnull = ::open("/dev/null", O_RDONLY); devnull > STDIN_FILENO) ::close(devnull);
+    int code = 0;
+    auto report = [&](const char* what) {
+        flush_stdio();
+        const std::type_info* t = abi::__cxa_current_exception_type();
+        std::string msg = "Process " + current_process().name() + ":\n" +
+                          (t ? demangle(t->name()) : "unknown exception") + (what ? std::string(": ") + what : "") +
+                          "\n";
+        (void)!::write(STDERR_FILENO, msg.data(), msg.size());
+        code = 1;
+    };
+    try {
+        work();
+    } catch (const std::exception& e) {
+        report(e.what());
+    } catch (...) {
+        report(nullptr);
+    }
+    try {
+        exit_function();
+    } catch (...) {
+    }
+    flush_stdio();
+    ::_exit(code);
+}
+
 }  // namespace detail
 
 using detail::registry;
@@ -260,6 +366,7 @@ Process::Process() : creator_pid_(::getpid()) {
 
 Process::Process(Process&& o) noexcept
     : target_(std::move(o.target_)),
+      start_method_(std::move(o.start_method_)),
       name_(std::move(o.name_)),
       identity_(std::move(o.identity_)),
       daemon_(o.daemon_),
@@ -271,6 +378,7 @@ Process::Process(Process&& o) noexcept
 Process& Process::operator=(Process&& o) noexcept {
     if (this != &o) {
         target_ = std::move(o.target_);
+        start_method_ = std::move(o.start_method_);
         name_ = std::move(o.name_);
         identity_ = std::move(o.identity_);
         daemon_ = o.daemon_;
@@ -293,7 +401,7 @@ Process::~Process() {
 }
 
 void Process::run() {
-    if (target_) target_();
+    if (target_) target_->call();
 }
 
 void Process::check_not_closed() const {
@@ -329,8 +437,17 @@ void Process::start() {
         detail::remove_finished_locked(r);
         parent_name = r.current.name;
     }
+    const std::string method = start_method_ ? *start_method_ : detail::effective_start_method();
     detail::register_exit_function();
     (void)name();  // fix the default name before the child copies us
+    auto record = method == "fork" ? start_by_fork(parent_name) : start_fresh(method, parent_name);
+    record_ = record;
+    detail::register_child(std::move(record), name_, daemon_, identity_);
+    target_.reset();  // Python drops target and args once started: the child has its own copies
+}
+
+std::shared_ptr<detail::ProcessRecord> Process::start_by_fork(const std::string& parent_name) {
+    detail::warn_if_forking_threads();
     detail::flush_stdio();
     const pid_t parent_pid = ::getpid();
     const pid_t pid = ::fork();
@@ -346,66 +463,44 @@ void Process::start() {
         ::waitpid(pid, nullptr, 0);
         throw;
     }
-    record_ = record;
-    {
-        std::lock_guard lock(r.mu);
-        r.children.push_back({record, name_, daemon_, identity_});
+    return record;
+}
+
+std::shared_ptr<detail::ProcessRecord> Process::start_fresh(const std::string& method, const std::string& parent_name) {
+    // Everything that can fail before the child exists: a target or argument that cannot travel.
+    detail::ChildWriter payload;
+    std::optional<detail::CodeRef> entry;
+    if (target_) {
+        entry = target_->encode_for_child(payload);
+    } else if (typeid(*this) != typeid(Process)) {
+        throw ValueError("polyproc: a Process subclass (" + detail::demangle(typeid(*this).name()) +
+                         ") cannot be started with the " + method +
+                         " start method: the child is a new run of the program and cannot rebuild the "
+                         "object. Pass a function and arguments instead, or use the fork start method.");
     }
-    target_.reset();  // Python drops target and args once started: the child has its own copies
+    detail::ChildIdentity who{name(), identity_, daemon_, ::getpid(), parent_name};
+    return detail::start_fresh_child(method, who, entry, payload);
+}
+
+void Process::set_start_method(std::optional<std::string> method) {
+    if (record_) throw ValueError("process has already started");
+    if (method) (void)get_context(*method);  // validates the name
+    start_method_ = std::move(method);
 }
 
 void Process::run_in_child(pid_t parent_pid, const std::string& parent_name) {
     // We are in the fork child. With the fork start method the child goes on to run arbitrary
     // user code, as in Python, so this is not restricted to async-signal-safe calls; a parent that
-    // forks while other threads hold locks is issue #6's fork-safety warning.
+    // forks while other threads run gets the one-time warning of warn_if_forking_threads().
     running_as_ = ::getpid();
     if (daemon_) {
         ::prctl(PR_SET_PDEATHSIG, SIGKILL);
         // The parent died before prctl took effect: die as the kernel would have made us.
         if (::getppid() != parent_pid) ::raise(SIGKILL);
     }
-    {
-        auto& r = registry();
-        new (&r.mu) std::mutex();  // another thread may have held it at fork time
-        // Our parent's children are not ours. Set them aside without destroying them: destruction
-        // would write to (and so copy) every page they live on, for nothing. They stay reachable,
-        // so leak checkers stay quiet.
-        detail::inherited_from_parent = new detail::Inherited{std::move(r.children), std::move(r.current.parent)};
-        r.children = {};
-        r.current.name = name();
-        r.current.identity = identity_;
-        r.current.daemon = daemon_;
-        r.current.counter = 0;
-        r.current.parent_name = parent_name;
-        r.current.parent_pid = parent_pid;
-        r.current.parent = nullptr;
-    }
-    // Python replaces the child's stdin with /dev/null so that children do not fight over it.
-    // open() returns the lowest free descriptor, 0, and stays inheritable as stdin must.
-    ::close(STDIN_FILENO);
-    if (int devnull = ::open("/dev/null", O_RDONLY); devnull > STDIN_FILENO) ::close(devnull);
-    int code = 0;
-    try {
-        run();
-    } catch (const std::exception& e) {
-        detail::flush_stdio();
-        const std::type_info* t = abi::__cxa_current_exception_type();
-        std::string msg = "Process " + name() + ":\n" + (t ? detail::demangle(t->name()) : "exception") + ": " + e.what() + "\n";
-        (void)!::write(STDERR_FILENO, msg.data(), msg.size());
-        code = 1;
-    } catch (...) {
-        detail::flush_stdio();
-        const std::type_info* t = abi::__cxa_current_exception_type();
-        std::string msg = "Process " + name() + ":\n" + (t ? detail::demangle(t->name()) : "unknown exception") + "\n";
-        (void)!::write(STDERR_FILENO, msg.data(), msg.size());
-        code = 1;
-    }
-    try {
-        detail::exit_function();
-    } catch (...) {
-    }
-    detail::flush_stdio();
-    ::_exit(code);
+    detail::become_child({name(), identity_, daemon_, parent_pid, parent_name});
+    detail::set_start_method_after_fork("fork");  // Python: the child reports the method that started it
+    detail::run_child_and_exit([this] { run(); });
 }
 
 void Process::join(Timeout timeout) {
@@ -467,7 +562,7 @@ pid_t Process::pid() const {
 int Process::sentinel() const {
     check_not_closed();
     if (!record_) throw ValueError("process not started");
-    return record_->pidfd.get();
+    return record_->sentinel();
 }
 
 std::string Process::repr() const {

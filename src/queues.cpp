@@ -243,11 +243,11 @@ void register_this_process() noexcept {
 
 // The control block and the largest ring the system lets us reserve: under strict overcommit
 // accounting a large reservation may be refused, so halve it down to 16 MiB.
-SharedRegion reserve_queue_region() {
+std::shared_ptr<SharedRegion> reserve_queue_region() {
     std::uint64_t capacity = default_capacity() / os::page_size() * os::page_size();
     for (;;) {
         try {
-            return SharedRegion(control_bytes() + capacity, SharedRegion::Commit::on_touch);
+            return std::make_shared<SharedRegion>(control_bytes() + capacity, SharedRegion::Commit::on_touch);
         } catch (const std::system_error&) {
             if (capacity <= (std::uint64_t(16) << 20)) throw;
             capacity /= 2;
@@ -259,14 +259,24 @@ SharedRegion reserve_queue_region() {
 
 QueueCore::QueueCore(std::size_t maxsize, Kind kind)
     : region_(reserve_queue_region()),
-      shared_(::new (region_.data()) QueueShared()),
-      ring_(static_cast<std::byte*>(region_.data()) + control_bytes()),
+      shared_(::new (region_->data()) QueueShared()),
+      ring_(static_cast<std::byte*>(region_->data()) + control_bytes()),
       kind_(kind) {
     register_this_process();
-    shared_->capacity = region_.size() - control_bytes();
+    shared_->capacity = region_->size() - control_bytes();
     shared_->maxsize = maxsize;
     init_mutex(shared_->wlock, false);
     init_mutex(shared_->rlock, false);
+}
+
+QueueCore::QueueCore(std::shared_ptr<SharedRegion> region, Kind kind)
+    : region_(std::move(region)),
+      shared_(region_object<QueueShared>(*region_)),
+      ring_(static_cast<std::byte*>(region_->data()) + control_bytes()),
+      kind_(kind) {
+    if (region_->size() < control_bytes() || shared_->capacity != region_->size() - control_bytes())
+        throw DecodeError("polyproc: a received queue's shared memory does not match its ring size");
+    register_this_process();
 }
 
 std::size_t QueueCore::max_message_size() const noexcept { return shared_->capacity / 2 - kHeaderBytes; }

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "os.hpp"
+#include "process_internal.hpp"
 #include "polyproc/connection.hpp"
 
 namespace polyproc {
@@ -28,7 +29,7 @@ public:
         : pid_(::getpid()),
           listener_(Address(std::string(1, '\0') + "polyproc-sharer-" + std::to_string(pid_) + "-" + os::random_hex(8)),
                     128) {
-        std::thread([this] { serve(); }).detach();
+        detail::helper_thread([this] { serve(); }).detach();
     }
     void lock() noexcept { mu_.lock(); }
     void unlock() noexcept { mu_.unlock(); }

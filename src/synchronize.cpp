@@ -23,15 +23,6 @@ void refresh_thread_identity() noexcept {
     this_thread_identity.tid = static_cast<pid_t>(::syscall(SYS_gettid));
 }
 
-// ---- shared memory ------------------------------------------------------------------------------
-
-SharedRegion::SharedRegion(std::size_t size, Commit commit)
-    : data_(commit == Commit::now ? os::map_shared_anonymous(size == 0 ? 1 : size)
-                                  : os::reserve_shared_anonymous(size == 0 ? 1 : size)),
-      size_(size == 0 ? 1 : size) {}
-
-SharedRegion::~SharedRegion() { os::unmap(data_, size_); }
-
 namespace {
 
 // ---- who am I: pid and tid, cached per thread and refreshed in a fork child ------------------
@@ -294,6 +285,13 @@ void barrier_break(detail::BarrierState& b) {
 }
 
 }  // namespace
+
+void Barrier::reduce_for_child(detail::ChildWriter& w) const {
+    if (action_)
+        throw ValueError("polyproc: a Barrier with an action cannot be sent to a spawn or forkserver child (the "
+                         "action is code of this process); use a Barrier without one, or the fork start method");
+    w.region(*region_);
+}
 
 Barrier::Barrier(int parties, std::function<void()> action, Timeout timeout) : action_(std::move(action)) {
     auto [region, state] = detail::make_shared_object<detail::BarrierState>();

@@ -100,18 +100,4 @@ int cpu_count() {
     return std::max(1, n);
 }
 
-namespace {
-std::vector<std::string>& saved_argv() {
-    static auto* v = new std::vector<std::string>();
-    return *v;
-}
-}  // namespace
-
-void init(int argc, char** argv) {
-    // Today only recorded; the spawn and forkserver start methods will re-execute the program with
-    // these arguments and take over here when the process is one of their children.
-    auto& v = saved_argv();
-    v.assign(argv, argv + argc);
-}
-
 }  // namespace polyproc

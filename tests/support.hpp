@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <polyproc/polyproc.hpp>
+#include "polyproc/context.hpp"
 #include <cerrno>
 #include <fcntl.h>
 #include <string>
@@ -11,6 +12,14 @@
 #include <unistd.h>
 
 namespace mp = polyproc;
+
+// First statement of a test that is about fork itself (a child working on a copy of the parent's
+// memory, a subclass overriding run(), a target capturing what cannot travel, ...): skipped when
+// the binary runs under another start method.
+#define POLYPROC_FORK_ONLY()                                                                \
+    do {                                                                                    \
+        if (::polyproc::get_start_method() != "fork") GTEST_SKIP() << "fork start method only"; \
+    } while (0)
 
 // Every test that starts processes derives from this: whatever happens in the test body,
 // the children it left behind are killed and reaped.

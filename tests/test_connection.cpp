@@ -151,10 +151,12 @@ TEST_F(ConnectionTest, PollSeesMessagesEmptyMessagesAndEof) {
 
 TEST_F(ConnectionTest, PollWithTimeoutWaitsForAChild) {
     auto [a, b] = mp::Pipe();
-    mp::Process p([&] {
-        std::this_thread::sleep_for(50ms);
-        b.send(1);
-    });
+    mp::Process p(
+        [](mp::Connection& conn) {
+            std::this_thread::sleep_for(50ms);
+            conn.send(1);
+        },
+        std::move(b));
     p.start();
     EXPECT_TRUE(a.poll(std::chrono::duration<double>(30.0)));
     EXPECT_EQ(a.recv<int>(), 1);
@@ -163,12 +165,13 @@ TEST_F(ConnectionTest, PollWithTimeoutWaitsForAChild) {
 
 TEST_F(ConnectionTest, EofOnlyOnceTheOtherEndIsClosedEverywhere) {
     auto [r, w] = mp::Pipe(false);
-    mp::Process p([&] {
-        w.send(std::string("hello"));
-        w.close();
-    });
-    p.start();
-    w.close();  // the parent's copy too: now only the child holds the write end
+    mp::Process p(
+        [](mp::Connection& out) {
+            out.send(std::string("hello"));
+            out.close();
+        },
+        std::move(w));
+    p.start();  // the parent drops its copy once the child has started: only the child holds the write end
     EXPECT_EQ(r.recv<std::string>(), "hello");
     EXPECT_THROW(r.recv<std::string>(), mp::EOFError);
     p.join();
@@ -239,7 +242,7 @@ TEST_F(ConnectionTest, MessagesAbove2GiBUseThe8ByteHeader) {
 
 TEST_F(ConnectionTest, SixteenMiBRoundTripThroughAChild) {
     auto [a, b] = mp::Pipe();
-    mp::Process echo([&] { b.send_bytes(b.recv_bytes()); });
+    mp::Process echo([](mp::Connection& conn) { conn.send_bytes(conn.recv_bytes()); }, std::move(b));
     echo.start();
     std::vector<std::byte> msg(16 << 20);
     for (std::size_t i = 0; i < msg.size(); ++i) msg[i] = std::byte(i * 7);
@@ -292,11 +295,13 @@ TEST_F(ConnectionTest, ReceivingTheWrongTypeIsADecodeError) {
 
 TEST_F(ConnectionTest, SendHandlePassesAFileDescriptorToAChild) {
     auto [a, b] = mp::Pipe();
-    mp::Process p([&] {
-        mp::FileDescriptor fd = b.recv_handle();
-        const char msg[] = "written by the child";
-        if (::write(fd.get(), msg, sizeof msg - 1) != sizeof msg - 1) std::_Exit(3);
-    });
+    mp::Process p(
+        [](mp::Connection& conn) {
+            mp::FileDescriptor fd = conn.recv_handle();
+            const char msg[] = "written by the child";
+            if (::write(fd.get(), msg, sizeof msg - 1) != sizeof msg - 1) std::_Exit(3);
+        },
+        std::move(b));
     p.start();
     int fds[2];
     ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
@@ -348,13 +353,15 @@ TEST_F(ConnectionTest, WaitOnAnInvalidHandleThrows) {
 
 TEST_F(ConnectionTest, ManyRoundTripsWithASpinningPeerStayCorrect) {
     auto [a, b] = mp::Pipe();
-    mp::Process echo([&] {
-        for (;;) {
-            auto m = b.recv_bytes();
-            if (m.empty()) return;
-            b.send_bytes(m);
-        }
-    });
+    mp::Process echo(
+        [](mp::Connection& conn) {
+            for (;;) {
+                auto m = conn.recv_bytes();
+                if (m.empty()) return;
+                conn.send_bytes(m);
+            }
+        },
+        std::move(b));
     echo.start();
     for (int i = 0; i < 2000; ++i) {
         const std::string s = std::to_string(i);
@@ -370,18 +377,20 @@ TEST_F(ConnectionTest, ManyRoundTripsWithASpinningPeerStayCorrect) {
 TEST_F(ConnectionTest, DupFdHandsADescriptorOpenedLaterToAnotherProcess) {
     mp::Queue<mp::DupFd> handles;
     mp::Queue<std::string> replies;
-    mp::Process child([handles, replies] {
-        mp::FileDescriptor fd = handles.get().detach();
-        char buf[64];
-        const ssize_t n = ::read(fd.get(), buf, sizeof buf);
-        replies.put(std::string(buf, n > 0 ? std::size_t(n) : 0));
-        try {
-            handles.get().detach();  // the same DupFd again: its descriptor was already fetched
-            replies.put("second ok");
-        } catch (const std::exception& e) {
-            replies.put(std::string("second failed: ") + e.what());
-        }
-    });
+    mp::Process child(
+        [](mp::Queue<mp::DupFd> handle_queue, mp::Queue<std::string> reply_queue) {
+            mp::FileDescriptor fd = handle_queue.get().detach();
+            char buf[64];
+            const ssize_t n = ::read(fd.get(), buf, sizeof buf);
+            reply_queue.put(std::string(buf, n > 0 ? std::size_t(n) : 0));
+            try {
+                handle_queue.get().detach();  // the same DupFd again: its descriptor was already fetched
+                reply_queue.put("second ok");
+            } catch (const std::exception& e) {
+                reply_queue.put(std::string("second failed: ") + e.what());
+            }
+        },
+        handles, replies);
     child.start();
     int p[2];
     ASSERT_EQ(::pipe(p), 0);  // opened after the fork: the child has no copy
@@ -406,7 +415,7 @@ TEST_F(ConnectionTest, DupFdWaitingInTheSharerIsNotKeptOpenByLaterChildren) {
     mp::DupFd h(sv[0]);
     ::close(sv[0]);
     mp::Event stop;
-    mp::Process child([stop]() mutable { stop.wait(std::chrono::seconds(20)); });
+    mp::Process child([](mp::Event& stop_event) { stop_event.wait(std::chrono::seconds(20)); }, stop);
     child.start();
     { mp::FileDescriptor fetched = h.detach(); }  // fetched, then closed
     pollfd p{sv[1], POLLIN, 0};

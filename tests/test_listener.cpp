@@ -68,11 +68,13 @@ TEST_F(ListenerTest, InetOnAnyFreePortWithAChildProcessClient) {
     const auto addr = std::get<mp::InetAddress>(listener.address());
     EXPECT_NE(addr.port, 0);
     EXPECT_EQ(mp::to_string(listener.address()), "('127.0.0.1', " + std::to_string(addr.port) + ")");
-    mp::Process p([&] {
-        auto c = mp::Client(addr);
-        c.send(std::string("from a child"));
-        if (c.recv<int>() != 42) std::_Exit(2);
-    });
+    mp::Process p(
+        [](const std::string& host, std::uint16_t port) {  // an InetAddress is not Serializable: its fields are
+            auto c = mp::Client(mp::InetAddress{host, port});
+            c.send(std::string("from a child"));
+            if (c.recv<int>() != 42) std::_Exit(2);
+        },
+        addr.host, addr.port);
     p.start();
     auto conn = listener.accept();
     EXPECT_EQ(conn.recv<std::string>(), "from a child");
@@ -116,7 +118,9 @@ TEST_F(ListenerTest, ClientErrorsAreSystemErrors) {
 TEST_F(ListenerTest, AuthenticatedConnectionSucceedsWithTheSameKey) {
     mp::Listener listener(std::nullopt, 1, std::string("secret"));
     const auto addr = listener.address();
-    mp::Process p([&] { mp::Client(addr, std::string("secret")).send(std::string("authenticated")); });
+    mp::Process p(
+        [](const std::string& path) { mp::Client(path, std::string("secret")).send(std::string("authenticated")); },
+        std::get<std::string>(addr));  // the default address: an AF_UNIX path
     p.start();
     EXPECT_EQ(listener.accept().recv<std::string>(), "authenticated");
     p.join();

@@ -297,6 +297,7 @@ TEST_F(PoolTest, TerminateStopsWorkersAndFailsPendingResults) {
 }
 
 TEST_F(PoolTest, InitializerRunsOncePerWorker) {
+    POLYPROC_FORK_ONLY();  // a capturing initializer (no initargs to hand it the Queue); the next test can spawn
     mp::Queue<int> started;
     mp::Pool pool(mp::PoolOptions{.processes = 3, .initializer = [started] { started.put(::getpid()); }});
     std::set<int> pids;
@@ -305,6 +306,27 @@ TEST_F(PoolTest, InitializerRunsOncePerWorker) {
     const auto workers = pool.worker_pids();
     EXPECT_EQ(pids, std::set<int>(workers.begin(), workers.end()));
     EXPECT_THROW(started.get(true, 100ms), mp::Empty);
+}
+
+int initializer_runs = 0;  // per process: counts the initializer's runs in this worker
+void count_initializer_run() { ++initializer_runs; }
+std::pair<int, int> pid_and_initializer_runs(int) {
+    std::this_thread::sleep_for(2ms);  // lets every worker take some tasks
+    return {::getpid(), initializer_runs};
+}
+
+// The same under every start method: a plain function as initializer, seen through a global.
+TEST_F(PoolTest, InitializerFunctionRunsOnceInEveryWorkerBeforeItsFirstTask) {
+    mp::Pool pool(mp::PoolOptions{.processes = 3, .initializer = count_initializer_run});
+    std::vector<int> xs(30);
+    std::iota(xs.begin(), xs.end(), 0);
+    const auto seen = pool.map(pid_and_initializer_runs, xs, 1);
+    const auto workers = pool.worker_pids();
+    for (const auto& [pid, runs] : seen) {
+        EXPECT_EQ(runs, 1) << "in worker " << pid;
+        EXPECT_NE(std::find(workers.begin(), workers.end(), pid), workers.end()) << pid;
+    }
+    EXPECT_EQ(initializer_runs, 0);  // never in the parent
 }
 
 TEST_F(PoolTest, MaxTasksPerChildReplacesWorkersAndLosesNothing) {

@@ -10,27 +10,34 @@
 #include <sys/wait.h>
 #include <thread>
 
+#include <poll.h>
+#include <sys/syscall.h>
 #include "support.hpp"
 
 using namespace std::chrono_literals;
 
 namespace {
 
-// Runs `body` in a child and returns what it sent back as a string (for checks that must happen
-// inside a child, such as misuse errors raised there).
-std::string in_child(const std::function<std::string()>& body) {
+// Runs `body(args...)` in a child and returns what it sent back as a string (for checks that must
+// happen inside a child, such as misuse errors raised there). `body` is a captureless lambda (it is
+// rebuilt in the child, so this works under every start method); state goes in as `args`.
+template <class Body, class... Args>
+std::string in_child(Body, Args&&... args) {
+    static_assert(std::is_empty_v<Body> && std::is_default_constructible_v<Body>,
+                  "in_child: pass a captureless lambda and hand it its state as arguments");
     auto [r, w] = mp::Pipe(false);
-    mp::Process p([&] {
-        std::string out;
-        try {
-            out = body();
-        } catch (const std::exception& e) {
-            out = std::string("exception: ") + e.what();
-        }
-        w.send(out);
-    });
+    mp::Process p(
+        [](mp::Connection& out, std::decay_t<Args>&... a) {
+            std::string text;
+            try {
+                text = Body{}(a...);
+            } catch (const std::exception& e) {
+                text = std::string("exception: ") + e.what();
+            }
+            out.send(text);
+        },
+        std::move(w), std::forward<Args>(args)...);
     p.start();
-    w.close();
     std::string got = r.recv<std::string>();
     p.join();
     return got;
@@ -84,6 +91,7 @@ TEST_F(ProcessApi, TargetWithArgumentsRunsInAChild) {
 }
 
 TEST_F(ProcessApi, LambdaCapturesWorkAndMemoryIsNotShared) {
+    POLYPROC_FORK_ONLY();  // a capturing target: the child works on a copy of the parent's memory
     int counter = 1;
     std::vector<int> data{1, 2, 3};
     mp::Process p([&] {
@@ -118,6 +126,7 @@ TEST_F(ProcessApi, ParentDropsArgumentsOnceStarted) {
 }
 
 TEST_F(ProcessApi, SubclassOverridingRun) {
+    POLYPROC_FORK_ONLY();  // a subclass overriding run() cannot be spawned
     auto [a, b] = mp::Pipe();
     Doubler d(std::move(b));
     d.start();
@@ -141,6 +150,7 @@ private:
 }  // namespace
 
 TEST_F(ProcessApi, InsideRunThePidIsOurOwnAndWeAreAlive) {
+    POLYPROC_FORK_ONLY();  // a subclass overriding run() cannot be spawned
     auto [a, b] = mp::Pipe();
     SelfReporter p(std::move(b));
     p.start();
@@ -177,29 +187,34 @@ TEST_F(ProcessApi, CurrentAndParentProcess) {
     EXPECT_TRUE(me.is_alive());
     EXPECT_FALSE(mp::parent_process().has_value());
     const pid_t main_pid = ::getpid();
-    std::string seen = in_child([&] {
-        auto parent = mp::parent_process();
-        if (!parent) return std::string("no parent");
-        return parent->name() + " " + std::to_string(parent->pid() == main_pid) + " " + std::to_string(parent->is_alive()) +
-               " " + std::to_string(mp::current_process().pid() == ::getpid());
-    });
+    std::string seen = in_child(
+        [](pid_t expected_parent) {
+            auto parent = mp::parent_process();
+            if (!parent) return std::string("no parent");
+            return parent->name() + " " + std::to_string(parent->pid() == expected_parent) + " " +
+                   std::to_string(parent->is_alive()) + " " + std::to_string(mp::current_process().pid() == ::getpid());
+        },
+        main_pid);
     EXPECT_EQ(seen, "MainProcess 1 1 1");
 }
 
 TEST_F(ProcessApi, GrandchildSeesItsParentDie) {
     auto [r, w] = mp::Pipe(false);
-    mp::Process child([&] {
-        mp::Process grandchild([&] {
-            auto parent = mp::parent_process();
-            w.send(parent->is_alive());
-            parent->join(30s);  // returns once the parent has died
-            w.send(parent->is_alive());
-        });
-        grandchild.start();
-        std::this_thread::sleep_for(60s);  // terminated by the test
-    });
+    mp::Process child(
+        [](mp::Connection& out) {
+            mp::Process grandchild(
+                [](mp::Connection& to_test) {
+                    auto parent = mp::parent_process();
+                    to_test.send(parent->is_alive());
+                    parent->join(30s);  // returns once the parent has died
+                    to_test.send(parent->is_alive());
+                },
+                std::move(out));
+            grandchild.start();
+            std::this_thread::sleep_for(60s);  // terminated by the test
+        },
+        std::move(w));
     child.start();
-    w.close();
     EXPECT_TRUE(r.recv<bool>());
     child.terminate();
     child.join();
@@ -227,12 +242,13 @@ TEST_F(ProcessApi, ExitCodes) {
 
 TEST_F(ProcessApi, ThrowingTargetPrintsTypeAndMessageAndExitsWithOne) {
     auto [r, w] = mp::Pipe(false);
-    mp::Process p([&] {
-        ::dup2(w.fileno(), STDERR_FILENO);
-        throw std::invalid_argument("bad input 42");
-    });
+    mp::Process p(
+        [](mp::Connection& out) {
+            ::dup2(out.fileno(), STDERR_FILENO);
+            throw std::invalid_argument("bad input 42");
+        },
+        std::move(w));
     p.start();
-    w.close();
     p.join();
     EXPECT_EQ(p.exitcode(), 1);
     EXPECT_EQ(slurp(r.fileno()), "Process " + p.name() + ":\nstd::invalid_argument: bad input 42\n");
@@ -303,40 +319,67 @@ TEST_F(ProcessApi, MisuseErrorsHavePythonsMessages) {
     EXPECT_THROW_WITH(p.start(), mp::ValueError, "cannot start a process twice");
     EXPECT_THROW_WITH(p.set_daemon(true), mp::ValueError, "process has already started");
     p.join();
+}
 
+namespace {
+// Runs `body` in a forked child and returns what it sent back as a string: for checks on what a
+// forked child inherited from its parent (a Process handle), which only fork can hand over.
+std::string in_forked_child(const std::function<std::string()>& body) {
+    auto [r, w] = mp::Pipe(false);
+    mp::Process p([&] {
+        std::string out;
+        try {
+            out = body();
+        } catch (const std::exception& e) {
+            out = std::string("exception: ") + e.what();
+        }
+        w.send(out);
+    });
+    p.start();
+    w.close();
+    std::string got = r.recv<std::string>();
+    p.join();
+    return got;
+}
+}  // namespace
+
+TEST_F(ProcessApi, MisuseOfTheParentsHandlesInAForkedChildHasPythonsMessages) {
+    POLYPROC_FORK_ONLY();  // the child uses the parent's Process objects, inherited by fork
     mp::Process unstarted([] {});
-    EXPECT_EQ(in_child([&] {
+    EXPECT_EQ(in_forked_child([&] {
                   unstarted.start();
                   return std::string("started");
               }),
               "exception: can only start a process object created by current process");
     mp::Process started([] { std::this_thread::sleep_for(100ms); });
     started.start();
-    EXPECT_EQ(in_child([&] {
+    EXPECT_EQ(in_forked_child([&] {
                   started.join();
                   return std::string("joined");
               }),
               "exception: can only join a child process");
-    EXPECT_EQ(in_child([&] { return std::to_string(started.is_alive()); }), "exception: can only test a child process");
-    EXPECT_EQ(in_child([&] { return std::to_string(started.exitcode().has_value()); }), "0");  // Python: None
+    EXPECT_EQ(in_forked_child([&] { return std::to_string(started.is_alive()); }),
+              "exception: can only test a child process");
+    EXPECT_EQ(in_forked_child([&] { return std::to_string(started.exitcode().has_value()); }), "0");  // Python: None
     started.join();
 }
 
 TEST_F(ProcessApi, DaemonicProcessesMayNotHaveChildren) {
     auto [r, w] = mp::Pipe(false);
-    mp::Process d([&] {
-        mp::Process child([] {});
-        try {
-            child.start();
-            w.send(std::string("started"));
-        } catch (const mp::ValueError& e) {
-            w.send(std::string(e.what()));
-        }
-    });
+    mp::Process d(
+        [](mp::Connection& out) {
+            mp::Process child([] {});
+            try {
+                child.start();
+                out.send(std::string("started"));
+            } catch (const mp::ValueError& e) {
+                out.send(std::string(e.what()));
+            }
+        },
+        std::move(w));
     d.set_daemon(true);
     EXPECT_TRUE(d.daemon());
     d.start();
-    w.close();
     EXPECT_EQ(r.recv<std::string>(), "daemonic processes are not allowed to have children");
     d.join();
 }
@@ -418,16 +461,30 @@ TEST_F(ProcessApi, DaemonChildDiesWhenItsParentIsKilled) {
     // We become a subreaper so the orphaned grandchild is reparented to us and we can see it die.
     ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
     auto [r, w] = mp::Pipe(false);
-    mp::Process parent([&] {
-        mp::Process daemon_child([] { std::this_thread::sleep_for(60s); });
-        daemon_child.set_daemon(true);
-        daemon_child.start();
-        w.send(daemon_child.pid());
-        std::this_thread::sleep_for(60s);
-    });
+    mp::Process parent(
+        [](mp::Connection& out) {
+            mp::Process daemon_child([] { std::this_thread::sleep_for(60s); });
+            daemon_child.set_daemon(true);
+            daemon_child.start();
+            out.send(daemon_child.pid());
+            std::this_thread::sleep_for(60s);
+        },
+        std::move(w));
     parent.start();
-    w.close();
     const pid_t grandchild = r.recv<pid_t>();
+    if (mp::get_start_method() == "forkserver") {
+        // The grandchild is the child of the parent's own forkserver, not reparented to us: watch
+        // it through a pidfd. It dies with that server, which ends with the parent.
+        const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, grandchild, 0));
+        ASSERT_GE(pidfd, 0);
+        parent.kill();
+        parent.join();
+        pollfd p{pidfd, POLLIN, 0};
+        EXPECT_EQ(::poll(&p, 1, 60'000), 1) << "the daemonic grandchild outlived its parent";
+        ::close(pidfd);
+        ::prctl(PR_SET_CHILD_SUBREAPER, 0);
+        return;
+    }
     parent.kill();
     parent.join();
     int status = 0;
@@ -439,20 +496,24 @@ TEST_F(ProcessApi, DaemonChildDiesWhenItsParentIsKilled) {
 
 TEST_F(ProcessApi, ChildExitTerminatesDaemonsAndJoinsOthers) {
     auto [r, w] = mp::Pipe(false);
-    mp::Process child([&] {
-        mp::Process daemon_child([] { std::this_thread::sleep_for(60s); });
-        daemon_child.set_daemon(true);
-        mp::Process worker([&] {
-            std::this_thread::sleep_for(100ms);
-            w.send(std::string("worker finished"));
-        });
-        daemon_child.start();
-        worker.start();
-        w.send(daemon_child.pid());
-        // returning without join: Python's exit handler terminates the daemon, joins the worker
-    });
+    mp::Process child(
+        [](mp::Connection& out) {
+            mp::Process daemon_child([] { std::this_thread::sleep_for(60s); });
+            daemon_child.set_daemon(true);
+            daemon_child.start();
+            out.send(daemon_child.pid());
+            // the worker takes the connection over (a Connection has one owner)
+            mp::Process worker(
+                [](mp::Connection& to_test) {
+                    std::this_thread::sleep_for(100ms);
+                    to_test.send(std::string("worker finished"));
+                },
+                std::move(out));
+            worker.start();
+            // returning without join: Python's exit handler terminates the daemon, joins the worker
+        },
+        std::move(w));
     child.start();
-    w.close();
     const pid_t daemon_pid = r.recv<pid_t>();
     EXPECT_EQ(r.recv<std::string>(), "worker finished");
     child.join(30s);
@@ -462,26 +523,29 @@ TEST_F(ProcessApi, ChildExitTerminatesDaemonsAndJoinsOthers) {
 
 TEST_F(ProcessApi, BufferedOutputIsNotPrintedTwice) {
     auto [r, w] = mp::Pipe(false);
-    mp::Process isolated([&] {
-        ::dup2(w.fileno(), STDOUT_FILENO);  // stdout is now a pipe: fully buffered
-        std::printf("before fork;");
-        mp::Process child([] { std::printf("child;"); });
-        child.start();
-        child.join();
-        std::printf("after join;");
-    });
+    mp::Process isolated(
+        [](mp::Connection& out) {
+            ::dup2(out.fileno(), STDOUT_FILENO);  // stdout is now a pipe: fully buffered
+            std::printf("before fork;");
+            mp::Process child([] { std::printf("child;"); });
+            child.start();
+            child.join();
+            std::printf("after join;");
+        },
+        std::move(w));
     isolated.start();
-    w.close();
     isolated.join();
     EXPECT_EQ(slurp(r.fileno()), "before fork;child;after join;");
 }
 
 TEST_F(ProcessApi, ChildStdinIsDevNull) {
     auto [r, w] = mp::Pipe(false);
-    mp::Process p([&] {
-        char c;
-        w.send(::read(STDIN_FILENO, &c, 1));
-    });
+    mp::Process p(
+        [](mp::Connection& out) {
+            char c;
+            out.send(::read(STDIN_FILENO, &c, 1));
+        },
+        std::move(w));
     p.start();
     EXPECT_EQ(r.recv<ssize_t>(), 0);  // EOF at once, never the terminal
     p.join();
@@ -528,10 +592,13 @@ TEST_F(ProcessApi, CpuCountHonoursACgroupQuotaSetOnAnAncestor) {
     ASSERT_EQ(::mkdir(inner.c_str(), 0755), 0);
     ASSERT_TRUE(write_file(outer + "/cpu.cfs_period_us", "100000"));
     ASSERT_TRUE(write_file(outer + "/cpu.cfs_quota_us", "50000"));
-    EXPECT_EQ(in_child([&] {
-                  if (!write_file(inner + "/cgroup.procs", std::to_string(::getpid()))) return std::string("move failed");
-                  return std::to_string(mp::cpu_count());
-              }),
+    EXPECT_EQ(in_child(
+                  [](const std::string& inner_dir) {
+                      if (!write_file(inner_dir + "/cgroup.procs", std::to_string(::getpid())))
+                          return std::string("move failed");
+                      return std::to_string(mp::cpu_count());
+                  },
+                  inner),
               "1");
 }
 
@@ -547,7 +614,7 @@ TEST_F(ProcessApi, MovedProcessKeepsItsChild) {
 
 TEST_F(ProcessApi, ManyProcesses) {
     std::vector<mp::Process> ps;
-    for (int i = 0; i < 50; ++i) ps.emplace_back([i] { std::_Exit(i % 7); });
+    for (int i = 0; i < 50; ++i) ps.emplace_back([](int n) { std::_Exit(n % 7); }, i);
     for (auto& p : ps) p.start();
     for (auto& p : ps) p.join();
     for (int i = 0; i < 50; ++i) EXPECT_EQ(ps[static_cast<std::size_t>(i)].exitcode(), i % 7);

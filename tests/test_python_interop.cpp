@@ -25,21 +25,30 @@ const std::string kPeer = std::string(POLYPROC_TEST_DIR) + "/python/peer.py";
 
 // Runs the Python peer in a child process (so the fixture kills it if the test fails), with its
 // stdout on a one-way pipe.
+[[noreturn]] void exec_peer(const std::string& python, const std::vector<std::string>& args) {
+    std::vector<char*> argv{const_cast<char*>(python.c_str()), const_cast<char*>(kPeer.c_str())};
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    ::execv(python.c_str(), argv.data());
+    std::_Exit(127);
+}
+
 mp::Process start_python(const std::string& python, std::vector<std::string> args, mp::Connection* stdout_to = nullptr) {
-    std::optional<mp::Connection> w;
     if (stdout_to) {
-        auto [r, wr] = mp::Pipe(false);
+        auto [r, w] = mp::Pipe(false);
         *stdout_to = std::move(r);
-        w = std::move(wr);
+        mp::Process p(
+            [](mp::Connection& out, const std::string& interpreter, const std::vector<std::string>& peer_args) {
+                ::dup2(out.fileno(), STDOUT_FILENO);
+                exec_peer(interpreter, peer_args);
+            },
+            std::move(w), python, std::move(args));
+        p.start();
+        return p;
     }
-    mp::Process p([&, python, args] {
-        if (w) ::dup2(w->fileno(), STDOUT_FILENO);
-        std::vector<char*> argv{const_cast<char*>(python.c_str()), const_cast<char*>(kPeer.c_str())};
-        for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-        argv.push_back(nullptr);
-        ::execv(python.c_str(), argv.data());
-        std::_Exit(127);
-    });
+    mp::Process p(
+        [](const std::string& interpreter, const std::vector<std::string>& peer_args) { exec_peer(interpreter, peer_args); },
+        python, std::move(args));
     p.start();
     return p;
 }

@@ -97,11 +97,14 @@ TEST_F(Queues, FifoWithinOneProcess) {
 TEST_F(Queues, ChildSendsEveryKindOfValue) {
     mp::Queue<std::map<std::string, std::vector<int>>> maps;
     mp::Queue<std::optional<std::string>> strings;
-    mp::Process p([&] {
-        maps.put({{"a", {1, 2}}, {"b", {}}});
-        strings.put("hello");
-        strings.put(std::nullopt);
-    });
+    mp::Process p(
+        [](mp::Queue<std::map<std::string, std::vector<int>>> map_queue,
+           mp::Queue<std::optional<std::string>> string_queue) {
+            map_queue.put({{"a", {1, 2}}, {"b", {}}});
+            string_queue.put("hello");
+            string_queue.put(std::nullopt);
+        },
+        maps, strings);
     p.start();
     EXPECT_EQ(maps.get(), (std::map<std::string, std::vector<int>>{{"a", {1, 2}}, {"b", {}}}));
     EXPECT_EQ(strings.get(), "hello");
@@ -112,9 +115,11 @@ TEST_F(Queues, ChildSendsEveryKindOfValue) {
 
 TEST_F(Queues, QsizeIsExactAcrossProcesses) {
     mp::Queue<int> q;
-    mp::Process p([&] {
-        for (int i = 0; i < 10; ++i) q.put(i);
-    });
+    mp::Process p(
+        [](mp::Queue<int> queue) {
+            for (int i = 0; i < 10; ++i) queue.put(i);
+        },
+        q);
     p.start();
     p.join();
     EXPECT_EQ(q.qsize(), 10u);  // exact right after the producer is gone: nothing is in flight
@@ -151,10 +156,12 @@ TEST_F(Queues, BoundedQueueRaisesFullAndEmpty) {
 TEST_F(Queues, BlockedPutResumesWhenAConsumerTakesAnItem) {
     mp::Queue<int> q(1);
     q.put(0);
-    mp::Process consumer([&] {
-        std::this_thread::sleep_for(50ms);
-        if (q.get() != 0) std::_Exit(3);
-    });
+    mp::Process consumer(
+        [](mp::Queue<int> queue) {
+            std::this_thread::sleep_for(50ms);
+            if (queue.get() != 0) std::_Exit(3);
+        },
+        q);
     consumer.start();
     q.put(1);  // waits for the consumer
     consumer.join();
@@ -162,30 +169,37 @@ TEST_F(Queues, BlockedPutResumesWhenAConsumerTakesAnItem) {
     EXPECT_EQ(q.get(), 1);
 }
 
+namespace {
+double cpu_seconds() {
+    rusage usage{};
+    ::getrusage(RUSAGE_SELF, &usage);
+    return usage.ru_utime.tv_sec + usage.ru_stime.tv_sec + (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+}
+}  // namespace
+
 // A blocked put or get sleeps: it does not spin on the CPU while it waits (checked with the
 // child's own CPU time over a half-second wait; a busy loop would use all of it).
 TEST_F(Queues, BlockedPutAndGetSleepInsteadOfSpinning) {
-    auto cpu_seconds = [] {
-        rusage usage{};
-        ::getrusage(RUSAGE_SELF, &usage);
-        return usage.ru_utime.tv_sec + usage.ru_stime.tv_sec + (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
-    };
     mp::Queue<int> full(1), empty;
     for (int i = 0; i < 10; ++i) {  // some traffic first: the positions the producers remember age
         full.put(i);
         full.get();
     }
     full.put(0);
-    mp::Process producer([&] {
-        const double before = cpu_seconds();
-        full.put(1);  // waits until the parent takes an item
-        std::_Exit(cpu_seconds() - before < 0.15 ? 0 : 1);
-    });
-    mp::Process consumer([&] {
-        const double before = cpu_seconds();
-        empty.get();  // waits until the parent puts one
-        std::_Exit(cpu_seconds() - before < 0.15 ? 0 : 1);
-    });
+    mp::Process producer(
+        [](mp::Queue<int> full_queue) {
+            const double before = cpu_seconds();
+            full_queue.put(1);  // waits until the parent takes an item
+            std::_Exit(cpu_seconds() - before < 0.15 ? 0 : 1);
+        },
+        full);
+    mp::Process consumer(
+        [](mp::Queue<int> empty_queue) {
+            const double before = cpu_seconds();
+            empty_queue.get();  // waits until the parent puts one
+            std::_Exit(cpu_seconds() - before < 0.15 ? 0 : 1);
+        },
+        empty);
     producer.start();
     consumer.start();
     std::this_thread::sleep_for(500ms);
@@ -199,10 +213,12 @@ TEST_F(Queues, BlockedPutAndGetSleepInsteadOfSpinning) {
 
 TEST_F(Queues, BlockedGetWakesForAnItemFromAnotherProcess) {
     mp::Queue<std::string> q;
-    mp::Process producer([&] {
-        std::this_thread::sleep_for(100ms);  // let the parent fall asleep in get()
-        q.put("late");
-    });
+    mp::Process producer(
+        [](mp::Queue<std::string> queue) {
+            std::this_thread::sleep_for(100ms);  // let the parent fall asleep in get()
+            queue.put("late");
+        },
+        q);
     producer.start();
     EXPECT_EQ(q.get(true, 60s), "late");
     producer.join();
@@ -211,17 +227,19 @@ TEST_F(Queues, BlockedGetWakesForAnItemFromAnotherProcess) {
 TEST_F(Queues, ClosedQueueRaisesValueErrorAndOthersStillDrainIt) {
     mp::Queue<int> q;
     EXPECT_THROW_WITH(q.join_thread(), mp::ValueError, "Queue not closed");
-    mp::Process producer([&] {
-        q.put(1);
-        q.put(2);
-        q.close();
-        q.join_thread();
-        try {
-            q.put(3);
-        } catch (const mp::ValueError&) {
-            std::_Exit(7);
-        }
-    });
+    mp::Process producer(
+        [](mp::Queue<int> queue) {
+            queue.put(1);
+            queue.put(2);
+            queue.close();
+            queue.join_thread();
+            try {
+                queue.put(3);
+            } catch (const mp::ValueError&) {
+                std::_Exit(7);
+            }
+        },
+        q);
     producer.start();
     producer.join();
     EXPECT_EQ(producer.exitcode(), 7);
@@ -256,10 +274,12 @@ TEST_F(Queues, CloseWakesAGetBlockedInAnotherThread) {
 // someone reads, so joining it first hangs. Here put() has written everything when it returns.
 TEST_F(Queues, JoiningAChildWithUnreadItemsDoesNotHang) {
     mp::Queue<std::vector<char>> q;
-    mp::Process p([&] {
-        for (unsigned i = 0; i < 200; ++i) q.put(pattern(1024, i));
-        q.put(pattern(10 << 20, 999));
-    });
+    mp::Process p(
+        [](mp::Queue<std::vector<char>> queue) {
+            for (unsigned i = 0; i < 200; ++i) queue.put(pattern(1024, i));
+            queue.put(pattern(10 << 20, 999));
+        },
+        q);
     p.start();
     p.join(60s);
     ASSERT_EQ(p.exitcode(), 0) << "the child did not exit with its items unread";
@@ -270,9 +290,12 @@ TEST_F(Queues, JoiningAChildWithUnreadItemsDoesNotHang) {
 TEST_F(Queues, MessagesOfEverySizeInOneQueue) {
     mp::Queue<std::vector<char>> q;
     const std::vector<std::size_t> sizes = {0, 1, 7, 8, 9, 63, 64, 4095, 65536, 1 << 20, 3 << 20, 64 << 20, 5};
-    mp::Process p([&] {
-        for (std::size_t i = 0; i < sizes.size(); ++i) q.put(pattern(sizes[i], static_cast<unsigned>(i)));
-    });
+    mp::Process p(
+        [](mp::Queue<std::vector<char>> queue, const std::vector<std::size_t>& item_sizes) {
+            for (std::size_t i = 0; i < item_sizes.size(); ++i)
+                queue.put(pattern(item_sizes[i], static_cast<unsigned>(i)));
+        },
+        q, sizes);
     p.start();
     for (std::size_t i = 0; i < sizes.size(); ++i) {
         const auto got = q.get(true, 60s);
@@ -293,9 +316,11 @@ TEST_F(Queues, AnItemLargerThanTheRingIsRefusedUpFront) {
 TEST_F(Queues, ABacklogGrowsTheRingAndDrainingGivesTheMemoryBack) {
     mp::Queue<std::vector<char>> q;
     const std::uint64_t before = shmem_resident_kib();
-    mp::Process p([&] {
-        for (unsigned i = 0; i < 300; ++i) q.put(pattern(1 << 20, i));  // 300 MiB waiting, no consumer
-    });
+    mp::Process p(
+        [](mp::Queue<std::vector<char>> queue) {
+            for (unsigned i = 0; i < 300; ++i) queue.put(pattern(1 << 20, i));  // 300 MiB waiting, no consumer
+        },
+        q);
     p.start();
     p.join(120s);
     ASSERT_EQ(p.exitcode(), 0);
@@ -315,19 +340,23 @@ TEST_F(Queues, SeveralProducersAndConsumersLoseAndDuplicateNothing) {
     mp::Queue<std::vector<std::pair<int, int>>> results;
     std::vector<mp::Process> ps;
     for (int c = 0; c < kConsumers; ++c)
-        ps.emplace_back([&] {
-            std::vector<std::pair<int, int>> got;
-            for (;;) {
-                auto item = q.get();
-                if (item.first < 0) break;
-                got.push_back(item);
-            }
-            results.put(got);
-        });
+        ps.emplace_back(
+            [](mp::Queue<std::pair<int, int>> queue, mp::Queue<std::vector<std::pair<int, int>>> result_queue) {
+                std::vector<std::pair<int, int>> got;
+                for (;;) {
+                    auto item = queue.get();
+                    if (item.first < 0) break;
+                    got.push_back(item);
+                }
+                result_queue.put(got);
+            },
+            q, results);
     for (int p = 0; p < kProducers; ++p)
-        ps.emplace_back([&, p] {
-            for (int i = 0; i < kItems; ++i) q.put({p, i});
-        });
+        ps.emplace_back(
+            [](mp::Queue<std::pair<int, int>> queue, int producer) {
+                for (int i = 0; i < kItems; ++i) queue.put({producer, i});
+            },
+            q, p);
     for (auto& p : ps) p.start();
     for (int p = kConsumers; p < kConsumers + kProducers; ++p) ps[p].join();
     for (int c = 0; c < kConsumers; ++c) q.put({-1, 0});
@@ -356,7 +385,13 @@ TEST_F(Queues, AProducerKilledInsidePutLeavesTheQueueWhole) {
     Parking::park_on_save = true;
     mp::Queue<Parking> q;
     q.put(Parking{1, {}});
-    mp::Process p([&] { q.put(Parking{2, {}}); });  // parks while encoding, holding the producers' lock
+    mp::Process p(
+        [](mp::Queue<Parking> queue, pid_t parent) {
+            Parking::parent = parent;  // set here too: a spawned child starts with fresh globals
+            Parking::park_on_save = true;
+            queue.put(Parking{2, {}});  // parks while encoding, holding the producers' lock
+        },
+        q, ::getpid());
     p.start();
     std::this_thread::sleep_for(100ms);
     p.kill();
@@ -375,7 +410,13 @@ TEST_F(Queues, AConsumerKilledInsideGetLeavesItsItemForTheNext) {
     mp::Queue<Parking> q;
     q.put(Parking{1, {}});
     q.put(Parking{2, {}});
-    mp::Process p([&] { q.get(); });  // parks while decoding, holding the consumers' lock
+    mp::Process p(
+        [](mp::Queue<Parking> queue, pid_t parent) {
+            Parking::parent = parent;  // set here too: a spawned child starts with fresh globals
+            Parking::park_on_load = true;
+            queue.get();  // parks while decoding, holding the consumers' lock
+        },
+        q, ::getpid());
     p.start();
     std::this_thread::sleep_for(100ms);
     p.kill();
@@ -388,12 +429,12 @@ TEST_F(Queues, AConsumerKilledInsideGetLeavesItsItemForTheNext) {
 
 TEST_F(Queues, AConsumerKilledWhileWaitingDoesNotStopOthers) {
     mp::Queue<int> q;
-    mp::Process sleeper([&] { q.get(); });
+    mp::Process sleeper([](mp::Queue<int> queue) { queue.get(); }, q);
     sleeper.start();
     std::this_thread::sleep_for(100ms);  // asleep in get()
     sleeper.kill();
     sleeper.join();
-    mp::Process consumer([&] { std::_Exit(q.get(true, 60s)); });
+    mp::Process consumer([](mp::Queue<int> queue) { std::_Exit(queue.get(true, 60s)); }, q);
     consumer.start();
     std::this_thread::sleep_for(50ms);
     q.put(5);
@@ -414,13 +455,15 @@ TEST_F(Queues, JoinableQueueCountsTasks) {
     EXPECT_THROW_WITH(q.task_done(), mp::ValueError, "task_done() called too many times");
     std::vector<mp::Process> workers;
     for (int w = 0; w < 4; ++w)
-        workers.emplace_back([&] {
-            for (;;) {
-                int item = q.get();
-                q.task_done();
-                if (item < 0) break;
-            }
-        });
+        workers.emplace_back(
+            [](mp::JoinableQueue<int> queue) {
+                for (;;) {
+                    int item = queue.get();
+                    queue.task_done();
+                    if (item < 0) break;
+                }
+            },
+            q);
     for (auto& w : workers) w.start();
     for (int i = 0; i < 10; ++i) q.put(i);
     EXPECT_TRUE(q.join(60s));
@@ -437,11 +480,13 @@ TEST_F(Queues, JoinableQueueCountsTasks) {
 TEST_F(Queues, SimpleQueueBetweenProcesses) {
     mp::SimpleQueue<std::string> q;
     EXPECT_TRUE(q.empty());
-    mp::Process p([&] {
-        if (!q.empty()) std::_Exit(2);  // correct in the child too
-        q.put("from the child");
-        q.put(std::string(1 << 20, 'x'));
-    });
+    mp::Process p(
+        [](mp::SimpleQueue<std::string> queue) {
+            if (!queue.empty()) std::_Exit(2);  // correct in the child too
+            queue.put("from the child");
+            queue.put(std::string(1 << 20, 'x'));
+        },
+        q);
     p.start();
     EXPECT_EQ(q.get(), "from the child");
     EXPECT_EQ(q.get(), std::string(1 << 20, 'x'));
@@ -456,6 +501,7 @@ TEST_F(Queues, SimpleQueueBetweenProcesses) {
 }
 
 TEST_F(Queues, ACopyCapturedByValueIsTheSameQueue) {
+    POLYPROC_FORK_ONLY();  // about capturing handles; HandlesPassAsProcessArguments is the spawnable form
     mp::Queue<int> q;
     const mp::JoinableQueue<int> jq;
     mp::Process p([q, jq] {  // no `mutable`: the handles' methods are const

@@ -75,6 +75,10 @@ struct Ledger {
     mp::RawValue<std::uint32_t> corrupt;    // items whose checksum or sequence was wrong
     Ledger(std::uint32_t p, std::uint32_t n)
         : producers(p), per_producer(n), received(std::size_t(p) * n), completed(p), corrupt(0) {}
+    // Another handle on the same shared counters (how a child gets the ledger: by its parts).
+    Ledger(std::uint32_t p, std::uint32_t n, mp::RawArray<std::uint32_t> r, mp::RawArray<std::uint32_t> c,
+           mp::RawValue<std::uint32_t> k)
+        : producers(p), per_producer(n), received(std::move(r)), completed(std::move(c)), corrupt(std::move(k)) {}
 
     void produce(mp::Queue<Item> q, std::uint32_t producer) const {
         for (std::uint32_t seq = 0; seq < per_producer; ++seq) {
@@ -105,9 +109,28 @@ struct Ledger {
 
 class QueueStress : public ProcessTest {
 protected:
+    // A process that runs ledger.produce(q, id) (or ledger.consume(q)); the ledger travels as its
+    // parts, so this works under every start method.
+    static mp::Process producer_process(const Ledger& ledger, mp::Queue<Item> q, std::uint32_t id) {
+        return mp::Process(
+            [](std::uint32_t producers, std::uint32_t per_producer, mp::RawArray<std::uint32_t> received,
+               mp::RawArray<std::uint32_t> completed, mp::RawValue<std::uint32_t> corrupt, mp::Queue<Item> queue,
+               std::uint32_t producer) {
+                Ledger(producers, per_producer, received, completed, corrupt).produce(queue, producer);
+            },
+            ledger.producers, ledger.per_producer, ledger.received, ledger.completed, ledger.corrupt, q, id);
+    }
+    static mp::Process consumer_process(const Ledger& ledger, mp::Queue<Item> q) {
+        return mp::Process(
+            [](std::uint32_t producers, std::uint32_t per_producer, mp::RawArray<std::uint32_t> received,
+               mp::RawArray<std::uint32_t> completed, mp::RawValue<std::uint32_t> corrupt, mp::Queue<Item> queue) {
+                Ledger(producers, per_producer, received, completed, corrupt).consume(queue);
+            },
+            ledger.producers, ledger.per_producer, ledger.received, ledger.completed, ledger.corrupt, q);
+    }
     static std::vector<mp::Process> start_consumers(const Ledger& ledger, mp::Queue<Item> q, int n) {
         std::vector<mp::Process> consumers;
-        for (int c = 0; c < n; ++c) consumers.emplace_back([&ledger, q] { ledger.consume(q); });
+        for (int c = 0; c < n; ++c) consumers.push_back(consumer_process(ledger, q));
         for (auto& c : consumers) c.start();
         return consumers;
     }
@@ -140,7 +163,7 @@ TEST_F(QueueStress, FourProducersFourConsumersMixedSizesExactlyOnce) {
     mp::Queue<Item> q;
     auto consumers = start_consumers(ledger, q, 4);
     std::vector<mp::Process> producers;
-    for (std::uint32_t p = 0; p < kProducers; ++p) producers.emplace_back([&ledger, q, p] { ledger.produce(q, p); });
+    for (std::uint32_t p = 0; p < kProducers; ++p) producers.push_back(producer_process(ledger, q, p));
     for (auto& p : producers) p.start();
     for (auto& p : producers) {
         p.join(600s);
@@ -171,7 +194,7 @@ TEST_F(QueueStress, ProducersKilledAtRandomLoseNoCompletedPut) {
     std::vector<mp::Process> producers;
     std::vector<bool> killed(kTotalProducers, false);
     auto start_producer = [&](std::uint32_t id) {
-        producers.emplace_back([&ledger, q, id] { ledger.produce(q, id); });
+        producers.push_back(producer_process(ledger, q, id));
         producers.back().start();
     };
     for (std::uint32_t id = 0; id < kLive; ++id) start_producer(id);
@@ -234,7 +257,7 @@ TEST_F(QueueStress, ConsumersKilledAtRandomLoseAtMostTheirItem) {
     mp::Queue<Item> q(1024);
     auto consumers = start_consumers(ledger, q, 4);
     std::vector<mp::Process> producers;
-    for (std::uint32_t p = 0; p < kProducers; ++p) producers.emplace_back([&ledger, q, p] { ledger.produce(q, p); });
+    for (std::uint32_t p = 0; p < kProducers; ++p) producers.push_back(producer_process(ledger, q, p));
     for (auto& p : producers) p.start();
 
     std::mt19937 rng(54321);
@@ -249,7 +272,7 @@ TEST_F(QueueStress, ConsumersKilledAtRandomLoseAtMostTheirItem) {
         consumers[victim].kill();
         consumers[victim].join();
         kills += consumers[victim].exitcode() == -SIGKILL;
-        consumers[victim] = mp::Process([&ledger, q] { ledger.consume(q); });
+        consumers[victim] = consumer_process(ledger, q);
         consumers[victim].start();
     }
     for (auto& p : producers) {

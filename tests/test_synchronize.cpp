@@ -11,20 +11,28 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// Runs fn in a child, waits for it, returns its exit code.
-int run_child(std::function<void()> fn) {
-    mp::Process p(std::move(fn));
+// Runs fn(args...) in a child, waits for it, returns its exit code. fn is a captureless lambda
+// (or a function): it gets its state as arguments, so this works under every start method.
+template <class F, class... Args>
+int run_child(F fn, Args&&... args) {
+    mp::Process p(fn, std::forward<Args>(args)...);
     p.start();
     p.join();
     return *p.exitcode();
 }
 
-// A child that does `fn` then dies by SIGKILL, while the parent waits for it.
-pid_t die_in_child(std::function<void()> fn) {
-    mp::Process p([&] {
-        fn();
-        ::raise(SIGKILL);
-    });
+// A child that does `body(args...)` then dies by SIGKILL, while the parent waits for it. `body`
+// is a captureless lambda, rebuilt in the child.
+template <class Body, class... Args>
+pid_t die_in_child(Body, Args&&... args) {
+    static_assert(std::is_empty_v<Body> && std::is_default_constructible_v<Body>,
+                  "die_in_child: pass a captureless lambda and hand it its state as arguments");
+    mp::Process p(
+        [](std::decay_t<Args>&... a) {
+            Body{}(a...);
+            ::raise(SIGKILL);
+        },
+        std::forward<Args>(args)...);
     p.start();
     p.join();
     EXPECT_EQ(p.exitcode(), -SIGKILL);
@@ -33,14 +41,16 @@ pid_t die_in_child(std::function<void()> fn) {
 
 // A child that waits on the barrier and exits 0 only if the wait ends in BrokenBarrierError.
 mp::Process expect_broken_barrier_in_child(mp::Barrier& b, mp::Timeout timeout = {}) {
-    mp::Process p([&b, timeout] {
-        try {
-            b.wait(timeout);
-        } catch (const mp::BrokenBarrierError&) {
-            std::_Exit(0);
-        }
-        std::_Exit(1);
-    });
+    mp::Process p(
+        [](mp::Barrier& barrier, mp::Timeout wait_timeout) {
+            try {
+                barrier.wait(wait_timeout);
+            } catch (const mp::BrokenBarrierError&) {
+                std::_Exit(0);
+            }
+            std::_Exit(1);
+        },
+        b, timeout);
     return p;
 }
 
@@ -67,12 +77,14 @@ TEST_F(SyncTest, LockBasicsAndPythonsErrors) {
 TEST_F(SyncTest, LockExcludesOtherProcesses) {
     mp::Lock lock;
     mp::Event held, done;
-    mp::Process holder([&] {
-        lock.acquire();
-        held.set();
-        done.wait(30s);
-        lock.release();
-    });
+    mp::Process holder(
+        [](mp::Lock& shared_lock, mp::Event& acquired, mp::Event& may_release) {
+            shared_lock.acquire();
+            acquired.set();
+            may_release.wait(30s);
+            shared_lock.release();
+        },
+        lock, held, done);
     holder.start();
     ASSERT_TRUE(held.wait(30s));
     EXPECT_FALSE(lock.acquire(false));
@@ -91,12 +103,14 @@ TEST_F(SyncTest, LockGivesMutualExclusionUnderContention) {
     mp::RawValue<long> counter(0);
     std::vector<mp::Process> ps;
     for (int i = 0; i < 4; ++i)
-        ps.emplace_back([&] {
-            for (int k = 0; k < 20000; ++k) {
-                std::lock_guard guard(lock);
-                counter.set_value(counter.value() + 1);  // a non-atomic read-modify-write
-            }
-        });
+        ps.emplace_back(
+            [](mp::Lock& shared_lock, mp::RawValue<long>& count) {
+                for (int k = 0; k < 20000; ++k) {
+                    std::lock_guard guard(shared_lock);
+                    count.set_value(count.value() + 1);  // a non-atomic read-modify-write
+                }
+            },
+            lock, counter);
     for (auto& p : ps) p.start();
     for (auto& p : ps) p.join();
     for (auto& p : ps) EXPECT_EQ(p.exitcode(), 0);
@@ -133,7 +147,7 @@ TEST_F(SyncTest, StandardLockingToolsWork) {
 
 TEST_F(SyncTest, DeadOwnerIsReportedNotABlockForever) {
     mp::Lock lock;
-    const pid_t dead = die_in_child([&] { lock.acquire(); });
+    const pid_t dead = die_in_child([](mp::Lock& shared_lock) { shared_lock.acquire(); }, lock);
     try {
         lock.acquire(true, 30s);
         FAIL() << "no OwnerDiedError";
@@ -142,7 +156,7 @@ TEST_F(SyncTest, DeadOwnerIsReportedNotABlockForever) {
         EXPECT_NE(std::string(e.what()).find(std::to_string(dead)), std::string::npos);
     }
     EXPECT_TRUE(lock.is_mine());  // we hold it now
-    EXPECT_EQ(run_child([&] { std::_Exit(lock.acquire(false) ? 1 : 0); }), 0);
+    EXPECT_EQ(run_child([](mp::Lock& shared_lock) { std::_Exit(shared_lock.acquire(false) ? 1 : 0); }, lock), 0);
     lock.release();
     EXPECT_TRUE(lock.acquire(false));  // and it works normally afterwards
     lock.release();
@@ -150,10 +164,12 @@ TEST_F(SyncTest, DeadOwnerIsReportedNotABlockForever) {
 
 TEST_F(SyncTest, DeadOwnerOfAnRLockToo) {
     mp::RLock lock;
-    const pid_t dead = die_in_child([&] {
-        lock.acquire();
-        lock.acquire();
-    });
+    const pid_t dead = die_in_child(
+        [](mp::RLock& shared_lock) {
+            shared_lock.acquire();
+            shared_lock.acquire();
+        },
+        lock);
     EXPECT_THROW_WITH(lock.acquire(), mp::OwnerDiedError, std::to_string(dead));
     EXPECT_EQ(lock.repr(), "<RLock(MainProcess, 1)>");
     lock.release();
@@ -167,15 +183,17 @@ TEST_F(SyncTest, RLockIsRecursiveForItsOwnerOnly) {
     EXPECT_TRUE(lock.acquire());
     EXPECT_TRUE(lock.acquire());
     EXPECT_EQ(lock.repr(), "<RLock(MainProcess, 2)>");
-    EXPECT_EQ(run_child([&] {
-                  const bool got = lock.acquire(false);
-                  try {
-                      lock.release();
-                  } catch (const mp::ValueError& e) {
-                      std::_Exit(!got && std::string(e.what()) == "attempt to release recursive lock not owned by thread" ? 0 : 2);
-                  }
-                  std::_Exit(3);
-              }),
+    EXPECT_EQ(run_child(
+                  [](mp::RLock& shared_lock) {
+                      const bool got = shared_lock.acquire(false);
+                      try {
+                          shared_lock.release();
+                      } catch (const mp::ValueError& e) {
+                          std::_Exit(!got && std::string(e.what()) == "attempt to release recursive lock not owned by thread" ? 0 : 2);
+                      }
+                      std::_Exit(3);
+                  },
+                  lock),
               0);
     lock.release();
     lock.release();
@@ -227,7 +245,7 @@ TEST_F(SyncTest, BoundedSemaphoreRefusesOverRelease) {
 
 TEST_F(SyncTest, SemaphoreWakesAWaiterInAnotherProcess) {
     mp::Semaphore sem(0);
-    mp::Process waiter([&] { std::_Exit(sem.acquire(true, 30s) ? 0 : 1); });
+    mp::Process waiter([](mp::Semaphore& shared_sem) { std::_Exit(shared_sem.acquire(true, 30s) ? 0 : 1); }, sem);
     waiter.start();
     std::this_thread::sleep_for(50ms);  // let it sleep on the futex (correct either way)
     sem.release();
@@ -242,19 +260,21 @@ TEST_F(SyncTest, SemaphoreBoundsConcurrency) {
     mp::RawValue<int> inside(0), most(0);
     std::vector<mp::Process> ps;
     for (int i = 0; i < 8; ++i)
-        ps.emplace_back([&] {
-            for (int k = 0; k < 50; ++k) {
-                std::lock_guard s(sem);
-                {
-                    std::lock_guard g(guard);
-                    inside.set_value(inside.value() + 1);
-                    most.set_value(std::max(most.value(), inside.value()));
+        ps.emplace_back(
+            [](mp::Semaphore& units, mp::Lock& mutex, mp::RawValue<int>& now_inside, mp::RawValue<int>& peak) {
+                for (int k = 0; k < 50; ++k) {
+                    std::lock_guard s(units);
+                    {
+                        std::lock_guard g(mutex);
+                        now_inside.set_value(now_inside.value() + 1);
+                        peak.set_value(std::max(peak.value(), now_inside.value()));
+                    }
+                    std::this_thread::sleep_for(100us);
+                    std::lock_guard g(mutex);
+                    now_inside.set_value(now_inside.value() - 1);
                 }
-                std::this_thread::sleep_for(100us);
-                std::lock_guard g(guard);
-                inside.set_value(inside.value() - 1);
-            }
-        });
+            },
+            sem, guard, inside, most);
     for (auto& p : ps) p.start();
     for (auto& p : ps) p.join();
     EXPECT_LE(most.value(), 3);
@@ -265,7 +285,7 @@ TEST_F(SyncTest, SemaphoreBoundsConcurrency) {
 
 TEST_F(SyncTest, UnitsTakenByADeadProcessAreLost) {
     mp::Semaphore sem(2);
-    die_in_child([&] { sem.acquire(); });
+    die_in_child([](mp::Semaphore& shared_sem) { shared_sem.acquire(); }, sem);
     EXPECT_EQ(sem.get_value(), 1);  // documented: a semaphore has no owner to recover from
 }
 
@@ -287,12 +307,14 @@ TEST_F(SyncTest, EventWaitReturnsTheFlag) {
 TEST_F(SyncTest, EventSetInAChildWakesEveryWaiter) {
     mp::Event ev;
     std::vector<mp::Process> waiters;
-    for (int i = 0; i < 3; ++i) waiters.emplace_back([&] { std::_Exit(ev.wait(30s) ? 0 : 1); });
+    for (int i = 0; i < 3; ++i) waiters.emplace_back([](mp::Event& event) { std::_Exit(event.wait(30s) ? 0 : 1); }, ev);
     for (auto& w : waiters) w.start();
-    mp::Process setter([&] {
-        std::this_thread::sleep_for(50ms);
-        ev.set();
-    });
+    mp::Process setter(
+        [](mp::Event& event) {
+            std::this_thread::sleep_for(50ms);
+            event.set();
+        },
+        ev);
     setter.start();
     EXPECT_TRUE(ev.wait(30s));
     setter.join();
@@ -317,14 +339,16 @@ TEST_F(SyncTest, ConditionRequiresItsLock) {
 TEST_F(SyncTest, ConditionNotifyWakesAWaitingProcess) {
     mp::Condition cond(mp::Lock{});
     mp::RawValue<int> state(0);
-    mp::Process waiter([&] {
-        std::unique_lock lk(cond);
-        const bool ok = cond.wait_for([&] { return state.value() == 1; }, 30s);
-        state.set_value(2);
-        cond.notify();
-        lk.unlock();  // _Exit skips destructors: dying with the lock held would be OwnerDiedError
-        std::_Exit(ok ? 0 : 1);
-    });
+    mp::Process waiter(
+        [](mp::Condition& shared_cond, mp::RawValue<int>& shared_state) {
+            std::unique_lock lk(shared_cond);
+            const bool ok = shared_cond.wait_for([&] { return shared_state.value() == 1; }, 30s);
+            shared_state.set_value(2);
+            shared_cond.notify();
+            lk.unlock();  // _Exit skips destructors: dying with the lock held would be OwnerDiedError
+            std::_Exit(ok ? 0 : 1);
+        },
+        cond, state);
     waiter.start();
     {
         std::lock_guard g(cond);
@@ -341,11 +365,13 @@ TEST_F(SyncTest, ConditionNotifyAllAndNotifyN) {
     mp::RawValue<int> woken(0), ready(0);
     std::vector<mp::Process> ps;
     for (int i = 0; i < 4; ++i)
-        ps.emplace_back([&] {
-            std::lock_guard g(cond);
-            ready.set_value(ready.value() + 1);
-            if (cond.wait(30s)) woken.set_value(woken.value() + 1);
-        });
+        ps.emplace_back(
+            [](mp::Condition& shared_cond, mp::RawValue<int>& woken_count, mp::RawValue<int>& ready_count) {
+                std::lock_guard g(shared_cond);
+                ready_count.set_value(ready_count.value() + 1);
+                if (shared_cond.wait(30s)) woken_count.set_value(woken_count.value() + 1);
+            },
+            cond, woken, ready);
     for (auto& p : ps) p.start();
     auto all_ready = [&] {
         std::lock_guard g(cond);
@@ -371,10 +397,12 @@ TEST_F(SyncTest, ConditionWaitRestoresTheRLockDepth) {
     mp::Condition cond;  // RLock
     cond.acquire();
     cond.acquire();
-    mp::Process notifier([&] {
-        std::lock_guard g(cond);  // only possible because wait() released both levels
-        cond.notify();
-    });
+    mp::Process notifier(
+        [](mp::Condition& shared_cond) {
+            std::lock_guard g(shared_cond);  // only possible because wait() released both levels
+            shared_cond.notify();
+        },
+        cond);
     notifier.start();
     EXPECT_TRUE(cond.wait(30s));
     cond.release();
@@ -401,23 +429,27 @@ TEST_F(SyncTest, WorksWithStdConditionVariableAny) {
 TEST_F(SyncTest, ADeadWaiterDoesNotBlockNotify) {
     mp::Condition cond;
     mp::Event waiting;
-    mp::Process doomed([&] {
-        std::lock_guard g(cond);
-        waiting.set();
-        cond.wait(60s);
-    });
+    mp::Process doomed(
+        [](mp::Condition& shared_cond, mp::Event& is_waiting) {
+            std::lock_guard g(shared_cond);
+            is_waiting.set();
+            shared_cond.wait(60s);
+        },
+        cond, waiting);
     doomed.start();
     ASSERT_TRUE(waiting.wait(30s));
     std::this_thread::sleep_for(20ms);
     doomed.kill();
     doomed.join();
     mp::RawValue<int> woke(0);
-    mp::Process live([&] {
-        std::lock_guard g(cond);
-        waiting.clear();
-        woke.set_value(1);
-        std::_Exit(cond.wait(30s) ? 0 : 1);
-    });
+    mp::Process live(
+        [](mp::Condition& shared_cond, mp::Event& is_waiting, mp::RawValue<int>& has_woken) {
+            std::lock_guard g(shared_cond);
+            is_waiting.clear();
+            has_woken.set_value(1);
+            std::_Exit(shared_cond.wait(30s) ? 0 : 1);
+        },
+        cond, waiting, woke);
     waiting.clear();
     live.start();
     for (int i = 0; i < 3000 && woke.value() == 0; ++i) std::this_thread::sleep_for(1ms);
@@ -439,6 +471,7 @@ TEST_F(SyncTest, SinglePartyBarrierDoesNotBlock) {
 }
 
 TEST_F(SyncTest, BarrierGivesDistinctIndicesRunsTheActionOnceAndIsReusable) {
+    POLYPROC_FORK_ONLY();  // a Barrier with an action (a std::function) cannot travel to a spawned child
     constexpr int parties = 3, cycles = 100;
     mp::RawValue<int> actions(0);
     mp::Barrier b(parties, [&] { actions.set_value(actions.value() + 1); }, 30s);
@@ -486,7 +519,7 @@ TEST_F(SyncTest, BarrierAbortAndReset) {
     EXPECT_EQ(waiter.exitcode(), 0);
     EXPECT_TRUE(b.broken());
     b.reset();
-    mp::Process again([&] { std::_Exit(b.wait(30s) >= 0 ? 0 : 1); });
+    mp::Process again([](mp::Barrier& barrier) { std::_Exit(barrier.wait(30s) >= 0 ? 0 : 1); }, b);
     again.start();
     EXPECT_GE(b.wait(30s), 0);
     again.join();
@@ -501,14 +534,14 @@ TEST_F(SyncTest, ActionThatThrowsBreaksTheBarrier) {
 
 TEST_F(SyncTest, APartyKilledWhileWaitingDoesNotWedgeLaterCycles) {
     mp::Barrier b(3, {}, 10s);
-    mp::Process doomed([&] { b.wait(); });
+    mp::Process doomed([](mp::Barrier& barrier) { barrier.wait(); }, b);
     doomed.start();
     for (int i = 0; i < 3000 && b.n_waiting() == 0; ++i) std::this_thread::sleep_for(1ms);
     ASSERT_EQ(b.n_waiting(), 1);
     doomed.kill();  // it has arrived, and dies inside wait()
     doomed.join();
     // Its arrival still counts for this cycle...
-    mp::Process second([&] { std::_Exit(b.wait() >= 0 ? 0 : 1); });
+    mp::Process second([](mp::Barrier& barrier) { std::_Exit(barrier.wait() >= 0 ? 0 : 1); }, b);
     second.start();
     EXPECT_GE(b.wait(), 0);
     second.join();
@@ -516,7 +549,8 @@ TEST_F(SyncTest, APartyKilledWhileWaitingDoesNotWedgeLaterCycles) {
     // ...and the next cycles work as usual (Python's draining barrier would hang here).
     for (int cycle = 0; cycle < 3; ++cycle) {
         std::vector<mp::Process> others;
-        for (int i = 0; i < 2; ++i) others.emplace_back([&] { std::_Exit(b.wait() >= 0 ? 0 : 1); });
+        for (int i = 0; i < 2; ++i)
+            others.emplace_back([](mp::Barrier& barrier) { std::_Exit(barrier.wait() >= 0 ? 0 : 1); }, b);
         for (auto& p : others) p.start();
         EXPECT_GE(b.wait(), 0);
         for (auto& p : others) {

@@ -42,6 +42,7 @@
 #include <vector>
 
 #include "polyproc/detail/fd.hpp"
+#include "polyproc/detail/inherit.hpp"
 #include "polyproc/detail/timeout.hpp"
 #include "polyproc/errors.hpp"
 #include "polyproc/reduction.hpp"
@@ -111,7 +112,19 @@ public:
     void send_handle(int fd);
     FileDescriptor recv_handle();
 
+    // Sending to a spawn or forkserver child (detail/inherit.hpp): the child gets a duplicate.
+    void reduce_for_child(detail::ChildWriter& w) const {
+        w.fd(fileno());
+        w.raw(static_cast<std::uint8_t>(readable_ | (writable_ << 1)));
+    }
+    explicit Connection(detail::ChildReader& r) : Connection(read_from_child(r)) {}
+
 private:
+    static Connection read_from_child(detail::ChildReader& r) {
+        FileDescriptor fd = r.fd();
+        const auto flags = r.raw<std::uint8_t>();
+        return Connection(std::move(fd), flags & 1, (flags & 2) != 0);
+    }
     void check_readable(const char* call) const;
     void check_writable(const char* call) const;
     void send_message(std::span<const std::byte> prefix, std::span<const std::byte> payload, const char* call);

@@ -4,7 +4,7 @@
 //   namespace mp = polyproc;             // like `import multiprocessing as mp`
 //
 //   int main(int argc, char** argv) {
-//       mp::init(argc, argv);            // first line of main (needed later by spawn/forkserver)
+//       mp::init(argc, argv);            // first line of main (spawn and forkserver need it)
 //       auto [a, b] = mp::Pipe();
 //       mp::Process p([&] { b.send(std::string("hello from the child")); });
 //       p.start();
@@ -13,11 +13,12 @@
 //   }
 //
 // Each component also has its own header, named after CPython's module: errors.hpp,
-// reduction.hpp (the codec), connection.hpp, process.hpp, queues.hpp, pool.hpp, synchronize.hpp,
+// context.hpp (start methods, mp::init), reduction.hpp (the codec), connection.hpp, process.hpp, queues.hpp, pool.hpp, synchronize.hpp,
 // sharedctypes.hpp, shared_memory.hpp.
 #pragma once
 
 #include "polyproc/connection.hpp"
+#include "polyproc/context.hpp"
 #include "polyproc/errors.hpp"
 #include "polyproc/pool.hpp"
 #include "polyproc/process.hpp"
@@ -27,9 +28,3 @@
 #include "polyproc/sharedctypes.hpp"
 #include "polyproc/synchronize.hpp"
 
-namespace polyproc {
-
-// Call first in main(). Harmless with the fork start method; spawn and forkserver will need it.
-void init(int argc, char** argv);
-
-}  // namespace polyproc

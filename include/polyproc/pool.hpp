@@ -56,6 +56,7 @@
 #include <utility>
 #include <vector>
 
+#include "polyproc/detail/inherit.hpp"
 #include "polyproc/detail/pool_task.hpp"
 #include "polyproc/detail/timeout.hpp"
 #include "polyproc/errors.hpp"
@@ -63,9 +64,49 @@
 
 namespace polyproc {
 
+// Python's initializer=: what each worker runs before its first task. Any callable under fork;
+// under spawn and forkserver a function or a lambda without captures (a start-time mp::ValueError
+// otherwise: the worker is a new run of the program).
+class PoolInitializer {
+public:
+    PoolInitializer() = default;
+    template <class F>
+        requires(!std::is_same_v<std::decay_t<F>, PoolInitializer> && std::is_invocable_v<std::decay_t<F>&>)
+    PoolInitializer(F&& f) : fn_(std::forward<F>(f)) {  // NOLINT: converts, as std::function does
+        using D = std::decay_t<F>;
+        if constexpr (detail::is_spawnable_function<D>) {
+            if constexpr (std::is_pointer_v<D>) function_ = reinterpret_cast<std::uintptr_t>(f);
+            entry_ = &run_in_child<D>;
+        }
+    }
+    explicit operator bool() const noexcept { return static_cast<bool>(fn_); }
+    void operator()() const { fn_(); }
+
+    // For the pool's workers in spawn and forkserver children.
+    bool travels() const noexcept { return entry_ != nullptr; }
+    void write(detail::ChildWriter& w) const {
+        w.raw(detail::code_offset(reinterpret_cast<std::uintptr_t>(entry_)));
+        if (function_) w.raw(detail::code_offset(function_));
+    }
+    static PoolInitializer read(detail::ChildReader& r) {
+        auto entry = reinterpret_cast<detail::ChildEntry>(detail::code_address(r.raw<detail::CodeRef>()));
+        return PoolInitializer([entry, &r] { entry(r); });
+    }
+
+private:
+    template <class D>
+    static void run_in_child(detail::ChildReader& r) {
+        D f = detail::read_function<D>(r);
+        f();
+    }
+    std::function<void()> fn_;
+    detail::ChildEntry entry_ = nullptr;  // set when the callable can travel
+    std::uintptr_t function_ = 0;         // a function pointer's address
+};
+
 struct PoolOptions {
     int processes = 0;  // 0 = cpu_count(); in an elastic pool, how many to start with (0 = min_processes)
-    std::function<void()> initializer;  // run once in each worker before its first task
+    PoolInitializer initializer;  // run once in each worker before its first task
     int maxtasksperchild = 0;           // 0 = no limit (Python's None)
     // Beyond Python:
     Timeout task_timeout;  // a task running longer is killed with its worker: mp::TimeoutError
@@ -73,6 +114,11 @@ struct PoolOptions {
     int max_processes = 0;  // elastic pool when > 0: grows up to this many while tasks wait
     std::chrono::milliseconds idle_timeout{std::chrono::seconds(5)};  // an idle elastic worker retires
     std::size_t imap_window = 0;  // chunks an imap keeps in flight; 0 = max(64, 8 × workers)
+    // How workers start: "fork", "spawn" or "forkserver"; empty = the global start method (a
+    // context's Pool() factory sets its own). Under spawn and forkserver the initializer must be a
+    // function or a captureless lambda (PoolInitializer), and tasks' lambdas may capture values
+    // but no pointers or references (they would point into another process).
+    std::string start_method;
 };
 
 // What an *_async call does when its result arrives (Python's callback/error_callback keywords):

@@ -28,6 +28,7 @@
 
 #include <concepts>
 #include <functional>
+#include <tuple>
 #include <memory>
 #include <optional>
 #include <string>
@@ -36,6 +37,7 @@
 #include <utility>
 #include <vector>
 
+#include "polyproc/detail/inherit.hpp"
 #include "polyproc/detail/timeout.hpp"
 #include "polyproc/errors.hpp"
 
@@ -45,29 +47,60 @@ namespace detail {
 
 struct ProcessRecord;  // a child (or our parent) as seen from this process; defined in src/
 
-// A move-only type-erased void() callable (std::move_only_function is C++23).
-class UniqueFunction {
+// What a Process runs. call() runs it in a fork child. encode_for_child() writes it for a spawn or
+// forkserver child and returns the entry the child calls, or throws mp::ValueError saying why it
+// cannot travel (a lambda with captures, an argument that is neither sendable nor a handle).
+class ProcessTarget {
 public:
-    UniqueFunction() = default;
-    template <class F>
-    explicit UniqueFunction(F&& f) : impl_(std::make_unique<Impl<std::decay_t<F>>>(std::forward<F>(f))) {}
-    explicit operator bool() const noexcept { return impl_ != nullptr; }
-    void operator()() { impl_->call(); }
-    void reset() noexcept { impl_.reset(); }
+    virtual ~ProcessTarget() = default;
+    virtual void call() = 0;
+    virtual CodeRef encode_for_child(ChildWriter& w) const = 0;
+};
+
+// Calls f with lvalue arguments when it can (as Python passes them), else moves them in.
+template <class F, class... A>
+void call_with(F& f, std::tuple<A...>& args) {
+    if constexpr (std::is_invocable_v<F&, A&...>) std::apply(f, args);
+    else std::apply(std::move(f), std::move(args));
+}
+
+template <class F, class... Args>
+void run_in_spawned_child(ChildReader& r) {
+    F f = read_function<F>(r);
+    std::tuple<Args...> args{read_argument<Args>(r)...};  // braces: read in order
+    call_with(f, args);
+}
+
+template <class F, class... Args>
+class TargetWithArgs final : public ProcessTarget {
+public:
+    template <class G, class... A>
+    explicit TargetWithArgs(G&& f, A&&... a) : f_(std::forward<G>(f)), args_(std::forward<A>(a)...) {}
+    void call() override { call_with(f_, args_); }
+    CodeRef encode_for_child(ChildWriter& w) const override {
+        if constexpr (!is_spawnable_function<F>) {
+            throw ValueError("polyproc: this Process target (" + std::string(type_name<F>()) +
+                             ") cannot be sent to a spawn or forkserver child: only a function or a lambda "
+                             "without captures can. Pass what the lambda captures as arguments of the Process "
+                             "instead, or use the fork start method.");
+        } else if constexpr (!(is_inheritable<Args> && ...)) {
+            std::string bad;
+            ((is_inheritable<Args> ? void() : void(bad += (bad.empty() ? "" : ", ") + std::string(type_name<Args>()))),
+             ...);
+            throw ValueError("polyproc: a Process argument of type " + bad +
+                             " cannot be sent to a spawn or forkserver child: arguments must be sendable "
+                             "(mp::Serializable) or polyproc handles (Queue, Lock, Value, Connection, ...). Use "
+                             "the fork start method for anything else.");
+        } else {
+            write_function(w, f_);
+            std::apply([&](const auto&... a) { (write_argument(w, a), ...); }, args_);
+            return code_offset(reinterpret_cast<std::uintptr_t>(&run_in_spawned_child<F, Args...>));
+        }
+    }
 
 private:
-    struct Base {
-        virtual ~Base() = default;
-        virtual void call() = 0;
-    };
-    template <class F>
-    struct Impl final : Base {
-        explicit Impl(F&& f) : fn(std::move(f)) {}
-        explicit Impl(const F& f) : fn(f) {}
-        void call() override { fn(); }
-        F fn;
-    };
-    std::unique_ptr<Base> impl_;
+    F f_;
+    std::tuple<Args...> args_;
 };
 
 template <class F, class... Args>
@@ -115,18 +148,16 @@ public:
     // take lvalues (move-only arguments such as a Connection). The parent drops its copies once
     // the child has started, as Python does.
     template <class F, class... Args>
-        requires(!std::is_base_of_v<Process, std::decay_t<F>>)
+        requires(!std::is_base_of_v<Process, std::decay_t<F>> &&
+                 !std::is_same_v<std::decay_t<F>, std::unique_ptr<detail::ProcessTarget>>)
     explicit Process(F&& target, Args&&... args) : Process() {
         static_assert(detail::is_process_target<F, Args...>,
                       "polyproc::Process: the target cannot be called with these arguments");
-        target_ = detail::UniqueFunction(
-            [f = std::forward<F>(target), ... a = std::forward<Args>(args)]() mutable {
-                if constexpr (std::is_invocable_v<std::decay_t<F>&, std::decay_t<Args>&...>)
-                    std::invoke(f, a...);
-                else
-                    std::invoke(std::move(f), std::move(a)...);
-            });
+        target_ = std::make_unique<detail::TargetWithArgs<std::decay_t<F>, std::decay_t<Args>...>>(
+            std::forward<F>(target), std::forward<Args>(args)...);
     }
+    // For polyproc's own components (a pool's workers): a target of a custom kind.
+    explicit Process(std::unique_ptr<detail::ProcessTarget> target) : Process() { target_ = std::move(target); }
 
     Process(Process&&) noexcept;
     Process& operator=(Process&&) noexcept;
@@ -159,12 +190,20 @@ public:
     // Python's repr(): <Process name='Process-1' pid=7196 parent=7155 stopped exitcode=-SIGTERM>
     std::string repr() const;
 
+    // The start method this process will use ("fork", "spawn", "forkserver"); empty: the global
+    // one at start(). A context's Process() factory sets it. mp::ValueError once started.
+    void set_start_method(std::optional<std::string> method);
+    const std::optional<std::string>& start_method() const noexcept { return start_method_; }
+
 private:
     void check_not_closed() const;
     void check_is_child(const char* what) const;
     [[noreturn]] void run_in_child(pid_t parent_pid, const std::string& parent_name);
+    std::shared_ptr<detail::ProcessRecord> start_by_fork(const std::string& parent_name);
+    std::shared_ptr<detail::ProcessRecord> start_fresh(const std::string& method, const std::string& parent_name);
 
-    detail::UniqueFunction target_;
+    std::unique_ptr<detail::ProcessTarget> target_;
+    std::optional<std::string> start_method_;
     mutable std::string name_;  // Python's default name needs the dynamic type: computed on first use
     std::vector<int> identity_;
     bool daemon_ = false;

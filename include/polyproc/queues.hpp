@@ -41,6 +41,7 @@
 #include <span>
 #include <string>
 
+#include "polyproc/detail/inherit.hpp"
 #include "polyproc/detail/shared_region.hpp"
 #include "polyproc/detail/timeout.hpp"
 #include "polyproc/errors.hpp"
@@ -60,6 +61,8 @@ class QueueCore {
 public:
     enum class Kind : std::uint8_t { queue, simple, joinable };
     QueueCore(std::size_t maxsize, Kind kind);
+    // A queue created by another process, whose region a spawn or forkserver child received.
+    QueueCore(std::shared_ptr<SharedRegion> region, Kind kind);
     QueueCore(const QueueCore&) = delete;
     QueueCore& operator=(const QueueCore&) = delete;
 
@@ -86,6 +89,16 @@ public:
     void task_done();
     bool join(Timeout timeout);
     Kind kind() const noexcept { return kind_; }
+    const SharedRegion& region() const noexcept { return *region_; }
+    void reduce_for_child(ChildWriter& w) const {
+        w.raw(kind_);
+        w.region(*region_);
+    }
+    static std::shared_ptr<QueueCore> from_child(ChildReader& r, Kind expected) {
+        const auto kind = r.raw<Kind>();
+        if (kind != expected) throw DecodeError("polyproc: a received queue is of another kind");
+        return std::make_shared<QueueCore>(r.region(), kind);
+    }
     // Processes counted as asleep in get() (dead ones until a waker notices); for tests.
     std::uint32_t sleepers_waiting_for_data() const noexcept;
 
@@ -94,7 +107,7 @@ private:
     bool wait_for_space(std::uint64_t seen_head, std::uint64_t seen_got, const Deadline& deadline);
     void discard_drained_pages() noexcept;
 
-    SharedRegion region_;  // the control block, then the ring
+    std::shared_ptr<SharedRegion> region_;  // the control block, then the ring
     QueueShared* shared_;
     std::byte* ring_;
     Kind kind_;
@@ -173,7 +186,11 @@ public:
     // buffered here, so there is nothing to give up: a no-op, kept for ported code.
     void cancel_join_thread() const noexcept {}
 
+    void reduce_for_child(detail::ChildWriter& w) const { core_->reduce_for_child(w); }
+    explicit Queue(detail::ChildReader& r) : core_(detail::QueueCore::from_child(r, detail::QueueCore::Kind::queue)) {}
+
 protected:
+    Queue(detail::ChildReader& r, detail::QueueCore::Kind kind) : core_(detail::QueueCore::from_child(r, kind)) {}
     Queue(std::size_t maxsize, detail::QueueCore::Kind kind)
         : core_(std::make_shared<detail::QueueCore>(maxsize, kind)) {}
     std::string kind_name() const {
@@ -193,6 +210,7 @@ public:
     // Waits until every item put has been task_done()'d. Python's join() takes no timeout; ours may:
     // false when it runs out (a consumer that died holding a task never finishes it).
     bool join(Timeout timeout = {}) const { return this->core_->join(timeout); }
+    explicit JoinableQueue(detail::ChildReader& r) : Queue<T>(r, detail::QueueCore::Kind::joinable) {}
 };
 
 // Python: multiprocessing.SimpleQueue(): put, get, empty, close, nothing else. Unbounded; get blocks
@@ -211,6 +229,10 @@ public:
         return core_->qsize() == 0;
     }
     void close() const noexcept { core_->close(); }
+
+    void reduce_for_child(detail::ChildWriter& w) const { core_->reduce_for_child(w); }
+    explicit SimpleQueue(detail::ChildReader& r)
+        : core_(detail::QueueCore::from_child(r, detail::QueueCore::Kind::simple)) {}
 
 private:
     std::shared_ptr<detail::QueueCore> core_;

@@ -57,6 +57,8 @@
 #include <string_view>
 #include <sys/types.h>
 
+#include "polyproc/detail/inherit.hpp"
+
 namespace polyproc {
 
 class SharedMemory {
@@ -83,6 +85,11 @@ public:
     void close() noexcept;
     void unlink();
     std::string repr() const;  // SharedMemory('psm_1a2b3c4d', size=4096)
+
+    // Sending to a spawn or forkserver child, as Python pickles it: by name. The child attaches
+    // without tracking (the creator's handle decides when it is unlinked).
+    void reduce_for_child(detail::ChildWriter& w) const { w.value(name_); }
+    explicit SharedMemory(detail::ChildReader& r) : SharedMemory(r.value<std::string>(), false, 0, false) {}
 
 private:
     std::string name_;

@@ -56,6 +56,9 @@ public:
     void set_value(const T& v) { *obj_ = v; }
     T& get_obj() const noexcept { return *obj_; }  // the shared object itself
 
+    void reduce_for_child(detail::ChildWriter& w) const { w.region(*region_); }
+    explicit RawValue(detail::ChildReader& r) : region_(r.region()), obj_(detail::region_object<T>(*region_)) {}
+
 private:
     std::shared_ptr<detail::SharedRegion> region_;
     T* obj_;
@@ -83,6 +86,12 @@ public:
     // Python's `with v:` is `std::lock_guard guard(v);`.
     void lock() { lock_.lock(); }
     void unlock() { lock_.unlock(); }
+
+    void reduce_for_child(detail::ChildWriter& w) const {
+        raw_.reduce_for_child(w);
+        lock_.reduce_for_child(w);
+    }
+    explicit Value(detail::ChildReader& r) : raw_(r), lock_(r) {}
 
 private:
     RawValue<T> raw_;
@@ -143,6 +152,16 @@ public:
         return std::string(data_, size_);
     }
 
+    void reduce_for_child(detail::ChildWriter& w) const {
+        w.raw(static_cast<std::uint64_t>(size_));
+        w.region(*region_);
+    }
+    explicit RawArray(detail::ChildReader& r) : size_(r.raw<std::uint64_t>()), region_(r.region()) {
+        if (region_->size() / sizeof(T) < size_ && size_ != 0)
+            throw DecodeError("polyproc: a received shared array is smaller than its length");
+        data_ = static_cast<T*>(region_->data());
+    }
+
 private:
     std::size_t size_;
     std::shared_ptr<detail::SharedRegion> region_;
@@ -160,6 +179,12 @@ public:
     RLock& get_lock() const noexcept { return lock_; }
     void lock() { lock_.lock(); }
     void unlock() { lock_.unlock(); }
+
+    void reduce_for_child(detail::ChildWriter& w) const {
+        RawArray<T>::reduce_for_child(w);
+        lock_.reduce_for_child(w);
+    }
+    explicit Array(detail::ChildReader& r) : RawArray<T>(r), lock_(r) {}
 
 private:
     mutable RLock lock_;

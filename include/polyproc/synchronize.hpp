@@ -40,6 +40,7 @@
 #include <string>
 #include <sys/types.h>
 
+#include "polyproc/detail/inherit.hpp"
 #include "polyproc/detail/shared_region.hpp"
 #include "polyproc/detail/timeout.hpp"
 #include "polyproc/errors.hpp"
@@ -182,6 +183,9 @@ public:
     // Whether the calling thread holds it (Python's _is_mine()).
     bool is_mine() const noexcept { return mutex_is_mine(*state_); }
     MutexState& state() const noexcept { return *state_; }
+    // Sending to a spawn or forkserver child (detail/inherit.hpp).
+    void reduce_for_child(ChildWriter& w) const { w.region(*region_); }
+    explicit LockBase(ChildReader& r) : region_(r.region()), state_(region_object<MutexState>(*region_)) {}
 
 protected:
     explicit LockBase(bool recursive);
@@ -195,6 +199,7 @@ protected:
 class Lock : public detail::LockBase {
 public:
     Lock() : LockBase(false) {}
+    explicit Lock(detail::ChildReader& r) : LockBase(r) {}
     std::string repr() const { return detail::mutex_repr(*state_, "Lock"); }  // <Lock(owner=MainProcess)>
 };
 
@@ -202,6 +207,7 @@ public:
 class RLock : public detail::LockBase {
 public:
     RLock() : LockBase(true) {}
+    explicit RLock(detail::ChildReader& r) : LockBase(r) {}
     std::string repr() const { return detail::mutex_repr(*state_, "RLock"); }  // <RLock(MainProcess, 2)>
 };
 
@@ -214,6 +220,9 @@ public:
     void release();
     int get_value() const noexcept;
     std::string repr() const;  // <Semaphore(value=N)>
+    void reduce_for_child(detail::ChildWriter& w) const { w.region(*region_); }
+    explicit Semaphore(detail::ChildReader& r)
+        : region_(r.region()), state_(detail::region_object<detail::CounterState>(*region_)) {}
 
 protected:
     Semaphore(int value, bool bounded);
@@ -225,6 +234,7 @@ protected:
 class BoundedSemaphore : public Semaphore {
 public:
     explicit BoundedSemaphore(int value = 1) : Semaphore(value, true) {}
+    explicit BoundedSemaphore(detail::ChildReader& r) : Semaphore(r) {}
     std::string repr() const;  // <BoundedSemaphore(value=N, maxvalue=M)>
 };
 
@@ -257,6 +267,13 @@ public:
     void notify(int n = 1);
     void notify_all();
 
+    void reduce_for_child(detail::ChildWriter& w) const {
+        lock_.reduce_for_child(w);
+        w.region(*region_);
+    }
+    explicit Condition(detail::ChildReader& r)
+        : lock_(r), region_(r.region()), state_(detail::region_object<detail::CondState>(*region_)) {}
+
 private:
     explicit Condition(detail::LockBase&& lock);
     detail::LockBase lock_;
@@ -273,6 +290,10 @@ public:
     void clear();
     // True if the flag is set on return, false on timeout.
     bool wait(Timeout timeout = {});
+
+    void reduce_for_child(detail::ChildWriter& w) const { w.region(*region_); }
+    explicit Event(detail::ChildReader& r)
+        : region_(r.region()), state_(detail::region_object<detail::EventState>(*region_)) {}
 
 private:
     std::shared_ptr<detail::SharedRegion> region_;
@@ -292,6 +313,12 @@ public:
     int parties() const noexcept;
     int n_waiting() const;
     bool broken() const;
+
+    // A Barrier with an action cannot go to a spawn or forkserver child: the action is arbitrary
+    // code of this process (mp::ValueError when it is tried).
+    void reduce_for_child(detail::ChildWriter& w) const;
+    explicit Barrier(detail::ChildReader& r)
+        : region_(r.region()), state_(detail::region_object<detail::BarrierState>(*region_)) {}
 
 private:
     std::function<void()> action_;

@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "polyproc/detail/code_ref.hpp"
 #include "polyproc/reduction.hpp"
 
 namespace polyproc::detail {
@@ -27,9 +28,6 @@ namespace polyproc::detail {
 // threw. Runs in a worker.
 using TaskRunner = void (*)(std::span<const std::byte> body, std::vector<std::byte>& result);
 
-// Code addresses as offsets from an anchor in the program, and back.
-std::uint64_t code_offset(std::uintptr_t address) noexcept;
-std::uintptr_t code_address(std::uint64_t offset) noexcept;
 
 template <class F>
 inline constexpr bool is_function_pointer = std::is_pointer_v<F> && std::is_function_v<std::remove_pointer_t<F>>;
@@ -52,7 +50,7 @@ template <class F>
 inline constexpr std::size_t function_bytes = is_function_pointer<F> ? 8 : (sizeof(F) + 7) / 8 * 8;
 
 template <class F>
-void store_function(const F& f, std::byte* out) noexcept {
+void store_function(const F& f, std::byte* out) {
     if constexpr (is_function_pointer<F>) {
         const std::uint64_t offset = code_offset(reinterpret_cast<std::uintptr_t>(f));
         std::memcpy(out, &offset, 8);

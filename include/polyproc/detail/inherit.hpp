@@ -1,0 +1,149 @@
+// polyproc/detail/inherit.hpp — how a spawn or forkserver child receives its target, its
+// arguments and the handles among them (Python: the pickles a spawned child reads, with
+// reduction.DupFd and the SemLock/arena rebuild functions).
+//
+// The parent writes everything into a ChildWriter: values through the codec, descriptors and
+// shared-memory regions as indices into a list of descriptors that travel beside the bytes
+// (SCM_RIGHTS). The child reads them back in the same order from a ChildReader. A handle type
+// (Queue, Lock, Value, Connection...) takes part by providing
+//     void reduce_for_child(detail::ChildWriter&) const;   and   explicit T(detail::ChildReader&);
+// Internal: users never see these types.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "polyproc/detail/code_ref.hpp"
+#include "polyproc/detail/fd.hpp"
+#include "polyproc/detail/shared_region.hpp"
+#include "polyproc/detail/type_name.hpp"
+#include "polyproc/reduction.hpp"
+
+namespace polyproc::detail {
+
+class ChildWriter {
+public:
+    template <class T>
+    void value(const T& v) {
+        const std::size_t size = encoded_size(v);
+        raw(static_cast<std::uint64_t>(size));
+        const std::size_t at = bytes_.size();
+        bytes_.resize(at + size);
+        encode_into(v, std::span<std::byte>(bytes_.data() + at, size));
+    }
+    // A descriptor the child gets a duplicate of. It must stay open until the child is started.
+    void fd(int fd) {
+        raw(static_cast<std::uint32_t>(fds_.size()));
+        fds_.push_back(fd);
+    }
+    void region(const SharedRegion& r) {
+        fd(r.fd());
+        raw(static_cast<std::uint64_t>(r.offset()));
+        raw(static_cast<std::uint64_t>(r.size()));
+    }
+    template <class T>
+        requires std::is_trivially_copyable_v<T>
+    void raw(const T& v) {
+        const auto* p = reinterpret_cast<const std::byte*>(&v);
+        bytes_.insert(bytes_.end(), p, p + sizeof(T));
+    }
+    const std::vector<std::byte>& bytes() const noexcept { return bytes_; }
+    const std::vector<int>& fds() const noexcept { return fds_; }
+
+private:
+    std::vector<std::byte> bytes_;
+    std::vector<int> fds_;
+};
+
+class ChildReader {
+public:
+    ChildReader(std::span<const std::byte> bytes, std::vector<FileDescriptor> fds)
+        : bytes_(bytes), fds_(std::move(fds)) {}
+
+    template <class T>
+    T value() {
+        const auto size = raw<std::uint64_t>();
+        return decode_payload<T>(take(static_cast<std::size_t>(size)));
+    }
+    // The descriptor itself; each can be taken once.
+    FileDescriptor fd();
+    std::shared_ptr<SharedRegion> region();
+    template <class T>
+        requires std::is_trivially_copyable_v<T>
+    T raw() {
+        T v;
+        auto b = take(sizeof(T));
+        std::memcpy(&v, b.data(), sizeof(T));
+        return v;
+    }
+    std::size_t remaining() const noexcept { return bytes_.size() - at_; }
+
+private:
+    std::span<const std::byte> take(std::size_t n);
+    std::span<const std::byte> bytes_;
+    std::size_t at_ = 0;
+    std::vector<FileDescriptor> fds_;
+};
+
+// The T at the start of a received region; mp::DecodeError when the region is too small for one.
+template <class T>
+T* region_object(const SharedRegion& region) {
+    if (region.size() < sizeof(T))
+        throw DecodeError("polyproc: a received shared region of " + std::to_string(region.size()) +
+                          " bytes cannot hold a " + std::string(type_name<T>()));
+    return static_cast<T*>(region.data());
+}
+
+// A handle whose shared state and descriptors can travel to a spawned child.
+template <class T>
+concept InheritableHandle = requires(const T& t, ChildWriter& w, ChildReader& r) {
+    t.reduce_for_child(w);
+    T(r);
+};
+
+// What can be an argument of a spawn or forkserver child's target.
+template <class T>
+inline constexpr bool is_inheritable = Serializable<T> || InheritableHandle<T>;
+
+template <class T>
+void write_argument(ChildWriter& w, const T& v) {
+    if constexpr (InheritableHandle<T>) v.reduce_for_child(w);
+    else w.value(v);
+}
+
+template <class T>
+T read_argument(ChildReader& r) {
+    if constexpr (InheritableHandle<T>) return T(r);
+    else return r.value<T>();
+}
+
+// A function a child can find again: a function pointer, or a lambda without captures (its type
+// alone says what to call; C++20 lets us default-construct it).
+template <class F>
+inline constexpr bool is_spawnable_function =
+    (std::is_pointer_v<F> && std::is_function_v<std::remove_pointer_t<F>>) ||
+    (std::is_class_v<F> && std::is_empty_v<F> && std::is_default_constructible_v<F> &&
+     std::is_trivially_copyable_v<F>);
+
+template <class F>
+void write_function(ChildWriter& w, const F& f) {
+    if constexpr (std::is_pointer_v<F>) w.raw(code_offset(reinterpret_cast<std::uintptr_t>(f)));
+}
+
+template <class F>
+F read_function(ChildReader& r) {
+    if constexpr (std::is_pointer_v<F>) return reinterpret_cast<F>(code_address(r.raw<CodeRef>()));
+    else return F{};
+}
+
+// What runs in the child: reads the function and the arguments, calls it.
+using ChildEntry = void (*)(ChildReader&);
+
+}  // namespace polyproc::detail

@@ -1,0 +1,178 @@
+// CodeRef: code addresses as offsets that survive exec (see detail/code_ref.hpp).
+//
+// Layout of a CodeRef: top two bits = kind.
+//   00: offset (two's complement, 62 bits) from code_anchor, in the object that holds polyproc;
+//   01: startup library: index (14 bits) << 48 | offset in that library (48 bits);
+//   10: registered code: 62-bit hash of the registered name.
+#include "polyproc/detail/code_ref.hpp"
+
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <dlfcn.h>
+#include <link.h>
+
+#include "polyproc/errors.hpp"
+
+namespace polyproc::detail {
+
+namespace {
+
+[[gnu::noinline]] void code_anchor() noexcept { asm volatile(""); }
+
+constexpr std::uint64_t kKindShift = 62;
+constexpr std::uint64_t kPayloadMask = (std::uint64_t(1) << kKindShift) - 1;
+constexpr std::uint64_t kOffsetMask = (std::uint64_t(1) << 48) - 1;
+
+struct LoadedObject {
+    std::string name;
+    std::uintptr_t base = 0;                   // dlpi_addr: what offsets are relative to
+    std::uintptr_t low = 0, high = 0;          // the object's loaded segments
+};
+
+struct CodeTables {
+    std::mutex mu;
+    bool snapshotted = false;
+    std::vector<LoadedObject> startup;         // in load order
+    LoadedObject anchor_object;                // the startup object holding code_anchor
+    std::map<std::uint64_t, std::uintptr_t> registered_by_hash;
+    std::map<std::uintptr_t, std::uint64_t> registered_by_address;
+    std::map<std::uint64_t, std::string> registered_names;
+};
+
+CodeTables& tables() {
+    static CodeTables* t = new CodeTables();  // never destroyed: used until the last exit handler
+    return *t;
+}
+
+std::vector<LoadedObject> list_loaded_objects() {
+    std::vector<LoadedObject> out;
+    dl_iterate_phdr(
+        [](dl_phdr_info* info, std::size_t, void* data) {
+            LoadedObject o;
+            o.name = info->dlpi_name ? info->dlpi_name : "";
+            o.base = info->dlpi_addr;
+            o.low = UINTPTR_MAX;
+            for (int i = 0; i < info->dlpi_phnum; ++i) {
+                const auto& ph = info->dlpi_phdr[i];
+                if (ph.p_type != PT_LOAD) continue;
+                const std::uintptr_t lo = info->dlpi_addr + ph.p_vaddr;
+                o.low = std::min(o.low, lo);
+                o.high = std::max(o.high, lo + ph.p_memsz);
+            }
+            if (o.low != UINTPTR_MAX) static_cast<std::vector<LoadedObject>*>(data)->push_back(std::move(o));
+            return 0;
+        },
+        &out);
+    return out;
+}
+
+void snapshot_locked(CodeTables& t) {
+    if (t.snapshotted) return;
+    t.startup = list_loaded_objects();
+    const auto anchor = reinterpret_cast<std::uintptr_t>(&code_anchor);
+    for (const auto& o : t.startup)
+        if (anchor >= o.low && anchor < o.high) t.anchor_object = o;
+    t.snapshotted = true;
+}
+
+std::uint64_t fnv1a(std::string_view s) {
+    std::uint64_t h = 1469598103934665603ull;
+    for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+    return h;
+}
+
+std::string describe(std::uintptr_t address) {
+    Dl_info info{};
+    std::string s;
+    if (::dladdr(reinterpret_cast<void*>(address), &info) != 0) {
+        s = info.dli_sname ? info.dli_sname : "an unnamed function";
+        s += " in ";
+        s += info.dli_fname ? info.dli_fname : "an unnamed library";
+    } else {
+        s = "an address outside every loaded object";
+    }
+    return s;
+}
+
+}  // namespace
+
+void snapshot_startup_objects() {
+    CodeTables& t = tables();
+    std::lock_guard lock(t.mu);
+    snapshot_locked(t);
+}
+
+std::uint64_t startup_objects_fingerprint() {
+    CodeTables& t = tables();
+    std::lock_guard lock(t.mu);
+    snapshot_locked(t);
+    std::string all;
+    for (const auto& o : t.startup) all += o.name + '\n';
+    return fnv1a(all);
+}
+
+bool register_code(const char* name, std::uintptr_t address) {
+    CodeTables& t = tables();
+    std::lock_guard lock(t.mu);
+    const std::uint64_t hash = fnv1a(name) & kPayloadMask;
+    if (auto it = t.registered_names.find(hash); it != t.registered_names.end() && t.registered_by_hash[hash] != address)
+        throw ValueError(std::string("POLYPROC_REGISTER: two different functions registered as '") + name + "'");
+    t.registered_by_hash[hash] = address;
+    t.registered_by_address[address] = hash;
+    t.registered_names[hash] = name;
+    return true;
+}
+
+CodeRef code_offset(std::uintptr_t address) {
+    CodeTables& t = tables();
+    // The common case, code of the program itself, without the lock: the snapshot never changes
+    // once taken, and is taken at most once.
+    static const LoadedObject anchor_object = [&] {
+        std::lock_guard lock(t.mu);
+        snapshot_locked(t);
+        return t.anchor_object;
+    }();
+    const auto anchor = reinterpret_cast<std::uintptr_t>(&code_anchor);
+    if (address >= anchor_object.low && address < anchor_object.high)
+        return static_cast<std::uint64_t>(address - anchor) & kPayloadMask;
+    std::lock_guard lock(t.mu);
+    if (auto it = t.registered_by_address.find(address); it != t.registered_by_address.end())
+        return (std::uint64_t(2) << kKindShift) | it->second;
+    for (std::size_t i = 0; i < t.startup.size(); ++i) {
+        const auto& o = t.startup[i];
+        if (address >= o.low && address < o.high && i < (std::size_t(1) << 14))
+            return (std::uint64_t(1) << kKindShift) | (std::uint64_t(i) << 48) | ((address - o.base) & kOffsetMask);
+    }
+    throw ValueError("polyproc: " + describe(address) +
+                     " was loaded after the program started (dlopen), so a spawn or forkserver child cannot "
+                     "find it. Register it with POLYPROC_REGISTER(function) in code the child loads too, or "
+                     "use the fork start method.");
+}
+
+std::uintptr_t code_address(CodeRef ref) {
+    const std::uint64_t kind = ref >> kKindShift;
+    const std::uint64_t payload = ref & kPayloadMask;
+    if (kind == 0) {
+        // Sign-extend the 62-bit offset.
+        const auto offset = static_cast<std::int64_t>(payload << 2) >> 2;
+        return reinterpret_cast<std::uintptr_t>(&code_anchor) + static_cast<std::uintptr_t>(offset);
+    }
+    CodeTables& t = tables();
+    std::lock_guard lock(t.mu);
+    snapshot_locked(t);
+    if (kind == 1) {
+        const std::size_t index = static_cast<std::size_t>(payload >> 48);
+        if (index < t.startup.size()) return t.startup[index].base + (payload & kOffsetMask);
+    } else if (kind == 2) {
+        if (auto it = t.registered_by_hash.find(payload); it != t.registered_by_hash.end()) return it->second;
+        throw ProcessError("polyproc: a function registered with POLYPROC_REGISTER in the parent is not registered "
+                           "in this process (is the code that registers it loaded here?)");
+    }
+    throw ProcessError("polyproc: a code reference names nothing in this process (corrupt message)");
+}
+
+}  // namespace polyproc::detail

@@ -1,0 +1,103 @@
+// Process internals shared by the three start methods (process.cpp: fork and the registry;
+// spawn.cpp: spawn, forkserver and the child's bootstrap in mp::init).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <sys/types.h>
+
+#include "os.hpp"
+#include "polyproc/detail/fd.hpp"
+#include "polyproc/detail/inherit.hpp"
+#include "polyproc/detail/timeout.hpp"
+
+namespace polyproc::detail {
+
+// A child of this process, or this process's parent. The pidfd is readable once the process has
+// ended; for children, waitid(P_PIDFD) reaps without any risk of pid reuse. A forkserver child is
+// the server's child, not ours: its exit code arrives on `status` (8 bytes, Python's format), and
+// the pidfd only serves to signal it.
+struct ProcessRecord {
+    pid_t pid = 0;
+    FileDescriptor pidfd;
+    FileDescriptor status;  // forkserver children: readable once the server has reaped it
+    bool is_parent = false;
+    std::mutex mu;
+    std::optional<int> exitcode;  // children: set once reaped
+
+    // Non-blocking: reaps the child if it has ended.
+    std::optional<int> poll();
+    bool ended_now() { return is_parent ? (!pidfd || os::poll_readable_now(pidfd.get())) : poll().has_value(); }
+    // Waits until the process ends or the deadline passes; true when it has ended.
+    bool wait(Deadline deadline);
+    void signal(int sig);
+    // What becomes readable when the process ends: the status pipe or the pidfd.
+    int sentinel() const noexcept { return status ? status.get() : pidfd.get(); }
+};
+
+// Who a child is, as its parent tells it.
+struct ChildIdentity {
+    std::string name;
+    std::vector<int> identity;
+    bool daemon = false;
+    pid_t parent_pid = 0;
+    std::string parent_name;
+};
+
+// Makes this (new) process the child described: current_process(), parent_process(); the
+// parent's children, inherited by a fork, are set aside (not ours).
+void become_child(const ChildIdentity& who);
+// A forkserver child's parent is the server: opens its real parent's pidfd now, while it is
+// certainly alive (it is waiting for us to start), for parent_process().
+void open_parent_record_now();
+// Runs the child's work and exits the process: an exception is printed as Python prints it
+// ("Process <name>:" and the exception) and makes the exit code 1; then the exit handlers (join
+// children, terminate daemonic ones) and _exit.
+[[noreturn]] void run_child_and_exit(const std::function<void()>& work);
+// Adds a started child to this process's registry (active_children, exit handler).
+void register_child(std::shared_ptr<ProcessRecord> record, const std::string& name, bool daemon,
+                    const std::vector<int>& identity);
+void flush_stdio() noexcept;
+void register_exit_function();
+
+// spawn.cpp: starts a spawn or forkserver child that will run `entry` with what `payload` holds
+// (no entry: a child with nothing to do).
+std::shared_ptr<ProcessRecord> start_fresh_child(const std::string& method, const ChildIdentity& who,
+                                                 std::optional<CodeRef> entry, const ChildWriter& payload);
+// The global start method, fixing the default when unset (context.cpp).
+std::string effective_start_method();
+// In a fork child, sets the global method to the one that started it.
+void set_start_method_after_fork(const std::string& method);
+// Warns once (stderr) when the fork start method forks a process running threads other than
+// polyproc's own helpers.
+void warn_if_forking_threads();
+// polyproc's helper threads count themselves, so that they do not make a fork "unsafe": they
+// never hold a lock a forked worker needs (the locks they share with the forking thread are reset
+// in a fork child, and memory allocation is fork-safe in glibc).
+void count_helper_thread(int delta) noexcept;
+
+// A std::thread for one of polyproc's helpers (a pool's supervisor and result threads, the
+// descriptor sharer), counted as such while it runs.
+template <class F>
+std::thread helper_thread(F f) {
+    count_helper_thread(1);
+    try {
+        return std::thread([f = std::move(f)]() mutable {
+            struct Done {
+                ~Done() { count_helper_thread(-1); }
+            } done;
+            f();
+        });
+    } catch (...) {
+        count_helper_thread(-1);
+        throw;
+    }
+}
+
+}  // namespace polyproc::detail

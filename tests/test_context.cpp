@@ -1,0 +1,347 @@
+// Start methods and contexts (context.hpp): Python's TestStartMethod, TestCloseFds and the
+// forkserver restart tests, plus what polyproc adds (handles arriving working in spawn and
+// forkserver children, start-time errors for what cannot travel, the fork-in-threads warning).
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <dirent.h>
+#include <fstream>
+#include <functional>
+#include <sys/wait.h>
+#include <thread>
+
+#include "support.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+// Runs `body` with the global start method set to `method`, restoring the one before.
+template <class Body>
+void with_global_method(const std::string& method, Body body) {
+    const std::string before = mp::get_start_method();
+    mp::set_start_method(method, true);
+    try {
+        body();
+    } catch (...) {
+        mp::set_start_method(before, true);
+        throw;
+    }
+    mp::set_start_method(before, true);
+}
+
+template <class E, class F>
+std::string message_of(F f) {
+    try {
+        f();
+    } catch (const E& e) {
+        return e.what();
+    }
+    return "(nothing thrown)";
+}
+
+}  // namespace
+
+TEST(Context, AllStartMethods) {
+    EXPECT_EQ(mp::get_all_start_methods(), (std::vector<std::string>{"fork", "spawn", "forkserver"}));
+}
+
+TEST(Context, SetAndGetFollowPython) {
+    const std::string before = mp::get_start_method();  // fixes the default, as Python's does
+    EXPECT_EQ(mp::get_start_method(true), before);
+    EXPECT_EQ(message_of<std::runtime_error>([] { mp::set_start_method("spawn"); }), "context has already been set");
+    EXPECT_EQ(message_of<mp::ValueError>([] { mp::set_start_method("bogus", true); }), "cannot find context for 'bogus'");
+    mp::set_start_method(std::nullopt, true);
+    EXPECT_EQ(mp::get_start_method(true), std::nullopt);
+    mp::set_start_method("forkserver");  // unset: allowed without force
+    EXPECT_EQ(mp::get_start_method(), "forkserver");
+    mp::set_start_method(before, true);
+    EXPECT_EQ(mp::get_start_method(), before);
+}
+
+TEST(Context, ConcreteContexts) {
+    for (const std::string m : {"fork", "spawn", "forkserver"}) {
+        auto ctx = mp::get_context(m);
+        EXPECT_EQ(ctx.get_start_method(), m);
+        EXPECT_EQ(ctx.get_context().get_start_method(), m);
+        EXPECT_EQ(message_of<mp::ValueError>([&] { ctx.set_start_method("fork"); }),
+                  "cannot set start method of concrete context");
+        EXPECT_EQ(message_of<mp::ValueError>([&] { ctx.set_start_method(std::nullopt); }),
+                  "cannot set start method of concrete context");
+    }
+    EXPECT_EQ(message_of<mp::ValueError>([] { mp::get_context("bogus"); }), "cannot find context for 'bogus'");
+    EXPECT_EQ(mp::get_context().get_start_method(), mp::get_start_method());
+}
+
+namespace {
+void report_method(mp::Queue<std::string> q) {
+    q.put(mp::get_start_method() + " " + mp::current_process().name() + " " +
+          std::to_string(mp::parent_process().has_value() && mp::parent_process()->is_alive()));
+}
+void report_method_from_grandchild(mp::Queue<std::string> q) {
+    mp::Process p(&report_method, q);  // the child's own default: the method that started it
+    p.start();
+    p.join();
+}
+}  // namespace
+
+class ContextProcess : public ProcessTest {};
+
+TEST_F(ContextProcess, ChildReportsTheMethodThatStartedIt) {
+    for (const std::string m : {"fork", "spawn", "forkserver"}) {
+        mp::Queue<std::string> q;
+        auto p = mp::get_context(m).Process(&report_method, q);
+        p.set_name("Child-" + m);
+        p.start();
+        EXPECT_EQ(q.get(true, 60s), m + " Child-" + m + " 1");
+        p.join(60s);
+        EXPECT_EQ(p.exitcode(), 0);
+        // Python's test_nested_startmethod: a child of the child reuses the Queue argument.
+        auto p2 = mp::get_context(m).Process(&report_method_from_grandchild, q);
+        p2.start();
+        EXPECT_EQ(q.get(true, 60s).substr(0, m.size()), m);
+        p2.join(60s);
+        EXPECT_EQ(p2.exitcode(), 0);
+    }
+}
+
+namespace {
+struct Handles {
+    mp::Queue<int> queue;
+    mp::SimpleQueue<int> simple;
+    mp::JoinableQueue<int> joinable;
+    mp::Lock lock;
+    mp::RLock rlock;
+    mp::Semaphore semaphore{0};
+    mp::BoundedSemaphore bounded{2};
+    mp::Condition condition;
+    mp::Event event;
+    mp::Barrier barrier{2};
+    mp::Value<int> value{5};
+    mp::RawValue<double> raw_value{1.5};
+    mp::Array<int> array{1, 2, 3};
+    mp::RawArray<char> raw_array{std::vector<char>{'a', 'b', 'c', '\0'}};
+    mp::SharedMemory shm{std::nullopt, true, 64};
+};
+
+void use_every_handle(mp::Queue<int> queue, mp::SimpleQueue<int> simple, mp::JoinableQueue<int> joinable,
+                      mp::Lock lock, mp::RLock rlock, mp::Semaphore semaphore, mp::BoundedSemaphore bounded,
+                      mp::Condition condition, mp::Event event, mp::Barrier barrier, mp::Value<int> value,
+                      mp::RawValue<double> raw_value, mp::Array<int> array, mp::RawArray<char> raw_array,
+                      mp::SharedMemory shm, mp::Connection conn, std::string text, std::vector<int> numbers) {
+    queue.put(simple.get() + 1);            // 41 -> 42
+    queue.put(joinable.get() * 2);          // 7 -> 14
+    joinable.task_done();
+    {
+        std::lock_guard g(lock);            // the parent released it
+        std::lock_guard r(rlock);
+        std::lock_guard r2(rlock);
+    }
+    bounded.acquire();
+    semaphore.release();
+    value.set_value(value.value() * 10);    // 50
+    raw_value.set_value(raw_value.value() + 1);
+    array[2] = 30;
+    raw_array.set_value("xyz");
+    shm.buf()[0] = std::byte{0x5a};
+    conn.send(text + " " + std::to_string(numbers.size()));
+    {
+        std::unique_lock g(condition);
+        condition.notify_all();
+    }
+    event.set();
+    barrier.wait(60s);
+}
+}  // namespace
+
+TEST_F(ContextProcess, EveryHandleArrivesWorking) {
+    Handles h;
+    struct Unlink {
+        mp::SharedMemory& shm;
+        ~Unlink() {
+            try {
+                shm.unlink();
+            } catch (...) {
+            }
+        }
+    } unlink{h.shm};
+    auto [parent_end, child_end] = mp::Pipe();
+    h.simple.put(41);
+    h.joinable.put(7);
+    std::unique_lock cond_lock(h.condition);  // held until we wait, so the notify cannot come first
+    mp::Process p(&use_every_handle, h.queue, h.simple, h.joinable, h.lock, h.rlock, h.semaphore, h.bounded,
+                  h.condition, h.event, h.barrier, h.value, h.raw_value, h.array, h.raw_array,
+                  mp::SharedMemory(h.shm.name()), std::move(child_end), std::string("hello"),
+                  std::vector<int>{1, 2, 3});
+    p.start();
+    EXPECT_TRUE(h.condition.wait(60s));
+    cond_lock.unlock();
+    EXPECT_EQ(h.queue.get(true, 60s), 42);
+    EXPECT_EQ(h.queue.get(true, 60s), 14);
+    EXPECT_TRUE(h.joinable.join(60s));  // the child's task_done reached our counter
+    EXPECT_EQ(parent_end.recv<std::string>(), "hello 3");
+    EXPECT_TRUE(h.semaphore.acquire(true, 60s));
+    EXPECT_TRUE(h.event.wait(60s));
+    EXPECT_EQ(h.barrier.wait(60s) >= 0, true);
+    p.join(60s);
+    ASSERT_EQ(p.exitcode(), 0);
+    EXPECT_EQ(h.bounded.get_value(), 1);
+    EXPECT_EQ(h.value.value(), 50);
+    EXPECT_EQ(h.raw_value.value(), 2.5);
+    EXPECT_EQ(h.array.to_vector(), (std::vector<int>{1, 2, 30}));
+    EXPECT_EQ(h.raw_array.value(), "xyz");
+    EXPECT_EQ(h.shm.buf()[0], std::byte{0x5a});
+    EXPECT_TRUE(h.lock.acquire(false));  // nobody holds it
+}
+
+namespace {
+void exit_with(int code) { std::_Exit(code); }
+}  // namespace
+
+TEST_F(ContextProcess, WhatCannotTravelIsAStartTimeErrorUnderSpawnAndForkserver) {
+    if (mp::get_start_method() == "fork") GTEST_SKIP() << "about spawn and forkserver";
+    int captured = 3;
+    mp::Process with_captures([captured] { std::_Exit(captured); });
+    EXPECT_NE(message_of<mp::ValueError>([&] { with_captures.start(); }).find("only a function or a lambda without captures"),
+              std::string::npos);
+    mp::Process bad_argument(&exit_with, 1);
+    mp::Process unsendable([](std::function<void()>) {}, std::function<void()>([] {}));
+    EXPECT_NE(message_of<mp::ValueError>([&] { unsendable.start(); }).find("std::function"), std::string::npos);
+    mp::Barrier with_action(2, [] {});
+    mp::Process barrier_child([](mp::Barrier) {}, with_action);
+    EXPECT_NE(message_of<mp::ValueError>([&] { barrier_child.start(); }).find("Barrier with an action"),
+              std::string::npos);
+    struct Sub : mp::Process {
+        void run() override {}
+    } sub;
+    EXPECT_NE(message_of<mp::ValueError>([&] { sub.start(); }).find("subclass"), std::string::npos);
+    EXPECT_TRUE(mp::active_children().empty());  // nothing was started
+    bad_argument.start();                         // and a valid one still starts
+    bad_argument.join(60s);
+    EXPECT_EQ(bad_argument.exitcode(), 1);
+}
+
+TEST_F(ContextProcess, FunctionsOfSharedLibrariesTravel) {
+    // ::abort lives in libc: the child finds it through the startup library list, not an address.
+    auto p = mp::get_context().Process(&::abort);
+    p.start();
+    p.join(60s);
+    EXPECT_EQ(p.exitcode(), -SIGABRT);
+}
+
+namespace {
+void report_fd_valid(mp::Queue<int> q, int fd) { q.put(::fcntl(fd, F_GETFD) != -1 ? 1 : 0); }
+}  // namespace
+
+TEST_F(ContextProcess, OnlyListedDescriptorsReachAFreshChild) {
+    // Python's TestCloseFds.test_closefd: an inheritable descriptor is valid in a fork child only.
+    int fds[2];
+    ASSERT_EQ(::pipe(fds), 0);  // without O_CLOEXEC, on purpose
+    const int high = ::fcntl(fds[0], F_DUPFD, 200);
+    mp::Queue<int> q;
+    mp::Process p(&report_fd_valid, q, high);
+    p.start();
+    EXPECT_EQ(q.get(true, 60s), mp::get_start_method() == "fork" ? 1 : 0);
+    p.join(60s);
+    EXPECT_EQ(p.exitcode(), 0);
+    ::close(fds[0]);
+    ::close(fds[1]);
+    ::close(high);
+}
+
+namespace {
+// Our children whose command line says they are the forkserver.
+std::vector<pid_t> forkservers() {
+    std::vector<pid_t> out;
+    DIR* d = ::opendir("/proc");
+    while (dirent* e = d ? ::readdir(d) : nullptr) {
+        const pid_t pid = std::atoi(e->d_name);
+        if (pid <= 0) continue;
+        std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+        std::string line;
+        std::getline(stat, line);
+        const auto close = line.rfind(')');
+        if (close == std::string::npos) continue;
+        int ppid = 0;
+        char state = 0;
+        std::sscanf(line.c_str() + close + 2, "%c %d", &state, &ppid);
+        if (ppid != ::getpid() || state == 'Z') continue;
+        std::ifstream cmd("/proc/" + std::to_string(pid) + "/cmdline");
+        std::string args((std::istreambuf_iterator<char>(cmd)), {});
+        if (args.find("--polyproc-child") != std::string::npos && args.find("forkserver") != std::string::npos)
+            out.push_back(pid);
+    }
+    if (d) ::closedir(d);
+    return out;
+}
+void wait_for_event(mp::Event e) { e.wait(); }
+}  // namespace
+
+TEST_F(ContextProcess, AKilledForkserverIsReplaced) {
+    // Python's test_forkserver_sigkill: children of the dead server report 255; the next start
+    // starts a new server.
+    auto ctx = mp::get_context("forkserver");
+    mp::Event never;
+    auto p = ctx.Process(&wait_for_event, never);
+    p.set_daemon(true);  // dies with its server
+    p.start();
+    auto servers = forkservers();
+    ASSERT_EQ(servers.size(), 1u);
+    ::kill(servers[0], SIGKILL);
+    p.join(60s);
+    EXPECT_EQ(p.exitcode(), 255);
+    auto q = ctx.Process(&exit_with, 4);
+    q.start();
+    q.join(60s);
+    EXPECT_EQ(q.exitcode(), 4);
+    auto now = forkservers();
+    ASSERT_EQ(now.size(), 1u);
+    EXPECT_NE(now[0], servers[0]);
+    ::waitpid(servers[0], nullptr, WNOHANG);
+}
+
+namespace {
+// Runs in a fork child with stderr on a pipe: forks twice from a process with a pool's helper
+// threads, and maybe a thread of its own.
+void fork_from_threads(int err_fd, bool user_thread) {
+    ::dup2(err_fd, STDERR_FILENO);
+    std::atomic<bool> stop{false};
+    std::thread t;
+    if (user_thread) t = std::thread([&] {
+        while (!stop) std::this_thread::sleep_for(1ms);
+    });
+    mp::Pool pool(mp::PoolOptions{.processes = 1, .start_method = "fork"});
+    EXPECT_EQ(pool.apply([](int x) { return x + 1; }, 1), 2);
+    for (int i = 0; i < 2; ++i) {
+        auto p = mp::get_context("fork").Process(&exit_with, 0);
+        p.start();
+        p.join();
+    }
+    pool.close();
+    pool.join();
+    stop = true;
+    if (t.joinable()) t.join();
+}
+}  // namespace
+
+TEST_F(ContextProcess, ForkingAThreadedParentWarnsOnceButPoolHelpersDoNotCount) {
+    for (bool user_thread : {true, false}) {
+        int fds[2];
+        ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+        auto p = mp::get_context("fork").Process(&fork_from_threads, fds[1], user_thread);
+        p.start();
+        ::close(fds[1]);
+        std::string err;
+        char buf[4096];
+        ssize_t n;
+        while ((n = ::read(fds[0], buf, sizeof buf)) > 0) err.append(buf, static_cast<std::size_t>(n));
+        ::close(fds[0]);
+        p.join(120s);
+        ASSERT_EQ(p.exitcode(), 0) << err;
+        std::size_t count = 0;
+        for (auto at = err.find("is multi-threaded"); at != std::string::npos; at = err.find("is multi-threaded", at + 1))
+            ++count;
+        EXPECT_EQ(count, user_thread ? 1u : 0u) << err;
+        if (user_thread) EXPECT_NE(err.find("'spawn' or 'forkserver'"), std::string::npos) << err;
+    }
+}
