@@ -3,9 +3,13 @@
 // Layout of a CodeRef: top two bits = kind.
 //   00: offset (two's complement, 62 bits) from code_anchor, in the object that holds polyproc;
 //   01: startup library: index (14 bits) << 48 | offset in that library (48 bits);
-//   10: registered code: 62-bit hash of the registered name.
+//   10: registered code: 62-bit hash of the registered name;
+//   11: library loaded after startup: its index among those (14 bits) << 48 | offset. A fresh
+//       child dlopen()s the parent's late libraries, in the parent's order, before it runs
+//       anything (late_libraries / load_late_libraries), so the indices agree.
 #include "polyproc/detail/code_ref.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -127,6 +131,37 @@ bool register_code(const char* name, std::uintptr_t address) {
     return true;
 }
 
+namespace {
+// The objects loaded since the startup snapshot, in load order.
+std::vector<LoadedObject> late_objects_locked(CodeTables& t) {
+    std::vector<LoadedObject> late;
+    for (auto& o : list_loaded_objects()) {
+        const bool at_startup = std::any_of(t.startup.begin(), t.startup.end(),
+                                            [&](const LoadedObject& s) { return s.base == o.base && s.name == o.name; });
+        if (!at_startup && !o.name.empty()) late.push_back(std::move(o));
+    }
+    return late;
+}
+}  // namespace
+
+std::vector<std::string> late_libraries() {
+    CodeTables& t = tables();
+    std::lock_guard lock(t.mu);
+    snapshot_locked(t);
+    std::vector<std::string> names;
+    for (const auto& o : late_objects_locked(t)) names.push_back(o.name);
+    return names;
+}
+
+void load_late_libraries(const std::vector<std::string>& paths) {
+    for (const auto& path : paths)
+        if (!::dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL)) {
+            const char* why = ::dlerror();
+            throw ProcessError("polyproc: the parent had loaded " + path + " (dlopen) but this child cannot: " +
+                               (why ? why : "unknown error"));
+        }
+}
+
 CodeRef code_offset(std::uintptr_t address) {
     CodeTables& t = tables();
     // The common case, code of the program itself, without the lock: the snapshot never changes
@@ -147,10 +182,16 @@ CodeRef code_offset(std::uintptr_t address) {
         if (address >= o.low && address < o.high && i < (std::size_t(1) << 14))
             return (std::uint64_t(1) << kKindShift) | (std::uint64_t(i) << 48) | ((address - o.base) & kOffsetMask);
     }
+    const auto late = late_objects_locked(t);
+    for (std::size_t i = 0; i < late.size(); ++i) {
+        const auto& o = late[i];
+        if (address >= o.low && address < o.high && i < (std::size_t(1) << 14))
+            return (std::uint64_t(3) << kKindShift) | (std::uint64_t(i) << 48) | ((address - o.base) & kOffsetMask);
+    }
     throw ValueError("polyproc: " + describe(address) +
-                     " was loaded after the program started (dlopen), so a spawn or forkserver child cannot "
-                     "find it. Register it with POLYPROC_REGISTER(function) in code the child loads too, or "
-                     "use the fork start method.");
+                     " is not code of a file the program loaded, so a spawn or forkserver child cannot find it. "
+                     "Register it with POLYPROC_REGISTER(function) in code the child loads too, or use the fork "
+                     "start method.");
 }
 
 std::uintptr_t code_address(CodeRef ref) {
@@ -171,6 +212,13 @@ std::uintptr_t code_address(CodeRef ref) {
         if (auto it = t.registered_by_hash.find(payload); it != t.registered_by_hash.end()) return it->second;
         throw ProcessError("polyproc: a function registered with POLYPROC_REGISTER in the parent is not registered "
                            "in this process (is the code that registers it loaded here?)");
+    } else {
+        const std::size_t index = static_cast<std::size_t>(payload >> 48);
+        const auto late = late_objects_locked(t);
+        if (index < late.size()) return late[index].base + (payload & kOffsetMask);
+        throw ProcessError("polyproc: a function of a library the parent loaded with dlopen() after this process "
+                           "started is not loaded here (a pool's workers load the libraries their pool's process "
+                           "had loaded when they started)");
     }
     throw ProcessError("polyproc: a code reference names nothing in this process (corrupt message)");
 }

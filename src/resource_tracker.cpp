@@ -541,6 +541,29 @@ void tracker_ensure_running() {
     }
 }
 
+std::pair<int, pid_t> tracker_for_child() {
+    TrackerState& s = state();
+    std::lock_guard lock(s.mu);
+    if (!still_ours(s)) {
+        s.fd = -1;
+        start_locked(s);
+    }
+    return {s.fd, s.pid};
+}
+
+void tracker_adopt(FileDescriptor pipe, pid_t pid) {
+    TrackerState& s = state();
+    std::lock_guard lock(s.mu);
+    struct stat st {};
+    os::check("fstat", [&] { return ::fstat(pipe.get(), &st); });
+    if (s.fd >= 0 && still_ours(s)) ::close(s.fd);
+    s.fd = pipe.release();
+    s.dev = st.st_dev;
+    s.ino = st.st_ino;
+    s.pid = pid;
+    s.forked_by = 0;  // not ours to reap
+}
+
 pid_t tracker_pid() noexcept {
     TrackerState& s = state();
     std::lock_guard lock(s.mu);

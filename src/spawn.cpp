@@ -38,6 +38,7 @@
 
 #include "os.hpp"
 #include "polyproc/context.hpp"
+#include "polyproc/shared_memory.hpp"
 #include "process_internal.hpp"
 
 extern char** environ;
@@ -63,24 +64,28 @@ InitState& init_state() {
 
 // ---- the bootstrap message -------------------------------------------------------------------
 
-// The header, then the identity and entry, then the payload; descriptors after the bytes.
+// The header, then the identity and entry, then the payload; descriptors after the bytes: the
+// resource tracker's pipe first, then the payload's.
 void send_bootstrap(int sock, const std::string& method, const ChildIdentity& who, std::optional<CodeRef> entry,
-                    const ChildWriter& payload) {
+                    const ChildWriter& payload, std::pair<int, pid_t> tracker) {
     ChildWriter w;
     w.raw(kBootstrapMagic);
     w.raw(startup_objects_fingerprint());
     w.value(std::tuple<std::string, std::string, std::vector<int>, bool, std::int32_t, std::string>(
         method, who.name, who.identity, who.daemon, who.parent_pid, who.parent_name));
+    w.value(late_libraries());
     w.raw(static_cast<std::uint8_t>(entry.has_value()));
     w.raw(entry.value_or(0));
+    w.raw(static_cast<std::int32_t>(tracker.second));
     w.raw(static_cast<std::uint64_t>(payload.bytes().size()));
-    w.raw(static_cast<std::uint64_t>(payload.fds().size()));
+    w.raw(static_cast<std::uint64_t>(payload.fds().size() + 1));
     std::vector<std::byte> all = w.bytes();
     all.insert(all.end(), payload.bytes().begin(), payload.bytes().end());
     const std::uint64_t total = all.size();
     std::array<iovec, 2> parts{iovec{const_cast<std::uint64_t*>(&total), sizeof total}, iovec{all.data(), all.size()}};
     os::write_all(sock, true, parts, "send(bootstrap)");
-    const auto& fds = payload.fds();
+    std::vector<int> fds{tracker.first};
+    fds.insert(fds.end(), payload.fds().begin(), payload.fds().end());
     for (std::size_t i = 0; i < fds.size(); i += 250)
         os::send_fds(sock, std::span<const int>(fds).subspan(i, std::min<std::size_t>(250, fds.size() - i)));
 }
@@ -99,6 +104,8 @@ void send_bootstrap(int sock, const std::string& method, const ChildIdentity& wh
     ChildIdentity who;
     std::optional<CodeRef> entry;
     std::uint64_t payload_size = 0, nfds = 0;
+    pid_t tracker_pid = 0;
+    std::vector<std::string> late;  // libraries the parent dlopen()ed
     std::size_t header_size = 0;
     try {
         std::uint64_t total = 0;
@@ -115,9 +122,11 @@ void send_bootstrap(int sock, const std::string& method, const ChildIdentity& wh
             r.value<std::tuple<std::string, std::string, std::vector<int>, bool, std::int32_t, std::string>>();
         method = m;
         who = {name, identity, daemon, parent_pid, parent_name};
+        late = r.value<std::vector<std::string>>();
         const bool has_entry = r.raw<std::uint8_t>() != 0;
         const auto ref = r.raw<CodeRef>();
         if (has_entry) entry = ref;
+        tracker_pid = r.raw<std::int32_t>();
         payload_size = r.raw<std::uint64_t>();
         nfds = r.raw<std::uint64_t>();
         if (payload_size != r.remaining()) bootstrap_failed("corrupt bootstrap message");
@@ -127,7 +136,9 @@ void send_bootstrap(int sock, const std::string& method, const ChildIdentity& wh
             if (got.empty()) bootstrap_failed("the parent closed the bootstrap before its descriptors");
             for (auto& f : got) fds.push_back(std::move(f));
         }
-        if (fds.size() != nfds) bootstrap_failed("too many descriptors in the bootstrap");
+        if (fds.size() != nfds || nfds == 0) bootstrap_failed("wrong number of descriptors in the bootstrap");
+        tracker_adopt(std::move(fds.front()), tracker_pid);  // one resource tracker for the tree
+        fds.erase(fds.begin());
     } catch (const std::exception& e) {
         bootstrap_failed(e.what());
     }
@@ -146,6 +157,7 @@ void send_bootstrap(int sock, const std::string& method, const ChildIdentity& wh
     if (forked_by_server) open_parent_record_now();
     auto payload = std::span<const std::byte>(bytes).subspan(header_size);
     run_child_and_exit([&] {
+        load_late_libraries(late);  // before anything resolves a CodeRef
         if (!entry) return;
         ChildReader reader(payload, std::move(fds));
         reinterpret_cast<ChildEntry>(code_address(*entry))(reader);
@@ -352,6 +364,7 @@ pid_t request_child(int boot_child_end, FileDescriptor& status) {
 std::shared_ptr<ProcessRecord> start_fresh_child(const std::string& method, const ChildIdentity& who,
                                                  std::optional<CodeRef> entry, const ChildWriter& payload) {
     require_init(method);
+    const auto tracker = tracker_for_child();
     flush_stdio();  // as before a fork: output written so far comes out before the child's
     auto [boot_parent, boot_child] = os::socketpair();
     std::shared_ptr<ProcessRecord> record;
@@ -371,7 +384,7 @@ std::shared_ptr<ProcessRecord> start_fresh_child(const std::string& method, cons
     }
     boot_child.reset();
     try {
-        send_bootstrap(boot_parent.get(), method, who, entry, payload);
+        send_bootstrap(boot_parent.get(), method, who, entry, payload, tracker);
     } catch (const std::system_error&) {
         // The child died before reading it (killed from outside): its exit code tells.
     }

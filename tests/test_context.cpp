@@ -5,6 +5,7 @@
 #include <chrono>
 #include <csignal>
 #include <dirent.h>
+#include <dlfcn.h>
 #include <fstream>
 #include <functional>
 #include <sys/wait.h>
@@ -204,6 +205,9 @@ TEST_F(ContextProcess, WhatCannotTravelIsAStartTimeErrorUnderSpawnAndForkserver)
     mp::Process with_captures([captured] { std::_Exit(captured); });
     EXPECT_NE(message_of<mp::ValueError>([&] { with_captures.start(); }).find("only a function or a lambda without captures"),
               std::string::npos);
+    mp::Process vector_of_locks([](std::vector<mp::Lock>) {}, std::vector<mp::Lock>(1));  // compiles; refused
+    EXPECT_NE(message_of<mp::ValueError>([&] { vector_of_locks.start(); }).find("std::vector<polyproc::Lock>"),
+              std::string::npos);
     mp::Process bad_argument(&exit_with, 1);
     mp::Process unsendable([](std::function<void()>) {}, std::function<void()>([] {}));
     EXPECT_NE(message_of<mp::ValueError>([&] { unsendable.start(); }).find("std::function"), std::string::npos);
@@ -227,6 +231,37 @@ TEST_F(ContextProcess, FunctionsOfSharedLibrariesTravel) {
     p.start();
     p.join(60s);
     EXPECT_EQ(p.exitcode(), -SIGABRT);
+}
+
+TEST_F(ContextProcess, FunctionsOfLibrariesLoadedLaterTravel) {
+    // A library dlopen()ed after start: a fresh child loads it too, then finds the function by its
+    // position in that library, or by name when POLYPROC_REGISTER registered it.
+    void* plugin = ::dlopen(POLYPROC_TEST_PLUGIN, RTLD_NOW);
+    ASSERT_NE(plugin, nullptr) << ::dlerror();
+    auto exit_with_7 = reinterpret_cast<void (*)()>(::dlsym(plugin, "plugin_exit_with_7"));
+    auto square = reinterpret_cast<int (*)(int)>(::dlsym(plugin, "plugin_square"));
+    auto cube = reinterpret_cast<int (*(*)())(int)>(::dlsym(plugin, "plugin_cube"))();
+    ASSERT_TRUE(exit_with_7 && square && cube);
+    mp::Process p(exit_with_7);
+    p.start();
+    p.join(60s);
+    EXPECT_EQ(p.exitcode(), 7);
+    mp::Pool pool(1);  // its worker starts after the dlopen, so it loads the library too
+    EXPECT_EQ(pool.apply(square, 5), 25);
+    EXPECT_EQ(pool.apply(cube, 3), 27);  // registered: travels by name
+    pool.close();
+    pool.join();
+}
+
+TEST(CodeRef, CodeOfNoLoadedFileIsRefusedWithAClearError) {
+    // A heap address is not code of any file: refused before anything is sent.
+    auto heap = std::make_unique<int>(0);
+    EXPECT_NE(message_of<mp::ValueError>([&] { mp::detail::code_offset(reinterpret_cast<std::uintptr_t>(heap.get())); })
+                  .find("not code of a file the program loaded"),
+              std::string::npos);
+    const auto ref = mp::detail::code_offset(reinterpret_cast<std::uintptr_t>(&::abort));
+    EXPECT_EQ(mp::detail::code_address(ref), reinterpret_cast<std::uintptr_t>(&::abort));
+    EXPECT_THROW(mp::detail::code_address((std::uint64_t(1) << 62) | (std::uint64_t(9999) << 48)), mp::ProcessError);
 }
 
 namespace {
@@ -342,6 +377,8 @@ TEST_F(ContextProcess, ForkingAThreadedParentWarnsOnceButPoolHelpersDoNotCount) 
         for (auto at = err.find("is multi-threaded"); at != std::string::npos; at = err.find("is multi-threaded", at + 1))
             ++count;
         EXPECT_EQ(count, user_thread ? 1u : 0u) << err;
-        if (user_thread) EXPECT_NE(err.find("'spawn' or 'forkserver'"), std::string::npos) << err;
+        if (user_thread) {
+            EXPECT_NE(err.find("'spawn' or 'forkserver'"), std::string::npos) << err;
+        }
     }
 }

@@ -95,7 +95,6 @@ TEST_F(PoolResilienceTest, AWorkerThatCallsExitFailsItsTaskWithTheExitCode) {
 int& pid_in(mp::SharedMemory& slot) { return *reinterpret_cast<int*>(slot.buf().data()); }
 
 TEST_F(PoolResilienceTest, AWorkerKilledFromOutsideMidTaskFailsThatTask) {
-    if (mp::get_start_method() != "fork") GTEST_SKIP() << "known gap (#6): not yet passing under spawn and forkserver";
     // The task tells which worker runs it through a named segment: a task's arguments are values,
     // so it gets the segment's name (this works under every start method).
     mp::SharedMemory slot(std::nullopt, true, sizeof(int));
@@ -323,7 +322,6 @@ TEST_F(PoolResilienceTest, AnInitializerThatAlwaysFailsBreaksThePoolInsteadOfLoo
 std::optional<mp::RawValue<int>> starts;
 
 TEST_F(PoolResilienceTest, SomeInitializerFailuresDoNotBreakAPoolWithHealthyWorkers) {
-    if (mp::get_start_method() != "fork") GTEST_SKIP() << "known gap (#6): not yet passing under spawn and forkserver";
     POLYPROC_FORK_ONLY();  // the initializer counts its runs in `starts`, which only fork hands over (no initargs)
     starts.emplace(0);
     mp::Pool pool(mp::PoolOptions{.processes = 4, .initializer = [] {
@@ -410,7 +408,6 @@ std::string child_stderr(bool on_terminal) {
 }
 
 TEST_F(PoolResilienceTest, ProgressDrawsOnATerminalAndStaysQuietOtherwise) {
-    if (mp::get_start_method() != "fork") GTEST_SKIP() << "known gap (#6): not yet passing under spawn and forkserver";
     EXPECT_EQ(child_stderr(false), "");
     const std::string drawn = child_stderr(true);
     EXPECT_NE(drawn.find("100%|"), std::string::npos) << drawn;

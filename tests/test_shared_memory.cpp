@@ -602,7 +602,6 @@ shm.unlink()
 class SharedMemoryTracker : public ProcessTest {};
 
 TEST_F(SharedMemoryTracker, SigkilledTreeIsCleanedUpOnceItsLastProcessIsGone) {
-    if (mp::get_start_method() != "fork") GTEST_SKIP() << "known gap (#6): spawn and forkserver children start a resource tracker of their own instead of sharing their parent's";
     mp::SharedMemory outside(std::nullopt, true, 64, false);  // created by us; the helper attaches
     Unlinker guard(outside.name());
     Helper helper("tree", outside.name());
@@ -671,7 +670,6 @@ TEST_F(SharedMemoryTracker, SigkilledTreeIsCleanedUpOnceItsLastProcessIsGone) {
 }
 
 TEST_F(SharedMemoryTracker, ANormalExitWithEverythingUnlinkedIsSilent) {
-    if (mp::get_start_method() != "fork") GTEST_SKIP() << "known gap (#6): spawn and forkserver children start a resource tracker of their own instead of sharing their parent's";
     Helper helper("clean");
     const auto words = split(read_line(helper.out.fileno()));
     ASSERT_EQ(words.size(), 2u);
@@ -711,7 +709,6 @@ TEST_F(SharedMemoryTracker, AKilledTrackerIsRelaunchedWithPythonsWarning) {
 }
 
 TEST_F(SharedMemoryTracker, ConcurrentRegistrationsFromManyProcessesAreAllCleanedUp) {
-    if (mp::get_start_method() != "fork") GTEST_SKIP() << "known gap (#6): spawn and forkserver children start a resource tracker of their own instead of sharing their parent's";
     const std::string tag = test_name("many");
     auto count = [&] {
         int n = 0;

@@ -80,7 +80,11 @@ public:
         p.set_start_method(method_);
         return p;
     }
-    polyproc::Pool Pool(int processes = 0) const { return Pool(PoolOptions{.processes = processes}); }
+    polyproc::Pool Pool(int processes = 0) const {
+        PoolOptions options;
+        options.processes = processes;
+        return Pool(std::move(options));
+    }
     polyproc::Pool Pool(PoolOptions options) const {
         if (options.start_method.empty() && method_) options.start_method = *method_;
         return polyproc::Pool(std::move(options));

@@ -102,9 +102,15 @@ template <class A, class B>
 struct elements_sendable<std::pair<A, B>> : all_sendable<A, B> {};
 
 template <class T>
-struct sendable : std::bool_constant<!points_into_this_process<T> && !std::is_const_v<T> && !std::is_array_v<T> &&
-                                     (std::is_trivially_copyable_v<T> || is_cereal_serializable<T>) &&
-                                     elements_sendable<T>::value> {};
+struct cereal_serializable : std::bool_constant<is_cereal_serializable<T>> {};
+
+// std::conjunction instantiates each part only when the ones before it hold: the elements are
+// judged before cereal is asked about the container (cereal's traits hard-fail on a container of
+// some unsendable types, e.g. std::vector<mp::Lock>, instead of answering false).
+template <class T>
+struct sendable
+    : std::conjunction<std::bool_constant<!points_into_this_process<T> && !std::is_const_v<T> && !std::is_array_v<T>>,
+                       elements_sendable<T>, std::disjunction<std::is_trivially_copyable<T>, cereal_serializable<T>>> {};
 
 }  // namespace detail
 

@@ -55,6 +55,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <sys/types.h>
 
 #include "polyproc/detail/inherit.hpp"
@@ -109,6 +110,11 @@ void tracker_unregister(std::string_view name) noexcept;
 void tracker_ensure_running();
 // The tracker this process reports to (inherited through fork), or 0 before one is started.
 pid_t tracker_pid() noexcept;
+// For a spawn or forkserver start (Python's spawn passes tracker_fd): starts the tracker if none
+// runs and returns its pipe and pid, for the child to adopt with tracker_adopt, so that one
+// tracker serves the whole tree whatever the start methods.
+std::pair<int, pid_t> tracker_for_child();
+void tracker_adopt(FileDescriptor pipe, pid_t pid);
 }  // namespace detail
 
 }  // namespace polyproc

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace polyproc::detail {
 
@@ -27,6 +28,11 @@ std::uintptr_t code_address(CodeRef ref);
 void snapshot_startup_objects();
 // A hash of the startup libraries' names and order: parent and child must agree on it.
 std::uint64_t startup_objects_fingerprint();
+
+// The libraries dlopen()ed since the startup snapshot, in load order; a fresh child loads them
+// (load_late_libraries, mp::ProcessError naming one that fails) before it resolves any CodeRef.
+std::vector<std::string> late_libraries();
+void load_late_libraries(const std::vector<std::string>& paths);
 
 // POLYPROC_REGISTER's engine: `name` must be unique in the program.
 bool register_code(const char* name, std::uintptr_t address);
