@@ -130,9 +130,13 @@ void exit_function() {
     for (auto& c : live)
         if (c.daemon) c.record->signal(SIGTERM);
     for (auto& c : live) c.record->wait(Deadline::never());
-    Registry& r = registry();
-    std::lock_guard lock(r.mu);
-    remove_finished_locked(r);
+    {
+        Registry& r = registry();
+        std::lock_guard lock(r.mu);
+        remove_finished_locked(r);
+    }
+    // Last: our children are done with it. Python's forkserver also ends with its parent.
+    stop_forkserver();
 }
 
 

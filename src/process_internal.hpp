@@ -70,6 +70,9 @@ void register_exit_function();
 // (no entry: a child with nothing to do).
 std::shared_ptr<ProcessRecord> start_fresh_child(const std::string& method, const ChildIdentity& who,
                                                  std::optional<CodeRef> entry, const ChildWriter& payload);
+// Ends this process's forkserver, if it started one, and waits (briefly) until it is gone, so that
+// a program leaves no process behind it (spawn.cpp; called by the exit handler).
+void stop_forkserver() noexcept;
 // The global start method, fixing the default when unset (context.cpp).
 std::string effective_start_method();
 // In a fork child, sets the global method to the one that started it.

@@ -283,6 +283,24 @@ pid_t request_child(int boot_child_end, FileDescriptor& status) {
     }
 }
 
+}  // namespace
+
+void stop_forkserver() noexcept {
+    auto& c = forkserver();
+    std::lock_guard lock(c.mu);
+    if (!c.control || c.owner != ::getpid()) return;
+    c.control.reset();  // end of file: the server exits
+    try {
+        FileDescriptor pidfd = os::pidfd_open(c.server);
+        (void)os::wait_readable(pidfd.get(), Deadline(std::chrono::seconds(5)));
+    } catch (...) {  // already gone
+    }
+    ::waitpid(c.server, nullptr, WNOHANG);
+    c.server = 0;
+}
+
+namespace {
+
 // ---- the forkserver, server side ----------------------------------------------------------------
 
 [[noreturn]] void serve_forever(FileDescriptor control) {

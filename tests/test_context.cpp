@@ -197,7 +197,23 @@ TEST_F(ContextProcess, EveryHandleArrivesWorking) {
 
 namespace {
 void exit_with(int code) { std::_Exit(code); }
+void send_through(mp::Connection& conn, const std::string& text) { conn.send(text); }
 }  // namespace
+
+TEST_F(ContextProcess, AHandleByReferenceArrivesAsTheChildsOwnDuplicate) {
+    // std::ref(conn): a fork child uses the parent's object; a fresh child gets a duplicate of the
+    // descriptor (Python's pickling), and the parent's handle stays open either way.
+    auto [reader, writer] = mp::Pipe(false);
+    mp::Process p(&send_through, std::ref(writer), std::string("by reference"));
+    p.start();
+    EXPECT_EQ(reader.recv<std::string>(), "by reference");
+    p.join(60s);
+    EXPECT_EQ(p.exitcode(), 0);
+    EXPECT_FALSE(writer.closed());
+    writer.send(std::string("still ours"));
+    EXPECT_EQ(reader.recv<std::string>(), "still ours");
+    static_assert(!mp::Serializable<std::reference_wrapper<int>>, "a reference is an address of this process");
+}
 
 TEST_F(ContextProcess, WhatCannotTravelIsAStartTimeErrorUnderSpawnAndForkserver) {
     if (mp::get_start_method() == "fork") GTEST_SKIP() << "about spawn and forkserver";

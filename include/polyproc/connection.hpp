@@ -117,14 +117,15 @@ public:
         w.fd(fileno());
         w.raw(static_cast<std::uint8_t>(readable_ | (writable_ << 1)));
     }
-    explicit Connection(detail::ChildReader& r) : Connection(read_from_child(r)) {}
+    explicit Connection(detail::ChildReader& r) : Connection(ChildParts(r)) {}
 
 private:
-    static Connection read_from_child(detail::ChildReader& r) {
-        FileDescriptor fd = r.fd();
-        const auto flags = r.raw<std::uint8_t>();
-        return Connection(std::move(fd), flags & 1, (flags & 2) != 0);
-    }
+    struct ChildParts {
+        explicit ChildParts(detail::ChildReader& r) : fd(r.fd()), flags(r.raw<std::uint8_t>()) {}
+        FileDescriptor fd;
+        std::uint8_t flags;
+    };
+    explicit Connection(ChildParts parts) : Connection(std::move(parts.fd), parts.flags & 1, (parts.flags & 2) != 0) {}
     void check_readable(const char* call) const;
     void check_writable(const char* call) const;
     void send_message(std::span<const std::byte> prefix, std::span<const std::byte> payload, const char* call);

@@ -64,10 +64,15 @@ void call_with(F& f, std::tuple<A...>& args) {
     else std::apply(std::move(f), std::move(args));
 }
 
+// How an argument travels to a fresh child: std::ref(x) as x itself (the child gets its own
+// handle, a duplicate of the parent's, which the parent keeps, as Python's pickling does).
+template <class T>
+using wire_type_t = std::remove_cvref_t<std::unwrap_ref_decay_t<T>>;
+
 template <class F, class... Args>
 void run_in_spawned_child(ChildReader& r) {
     F f = read_function<F>(r);
-    std::tuple<Args...> args{read_argument<Args>(r)...};  // braces: read in order
+    std::tuple<wire_type_t<Args>...> args{read_argument<wire_type_t<Args>>(r)...};  // braces: read in order
     call_with(f, args);
 }
 
@@ -83,9 +88,10 @@ public:
                              ") cannot be sent to a spawn or forkserver child: only a function or a lambda "
                              "without captures can. Pass what the lambda captures as arguments of the Process "
                              "instead, or use the fork start method.");
-        } else if constexpr (!(is_inheritable<Args> && ...)) {
+        } else if constexpr (!(is_inheritable<wire_type_t<Args>> && ...)) {
             std::string bad;
-            ((is_inheritable<Args> ? void() : void(bad += (bad.empty() ? "" : ", ") + std::string(type_name<Args>()))),
+            ((is_inheritable<wire_type_t<Args>> ? void()
+                                                : void(bad += (bad.empty() ? "" : ", ") + std::string(type_name<Args>()))),
              ...);
             throw ValueError("polyproc: a Process argument of type " + bad +
                              " cannot be sent to a spawn or forkserver child: arguments must be sendable "
@@ -93,7 +99,7 @@ public:
                              "the fork start method for anything else.");
         } else {
             write_function(w, f_);
-            std::apply([&](const auto&... a) { (write_argument(w, a), ...); }, args_);
+            std::apply([&](const auto&... a) { (write_argument<wire_type_t<Args>>(w, a), ...); }, args_);
             return code_offset(reinterpret_cast<std::uintptr_t>(&run_in_spawned_child<F, Args...>));
         }
     }

@@ -27,6 +27,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -59,8 +60,14 @@ namespace polyproc {
 namespace detail {
 
 template <class T>
-inline constexpr bool points_into_this_process =
-    std::is_pointer_v<T> || std::is_member_pointer_v<T> || std::is_reference_v<T> || is_view<T>::value;
+struct is_reference_wrapper : std::false_type {};
+template <class T>
+struct is_reference_wrapper<std::reference_wrapper<T>> : std::true_type {};
+
+template <class T>
+inline constexpr bool points_into_this_process = std::is_pointer_v<T> || std::is_member_pointer_v<T> ||
+                                                 std::is_reference_v<T> || is_view<T>::value ||
+                                                 is_reference_wrapper<T>::value;
 
 template <class T>
 inline constexpr bool is_cereal_serializable =

@@ -103,9 +103,9 @@ T* region_object(const SharedRegion& region) {
 
 // A handle whose shared state and descriptors can travel to a spawned child.
 template <class T>
-concept InheritableHandle = requires(const T& t, ChildWriter& w, ChildReader& r) {
+concept InheritableHandle = std::is_class_v<T> && requires(const T& t, ChildWriter& w, ChildReader& r) {
     t.reduce_for_child(w);
-    T(r);
+    T(r);  // a class: a constructor call, never a cast
 };
 
 // What can be an argument of a spawn or forkserver child's target.
