@@ -4,9 +4,10 @@
 //   00: offset (two's complement, 62 bits) from code_anchor, in the object that holds polyproc;
 //   01: startup library: index (14 bits) << 48 | offset in that library (48 bits);
 //   10: registered code: 62-bit hash of the registered name;
-//   11: library loaded after startup: its index among those (14 bits) << 48 | offset. A fresh
-//       child dlopen()s the parent's late libraries, in the parent's order, before it runs
-//       anything (late_libraries / load_late_libraries), so the indices agree.
+//   11: library loaded after startup: a 16-bit hash of its path << 46 | offset (46 bits). A fresh
+//       child dlopen()s the parent's late libraries before it runs anything (late_libraries /
+//       load_late_libraries); the path, not a position, names the library, so a library the
+//       child loaded on its own (an NSS module, say) cannot be mistaken for it.
 #include "polyproc/detail/code_ref.hpp"
 
 #include <algorithm>
@@ -18,6 +19,7 @@
 
 #include <dlfcn.h>
 #include <link.h>
+#include <pthread.h>
 
 #include "polyproc/errors.hpp"
 
@@ -30,12 +32,16 @@ namespace {
 constexpr std::uint64_t kKindShift = 62;
 constexpr std::uint64_t kPayloadMask = (std::uint64_t(1) << kKindShift) - 1;
 constexpr std::uint64_t kOffsetMask = (std::uint64_t(1) << 48) - 1;
+constexpr std::uint64_t kLateOffsetMask = (std::uint64_t(1) << 46) - 1;
 
 struct LoadedObject {
     std::string name;
     std::uintptr_t base = 0;                   // dlpi_addr: what offsets are relative to
     std::uintptr_t low = 0, high = 0;          // the object's loaded segments
 };
+
+struct CodeTables;
+CodeTables* tables_for_atfork = nullptr;
 
 struct CodeTables {
     std::mutex mu;
@@ -48,7 +54,13 @@ struct CodeTables {
 };
 
 CodeTables& tables() {
-    static CodeTables* t = new CodeTables();  // never destroyed: used until the last exit handler
+    static CodeTables* t = [] {
+        auto* tables = tables_for_atfork = new CodeTables();  // never destroyed: used until the last exit handler
+        // A pool forks workers from its supervisor thread while another thread may be shipping a
+        // task here: the child (which resolves its tasks here) starts with the lock free.
+        ::pthread_atfork(nullptr, nullptr, [] { new (&tables_for_atfork->mu) std::mutex(); });
+        return tables;
+    }();
     return *t;
 }
 
@@ -88,6 +100,8 @@ std::uint64_t fnv1a(std::string_view s) {
     for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
     return h;
 }
+
+std::uint64_t late_name_hash(std::string_view path) { return fnv1a(path) & 0xffff; }
 
 std::string describe(std::uintptr_t address) {
     Dl_info info{};
@@ -182,12 +196,9 @@ CodeRef code_offset(std::uintptr_t address) {
         if (address >= o.low && address < o.high && i < (std::size_t(1) << 14))
             return (std::uint64_t(1) << kKindShift) | (std::uint64_t(i) << 48) | ((address - o.base) & kOffsetMask);
     }
-    const auto late = late_objects_locked(t);
-    for (std::size_t i = 0; i < late.size(); ++i) {
-        const auto& o = late[i];
-        if (address >= o.low && address < o.high && i < (std::size_t(1) << 14))
-            return (std::uint64_t(3) << kKindShift) | (std::uint64_t(i) << 48) | ((address - o.base) & kOffsetMask);
-    }
+    for (const auto& o : late_objects_locked(t))
+        if (address >= o.low && address < o.high && address - o.base <= kLateOffsetMask)
+            return (std::uint64_t(3) << kKindShift) | (late_name_hash(o.name) << 46) | (address - o.base);
     throw ValueError("polyproc: " + describe(address) +
                      " is not code of a file the program loaded, so a spawn or forkserver child cannot find it. "
                      "Register it with POLYPROC_REGISTER(function) in code the child loads too, or use the fork "
@@ -213,9 +224,9 @@ std::uintptr_t code_address(CodeRef ref) {
         throw ProcessError("polyproc: a function registered with POLYPROC_REGISTER in the parent is not registered "
                            "in this process (is the code that registers it loaded here?)");
     } else {
-        const std::size_t index = static_cast<std::size_t>(payload >> 48);
-        const auto late = late_objects_locked(t);
-        if (index < late.size()) return late[index].base + (payload & kOffsetMask);
+        const std::uint64_t hash = payload >> 46;
+        for (const auto& o : late_objects_locked(t))
+            if (late_name_hash(o.name) == hash) return o.base + (payload & kLateOffsetMask);
         throw ProcessError("polyproc: a function of a library the parent loaded with dlopen() after this process "
                            "started is not loaded here (a pool's workers load the libraries their pool's process "
                            "had loaded when they started)");

@@ -301,6 +301,10 @@ void* map_shared_fd(int fd, std::size_t size, bool noreserve) {
     return p;
 }
 
+void fallocate(int fd, off_t size) {
+    check("fallocate", [&] { return ::fallocate(fd, 0, 0, size); });
+}
+
 FileDescriptor memfd_create(const char* name) {
     return FileDescriptor(check("memfd_create", [&] { return ::memfd_create(name, MFD_CLOEXEC); }));
 }

@@ -172,6 +172,8 @@ off_t fstat_size(int fd);
 void* map_shared_fd(int fd, std::size_t size, bool noreserve = false);
 // memfd_create(2), close-on-exec: an anonymous file for shared state that can be sent to a child.
 FileDescriptor memfd_create(const char* name);
+// fallocate(2) of [0, size): the memory is taken now (ENOMEM here, not SIGBUS at first touch).
+void fallocate(int fd, off_t size);
 // Fills `out` from getrandom(2) (the kernel's CSPRNG; Python's secrets.token_hex).
 void random_bytes(std::span<std::byte> out);
 // n random bytes as 2n lowercase hex digits (Python's secrets.token_hex), for unique names.

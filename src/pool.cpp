@@ -1064,7 +1064,7 @@ void run_worker_in_fresh_child(ChildReader& r) {
     const auto maxtasksperchild = r.raw<std::int32_t>();
     const auto min_workers = r.raw<std::int32_t>();
     const bool has_initializer = r.raw<std::uint8_t>() != 0;
-    if (region->size() < 64 + sizeof(WorkerSlot) * (slot + 1))
+    if (region->size() < 64 || slot >= (region->size() - 64) / sizeof(WorkerSlot))
         throw DecodeError("polyproc::Pool: a worker's shared region is too small for its slot");
     auto* shared = static_cast<PoolShared*>(region->data());
     auto* slots = reinterpret_cast<WorkerSlot*>(static_cast<std::byte*>(region->data()) + 64);

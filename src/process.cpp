@@ -36,8 +36,8 @@ namespace detail {
 
 std::optional<int> ProcessRecord::poll() {
     std::lock_guard lock(mu);
-    if (exitcode || is_parent || !pidfd) return exitcode;
-    if (status) {
+    if (exitcode || is_parent) return exitcode;
+    if (status) {  // a forkserver child (its pidfd, if any, only serves signals)
         if (!os::poll_readable_now(status.get())) return std::nullopt;
         // The server writes the exit code (8 bytes, negative for a signal) once it has reaped the
         // child; end of file without it: the server died, and Python reports 255.
@@ -47,6 +47,7 @@ std::optional<int> ProcessRecord::poll() {
         exitcode = static_cast<int>(code);
         return exitcode;
     }
+    if (!pidfd) return exitcode;
     siginfo_t info{};
     int r = os::retry_eintr([&] { return ::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd.get()), &info, WEXITED | WNOHANG); });
     if (r == -1) {
@@ -62,7 +63,7 @@ std::optional<int> ProcessRecord::poll() {
 bool ProcessRecord::wait(Deadline deadline) {
     {
         std::lock_guard lock(mu);
-        if (exitcode || !pidfd) return true;
+        if (exitcode || (!pidfd && !status)) return true;
     }
     // The pidfd (or the status pipe) is readable as soon as the process has ended (reaped or
     // not): one poll, then one waitid to reap.
@@ -474,14 +475,13 @@ std::shared_ptr<detail::ProcessRecord> Process::start_fresh(const std::string& m
     // Everything that can fail before the child exists: a target or argument that cannot travel.
     detail::ChildWriter payload;
     std::optional<detail::CodeRef> entry;
-    if (target_) {
-        entry = target_->encode_for_child(payload);
-    } else if (typeid(*this) != typeid(Process)) {
+    if (typeid(*this) != typeid(Process)) {  // even with a target: its run() may not call it
         throw ValueError("polyproc: a Process subclass (" + detail::demangle(typeid(*this).name()) +
                          ") cannot be started with the " + method +
                          " start method: the child is a new run of the program and cannot rebuild the "
                          "object. Pass a function and arguments instead, or use the fork start method.");
     }
+    if (target_) entry = target_->encode_for_child(payload);
     detail::ChildIdentity who{name(), identity_, daemon_, ::getpid(), parent_name};
     return detail::start_fresh_child(method, who, entry, payload);
 }

@@ -1,6 +1,7 @@
 #include "polyproc/reduction.hpp"
 
 #include <mutex>
+#include <pthread.h>
 #include <unordered_map>
 
 #include <cereal/details/helpers.hpp>
@@ -14,6 +15,8 @@ std::uint64_t checksum(std::span<const std::byte> payload) noexcept { return XXH
 
 namespace {
 std::mutex names_mutex;
+// A fork child (a pool worker forked while another thread decodes) starts with the lock free.
+const bool names_atfork = (::pthread_atfork(nullptr, nullptr, [] { new (&names_mutex) std::mutex(); }), true);
 std::unordered_map<std::uint64_t, std::string>& names() {
     static auto* m = new std::unordered_map<std::uint64_t, std::string>();  // outlives static destructors
     return *m;

@@ -541,14 +541,16 @@ void tracker_ensure_running() {
     }
 }
 
-std::pair<int, pid_t> tracker_for_child() {
+std::pair<FileDescriptor, pid_t> tracker_for_child() {
     TrackerState& s = state();
     std::lock_guard lock(s.mu);
     if (!still_ours(s)) {
         s.fd = -1;
         start_locked(s);
     }
-    return {s.fd, s.pid};
+    // A duplicate, made under the lock: another thread may replace a dead tracker (and its
+    // descriptor number be reused) before the child is started.
+    return {os::dup_cloexec(s.fd), s.pid};
 }
 
 void tracker_adopt(FileDescriptor pipe, pid_t pid) {

@@ -43,6 +43,10 @@ std::shared_ptr<SharedSegment> new_segment(std::size_t size, bool noreserve) {
     auto seg = std::make_shared<SharedSegment>();
     seg->fd = os::memfd_create("polyproc");
     os::ftruncate(seg->fd.get(), static_cast<off_t>(size));
+    // memfd pages are otherwise only taken when touched: a Value or an Array that does not fit
+    // must fail here with ENOMEM, as an anonymous mapping did, not with SIGBUS at first use. A
+    // queue's ring (noreserve) is address space on purpose.
+    if (!noreserve) os::fallocate(seg->fd.get(), static_cast<off_t>(size));
     seg->base = os::map_shared_fd(seg->fd.get(), size, noreserve);
     seg->size = size;
     return seg;

@@ -58,7 +58,11 @@ struct InitState {
     std::string argv0 = "polyproc";
 };
 InitState& init_state() {
-    static auto* s = new InitState();
+    static auto* s = [] {
+        auto* state = new InitState();
+        ::pthread_atfork(nullptr, nullptr, [] { new (&init_state().mu) std::mutex(); });
+        return state;
+    }();
     return *s;
 }
 
@@ -67,7 +71,7 @@ InitState& init_state() {
 // The header, then the identity and entry, then the payload; descriptors after the bytes: the
 // resource tracker's pipe first, then the payload's.
 void send_bootstrap(int sock, const std::string& method, const ChildIdentity& who, std::optional<CodeRef> entry,
-                    const ChildWriter& payload, std::pair<int, pid_t> tracker) {
+                    const ChildWriter& payload, const std::pair<FileDescriptor, pid_t>& tracker) {
     ChildWriter w;
     w.raw(kBootstrapMagic);
     w.raw(startup_objects_fingerprint());
@@ -84,14 +88,14 @@ void send_bootstrap(int sock, const std::string& method, const ChildIdentity& wh
     const std::uint64_t total = all.size();
     std::array<iovec, 2> parts{iovec{const_cast<std::uint64_t*>(&total), sizeof total}, iovec{all.data(), all.size()}};
     os::write_all(sock, true, parts, "send(bootstrap)");
-    std::vector<int> fds{tracker.first};
+    std::vector<int> fds{tracker.first.get()};
     fds.insert(fds.end(), payload.fds().begin(), payload.fds().end());
     for (std::size_t i = 0; i < fds.size(); i += 250)
         os::send_fds(sock, std::span<const int>(fds).subspan(i, std::min<std::size_t>(250, fds.size() - i)));
 }
 
 [[noreturn]] void bootstrap_failed(const std::string& why) {
-    const std::string msg = "polyproc: a " + std::string("child could not start: ") + why + "\n";
+    const std::string msg = "polyproc: a child could not start: " + why + "\n";
     (void)!::write(STDERR_FILENO, msg.data(), msg.size());
     ::_exit(1);
 }
@@ -111,7 +115,7 @@ void send_bootstrap(int sock, const std::string& method, const ChildIdentity& wh
         std::uint64_t total = 0;
         if (os::read_full(sock.get(), std::as_writable_bytes(std::span(&total, 1))) != sizeof total)
             ::_exit(1);  // the parent gave up before sending anything (it failed or was killed)
-        if (total > (std::uint64_t(1) << 34)) bootstrap_failed("corrupt bootstrap message");
+        if (total > (std::uint64_t(1) << 30)) bootstrap_failed("corrupt bootstrap message (over 1 GiB)");
         bytes.resize(total);
         if (os::read_full(sock.get(), bytes) != total) bootstrap_failed("the parent closed the bootstrap early");
         ChildReader r(bytes, {});
@@ -245,12 +249,26 @@ const bool forkserver_atfork = (::pthread_atfork(nullptr, nullptr,
                                                  }),
                                 true);
 
-void start_server_locked(ForkServerClient& c) {
-    if (c.server) {  // a previous server that died: reap it
-        ::waitpid(c.server, nullptr, WNOHANG);
-        c.server = 0;
-    }
+// Ends our server (it exits at end of file on its control socket) and reaps it; one that does not
+// go within 5 s is killed. Its children live on (they report 255 if they outlive it).
+void retire_server_locked(ForkServerClient& c) noexcept {
     c.control.reset();
+    if (!c.server || c.owner != ::getpid()) {
+        c.server = 0;
+        return;
+    }
+    try {
+        FileDescriptor pidfd = os::pidfd_open(c.server);
+        if (!os::wait_readable(pidfd.get(), Deadline(std::chrono::seconds(5))))
+            (void)os::pidfd_send_signal(pidfd.get(), SIGKILL);
+    } catch (...) {  // already reaped or never started: nothing to wait for
+    }
+    (void)os::retry_eintr([&] { return ::waitpid(c.server, nullptr, 0); });
+    c.server = 0;
+}
+
+void start_server_locked(ForkServerClient& c) {
+    retire_server_locked(c);
     auto [ours, theirs] = os::socketpair();
     c.server = spawn_self("forkserver", theirs.get());
     c.control = std::move(ours);
@@ -258,6 +276,9 @@ void start_server_locked(ForkServerClient& c) {
 }
 
 // Asks the server for a child: returns its pid, with `status` the read end of its status pipe.
+// A server found dead before it took the request is replaced once (Python restarts it too); one
+// that dies after taking it may have forked the child already, so that start fails instead of
+// letting two processes read one bootstrap.
 pid_t request_child(int boot_child_end, FileDescriptor& status) {
     auto& c = forkserver();
     std::lock_guard lock(c.mu);
@@ -265,21 +286,22 @@ pid_t request_child(int boot_child_end, FileDescriptor& status) {
         if (!c.control || c.owner != ::getpid()) start_server_locked(c);
         auto [status_r, status_w] = os::pipe();
         const std::array<int, 2> fds{boot_child_end, status_w.get()};
-        bool sent = true;
         try {
             os::send_fds(c.control.get(), fds);
-        } catch (const std::system_error&) {
-            sent = false;  // the server is gone (EPIPE, ECONNRESET): start another
+        } catch (const std::system_error&) {  // EPIPE, ECONNRESET: the server is gone
+            retire_server_locked(c);
+            if (attempt == 1) throw ProcessError("polyproc: the forkserver could not be started");
+            continue;
         }
         status_w.reset();
         std::int64_t pid = 0;
-        if (sent && os::read_full(status_r.get(), std::as_writable_bytes(std::span(&pid, 1))) == sizeof pid && pid > 0) {
+        if (os::read_full(status_r.get(), std::as_writable_bytes(std::span(&pid, 1))) == sizeof pid && pid > 0) {
             status = std::move(status_r);
             return static_cast<pid_t>(pid);
         }
-        // No pid: the server died (Python restarts it too).
-        c.control.reset();
-        if (attempt == 1) throw ProcessError("polyproc: the forkserver died twice while starting a child");
+        retire_server_locked(c);  // the next start gets a new server
+        throw ProcessError(pid < 0 ? "polyproc: the forkserver could not fork the child"
+                                   : "polyproc: the forkserver died while starting the child");
     }
 }
 
@@ -288,15 +310,7 @@ pid_t request_child(int boot_child_end, FileDescriptor& status) {
 void stop_forkserver() noexcept {
     auto& c = forkserver();
     std::lock_guard lock(c.mu);
-    if (!c.control || c.owner != ::getpid()) return;
-    c.control.reset();  // end of file: the server exits
-    try {
-        FileDescriptor pidfd = os::pidfd_open(c.server);
-        (void)os::wait_readable(pidfd.get(), Deadline(std::chrono::seconds(5)));
-    } catch (...) {  // already gone
-    }
-    ::waitpid(c.server, nullptr, WNOHANG);
-    c.server = 0;
+    retire_server_locked(c);
 }
 
 namespace {
@@ -304,8 +318,10 @@ namespace {
 // ---- the forkserver, server side ----------------------------------------------------------------
 
 [[noreturn]] void serve_forever(FileDescriptor control) {
-    // Ctrl-C in the terminal is for the program, not for the server (Python's server ignores it).
+    // Ctrl-C in the terminal is for the program, not for the server (Python's server ignores it);
+    // a status pipe whose reader is gone must not kill the server (and its daemonic children).
     ::signal(SIGINT, SIG_IGN);
+    ::signal(SIGPIPE, SIG_IGN);
     sigset_t chld;
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);
@@ -351,14 +367,16 @@ namespace {
                 for (auto& [_, f] : status_of) f.reset();
                 fds[1].reset();
                 ::signal(SIGINT, SIG_DFL);
+                ::signal(SIGPIPE, SIG_DFL);
                 ::sigprocmask(SIG_UNBLOCK, &chld, nullptr);
                 run_bootstrap(std::move(fds[0]), true);
             }
             if (pid > 0) {
                 write_int64(fds[1].get(), pid);
                 status_of.emplace(pid, std::move(fds[1]));
+            } else {
+                write_int64(fds[1].get(), -1);  // fork failed: the parent's start() fails
             }
-            // fork failed: closing the status pipe without a pid tells the parent.
         }
     }
 }
@@ -396,7 +414,8 @@ std::shared_ptr<ProcessRecord> start_fresh_child(const std::string& method, cons
         // Not yet reaped (it waits for its bootstrap), so the pid is still that child's.
         try {
             record->pidfd = os::pidfd_open(pid);
-        } catch (const std::system_error&) {  // killed from outside meanwhile: the status tells
+        } catch (const std::system_error& e) {
+            if (e.code() != std::errc::no_such_process) throw;  // killed from outside: the status tells
         }
         record->status = std::move(status);
     }
@@ -404,7 +423,13 @@ std::shared_ptr<ProcessRecord> start_fresh_child(const std::string& method, cons
     try {
         send_bootstrap(boot_parent.get(), method, who, entry, payload, tracker);
     } catch (const std::system_error&) {
-        // The child died before reading it (killed from outside): its exit code tells.
+        // A child killed from outside before reading it: its exit code tells. A child still
+        // there never got its work: it must not run half-started, and start() fails.
+        if (!record->poll()) {
+            record->signal(SIGKILL);
+            record->wait(Deadline::never());
+            throw;
+        }
     }
     return record;
 }

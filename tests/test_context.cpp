@@ -200,6 +200,21 @@ void exit_with(int code) { std::_Exit(code); }
 void send_through(mp::Connection& conn, const std::string& text) { conn.send(text); }
 }  // namespace
 
+namespace {
+void put_text(mp::Queue<std::string> queue, const char* text, std::string more) { queue.put(text + (" " + more)); }
+}  // namespace
+
+TEST_F(ContextProcess, CStringArgumentsTravelAsStrings) {
+    // Python passes str; a string literal reaches a fresh child as a std::string whose c_str()
+    // the target gets (a fork child could use the parent's pointer).
+    mp::Queue<std::string> q;
+    mp::Process p(&put_text, q, "a literal", "and another");
+    p.start();
+    EXPECT_EQ(q.get(true, 60s), "a literal and another");
+    p.join(60s);
+    EXPECT_EQ(p.exitcode(), 0);
+}
+
 TEST_F(ContextProcess, AHandleByReferenceArrivesAsTheChildsOwnDuplicate) {
     // std::ref(conn): a fork child uses the parent's object; a fresh child gets a duplicate of the
     // descriptor (Python's pickling), and the parent's handle stays open either way.

@@ -65,15 +65,33 @@ void call_with(F& f, std::tuple<A...>& args) {
 }
 
 // How an argument travels to a fresh child: std::ref(x) as x itself (the child gets its own
-// handle, a duplicate of the parent's, which the parent keeps, as Python's pickling does).
+// handle, a duplicate of the parent's, which the parent keeps, as Python's pickling does), and a
+// C string as a std::string (Python passes str; the child's target gets its c_str()).
 template <class T>
-using wire_type_t = std::remove_cvref_t<std::unwrap_ref_decay_t<T>>;
+inline constexpr bool is_c_string = std::is_same_v<T, const char*> || std::is_same_v<T, char*>;
+template <class T>
+using wire_type_t =
+    std::conditional_t<is_c_string<T>, std::string, std::remove_cvref_t<std::unwrap_ref_decay_t<T>>>;
+
+template <class Arg, class Wire>
+decltype(auto) as_call_argument(Wire& w) {
+    if constexpr (is_c_string<Arg>) return static_cast<Arg>(w.data());
+    else return (w);
+}
+
+template <class... Args, class F, class Wire, std::size_t... I>
+void call_in_spawned_child(F& f, Wire& args, std::index_sequence<I...>) {
+    if constexpr (std::is_invocable_v<F&, decltype(as_call_argument<Args>(std::get<I>(args)))...>)
+        std::invoke(f, as_call_argument<Args>(std::get<I>(args))...);
+    else
+        std::invoke(std::move(f), std::move(std::get<I>(args))...);
+}
 
 template <class F, class... Args>
 void run_in_spawned_child(ChildReader& r) {
     F f = read_function<F>(r);
     std::tuple<wire_type_t<Args>...> args{read_argument<wire_type_t<Args>>(r)...};  // braces: read in order
-    call_with(f, args);
+    call_in_spawned_child<Args...>(f, args, std::index_sequence_for<Args...>{});
 }
 
 template <class F, class... Args>

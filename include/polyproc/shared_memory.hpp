@@ -113,7 +113,7 @@ pid_t tracker_pid() noexcept;
 // For a spawn or forkserver start (Python's spawn passes tracker_fd): starts the tracker if none
 // runs and returns its pipe and pid, for the child to adopt with tracker_adopt, so that one
 // tracker serves the whole tree whatever the start methods.
-std::pair<int, pid_t> tracker_for_child();
+std::pair<FileDescriptor, pid_t> tracker_for_child();
 void tracker_adopt(FileDescriptor pipe, pid_t pid);
 }  // namespace detail
 

@@ -4,10 +4,12 @@
 // pointer or a runner instantiation travels as a CodeRef: 64 bits that the child turns back into
 // an address of its own. Code of the executable (or of the object holding polyproc) is an offset
 // from an anchor there; code of a shared library loaded when the program started is the
-// library's index in the program's startup list plus an offset; anything else (a library
-// dlopen()ed later) must be registered by name with POLYPROC_REGISTER, and travels as the hash of
-// that name. Unregistered late code is refused when it would be shipped (mp::ValueError naming the
-// function and its library), never sent as an address that means nothing in the child.
+// library's index in the program's startup list plus an offset; code of a library dlopen()ed
+// later is a hash of its path plus an offset, and the child dlopen()s the same libraries before it
+// runs anything. A function registered by name with POLYPROC_REGISTER travels as the hash of that
+// name: the fallback for code whose file the child cannot load the same way. Code of no loaded
+// file is refused when it would be shipped (mp::ValueError naming it), never sent as an address
+// that means nothing in the child.
 #pragma once
 
 #include <cstdint>

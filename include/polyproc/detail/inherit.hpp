@@ -95,9 +95,10 @@ private:
 // The T at the start of a received region; mp::DecodeError when the region is too small for one.
 template <class T>
 T* region_object(const SharedRegion& region) {
-    if (region.size() < sizeof(T))
+    if (region.size() < sizeof(T) || reinterpret_cast<std::uintptr_t>(region.data()) % alignof(T) != 0)
         throw DecodeError("polyproc: a received shared region of " + std::to_string(region.size()) +
-                          " bytes cannot hold a " + std::string(type_name<T>()));
+                          " bytes at offset " + std::to_string(region.offset()) + " cannot hold a " +
+                          std::string(type_name<T>()));
     return static_cast<T*>(region.data());
 }
 

@@ -64,7 +64,9 @@ void store_function(const F& f, std::byte* out) {
 template <class F>
 class LoadedFunction {
 public:
-    explicit LoadedFunction(const std::byte* in) noexcept {
+    // mp::ProcessError when a function pointer names nothing here (a library loaded after the
+    // worker started): the task fails with it, the worker lives on.
+    explicit LoadedFunction(const std::byte* in) {
         if constexpr (is_function_pointer<F>) {
             std::uint64_t offset;
             std::memcpy(&offset, in, 8);
