@@ -177,6 +177,19 @@ void flush_stdio() noexcept {
     std::fflush(nullptr);
 }
 
+std::shared_ptr<ProcessRecord> track_child(pid_t pid) {
+    auto record = std::make_shared<ProcessRecord>();
+    record->pid = pid;
+    try {
+        record->pidfd = os::pidfd_open(pid);
+    } catch (...) {
+        ::kill(pid, SIGKILL);  // never leave a child we cannot track
+        ::waitpid(pid, nullptr, 0);
+        throw;
+    }
+    return record;
+}
+
 void register_child(std::shared_ptr<ProcessRecord> record, const std::string& name, bool daemon,
                     const std::vector<int>& identity) {
     auto& r = registry();
@@ -458,17 +471,7 @@ std::shared_ptr<detail::ProcessRecord> Process::start_by_fork(const std::string&
     const pid_t pid = ::fork();
     if (pid == -1) os::throw_errno("fork");
     if (pid == 0) run_in_child(parent_pid, parent_name);
-
-    auto record = std::make_shared<detail::ProcessRecord>();
-    record->pid = pid;
-    try {
-        record->pidfd = os::pidfd_open(pid);
-    } catch (...) {
-        ::kill(pid, SIGKILL);  // never leave a child we cannot track
-        ::waitpid(pid, nullptr, 0);
-        throw;
-    }
-    return record;
+    return detail::track_child(pid);
 }
 
 std::shared_ptr<detail::ProcessRecord> Process::start_fresh(const std::string& method, const std::string& parent_name) {

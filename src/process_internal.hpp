@@ -60,6 +60,9 @@ void open_parent_record_now();
 // ("Process <name>:" and the exception) and makes the exit code 1; then the exit handlers (join
 // children, terminate daemonic ones) and _exit.
 [[noreturn]] void run_child_and_exit(const std::function<void()>& work);
+// A record for a child we just started (fork or spawn), with its pidfd; a child we cannot track
+// is killed and reaped before the error propagates.
+std::shared_ptr<ProcessRecord> track_child(pid_t pid);
 // Adds a started child to this process's registry (active_children, exit handler).
 void register_child(std::shared_ptr<ProcessRecord> record, const std::string& name, bool daemon,
                     const std::vector<int>& identity);

@@ -214,18 +214,6 @@ pid_t spawn_self(const char* kind, int fd) {
     return pid;
 }
 
-std::shared_ptr<ProcessRecord> tracked(pid_t pid) {
-    auto record = std::make_shared<ProcessRecord>();
-    record->pid = pid;
-    try {
-        record->pidfd = os::pidfd_open(pid);
-    } catch (...) {
-        ::kill(pid, SIGKILL);  // never leave a child we cannot track
-        ::waitpid(pid, nullptr, 0);
-        throw;
-    }
-    return record;
-}
 
 // ---- the forkserver, client side ----------------------------------------------------------------
 
@@ -275,33 +263,34 @@ void start_server_locked(ForkServerClient& c) {
     c.owner = ::getpid();
 }
 
-// Asks the server for a child: returns its pid, with `status` the read end of its status pipe.
-// A server found dead before it took the request is replaced once (Python restarts it too); one
-// that dies after taking it may have forked the child already, so that start fails instead of
-// letting two processes read one bootstrap.
-pid_t request_child(int boot_child_end, FileDescriptor& status) {
+// Asks the server for a child: returns its pid, with `status` the read end of its status pipe and
+// `boot` our end of the child's bootstrap socket. A server that dies before it reports a pid (killed
+// just before or while it took the request) is replaced once, as Python restarts it. That is safe
+// even if it had forked already: each attempt has its own bootstrap socket, and a child whose
+// bootstrap never comes reads end of file and exits without running anything.
+pid_t request_child(FileDescriptor& boot, FileDescriptor& status) {
     auto& c = forkserver();
     std::lock_guard lock(c.mu);
     for (int attempt = 0;; ++attempt) {
         if (!c.control || c.owner != ::getpid()) start_server_locked(c);
+        auto [boot_parent, boot_child] = os::socketpair();
         auto [status_r, status_w] = os::pipe();
-        const std::array<int, 2> fds{boot_child_end, status_w.get()};
+        const std::array<int, 2> fds{boot_child.get(), status_w.get()};
+        std::int64_t pid = 0;
         try {
             os::send_fds(c.control.get(), fds);
+            status_w.reset();
+            boot_child.reset();
+            if (os::read_full(status_r.get(), std::as_writable_bytes(std::span(&pid, 1))) == sizeof pid && pid > 0) {
+                status = std::move(status_r);
+                boot = std::move(boot_parent);
+                return static_cast<pid_t>(pid);
+            }
         } catch (const std::system_error&) {  // EPIPE, ECONNRESET: the server is gone
-            retire_server_locked(c);
-            if (attempt == 1) throw ProcessError("polyproc: the forkserver could not be started");
-            continue;
         }
-        status_w.reset();
-        std::int64_t pid = 0;
-        if (os::read_full(status_r.get(), std::as_writable_bytes(std::span(&pid, 1))) == sizeof pid && pid > 0) {
-            status = std::move(status_r);
-            return static_cast<pid_t>(pid);
-        }
-        retire_server_locked(c);  // the next start gets a new server
-        throw ProcessError(pid < 0 ? "polyproc: the forkserver could not fork the child"
-                                   : "polyproc: the forkserver died while starting the child");
+        retire_server_locked(c);  // the next attempt, or the next start, gets a new server
+        if (pid < 0) throw ProcessError("polyproc: the forkserver could not fork the child");
+        if (attempt == 1) throw ProcessError("polyproc: the forkserver died twice while starting the child");
     }
 }
 
@@ -402,13 +391,15 @@ std::shared_ptr<ProcessRecord> start_fresh_child(const std::string& method, cons
     require_init(method);
     const auto tracker = tracker_for_child();
     flush_stdio();  // as before a fork: output written so far comes out before the child's
-    auto [boot_parent, boot_child] = os::socketpair();
+    FileDescriptor boot_parent;
     std::shared_ptr<ProcessRecord> record;
     if (method == "spawn") {
-        record = tracked(spawn_self("spawn", boot_child.get()));
+        auto [ours, theirs] = os::socketpair();
+        record = track_child(spawn_self("spawn", theirs.get()));
+        boot_parent = std::move(ours);
     } else {
         FileDescriptor status;
-        const pid_t pid = request_child(boot_child.get(), status);
+        const pid_t pid = request_child(boot_parent, status);
         record = std::make_shared<ProcessRecord>();
         record->pid = pid;
         // Not yet reaped (it waits for its bootstrap), so the pid is still that child's.
@@ -419,7 +410,6 @@ std::shared_ptr<ProcessRecord> start_fresh_child(const std::string& method, cons
         }
         record->status = std::move(status);
     }
-    boot_child.reset();
     try {
         send_bootstrap(boot_parent.get(), method, who, entry, payload, tracker);
     } catch (const std::system_error&) {
