@@ -32,8 +32,9 @@ void check_method(const std::string& method, const char* what = nullptr) {
 }  // namespace
 
 namespace detail {
-std::string effective_start_method() {
-    std::lock_guard lock(method_mu());
+namespace {
+// Fixes the default on first use, as Python's DefaultContext does; needs method_mu().
+std::string effective_start_method_locked() {
     auto& m = global_method();
     if (!m) {
         // The default: fork, or what the environment says (run a program or a test suite under
@@ -46,6 +47,12 @@ std::string effective_start_method() {
         m = method;
     }
     return *m;
+}
+}  // namespace
+
+std::string effective_start_method() {
+    std::lock_guard lock(method_mu());
+    return effective_start_method_locked();
 }
 // In a fork child: the parent's lock may have been held by another thread.
 void set_start_method_after_fork(const std::string& method) {
@@ -68,6 +75,10 @@ void set_start_method(std::optional<std::string> method, bool force) {
     if (method) check_method(*method);
     std::lock_guard lock(method_mu());
     if (global_method() && !force) throw std::runtime_error("context has already been set");
+    if (!method && !force) {
+        (void)detail::effective_start_method_locked();  // Python: set_start_method(None) fixes the default
+        return;
+    }
     global_method() = std::move(method);
 }
 

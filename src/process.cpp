@@ -177,6 +177,12 @@ void flush_stdio() noexcept {
     std::fflush(nullptr);
 }
 
+void die_with_parent(pid_t parent) noexcept {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    // The parent died before prctl took effect: die as the kernel would have made us.
+    if (::getppid() != parent) ::raise(SIGKILL);
+}
+
 std::shared_ptr<ProcessRecord> track_child(pid_t pid) {
     auto record = std::make_shared<ProcessRecord>();
     record->pid = pid;
@@ -500,11 +506,7 @@ void Process::run_in_child(pid_t parent_pid, const std::string& parent_name) {
     // user code, as in Python, so this is not restricted to async-signal-safe calls; a parent that
     // forks while other threads run gets the one-time warning of warn_if_forking_threads().
     running_as_ = ::getpid();
-    if (daemon_) {
-        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-        // The parent died before prctl took effect: die as the kernel would have made us.
-        if (::getppid() != parent_pid) ::raise(SIGKILL);
-    }
+    if (daemon_) detail::die_with_parent(parent_pid);
     detail::become_child({name(), identity_, daemon_, parent_pid, parent_name});
     detail::set_start_method_after_fork("fork");  // Python: the child reports the method that started it
     detail::run_child_and_exit([this] { run(); });

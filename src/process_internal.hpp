@@ -60,6 +60,9 @@ void open_parent_record_now();
 // ("Process <name>:" and the exception) and makes the exit code 1; then the exit handlers (join
 // children, terminate daemonic ones) and _exit.
 [[noreturn]] void run_child_and_exit(const std::function<void()>& work);
+// For a daemonic child: SIGKILL when `parent` dies (PR_SET_PDEATHSIG), or at once if it died
+// before that took effect. Async-signal-safe (runs in fork children).
+void die_with_parent(pid_t parent) noexcept;
 // A record for a child we just started (fork or spawn), with its pidfd; a child we cannot track
 // is killed and reaped before the error propagates.
 std::shared_ptr<ProcessRecord> track_child(pid_t pid);

@@ -30,7 +30,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <spawn.h>
-#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -101,7 +100,9 @@ void send_bootstrap(int sock, const std::string& method, const ChildIdentity& wh
 }
 
 // In a spawn or forkserver child: reads the bootstrap from `sock`, becomes the child and runs it.
-[[noreturn]] void run_bootstrap(FileDescriptor sock, bool forked_by_server) {
+// `server`: the forkserver that forked us, or 0 for a spawned child (whose parent is the requester).
+[[noreturn]] void run_bootstrap(FileDescriptor sock, pid_t server) {
+    const bool forked_by_server = server != 0;
     std::vector<std::byte> bytes;
     std::vector<FileDescriptor> fds;
     std::string method;
@@ -147,12 +148,9 @@ void send_bootstrap(int sock, const std::string& method, const ChildIdentity& wh
         bootstrap_failed(e.what());
     }
     sock.reset();
-    if (who.daemon) {
-        // A daemonic child dies with its parent (a forkserver child: with the server, which ends
-        // when our real parent does).
-        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (!forked_by_server && ::getppid() != who.parent_pid) ::raise(SIGKILL);
-    }
+    // A daemonic child dies with its parent (a forkserver child: with the server, which ends when
+    // our real parent does).
+    if (who.daemon) die_with_parent(forked_by_server ? server : who.parent_pid);
     try {
         set_start_method(method, true);  // Python: the child reports the method that started it
     } catch (...) {
@@ -347,6 +345,7 @@ namespace {
             }
             if (fds.empty()) ::_exit(0);  // the parent is gone
             if (fds.size() != 2) continue;
+            const pid_t server = ::getpid();
             const pid_t pid = ::fork();
             if (pid == 0) {
                 // The child: a copy of this single-threaded server. Drop the server's descriptors
@@ -358,7 +357,7 @@ namespace {
                 ::signal(SIGINT, SIG_DFL);
                 ::signal(SIGPIPE, SIG_DFL);
                 ::sigprocmask(SIG_UNBLOCK, &chld, nullptr);
-                run_bootstrap(std::move(fds[0]), true);
+                run_bootstrap(std::move(fds[0]), server);
             }
             if (pid > 0) {
                 write_int64(fds[1].get(), pid);
@@ -380,7 +379,7 @@ namespace {
         if (argv0) init_state().argv0 = argv0;
     }
     snapshot_startup_objects();
-    if (std::strcmp(kind, "spawn") == 0) run_bootstrap(FileDescriptor(kBootFd), false);
+    if (std::strcmp(kind, "spawn") == 0) run_bootstrap(FileDescriptor(kBootFd), 0);
     if (std::strcmp(kind, "forkserver") == 0) serve_forever(FileDescriptor(kBootFd));
     std::fprintf(stderr, "polyproc: unknown child kind '%s'\n", kind);
     std::exit(2);

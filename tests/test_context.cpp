@@ -8,8 +8,10 @@
 #include <dlfcn.h>
 #include <fstream>
 #include <functional>
+#include <optional>
 #include <sys/wait.h>
 #include <thread>
+#include <utility>
 
 #include "support.hpp"
 
@@ -56,6 +58,10 @@ TEST(Context, SetAndGetFollowPython) {
     EXPECT_EQ(mp::get_start_method(true), std::nullopt);
     mp::set_start_method("forkserver");  // unset: allowed without force
     EXPECT_EQ(mp::get_start_method(), "forkserver");
+    mp::set_start_method(std::nullopt, true);
+    mp::set_start_method(std::nullopt);  // Python: without force, None fixes the default
+    EXPECT_EQ(mp::get_start_method(true), std::optional<std::string>(before));
+    EXPECT_EQ(message_of<std::runtime_error>([] { mp::set_start_method(std::nullopt); }), "context has already been set");
     mp::set_start_method(before, true);
     EXPECT_EQ(mp::get_start_method(), before);
 }
@@ -316,6 +322,30 @@ TEST_F(ContextProcess, OnlyListedDescriptorsReachAFreshChild) {
 }
 
 namespace {
+// State letter and parent of a process, from /proc/<pid>/stat; nullopt once it is gone.
+std::optional<std::pair<char, pid_t>> state_and_parent(pid_t pid) {
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    std::getline(stat, line);
+    const auto close = line.rfind(')');
+    if (close == std::string::npos) return std::nullopt;
+    int ppid = 0;
+    char state = 0;
+    std::sscanf(line.c_str() + close + 2, "%c %d", &state, &ppid);
+    return std::pair{state, pid_t(ppid)};
+}
+
+// Waits until `pid` is dead (gone or a zombie); a process still running after 30 s is killed.
+bool ends_by_itself(pid_t pid) {
+    for (int i = 0; i < 3000; ++i) {
+        const auto st = state_and_parent(pid);
+        if (!st || st->first == 'Z' || st->first == 'X') return true;
+        std::this_thread::sleep_for(10ms);
+    }
+    ::kill(pid, SIGKILL);
+    return false;
+}
+
 // Our children whose command line says they are the forkserver.
 std::vector<pid_t> forkservers() {
     std::vector<pid_t> out;
@@ -323,15 +353,8 @@ std::vector<pid_t> forkservers() {
     while (dirent* e = d ? ::readdir(d) : nullptr) {
         const pid_t pid = std::atoi(e->d_name);
         if (pid <= 0) continue;
-        std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-        std::string line;
-        std::getline(stat, line);
-        const auto close = line.rfind(')');
-        if (close == std::string::npos) continue;
-        int ppid = 0;
-        char state = 0;
-        std::sscanf(line.c_str() + close + 2, "%c %d", &state, &ppid);
-        if (ppid != ::getpid() || state == 'Z') continue;
+        const auto st = state_and_parent(pid);
+        if (!st || st->second != ::getpid() || st->first == 'Z') continue;
         std::ifstream cmd("/proc/" + std::to_string(pid) + "/cmdline");
         std::string args((std::istreambuf_iterator<char>(cmd)), {});
         if (args.find("--polyproc-child") != std::string::npos && args.find("forkserver") != std::string::npos)
@@ -351,11 +374,22 @@ TEST_F(ContextProcess, AKilledForkserverIsReplaced) {
     auto p = ctx.Process(&wait_for_event, never);
     p.set_daemon(true);  // dies with its server
     p.start();
+    // Stopped before it can ask to die with the server (most runs), it must still end once it
+    // finds the server gone when it continues.
+    ::kill(p.pid(), SIGSTOP);
+    struct Resume {  // even if an assertion ends the test early (SIGCONT is harmless otherwise)
+        pid_t pid;
+        ~Resume() { ::kill(pid, SIGCONT); }
+    } resume{p.pid()};
     auto servers = forkservers();
     ASSERT_EQ(servers.size(), 1u);
     ::kill(servers[0], SIGKILL);
+    while (state_and_parent(servers[0]) && state_and_parent(servers[0])->first != 'Z')
+        std::this_thread::sleep_for(1ms);
+    ::kill(p.pid(), SIGCONT);
     p.join(60s);
     EXPECT_EQ(p.exitcode(), 255);
+    EXPECT_TRUE(ends_by_itself(p.pid())) << "a daemonic child outlived its forkserver";
     auto q = ctx.Process(&exit_with, 4);
     q.start();
     q.join(60s);
