@@ -144,6 +144,9 @@ void register_exception_factory(const char* mangled_type_name, ExceptionFactory 
     r.factories[mangled_type_name] = factory;
 }
 
+UserCodeScope::UserCodeScope() noexcept { count_user_code_on_this_thread(1); }
+UserCodeScope::~UserCodeScope() { count_user_code_on_this_thread(-1); }
+
 void report_callback_exception(const char* what) noexcept {
     try {
         std::string msg = std::string("Exception in pool ") + what + ":\n";

@@ -239,6 +239,9 @@ const bool helper_threads_atfork = (::pthread_atfork(nullptr, nullptr, [] { help
 
 void count_helper_thread(int delta) noexcept { helper_threads.fetch_add(delta, std::memory_order_relaxed); }
 
+thread_local int user_code_depth = 0;
+void count_user_code_on_this_thread(int delta) noexcept { user_code_depth += delta; }
+
 void warn_if_forking_threads() {
     static std::atomic<bool> warned{false};
     if (warned.load(std::memory_order_relaxed)) return;
@@ -259,7 +262,10 @@ void warn_if_forking_threads() {
             threads = std::strtol(p + 1, nullptr, 10);
             break;
         }
-    if (threads - helper_threads.load(std::memory_order_relaxed) <= 1) return;
+    // The helpers do not count, unless this thread is one of them running user code: then every
+    // other thread of the user's counts (the calling thread is always one).
+    const long others_helpers = helper_threads.load(std::memory_order_relaxed) - (user_code_depth > 0 ? 1 : 0);
+    if (threads - others_helpers <= 1) return;
     if (warned.exchange(true)) return;
     const std::string msg = "polyproc: warning: this process (pid=" + std::to_string(::getpid()) +
                             ") is multi-threaded, use of fork() may lead to deadlocks in the child. Use the "

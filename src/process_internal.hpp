@@ -90,6 +90,9 @@ void warn_if_forking_threads();
 // never hold a lock a forked worker needs (the locks they share with the forking thread are reset
 // in a fork child, and memory allocation is fork-safe in glibc).
 void count_helper_thread(int delta) noexcept;
+// A helper thread running user code (a pool callback) counts as a thread of the user's while it
+// does: a fork from there is unsafe like any other (the main thread may hold any lock).
+void count_user_code_on_this_thread(int delta) noexcept;
 
 // A std::thread for one of polyproc's helpers (a pool's supervisor and result threads, the
 // descriptor sharer), counted as such while it runs.

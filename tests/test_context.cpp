@@ -402,12 +402,13 @@ TEST_F(ContextProcess, AKilledForkserverIsReplaced) {
 
 namespace {
 // Runs in a fork child with stderr on a pipe: forks twice from a process with a pool's helper
-// threads, and maybe a thread of its own.
-void fork_from_threads(int err_fd, bool user_thread) {
+// threads (mode 0), and a thread of its own (1), or forks from a pool callback (2) while this
+// thread waits for the result: the result thread is a helper, but a callback is user code.
+void fork_from_threads(int err_fd, int mode) {
     ::dup2(err_fd, STDERR_FILENO);
     std::atomic<bool> stop{false};
     std::thread t;
-    if (user_thread) t = std::thread([&] {
+    if (mode == 1) t = std::thread([&] {
         while (!stop) std::this_thread::sleep_for(1ms);
     });
     mp::Pool pool(mp::PoolOptions{.processes = 1, .start_method = "fork"});
@@ -417,6 +418,15 @@ void fork_from_threads(int err_fd, bool user_thread) {
         p.start();
         p.join();
     }
+    if (mode == 2) {
+        auto r = pool.apply_async(mp::Callbacks{.callback = [](int) {
+                                      auto p = mp::get_context("fork").Process(&exit_with, 0);
+                                      p.start();
+                                      p.join();
+                                  }},
+                                  [](int x) { return x; }, 1);
+        EXPECT_EQ(r.get(60s), 1);
+    }
     pool.close();
     pool.join();
     stop = true;
@@ -424,11 +434,12 @@ void fork_from_threads(int err_fd, bool user_thread) {
 }
 }  // namespace
 
-TEST_F(ContextProcess, ForkingAThreadedParentWarnsOnceButPoolHelpersDoNotCount) {
-    for (bool user_thread : {true, false}) {
+TEST_F(ContextProcess, ForkingAThreadedParentWarnsOnceButPoolHelpersDoNotCountUnlessInACallback) {
+    for (int mode : {0, 1, 2}) {
+        const bool user_thread = mode != 0;
         int fds[2];
         ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
-        auto p = mp::get_context("fork").Process(&fork_from_threads, fds[1], user_thread);
+        auto p = mp::get_context("fork").Process(&fork_from_threads, fds[1], mode);
         p.start();
         ::close(fds[1]);
         std::string err;

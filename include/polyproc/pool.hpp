@@ -172,6 +172,14 @@ void register_exception_factory(const char* mangled_type_name, ExceptionFactory 
 // Prints "Exception in pool <what>:" and the current exception to stderr (the callback's
 // exception has nowhere else to go: Python prints it too).
 void report_callback_exception(const char* what) noexcept;
+// Marks the pool's result thread as running user code while a callback runs (a fork from a
+// callback gets the multi-threaded-fork warning like a fork from any thread of the user's).
+struct UserCodeScope {
+    UserCodeScope() noexcept;
+    ~UserCodeScope();
+    UserCodeScope(const UserCodeScope&) = delete;
+    UserCodeScope& operator=(const UserCodeScope&) = delete;
+};
 
 class PoolCore;  // src/pool.cpp
 class ResultState;
@@ -292,6 +300,7 @@ template <class Invoke>
 void settle_with_callbacks(ResultState& state, const std::function<void(std::exception_ptr)>& on_error,
                            Invoke&& on_success) noexcept {
     try {
+        UserCodeScope user_code;
         if (state.error) {
             if (on_error) on_error(state.error);
         } else {
