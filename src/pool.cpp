@@ -1080,7 +1080,8 @@ void run_worker_in_fresh_child(ChildReader& r) {
 CodeRef PoolCore::encode_worker(ChildWriter& w, std::size_t slot) const {
     if (options_.initializer && !options_.initializer.travels())
         throw ValueError("polyproc::Pool: the initializer cannot be sent to a " + method_ +
-                         " worker: use a function or a lambda without captures, or the fork start method");
+                         " worker: use a function or a lambda without captures, with arguments that are sendable "
+                         "(mp::Serializable) or polyproc handles, or the fork start method");
     w.region(tasks_.region());
     w.region(results_.region());
     w.region(region_);

@@ -297,7 +297,7 @@ TEST_F(PoolTest, TerminateStopsWorkersAndFailsPendingResults) {
 }
 
 TEST_F(PoolTest, InitializerRunsOncePerWorker) {
-    POLYPROC_FORK_ONLY();  // a capturing initializer (no initargs to hand it the Queue); the next test can spawn
+    POLYPROC_FORK_ONLY();  // a capturing initializer; InitializerArgumentsReachEveryWorker is its spawnable form
     mp::Queue<int> started;
     mp::Pool pool(mp::PoolOptions{.processes = 3, .initializer = [started] { started.put(::getpid()); }});
     std::set<int> pids;
@@ -306,6 +306,41 @@ TEST_F(PoolTest, InitializerRunsOncePerWorker) {
     const auto workers = pool.worker_pids();
     EXPECT_EQ(pids, std::set<int>(workers.begin(), workers.end()));
     EXPECT_THROW(started.get(true, 100ms), mp::Empty);
+}
+
+// Python's Pool(initializer=f, initargs=(q, counter, "tag")): handles and values reach every
+// worker under every start method.
+void announce_worker(mp::Queue<std::string> started, mp::Value<int> counter, std::string tag) {
+    {
+        std::lock_guard lock(counter.get_lock());
+        counter.set_value(counter.value() + 1);
+    }
+    started.put(tag + ":" + std::to_string(::getpid()));
+}
+
+TEST_F(PoolTest, InitializerArgumentsReachEveryWorker) {
+    mp::Queue<std::string> started;
+    mp::Value<int> counter(0);
+    mp::Pool pool(mp::PoolOptions{.processes = 3,
+                                  .initializer = mp::PoolInitializer(announce_worker, started, counter, "w")});
+    std::set<std::string> seen;
+    for (int i = 0; i < 3; ++i) seen.insert(started.get(true, 30s));
+    std::set<std::string> expected;
+    for (pid_t pid : pool.worker_pids()) expected.insert("w:" + std::to_string(pid));
+    EXPECT_EQ(seen, expected);
+    EXPECT_EQ(counter.value(), 3);
+}
+
+TEST_F(PoolTest, InitializerArgumentsThatCannotTravelAreAStartTimeError) {
+    if (mp::get_start_method() == "fork") GTEST_SKIP() << "under fork, any argument works";
+    std::vector<mp::Lock> locks(2);
+    try {
+        mp::Pool pool(mp::PoolOptions{.processes = 1,
+                                      .initializer = mp::PoolInitializer([](std::vector<mp::Lock>) {}, locks)});
+        ADD_FAILURE() << "the pool started";
+    } catch (const mp::ValueError& e) {
+        EXPECT_NE(std::string(e.what()).find("initializer cannot be sent"), std::string::npos) << e.what();
+    }
 }
 
 int initializer_runs = 0;  // per process: counts the initializer's runs in this worker

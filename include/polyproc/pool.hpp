@@ -60,33 +60,37 @@
 #include "polyproc/detail/pool_task.hpp"
 #include "polyproc/detail/timeout.hpp"
 #include "polyproc/errors.hpp"
+#include "polyproc/process.hpp"
 #include "polyproc/reduction.hpp"
 
 namespace polyproc {
 
-// Python's initializer=: what each worker runs before its first task. Any callable under fork;
-// under spawn and forkserver a function or a lambda without captures (a start-time mp::ValueError
-// otherwise: the worker is a new run of the program).
+// Python's initializer= and initargs=: what each worker runs before its first task,
+//   .initializer = f                      or   .initializer = mp::PoolInitializer(f, queue, 42)
+// Any callable under fork; under spawn and forkserver a function or a lambda without captures,
+// with arguments that can reach a fresh child as a Process's do (sendable values and polyproc
+// handles: a Queue, a Lock, a Value...); anything else is an mp::ValueError when the pool starts.
 class PoolInitializer {
 public:
     PoolInitializer() = default;
-    template <class F>
-        requires(!std::is_same_v<std::decay_t<F>, PoolInitializer> && std::is_invocable_v<std::decay_t<F>&>)
-    PoolInitializer(F&& f) : fn_(std::forward<F>(f)) {  // NOLINT: converts, as std::function does
-        using D = std::decay_t<F>;
-        if constexpr (detail::is_spawnable_function<D>) {
-            if constexpr (std::is_pointer_v<D>) function_ = reinterpret_cast<std::uintptr_t>(f);
-            entry_ = &run_in_child<D>;
-        }
-    }
-    explicit operator bool() const noexcept { return static_cast<bool>(fn_); }
-    void operator()() const { fn_(); }
+    template <class F, class... Args>
+        requires(!std::is_same_v<std::decay_t<F>, PoolInitializer> && detail::is_process_target<F, Args...>)
+    PoolInitializer(F&& f, Args&&... args)  // NOLINT: converts from a callable, as std::function does
+        : target_(std::make_shared<detail::TargetWithArgs<std::decay_t<F>, std::decay_t<Args>...>>(
+              std::forward<F>(f), std::forward<Args>(args)...)),
+          travels_(detail::is_spawnable_function<std::decay_t<F>> &&
+                   (detail::is_inheritable<detail::wire_type_t<std::decay_t<Args>>> && ...)) {}
+    explicit operator bool() const noexcept { return static_cast<bool>(target_); }
+    // Runs once per worker: each worker calls its own copy (arguments may be moved into f).
+    void operator()() const { target_->call(); }
 
-    // For the pool's workers in spawn and forkserver children.
-    bool travels() const noexcept { return entry_ != nullptr; }
+    // For the pool's workers in spawn and forkserver children: the entry comes first (the reader
+    // must know it before the function and arguments it reads).
+    bool travels() const noexcept { return travels_; }
     void write(detail::ChildWriter& w) const {
-        w.raw(detail::code_offset(reinterpret_cast<std::uintptr_t>(entry_)));
-        if (function_) w.raw(detail::code_offset(function_));
+        const std::size_t at = w.bytes().size();
+        w.raw(detail::CodeRef{});
+        w.raw_at(at, target_->encode_for_child(w));
     }
     static PoolInitializer read(detail::ChildReader& r) {
         auto entry = reinterpret_cast<detail::ChildEntry>(detail::code_address(r.raw<detail::CodeRef>()));
@@ -94,19 +98,13 @@ public:
     }
 
 private:
-    template <class D>
-    static void run_in_child(detail::ChildReader& r) {
-        D f = detail::read_function<D>(r);
-        f();
-    }
-    std::function<void()> fn_;
-    detail::ChildEntry entry_ = nullptr;  // set when the callable can travel
-    std::uintptr_t function_ = 0;         // a function pointer's address
+    std::shared_ptr<detail::ProcessTarget> target_;
+    bool travels_ = false;
 };
 
 struct PoolOptions {
     int processes = 0;  // 0 = cpu_count(); in an elastic pool, how many to start with (0 = min_processes)
-    PoolInitializer initializer;  // run once in each worker before its first task
+    PoolInitializer initializer;  // run once in each worker before its first task (with initargs)
     int maxtasksperchild = 0;           // 0 = no limit (Python's None)
     // Beyond Python:
     Timeout task_timeout;  // a task running longer is killed with its worker: mp::TimeoutError

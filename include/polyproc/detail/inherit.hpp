@@ -12,8 +12,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -53,6 +55,13 @@ public:
     void raw(const T& v) {
         const auto* p = reinterpret_cast<const std::byte*>(&v);
         bytes_.insert(bytes_.end(), p, p + sizeof(T));
+    }
+    // Overwrites what raw() wrote at `at` (a value known only after what follows it is written).
+    template <class T>
+        requires std::is_trivially_copyable_v<T>
+    void raw_at(std::size_t at, const T& v) {
+        if (at + sizeof(T) > bytes_.size()) throw std::out_of_range("ChildWriter::raw_at");
+        std::memcpy(bytes_.data() + at, &v, sizeof(T));
     }
     const std::vector<std::byte>& bytes() const noexcept { return bytes_; }
     const std::vector<int>& fds() const noexcept { return fds_; }
