@@ -262,6 +262,11 @@ void warn_if_forking_threads() {
             threads = std::strtol(p + 1, nullptr, 10);
             break;
         }
+#if defined(__SANITIZE_THREAD__)
+    // ThreadSanitizer's runtime starts a background thread of its own at the first
+    // pthread_create: not the user's either.
+    if (threads > 1) --threads;
+#endif
     // The helpers do not count, unless this thread is one of them running user code: then every
     // other thread of the user's counts (the calling thread is always one).
     const long others_helpers = helper_threads.load(std::memory_order_relaxed) - (user_code_depth > 0 ? 1 : 0);

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <numeric>
 #include <optional>
@@ -235,17 +236,34 @@ TEST_F(PoolResilienceTest, TaskTimeoutKillsTheStuckWorkerAndFailsOnlyThatTask) {
     EXPECT_THROW_WITH(mp::Pool(mp::PoolOptions{.processes = 1, .task_timeout = 0ms}), mp::ValueError, "task_timeout");
 }
 
+// Holds its worker until `path` exists (at most 30 s), so that tasks keep waiting however slowly
+// a loaded machine starts workers.
+int hold_until_file_exists(std::string path) {
+    for (int i = 0; i < 6000 && ::access(path.c_str(), F_OK) != 0; ++i) std::this_thread::sleep_for(5ms);
+    return 200;
+}
+
 TEST_F(PoolResilienceTest, ElasticPoolGrowsWhileTasksWaitAndShrinksWhenIdle) {
     mp::Pool pool(mp::PoolOptions{.min_processes = 1, .max_processes = 4, .idle_timeout = 300ms});
     EXPECT_EQ(pool.size(), 1u);
+    const std::string release = testing::TempDir() + "polyproc-elastic-" + std::to_string(::getpid());
+    ::unlink(release.c_str());
+    struct Release {  // lets the tasks go however the test ends
+        std::string path;
+        ~Release() { ::unlink(path.c_str()); }
+    } cleanup{release};
     std::vector<mp::AsyncResult<int>> rs;
-    for (int i = 0; i < 12; ++i) rs.push_back(pool.apply_async(sleep_ms, 200));
+    for (int i = 0; i < 12; ++i) rs.push_back(pool.apply_async(hold_until_file_exists, release));
     std::size_t peak = 0;
     EXPECT_TRUE(eventually([&] {
         peak = std::max(peak, pool.size());
         return peak == 4;
     }));
-    for (auto& r : rs) EXPECT_EQ(r.get(30s), 200);
+    EXPECT_LE(pool.size(), 4u);  // never beyond max_processes
+    FILE* f = std::fopen(release.c_str(), "w");
+    ASSERT_NE(f, nullptr) << release;
+    std::fclose(f);
+    for (auto& r : rs) EXPECT_EQ(r.get(60s), 200);
     EXPECT_EQ(peak, 4u);
     EXPECT_TRUE(eventually([&] { return pool.size() == 1 && pool.worker_pids().size() == 1; }));
     EXPECT_EQ(pool.apply(square, 6), 36);  // the one left still works
