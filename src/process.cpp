@@ -234,12 +234,19 @@ void open_parent_record_now() {
 }
 
 std::atomic<int> helper_threads{0};
-// A fork child has none of its parent's threads.
-const bool helper_threads_atfork = (::pthread_atfork(nullptr, nullptr, [] { helper_threads.store(0); }), true);
+thread_local bool on_helper_thread = false;
+thread_local int user_code_depth = 0;
+// A fork child has none of its parent's threads, and its only thread is no helper.
+const bool helper_threads_atfork = (::pthread_atfork(nullptr, nullptr,
+                                                     [] {
+                                                         helper_threads.store(0);
+                                                         on_helper_thread = false;
+                                                         user_code_depth = 0;
+                                                     }),
+                                    true);
 
 void count_helper_thread(int delta) noexcept { helper_threads.fetch_add(delta, std::memory_order_relaxed); }
-
-thread_local int user_code_depth = 0;
+void mark_this_thread_as_helper() noexcept { on_helper_thread = true; }
 void count_user_code_on_this_thread(int delta) noexcept { user_code_depth += delta; }
 
 void warn_if_forking_threads() {
@@ -267,9 +274,10 @@ void warn_if_forking_threads() {
     // pthread_create: not the user's either.
     if (threads > 1) --threads;
 #endif
-    // The helpers do not count, unless this thread is one of them running user code: then every
-    // other thread of the user's counts (the calling thread is always one).
-    const long others_helpers = helper_threads.load(std::memory_order_relaxed) - (user_code_depth > 0 ? 1 : 0);
+    // The helpers do not count, unless this thread is one of them running user code (a callback
+    // on the result thread): then it counts as the user's, as the calling thread always does.
+    const bool helper_running_user_code = on_helper_thread && user_code_depth > 0;
+    const long others_helpers = helper_threads.load(std::memory_order_relaxed) - (helper_running_user_code ? 1 : 0);
     if (threads - others_helpers <= 1) return;
     if (warned.exchange(true)) return;
     const std::string msg = "polyproc: warning: this process (pid=" + std::to_string(::getpid()) +

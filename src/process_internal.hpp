@@ -90,8 +90,11 @@ void warn_if_forking_threads();
 // never hold a lock a forked worker needs (the locks they share with the forking thread are reset
 // in a fork child, and memory allocation is fork-safe in glibc).
 void count_helper_thread(int delta) noexcept;
+// Called by a helper thread first thing (helper_thread does it).
+void mark_this_thread_as_helper() noexcept;
 // A helper thread running user code (a pool callback) counts as a thread of the user's while it
-// does: a fork from there is unsafe like any other (the main thread may hold any lock).
+// does: a fork from there is unsafe like any other (the main thread may hold any lock). On a
+// user's thread (a callback run by a thread waiting in get()) it changes nothing.
 void count_user_code_on_this_thread(int delta) noexcept;
 
 // A std::thread for one of polyproc's helpers (a pool's supervisor and result threads, the
@@ -104,6 +107,7 @@ std::thread helper_thread(F f) {
             struct Done {
                 ~Done() { count_helper_thread(-1); }
             } done;
+            mark_this_thread_as_helper();
             f();
         });
     } catch (...) {

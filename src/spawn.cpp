@@ -288,7 +288,7 @@ pid_t request_child(FileDescriptor& boot, FileDescriptor& status) {
         }
         retire_server_locked(c);  // the next attempt, or the next start, gets a new server
         if (pid < 0) throw ProcessError("polyproc: the forkserver could not fork the child");
-        if (attempt == 1) throw ProcessError("polyproc: the forkserver died twice while starting the child");
+        if (attempt == 1) throw ProcessError("polyproc: the forkserver could not be started, or died twice while starting the child");
     }
 }
 

@@ -6,7 +6,10 @@
 #include <polyproc/polyproc.hpp>
 #include "polyproc/context.hpp"
 #include <cerrno>
+#include <cstdio>
 #include <fcntl.h>
+#include <fstream>
+#include <optional>
 #include <string>
 #include <sys/file.h>
 #include <unistd.h>
@@ -53,6 +56,29 @@ public:
 private:
     int fd_;
 };
+
+// A process's state letter ('R', 'S', 'T', 'Z'...) and parent, from /proc/<pid>/stat; nullopt once
+// it is gone (reaped).
+struct ProcStat {
+    char state;
+    pid_t ppid;
+};
+inline std::optional<ProcStat> proc_stat(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    if (!std::getline(in, line)) return std::nullopt;
+    const auto close = line.rfind(')');  // the name (field 2) may hold spaces and parentheses
+    if (close == std::string::npos) return std::nullopt;
+    char state = 0;
+    int ppid = 0;
+    if (std::sscanf(line.c_str() + close + 1, " %c %d", &state, &ppid) != 2) return std::nullopt;
+    return ProcStat{state, pid_t(ppid)};
+}
+// Alive and not a zombie.
+inline bool running(pid_t pid) {
+    const auto st = proc_stat(pid);
+    return st && st->state != 'Z' && st->state != 'X';
+}
 
 inline std::string bytes_to_string(const std::vector<std::byte>& b) {
     return std::string(reinterpret_cast<const char*>(b.data()), b.size());

@@ -322,24 +322,10 @@ TEST_F(ContextProcess, OnlyListedDescriptorsReachAFreshChild) {
 }
 
 namespace {
-// State letter and parent of a process, from /proc/<pid>/stat; nullopt once it is gone.
-std::optional<std::pair<char, pid_t>> state_and_parent(pid_t pid) {
-    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-    std::string line;
-    std::getline(stat, line);
-    const auto close = line.rfind(')');
-    if (close == std::string::npos) return std::nullopt;
-    int ppid = 0;
-    char state = 0;
-    std::sscanf(line.c_str() + close + 2, "%c %d", &state, &ppid);
-    return std::pair{state, pid_t(ppid)};
-}
-
 // Waits until `pid` is dead (gone or a zombie); a process still running after 30 s is killed.
 bool ends_by_itself(pid_t pid) {
     for (int i = 0; i < 3000; ++i) {
-        const auto st = state_and_parent(pid);
-        if (!st || st->first == 'Z' || st->first == 'X') return true;
+        if (!running(pid)) return true;
         std::this_thread::sleep_for(10ms);
     }
     ::kill(pid, SIGKILL);
@@ -353,8 +339,8 @@ std::vector<pid_t> forkservers() {
     while (dirent* e = d ? ::readdir(d) : nullptr) {
         const pid_t pid = std::atoi(e->d_name);
         if (pid <= 0) continue;
-        const auto st = state_and_parent(pid);
-        if (!st || st->second != ::getpid() || st->first == 'Z') continue;
+        const auto st = proc_stat(pid);
+        if (!st || st->ppid != ::getpid() || st->state == 'Z') continue;
         std::ifstream cmd("/proc/" + std::to_string(pid) + "/cmdline");
         std::string args((std::istreambuf_iterator<char>(cmd)), {});
         if (args.find("--polyproc-child") != std::string::npos && args.find("forkserver") != std::string::npos)
@@ -384,7 +370,7 @@ TEST_F(ContextProcess, AKilledForkserverIsReplaced) {
     auto servers = forkservers();
     ASSERT_EQ(servers.size(), 1u);
     ::kill(servers[0], SIGKILL);
-    while (state_and_parent(servers[0]) && state_and_parent(servers[0])->first != 'Z')
+    for (int i = 0; i < 30000 && running(servers[0]); ++i)  // until the server is dead (a zombie)
         std::this_thread::sleep_for(1ms);
     ::kill(p.pid(), SIGCONT);
     p.join(60s);
@@ -425,6 +411,9 @@ void fork_from_threads(int err_fd, int mode) {
                                       p.join();
                                   }},
                                   [](int x) { return x; }, 1);
+        // Not r.get(): a thread waiting in get() may run the callback itself; here the result
+        // thread must, while this thread goes on.
+        for (int i = 0; i < 60000 && !r.ready(); ++i) std::this_thread::sleep_for(1ms);
         EXPECT_EQ(r.get(60s), 1);
     }
     pool.close();

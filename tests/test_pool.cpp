@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <csignal>
 #include <numeric>
 #include <set>
@@ -329,6 +330,14 @@ TEST_F(PoolTest, InitializerArgumentsReachEveryWorker) {
     for (pid_t pid : pool.worker_pids()) expected.insert("w:" + std::to_string(pid));
     EXPECT_EQ(seen, expected);
     EXPECT_EQ(counter.value(), 3);
+}
+
+TEST_F(PoolTest, ANullInitializerIsNoInitializer) {
+    void (*none)() = nullptr;
+    mp::Pool a(mp::PoolOptions{.processes = 1, .initializer = none});
+    EXPECT_EQ(a.apply(square, 5), 25);
+    mp::Pool b(mp::PoolOptions{.processes = 1, .initializer = std::function<void()>()});
+    EXPECT_EQ(b.apply(square, 6), 36);
 }
 
 TEST_F(PoolTest, InitializerArgumentsThatCannotTravelAreAStartTimeError) {

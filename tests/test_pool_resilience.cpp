@@ -248,7 +248,7 @@ TEST_F(PoolResilienceTest, ElasticPoolGrowsWhileTasksWaitAndShrinksWhenIdle) {
     EXPECT_EQ(pool.size(), 1u);
     const std::string release = testing::TempDir() + "polyproc-elastic-" + std::to_string(::getpid());
     ::unlink(release.c_str());
-    struct Release {  // lets the tasks go however the test ends
+    struct Release {  // removes the file however the test ends (the pool's terminate ends the tasks)
         std::string path;
         ~Release() { ::unlink(path.c_str()); }
     } cleanup{release};

@@ -76,19 +76,6 @@ bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds lim
     return pred();
 }
 
-// The process state letter from /proc/<pid>/stat ('R', 'S', 'Z'...), or 0 when there is no such process.
-char process_state(pid_t pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-    std::string stat;
-    if (!std::getline(in, stat)) return 0;
-    const auto paren = stat.rfind(')');
-    return paren != std::string::npos && paren + 2 < stat.size() ? stat[paren + 2] : 0;
-}
-bool running(pid_t pid) {
-    const char s = process_state(pid);
-    return s != 0 && s != 'Z' && s != 'X';
-}
-
 std::string str(std::span<const std::byte> b) { return std::string(reinterpret_cast<const char*>(b.data()), b.size()); }
 void put(std::span<std::byte> b, std::size_t offset, std::string_view s) { std::memcpy(b.data() + offset, s.data(), s.size()); }
 
@@ -693,7 +680,7 @@ TEST_F(SharedMemoryTracker, AKilledTrackerIsRelaunchedWithPythonsWarning) {
     Unlinker guard(lost);
     guard.add(kept);
     EXPECT_NE(first, second);
-    EXPECT_EQ(process_state(first), 0) << "the dead tracker was not reaped";
+    EXPECT_FALSE(proc_stat(first)) << "the dead tracker was not reaped";
     EXPECT_TRUE(running(second));
     helper.kill_tree();
     EXPECT_TRUE(eventually([&] { return !shm_exists(kept); }));

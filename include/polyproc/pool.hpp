@@ -70,18 +70,30 @@ namespace polyproc {
 // Any callable under fork; under spawn and forkserver a function or a lambda without captures,
 // with arguments that can reach a fresh child as a Process's do (sendable values and polyproc
 // handles: a Queue, a Lock, a Value...); anything else is an mp::ValueError when the pool starts.
+namespace detail {
+template <class T>
+inline constexpr bool is_std_function = false;
+template <class S>
+inline constexpr bool is_std_function<std::function<S>> = true;
+}  // namespace detail
+
 class PoolInitializer {
 public:
     PoolInitializer() = default;
     template <class F, class... Args>
         requires(!std::is_same_v<std::decay_t<F>, PoolInitializer> && detail::is_process_target<F, Args...>)
     PoolInitializer(F&& f, Args&&... args)  // NOLINT: converts from a callable, as std::function does
-        : target_(std::make_shared<detail::TargetWithArgs<std::decay_t<F>, std::decay_t<Args>...>>(
-              std::forward<F>(f), std::forward<Args>(args)...)),
-          travels_(detail::is_spawnable_function<std::decay_t<F>> &&
-                   (detail::is_inheritable<detail::wire_type_t<std::decay_t<Args>>> && ...)) {}
+        : travels_(detail::is_spawnable_function<std::decay_t<F>> &&
+                   (detail::is_inheritable<detail::wire_type_t<std::decay_t<Args>>> && ...)) {
+        // A null function pointer or an empty std::function is no initializer, as before.
+        if constexpr (std::is_pointer_v<std::remove_cvref_t<F>> || detail::is_std_function<std::remove_cvref_t<F>>)
+            if (!f) return;
+        target_ = std::make_shared<detail::TargetWithArgs<std::decay_t<F>, std::decay_t<Args>...>>(
+            std::forward<F>(f), std::forward<Args>(args)...);
+    }
     explicit operator bool() const noexcept { return static_cast<bool>(target_); }
-    // Runs once per worker: each worker calls its own copy (arguments may be moved into f).
+    // Runs in a worker, once: copies of a PoolInitializer share one target, and the call may move
+    // the arguments into f. That is safe because only workers call it, each in its own process.
     void operator()() const { target_->call(); }
 
     // For the pool's workers in spawn and forkserver children: the entry comes first (the reader
