@@ -2,13 +2,11 @@
 //
 // The ring. One reservation of address space (MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE) holds
 // a control block and a ring of `capacity` bytes, typically gigabytes, of which only touched pages
-// cost memory. Positions (head, tail) count bytes since creation and never wrap; a position's place
-// in the ring is position % capacity. A record is an 8-byte header and its payload padded to 8
-// bytes, always contiguous: when it does not fit before the end, a skip record fills the rest and
-// it starts at offset 0. A producer also wraps early, once past kHotWindow, when the start of the
-// ring is free: while consumers keep up the ring stays in the first few hundred KiB (hot in cache,
-// no page faults), and it grows only as items wait. When consumers drain a grown ring, the pages
-// beyond kRetainedBytes are given back (discard_drained_pages).
+// cost memory. A record is an 8-byte header and its payload padded to 8 bytes. Where producers put
+// the next record (straight on, at the start of the next lap, early back to the hot start, or
+// around unread data through a skip record) is queue_ring.hpp's; consumers just follow skip
+// records. When consumers drain a grown ring, the pages beyond kRetainedBytes are given back
+// (discard_drained_pages).
 //
 // Locks and crashes. Producers take `wlock`, consumers `rlock` (robust mutexes, so a holder's
 // death hands the lock on). A record is published by one store of `tail` after it is written, and
@@ -35,15 +33,16 @@
 #include <optional>
 
 #include "os.hpp"
+#include "queue_ring.hpp"
 #include "polyproc/synchronize.hpp"
 
 namespace polyproc::detail {
 
 namespace {
 
-constexpr std::uint64_t kHeaderBytes = 8;
+using ring::kHeaderBytes;
+using ring::kHotWindow;
 constexpr std::uint64_t kSkipFlag = 1;            // header bit 0: a skip record (else an item)
-constexpr std::uint64_t kHotWindow = 256 << 10;   // wrap early past this when the start is free
 constexpr std::uint64_t kRetainedBytes = 32 << 20;  // kept resident after a drain
 constexpr std::uint64_t kDiscardAtLeast = 8 << 20;  // do not bother discarding less
 constexpr auto kRecheckInterval = std::chrono::milliseconds(200);
@@ -96,6 +95,7 @@ struct QueueShared {
     std::uint64_t touched_end = 0;   // ring offset below which pages may be resident
     std::uint64_t put_intent_count = 0;
     std::uint64_t put_intent_tail = 0;
+    ring::Holes holes;  // positions skipped over that consumers have not passed (queue_ring.hpp)
     // What producers publish (written under wlock, read by everyone).
     alignas(64) std::uint64_t tail = 0;
     std::uint64_t put_count = 0;
@@ -209,6 +209,12 @@ bool lock_producers(QueueShared& s, Timeout timeout) {
     } catch (const OwnerDiedError&) {
         if (s.put_count == s.put_intent_count && s.tail != s.put_intent_tail)
             atomic(s.put_count).store(s.put_count - 1);
+        const std::byte* ring = reinterpret_cast<const std::byte*>(&s) + control_bytes();
+        s.holes.keep_verified(atomic(s.head).load(std::memory_order_acquire), s.tail, [&](std::uint64_t pos) {
+            std::uint64_t word;
+            std::memcpy(&word, ring + pos % s.capacity, sizeof word);
+            return word;
+        });
         return true;
     }
 }
@@ -325,26 +331,6 @@ void QueueCore::close() noexcept {
 
 namespace {
 
-// Where a record of `bytes` goes when the producers' position is `tail` and the consumers' is
-// `head`: its ring offset and the new tail (past a skip record when it wraps). Empty: no room.
-struct Placement {
-    std::uint64_t offset;
-    std::uint64_t new_tail;
-};
-std::optional<Placement> place(std::uint64_t capacity, std::uint64_t tail, std::uint64_t head, std::uint64_t bytes) {
-    const std::uint64_t used = tail - head;
-    const std::uint64_t at = tail % capacity;
-    // Wrapping costs the skipped bytes too: it fits when used + (capacity - at) + bytes <= capacity.
-    const bool wrap_fits = at != 0 && used + bytes <= at;
-    if (at >= kHotWindow && wrap_fits) return Placement{0, tail + (capacity - at) + bytes};
-    if (at + bytes <= capacity) {
-        if (used + bytes <= capacity) return Placement{at, tail + bytes};
-        return std::nullopt;
-    }
-    if (wrap_fits) return Placement{0, tail + (capacity - at) + bytes};
-    return std::nullopt;
-}
-
 }  // namespace
 
 std::byte* QueueCore::begin_put(std::size_t size, bool block, Timeout timeout) {
@@ -365,30 +351,33 @@ std::byte* QueueCore::begin_put(std::size_t size, bool block, Timeout timeout) {
             s.seen_got = atomic(s.got_count).load(std::memory_order_acquire);
             room = s.put_count - s.seen_got < s.maxsize;
         }
-        std::optional<Placement> where;
+        std::optional<ring::Placement> where;
         if (room) {
             // A stale head also hides a chance to wrap back to the hot start of the ring: past the
             // hot window, look at the consumers' line again, at most once every kHotWindow / 4.
             const bool beyond_hot = s.tail % s.capacity >= kHotWindow && s.tail - s.head_read_at >= kHotWindow / 4;
             if (beyond_hot) refresh_seen_head(s);
-            where = place(s.capacity, s.tail, s.seen_head, bytes);
+            s.holes.forget(s.seen_head, s.tail);
+            where = ring::place(ring::RingView{s.capacity, s.tail, s.seen_head, s.holes}, bytes);
             if (!where && !beyond_hot) {
                 refresh_seen_head(s);
-                where = place(s.capacity, s.tail, s.seen_head, bytes);
+                where = ring::place(ring::RingView{s.capacity, s.tail, s.seen_head, s.holes}, bytes);
             }
         }
         if (where) {
             const std::uint64_t at = s.tail % s.capacity;
-            if (where->offset != at) {  // wrapping: a skip record covers the rest of the ring
-                const std::uint64_t skip = ((s.capacity - at) << 1) | kSkipFlag;
+            if (where->start != s.tail) {  // a jump: a skip record leads there
+                const std::uint64_t skip = ((where->start - s.tail) << 1) | kSkipFlag;
                 std::memcpy(ring_ + at, &skip, kHeaderBytes);
                 raise_touched_end(s, at + kHeaderBytes);
+                s.holes.add(s.tail + kHeaderBytes, where->start);  // forgotten unless published
             }
+            const std::uint64_t offset = where->start % s.capacity;
             const std::uint64_t header = std::uint64_t(size) << 1;
-            std::memcpy(ring_ + where->offset, &header, kHeaderBytes);
-            raise_touched_end(s, where->offset + bytes);
+            std::memcpy(ring_ + offset, &header, kHeaderBytes);
+            raise_touched_end(s, offset + bytes);
             pending_tail_ = where->new_tail;
-            return ring_ + where->offset + kHeaderBytes;
+            return ring_ + offset + kHeaderBytes;
         }
         // Sleep until the consumers move on from what they have done by now (fresh values: a
         // stale one would read as progress at once and make this a busy loop).
@@ -414,6 +403,8 @@ void QueueCore::end_put(bool publish) noexcept {
         atomic(s.put_intent_tail).store(pending_tail_, std::memory_order_release);
         atomic(s.put_count).store(count, std::memory_order_release);
         atomic(s.tail).store(pending_tail_, std::memory_order_release);
+    } else {
+        s.holes.forget(0, s.tail);
     }
     mutex_release(s.wlock);
     if (publish) wake_sleepers(s.data, 1);
@@ -449,8 +440,11 @@ std::span<const std::byte> QueueCore::begin_get(bool block, Timeout timeout) {
             std::uint64_t header;
             std::memcpy(&header, ring_ + at, kHeaderBytes);
             if (header & kSkipFlag) {
-                atomic(s.head).store(head + (header >> 1), std::memory_order_release);
-                if (atomic(s.touched_end).load(std::memory_order_relaxed) >= kRetainedBytes + kDiscardAtLeast)
+                const std::uint64_t next = head + (header >> 1);
+                atomic(s.head).store(next, std::memory_order_release);
+                // At the start of a lap (not after a jump into a hole, which lands mid-ring).
+                if (next % s.capacity == 0 &&
+                    atomic(s.touched_end).load(std::memory_order_relaxed) >= kRetainedBytes + kDiscardAtLeast)
                     discard_drained_pages();
                 wake_sleepers(s.space, 1);
                 continue;

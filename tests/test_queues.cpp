@@ -3,6 +3,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <fstream>
 #include <future>
 #include <map>
@@ -332,6 +333,106 @@ TEST_F(Queues, ABacklogGrowsTheRingAndDrainingGivesTheMemoryBack) {
     EXPECT_EQ(q.get(), pattern(100, 1));
     const std::uint64_t after = shmem_resident_kib();
     EXPECT_LT(after, before + 64 * 1024) << "resident shared memory before " << before << " KiB, after " << after;
+}
+
+// The ring wraps back to its start early while consumers keep up (it stays hot in cache). A
+// consumer that falls behind right then, whatever it had taken, must not cap an unbounded queue
+// at that window: Full only comes from maxsize, or from a ring filled to its reservation.
+TEST_F(Queues, AnUnboundedQueueKeepsGrowingAfterItsConsumerFallsBehind) {
+    // lag: items the consumer is behind when it stops; 0 is the shape of the report (it took
+    // every item, then stalled)
+    for (const int lag : {0, 1, 7, 1000, 15000}) {
+        SCOPED_TRACE("lag " + std::to_string(lag));
+        mp::Queue<std::int64_t> q;
+        std::int64_t put = 0, got = 0;
+        // Past the hot window (256 KiB; an 8-byte item takes a 16-byte record) with the consumer
+        // keeping up, then `lag` more.
+        for (int i = 0; i < 40000; ++i) {
+            q.put_nowait(put++);
+            ASSERT_EQ(q.get_nowait(), got++);
+        }
+        for (int i = 0; i < lag; ++i) q.put_nowait(put++);
+        // The consumer stalls: 8 MiB of records wait.
+        for (int i = 0; i < 500000; ++i) ASSERT_NO_THROW(q.put_nowait(put++)) << "after " << i << " unread items";
+        EXPECT_EQ(q.qsize(), std::size_t(500000 + lag));
+        // It resumes for a while and stalls again, mid-backlog: still no limit.
+        for (int i = 0; i < 100000; ++i) ASSERT_EQ(q.get_nowait(), got++);
+        for (int i = 0; i < 300000; ++i) ASSERT_NO_THROW(q.put_nowait(put++)) << "after " << i << " more";
+        while (got < put) ASSERT_EQ(q.get_nowait(), got++);
+        EXPECT_TRUE(q.empty());
+    }
+}
+
+// The same through a bounded queue: its limit is exactly maxsize, wherever the ring stands.
+TEST_F(Queues, ABoundedQueuesLimitIsExactlyItsMaxsizeAfterAWrap) {
+    constexpr std::size_t kMax = 100000;
+    mp::Queue<std::int64_t> q(kMax);
+    std::int64_t put = 0, got = 0;
+    for (int i = 0; i < 40000; ++i) {
+        q.put_nowait(put++);
+        ASSERT_EQ(q.get_nowait(), got++);
+    }
+    for (std::size_t i = 0; i < kMax; ++i) ASSERT_NO_THROW(q.put_nowait(put++)) << "after " << i << " items";
+    EXPECT_TRUE(q.full());
+    EXPECT_THROW(q.put_nowait(put), mp::Full);
+    EXPECT_THROW(q.put(put, true, 10ms), mp::Full);
+    ASSERT_EQ(q.get_nowait(), got++);
+    q.put_nowait(put++);
+    while (got < put) ASSERT_EQ(q.get_nowait(), got++);
+}
+
+// Random bursts of puts and gets with sizes from 1 byte to 16 KiB, checked against a model: the
+// ring's wraps, early wraps and detours land at every alignment, and nothing is lost, reordered
+// or refused.
+TEST_F(Queues, RandomBurstsAgainstAModel) {
+    mp::Queue<std::vector<char>> q;
+    std::deque<std::pair<std::size_t, unsigned>> model;  // size, seed
+    std::mt19937 rng(20261206);
+    unsigned seed = 0;
+    for (int round = 0; round < 400; ++round) {
+        const int puts = int(rng() % 2000), gets = int(rng() % 2000);
+        for (int i = 0; i < puts; ++i) {
+            const std::size_t size = rng() % 4 == 0 ? 1 + rng() % 16384 : 1 + rng() % 64;
+            ASSERT_NO_THROW(q.put_nowait(pattern(size, seed))) << "round " << round << ", " << model.size() << " waiting";
+            model.emplace_back(size, seed++);
+        }
+        for (int i = 0; i < gets && !model.empty(); ++i) {
+            const auto [size, s] = model.front();
+            model.pop_front();
+            ASSERT_EQ(q.get_nowait(), pattern(size, s)) << "round " << round;
+        }
+        ASSERT_EQ(q.qsize(), model.size());
+    }
+    while (!model.empty()) {
+        ASSERT_EQ(q.get_nowait(), pattern(model.front().first, model.front().second));
+        model.pop_front();
+    }
+    EXPECT_THROW(q.get_nowait(), mp::Empty);
+}
+
+// A worker answers requests on a second queue. One round trip, then a burst of requests before
+// the first reply is read: the replies wait in their queue, the worker keeps reading requests
+// (Python's Queue completes this; it must never deadlock). Timeouts turn a hang into a failure.
+TEST_F(Queues, ARequestReplyWorkerTakesABurstWithoutDeadlock) {
+    constexpr std::int64_t kBurst = 50000;
+    mp::Queue<std::int64_t> requests, replies;
+    mp::Process worker(
+        [](mp::Queue<std::int64_t> in, mp::Queue<std::int64_t> out) {
+            for (;;) {
+                const std::int64_t x = in.get(true, 60s);
+                if (x < 0) return;
+                out.put(x * 2, true, 60s);
+            }
+        },
+        requests, replies);
+    worker.start();
+    requests.put(1);
+    EXPECT_EQ(replies.get(true, 60s), 2);
+    for (std::int64_t i = 0; i < kBurst; ++i) ASSERT_NO_THROW(requests.put(i, true, 60s)) << "request " << i;
+    requests.put(-1);
+    for (std::int64_t i = 0; i < kBurst; ++i) ASSERT_EQ(replies.get(true, 60s), 2 * i);
+    worker.join(60s);
+    EXPECT_EQ(worker.exitcode(), 0);
 }
 
 TEST_F(Queues, SeveralProducersAndConsumersLoseAndDuplicateNothing) {
