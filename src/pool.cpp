@@ -5,8 +5,8 @@
 //   * the result thread decodes results into their jobs and runs callbacks, in arrival order (a
 //     thread waiting in AsyncResult::get/wait does the same work while it waits: collect_one).
 //
-// Which task a dead worker was running: every put on the task queue happens under mu_ and
-// gets the next ordinal, so the item with ordinal X has been taken off the queue exactly when the
+// Which task a dead worker was running: every put on the task queue gets the next ordinal while it
+// holds the queue's producer lock, so the item with ordinal X has been taken off the queue exactly when the
 // queue's count of taken items exceeds X. A worker writes the ordinal of the task it is taking into
 // its slot *before* the queue records the take (inside begin_get/end_get), and clears it after its
 // result is published. So when a worker dies with a task X in its slot:
@@ -330,8 +330,16 @@ private:
         std::uint64_t killed_for = 0;  // the task (ordinal + 1) whose timeout killed it
     };
 
-    void put_stop_locked();  // one stop record (mu_ held): ends the worker that takes it
-    void maybe_put_stops();       // once closed and no imap is still feeding
+    // Puts a task record: header (its ordinal filled in) and body, with its table entry. The
+    // ordinal and the entry come under the queue's producer lock, in put order; `admit` (under mu_,
+    // with that lock held) says whether the pool still takes it, so no task slips in behind the
+    // stop records or after terminate(). Waits for room only when `block`, and without any pool
+    // lock: the supervisor must be free to replace workers meanwhile (a worker dying while another
+    // thread submits). false: no room (only when !block).
+    template <class Admit>
+    bool put_task(TaskHeader h, std::size_t body_size, const BodyWriter* write, Entry entry, bool block, Admit admit);
+    bool put_stop(bool block);  // a stop record: ends the worker that takes it
+    void maybe_put_stops();     // once closed and no imap is still feeding
     void nudge() noexcept;
 
     // Supervisor thread.
@@ -395,8 +403,8 @@ private:
     PoolShared* shared_;
     WorkerSlot* slots_;
 
-    // state_, feeders_, stops_put_, broken_, and every put on the task queue (so that ordinals
-    // follow put order, and no task goes in after terminate() has failed what was left).
+    // state_, feeders_, stops_put_, broken_. Never held while waiting for room in a queue, nor
+    // while a worker starts. Lock order: the task queue's producer lock, mu_, table_mu_.
     mutable std::mutex mu_;
     State state_ = State::run;
     // By address and weak pointer: never lock()ed under mu_ (the temporary owner could turn out to
@@ -408,7 +416,8 @@ private:
     std::vector<FeederRef> feeders_;
     bool stops_put_ = false;
 
-    std::uint64_t next_ordinal_ = 0;
+    std::uint64_t next_ordinal_ = 0;  // guarded by the task queue's producer lock (see put_task)
+    int stops_owed_ = 0;              // supervisor thread: stop records it could not put yet
 
     std::mutex table_mu_;  // ordinal -> (job, chunk) of tasks without a result yet
     std::deque<Entry> table_;
@@ -505,44 +514,71 @@ void PoolCore::nudge() noexcept {
     (void)!::write(wake_fd_.get(), &one, sizeof one);
 }
 
-void PoolCore::submit(const std::shared_ptr<JobBase>& job, std::uint32_t chunk, TaskRunner runner,
-                      std::size_t body_size, BodyWriter write, bool feeding) {
-    std::lock_guard lock(mu_);
-    if (!(state_ == State::run || (feeding && state_ == State::close && !stops_put_))) throw_not_running();
-    const std::uint64_t ordinal = next_ordinal_;
-    {
-        std::lock_guard table_lock(table_mu_);
-        table_.push_back({job, chunk});
-    }
-    try {
-        std::byte* out = tasks_.begin_put(sizeof(TaskHeader) + body_size, true, {});
+template <class Admit>
+bool PoolCore::put_task(TaskHeader h, std::size_t body_size, const BodyWriter* write, Entry entry, bool block,
+                        Admit admit) {
+    std::byte* out = nullptr;
+    // A full queue (its whole reservation, half of RAM) drains as workers take tasks. Wait in
+    // slices: a pool terminated meanwhile has no workers left to drain it. Without `block`, the
+    // producer lock too is only tried for a moment (another thread may hold it while it encodes
+    // a large task).
+    const Timeout patience = block ? Timeout(std::chrono::milliseconds(100)) : Timeout(std::chrono::milliseconds(1));
+    while (!out) {
         try {
-            TaskHeader h{ordinal, code_offset(reinterpret_cast<std::uintptr_t>(runner)),
-                         options_.task_timeout ? (*options_.task_timeout).count() : 0, TaskKind::run, 0};
-            std::memcpy(out, &h, sizeof h);
-            write(std::span<std::byte>(out + sizeof h, body_size));
-        } catch (...) {
-            tasks_.end_put(false);
-            throw;
+            out = tasks_.begin_put(sizeof(TaskHeader) + body_size, true, patience);
+        } catch (const Full&) {
+            if (!block) return false;
+            std::lock_guard lock(mu_);
+            if (state_ == State::terminate) throw_not_running();
         }
-    } catch (...) {
+    }
+    // The producer lock is held from here to end_put: the ordinal is this put's.
+    bool nudge_supervisor = false;
+    try {
+        h.ordinal = next_ordinal_;
+        std::memcpy(out, &h, sizeof h);
+        if (write) (*write)(std::span<std::byte>(out + sizeof h, body_size));
+        // Admitted last, so that a task that could not be written never had an entry. Counted as
+        // outstanding at once: a closed pool keeps (or starts) a worker for it.
+        std::lock_guard lock(mu_);
+        admit();  // throws when the pool takes no more
+        if (h.kind == TaskKind::run) {
+            outstanding_.fetch_add(1, std::memory_order_relaxed);
+            nudge_supervisor = state_ != State::run;  // it may have no worker left to run this
+        }
         std::lock_guard table_lock(table_mu_);
-        table_.pop_back();
+        table_.push_back(std::move(entry));
+    } catch (...) {
+        tasks_.end_put(false);
         throw;
     }
-    outstanding_.fetch_add(1, std::memory_order_relaxed);
-    tasks_.end_put(true);
     ++next_ordinal_;
+    tasks_.end_put(true);
+    if (nudge_supervisor) nudge();
+    return true;
+}
+
+void PoolCore::submit(const std::shared_ptr<JobBase>& job, std::uint32_t chunk, TaskRunner runner,
+                      std::size_t body_size, BodyWriter write, bool feeding) {
+    auto admit = [&] {
+        if (!(state_ == State::run || (feeding && state_ == State::close && !stops_put_))) throw_not_running();
+    };
+    {
+        std::lock_guard lock(mu_);
+        admit();  // before waiting for room (admitted again once written)
+    }
+    TaskHeader h{0, code_offset(reinterpret_cast<std::uintptr_t>(runner)),
+                 options_.task_timeout ? (*options_.task_timeout).count() : 0, TaskKind::run, 0};
+    put_task(h, body_size, &write, Entry{job, chunk}, true, admit);
     if (elastic_ && shared_->live.load(std::memory_order_relaxed) < max_workers_ && backlog() && !nudged_.exchange(true))
         nudge();
 }
 
-void PoolCore::put_stop_locked() {
-    TaskHeader h{next_ordinal_, 0, 0, TaskKind::stop, 0};
-    put_record(tasks_, bytes_of(h));  // no result comes back for it: its (empty) entry can follow
-    std::lock_guard table_lock(table_mu_);
-    table_.push_back({});
-    ++next_ordinal_;
+// No result comes back for a stop record: its (empty) table entry is passed over when the entries
+// before it are settled.
+bool PoolCore::put_stop(bool block) {
+    TaskHeader h{0, 0, 0, TaskKind::stop, 0};
+    return put_task(h, 0, nullptr, Entry{}, block, [] {});
 }
 
 void PoolCore::maybe_put_stops() {
@@ -550,8 +586,14 @@ void PoolCore::maybe_put_stops() {
         std::lock_guard lock(mu_);
         std::erase_if(feeders_, [](const FeederRef& r) { return r.weak.expired(); });
         if (state_ != State::close || stops_put_ || !feeders_.empty()) return;
-        stops_put_ = true;
-        for (int i = 0; i < max_workers_; ++i) put_stop_locked();  // enough for every worker there can be
+        stops_put_ = true;  // from now on, put_task admits no task: the stops below are the last
+    }
+    try {
+        for (int i = 0; i < max_workers_; ++i) put_stop(true);  // enough for every worker there can be
+    } catch (const ValueError&) {
+        // terminate() came while the stops waited for room: no worker needs them any more.
+    } catch (const ProcessError&) {
+        // The same, for a pool that broke by itself.
     }
     nudge();
 }
@@ -768,25 +810,34 @@ void PoolCore::supervise_loop() {
         }
         if (state == State::terminate) break;  // terminate(), or broken (which sets terminate)
 
-        // Start what is missing.
-        bool backlog_wait = false;
+        // Start what is missing, without mu_: a start takes a while (a spawn much longer than a
+        // fork), and submissions go on meanwhile.
+        for (;;) {
+            {
+                std::lock_guard lock(mu_);
+                if (!wants_more_workers()) break;
+            }
+            auto free_slot = std::find_if(workers_.begin(), workers_.end(), [](auto& w) { return !w.has_value(); });
+            if (free_slot == workers_.end()) break;
+            try {
+                start_worker(std::size_t(free_slot - workers_.begin()));
+            } catch (...) {
+                report_callback_exception("supervisor (starting a worker)");
+                break;
+            }
+            {
+                // Each worker started after the stops were put needs a stop record of its own.
+                std::lock_guard lock(mu_);
+                if (state_ == State::close && stops_put_) ++stops_owed_;
+            }
+            if (elastic_) break;  // one at a time: the next loop looks again
+        }
+        // Never waits for room: with the task queue full, only the workers this thread keeps
+        // alive can make some. What does not fit now is put on a later round.
+        while (stops_owed_ > 0 && put_stop(false)) --stops_owed_;
+        bool backlog_wait;
         {
             std::lock_guard lock(mu_);
-            while (wants_more_workers()) {
-                auto free_slot = std::find_if(workers_.begin(), workers_.end(), [](auto& w) { return !w.has_value(); });
-                if (free_slot == workers_.end()) break;
-                try {
-                    start_worker(std::size_t(free_slot - workers_.begin()));
-                    if (state_ == State::close && stops_put_) {
-                        // Each worker started after close() needs a stop record of its own.
-                        put_stop_locked();
-                    }
-                } catch (...) {
-                    report_callback_exception("supervisor (starting a worker)");
-                    break;
-                }
-                if (elastic_) break;  // one at a time: the next loop looks again
-            }
             backlog_wait = elastic_ && state_ == State::run && shared_->live.load() < max_workers_ && backlog();
         }
         nudged_.store(false);
@@ -810,7 +861,7 @@ void PoolCore::supervise_loop() {
         int timeout_ms = -1;
         if (options_.task_timeout)
             timeout_ms = int(std::clamp<std::int64_t>((*options_.task_timeout).count() / 4'000'000, 1, 50));
-        if (backlog_wait) timeout_ms = timeout_ms < 0 ? 10 : std::min(timeout_ms, 10);
+        if (backlog_wait || stops_owed_ > 0) timeout_ms = timeout_ms < 0 ? 10 : std::min(timeout_ms, 10);
         const int n = ::poll(fds.data(), fds.size(), timeout_ms);
         if (n < 0 && errno != EINTR) throw std::system_error(errno, std::system_category(), "poll");
         if (fds[0].revents & POLLIN) {

@@ -6,7 +6,12 @@
 #include <polyproc/polyproc.hpp>
 #include "polyproc/context.hpp"
 #include <cerrno>
+#include <chrono>
+#include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
 #include <fcntl.h>
 #include <fstream>
 #include <optional>
@@ -34,6 +39,39 @@ protected:
             child.join();
         }
     }
+};
+
+// A "does not hang" bound for a test body that has no timeout of its own (a blocking map, a burst
+// of submissions): unless destroyed within `limit`, it says what hung and aborts the test binary,
+// which ctest reports as a failure (daemonic children die with it). A hang thus fails the test
+// quickly and by name, instead of at ctest's timeout.
+class HangGuard {
+public:
+    HangGuard(std::chrono::seconds limit, std::string what)
+        : watcher_([this, limit, what = std::move(what)] {
+              std::unique_lock lock(mu_);
+              if (cv_.wait_for(lock, limit, [this] { return done_; })) return;
+              std::fprintf(stderr, "HANG: %s did not finish within %lld s\n", what.c_str(),
+                           static_cast<long long>(limit.count()));
+              std::fflush(stderr);
+              std::abort();
+          }) {}
+    ~HangGuard() {
+        {
+            std::lock_guard lock(mu_);
+            done_ = true;
+        }
+        cv_.notify_all();
+        watcher_.join();
+    }
+    HangGuard(const HangGuard&) = delete;
+    HangGuard& operator=(const HangGuard&) = delete;
+
+private:
+    std::mutex mu_;
+    std::condition_variable cv_;
+    bool done_ = false;
+    std::thread watcher_;  // last: starts once the rest exists
 };
 
 // Held by the tests that move messages of several GiB: ctest runs test binaries in parallel, and
