@@ -357,6 +357,11 @@ std::byte* QueueCore::begin_put(std::size_t size, bool block, Timeout timeout) {
             // hot window, look at the consumers' line again, at most once every kHotWindow / 4.
             const bool beyond_hot = s.tail % s.capacity >= kHotWindow && s.tail - s.head_read_at >= kHotWindow / 4;
             if (beyond_hot) refresh_seen_head(s);
+#if defined(__SANITIZE_THREAD__)
+            // seen_head may have been read by another producer process, whose acquire load
+            // ThreadSanitizer cannot see: read it here, so that it sees the consumers' release.
+            refresh_seen_head(s);
+#endif
             s.holes.forget(s.seen_head, s.tail);
             where = ring::place(ring::RingView{s.capacity, s.tail, s.seen_head, s.holes}, bytes);
             if (!where && !beyond_hot) {

@@ -424,6 +424,11 @@ void fork_from_threads(int err_fd, int mode) {
 }  // namespace
 
 TEST_F(ContextProcess, ForkingAThreadedParentWarnsOnceButPoolHelpersDoNotCountUnlessInACallback) {
+#if defined(__SANITIZE_THREAD__)
+    // In a fork child ThreadSanitizer runs threads of its own (seen: two besides main and the
+    // pool's two helpers), which the warning's count of /proc/self/stat cannot tell apart.
+    GTEST_SKIP() << "ThreadSanitizer adds threads of its own in fork children";
+#endif
     for (int mode : {0, 1, 2}) {
         const bool user_thread = mode != 0;
         int fds[2];

@@ -389,10 +389,10 @@ TEST_F(Queues, RandomBurstsAgainstAModel) {
     std::deque<std::pair<std::size_t, unsigned>> model;  // size, seed
     std::mt19937 rng(20261206);
     unsigned seed = 0;
-    for (int round = 0; round < 400; ++round) {
+    for (int round = 0; round < 200; ++round) {
         const int puts = int(rng() % 2000), gets = int(rng() % 2000);
         for (int i = 0; i < puts; ++i) {
-            const std::size_t size = rng() % 4 == 0 ? 1 + rng() % 16384 : 1 + rng() % 64;
+            const std::size_t size = rng() % 8 == 0 ? 1 + rng() % 8192 : 1 + rng() % 64;
             ASSERT_NO_THROW(q.put_nowait(pattern(size, seed))) << "round " << round << ", " << model.size() << " waiting";
             model.emplace_back(size, seed++);
         }
