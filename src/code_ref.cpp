@@ -8,6 +8,7 @@
 //       child dlopen()s the parent's late libraries before it runs anything (late_libraries /
 //       load_late_libraries); the path, not a position, names the library, so a library the
 //       child loaded on its own (an NSS module, say) cannot be mistaken for it.
+#include "fork_safety.hpp"
 #include "polyproc/detail/code_ref.hpp"
 
 #include <algorithm>
@@ -19,7 +20,6 @@
 
 #include <dlfcn.h>
 #include <link.h>
-#include <pthread.h>
 
 #include "polyproc/errors.hpp"
 
@@ -58,7 +58,7 @@ CodeTables& tables() {
         auto* tables = tables_for_atfork = new CodeTables();  // never destroyed: used until the last exit handler
         // A pool forks workers from its supervisor thread while another thread may be shipping a
         // task here: the child (which resolves its tasks here) starts with the lock free.
-        ::pthread_atfork(nullptr, nullptr, [] { new (&tables_for_atfork->mu) std::mutex(); });
+        register_after_fork([]() noexcept { new (&tables_for_atfork->mu) std::mutex(); });
         return tables;
     }();
     return *t;

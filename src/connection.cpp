@@ -1,4 +1,4 @@
-// Connection, Pipe and wait. The framing is CPython's (wire.md §1); see connection.hpp.
+// Connection, Pipe and wait. The framing is CPython's (docs/design.md, "Connection framing"); see connection.hpp.
 #include "polyproc/connection.hpp"
 
 #include <algorithm>
@@ -204,51 +204,21 @@ bool Connection::poll(Timeout timeout) {
 void Connection::send_handle(int fd) {
     check_writable("Connection.send_handle");
     if (!socket_) os::throw_error(std::errc::not_a_socket, "Connection.send_handle: needs a duplex (socket) connection");
-    // Python's reduction.sendfds: one data byte (the count mod 256) carrying SCM_RIGHTS.
-    char count = 1;
-    iovec iov{&count, 1};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
-    os::check("sendmsg(SCM_RIGHTS)", [&] { return ::sendmsg(fd_.get(), &msg, MSG_NOSIGNAL); });
+    os::send_fds(fd_.get(), std::span(&fd, 1));  // Python's reduction.sendfds: the same bytes
 }
 
 FileDescriptor Connection::recv_handle() {
     check_readable("Connection.recv_handle");
     if (!socket_) os::throw_error(std::errc::not_a_socket, "Connection.recv_handle: needs a duplex (socket) connection");
     wait_for_message();
-    char count = 0;
-    iovec iov{&count, 1};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)] = {};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    const ssize_t n = os::check("recvmsg(SCM_RIGHTS)", [&] { return ::recvmsg(fd_.get(), &msg, MSG_CMSG_CLOEXEC); });
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    if (n == 0 && !c) throw EOFError();
-    if (!c) throw std::runtime_error("Connection.recv_handle: received 0 items of ancdata");
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len < CMSG_LEN(sizeof(int)))
-        throw std::runtime_error("Connection.recv_handle: Invalid data received");
-    const std::size_t nfds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    std::vector<int> fds(nfds);
-    std::memcpy(fds.data(), CMSG_DATA(c), nfds * sizeof(int));
-    for (std::size_t i = 1; i < nfds; ++i) ::close(fds[i]);  // we asked for one; never leak extras
-    if ((msg.msg_flags & MSG_CTRUNC) || nfds != 1 || static_cast<unsigned char>(count) != 1) {
-        ::close(fds[0]);
-        throw std::runtime_error("Connection.recv_handle: Invalid data received (" + std::to_string(nfds) +
-                                 " descriptors, count byte " + std::to_string(static_cast<unsigned char>(count)) + ")");
-    }
-    return FileDescriptor(fds[0]);
+    // Room for a few more than the one asked for, to say how many came (extras are closed).
+    os::FdMessage m = os::recv_fd_message(fd_.get(), 4);
+    if (m.end_of_file) throw EOFError();
+    if (m.received == 0) throw std::runtime_error("Connection.recv_handle: received 0 items of ancdata");
+    if (m.truncated || m.received != 1 || m.count != 1)
+        throw std::runtime_error("Connection.recv_handle: Invalid data received (" + std::to_string(m.received) +
+                                 " descriptors, count byte " + std::to_string(m.count) + ")");
+    return std::move(m.fds.front());
 }
 
 std::pair<Connection, Connection> Pipe(bool duplex) {
@@ -264,21 +234,13 @@ std::vector<int> wait(const std::vector<int>& handles, Timeout timeout) {
     std::vector<pollfd> fds;
     fds.reserve(handles.size());
     for (int h : handles) fds.push_back({h, POLLIN, 0});
-    detail::Deadline deadline(timeout);
-    for (;;) {
-        const int ms = (timeout.non_blocking()) ? 0 : deadline.poll_ms();
-        int r = ::poll(fds.data(), fds.size(), ms);
-        if (r == -1) {
-            if (errno == EINTR) continue;
-            os::throw_errno("wait: poll");
-        }
-        std::vector<int> ready;
-        for (const auto& p : fds) {
-            if (p.revents & POLLNVAL) os::throw_error(std::errc::bad_file_descriptor, "wait: invalid handle " + std::to_string(p.fd));
-            if (p.revents) ready.push_back(p.fd);
-        }
-        if (!ready.empty() || ms == 0 || deadline.expired()) return ready;
+    os::poll_until(fds, detail::Deadline(timeout), "wait: poll");
+    std::vector<int> ready;
+    for (const auto& p : fds) {
+        if (p.revents & POLLNVAL) os::throw_error(std::errc::bad_file_descriptor, "wait: invalid handle " + std::to_string(p.fd));
+        if (p.revents) ready.push_back(p.fd);
     }
+    return ready;
 }
 
 std::vector<Connection*> wait(const std::vector<Connection*>& connections, Timeout timeout) {

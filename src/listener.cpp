@@ -1,6 +1,7 @@
-// Listener, Client and CPython's authentication handshake (wire.md §2). We speak the 3.12+ protocol
-// ("{sha256}" challenges) and accept the legacy raw HMAC-MD5 answers that <= 3.11 peers send, which
-// is exactly what CPython 3.12+ itself does. An empty authkey is a real key, as in 3.13+.
+// Listener, Client and CPython's authentication handshake (docs/design.md, "Connection framing
+// and the handshake"). We speak the 3.12+ protocol ("{sha256}" challenges) and accept the legacy
+// raw HMAC-MD5 answers that <= 3.11 peers send, which is exactly what CPython 3.12+ itself does.
+// An empty authkey is a real key, as in 3.13+.
 #include <array>
 #include <cstdlib>
 #include <cstring>
@@ -67,7 +68,7 @@ std::string hmac(std::string_view digest, std::string_view key, std::string_view
     return std::string(reinterpret_cast<const char*>(out.data()), len);
 }
 
-// CPython's _get_digest_name_and_payload ("parse rule P" in wire.md §2.2).
+// CPython's _get_digest_name_and_payload (its parsing rule, followed exactly).
 std::pair<std::string, std::string_view> digest_name_and_payload(std::string_view msg) {
     if (msg.size() == 20 || msg.size() == 16) return {"md5", msg};  // legacy
     if (!msg.empty() && msg[0] == '{') {
@@ -282,7 +283,7 @@ Connection Client(const Address& address, std::optional<std::string> authkey) {
     if (::connect(fd.get(), sa.get(), sa.len) == -1) {
         if (errno != EINTR) os::throw_errno("connect");
         pollfd p{fd.get(), POLLOUT, 0};
-        os::check("poll", [&] { return ::poll(&p, 1, -1); });
+        os::poll_until(std::span(&p, 1), detail::Deadline::never(), "poll");
         int err = 0;
         socklen_t l = sizeof err;
         ::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &l);

@@ -66,30 +66,44 @@ void send_fds(int sock, std::span<const int> fds) {
     check("sendmsg(SCM_RIGHTS)", [&] { return ::sendmsg(sock, &msg, MSG_NOSIGNAL); });
 }
 
-std::vector<FileDescriptor> recv_fds(int sock) {
+FdMessage recv_fd_message(int sock, std::size_t max) {
     char count = 0;
     iovec iov{&count, 1};
-    std::vector<char> control(CMSG_SPACE(sizeof(int) * 250));
+    std::vector<char> control(CMSG_SPACE(sizeof(int) * std::max<std::size_t>(max, 1)));
     msghdr msg{};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
     msg.msg_control = control.data();
     msg.msg_controllen = control.size();
     const ssize_t n = check("recvmsg(SCM_RIGHTS)", [&] { return ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC); });
-    std::vector<FileDescriptor> out;
+    FdMessage out;
+    out.count = static_cast<unsigned char>(count);
+    out.truncated = (msg.msg_flags & MSG_CTRUNC) != 0;
     for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
         if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
         const std::size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
         for (std::size_t i = 0; i < k; ++i) {
             int fd;
             std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-            out.emplace_back(fd);
+            ++out.received;
+            if (out.fds.size() < max) {
+                out.fds.emplace_back(fd);
+            } else {
+                ::close(fd);  // never leak what was not asked for
+                out.truncated = true;
+            }
         }
     }
-    if (n == 0 && out.empty()) return out;
-    if ((msg.msg_flags & MSG_CTRUNC) || out.size() != static_cast<unsigned char>(count))
-        throw_error(std::errc::protocol_error, "recvmsg(SCM_RIGHTS): descriptors lost in transit");
+    out.end_of_file = n == 0 && out.fds.empty();
     return out;
+}
+
+std::vector<FileDescriptor> recv_fds(int sock) {
+    FdMessage m = recv_fd_message(sock, 250);
+    if (m.end_of_file) return {};
+    if (m.truncated || m.fds.size() != m.count)
+        throw_error(std::errc::protocol_error, "recvmsg(SCM_RIGHTS): descriptors lost in transit");
+    return std::move(m.fds);
 }
 
 FileDescriptor pidfd_open(pid_t pid) {
@@ -114,20 +128,22 @@ bool poll_readable_now(int fd) {
     return r == 1;
 }
 
-bool wait_readable(int fd, detail::Deadline deadline) {
+int poll_until(std::span<pollfd> fds, const detail::Deadline& deadline, const char* call) {
     for (;;) {
-        pollfd p{fd, POLLIN, 0};
-        int r = ::poll(&p, 1, deadline.poll_ms());
+        const int r = ::poll(fds.data(), fds.size(), deadline.poll_ms());
         if (r == -1) {
             if (errno == EINTR) continue;  // the deadline keeps counting: no full restart
-            throw_errno("poll");
+            throw_errno(call);
         }
-        if (r == 1) {
-            if (p.revents & POLLNVAL) throw_errno("poll", EBADF);
-            return true;
-        }
-        if (deadline.expired()) return false;
+        if (r > 0 || deadline.expired()) return r;
     }
+}
+
+bool wait_readable(int fd, detail::Deadline deadline) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll_until(std::span(&p, 1), deadline) == 0) return false;
+    if (p.revents & POLLNVAL) throw_errno("poll", EBADF);
+    return true;
 }
 
 size_t read_full(int fd, std::span<std::byte> buf) {

@@ -16,6 +16,7 @@
 #include <system_error>
 #include <utility>
 
+#include <poll.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -52,14 +53,29 @@ FileDescriptor pidfd_open(pid_t pid);  // throws; ESRCH when the process is gone
 int pidfd_send_signal(int pidfd, int sig);  // 0, or -1 with errno (ESRCH ignored by callers)
 
 bool is_socket(int fd);
-// Descriptors over an AF_UNIX socket (SCM_RIGHTS), up to 250 per message with a 1-byte payload
-// (the count). recv_fds returns what one message carried (close-on-exec); empty at end of file.
+// Descriptors over an AF_UNIX socket (SCM_RIGHTS), the one place that builds and parses such
+// messages. A message is one data byte, the count (Python's reduction.sendfds), carrying up to
+// 250 descriptors. recv_fds returns what one message carried (close-on-exec); empty at end of
+// file; std::system_error (protocol_error) when descriptors were lost in transit.
 void send_fds(int sock, std::span<const int> fds);
 std::vector<FileDescriptor> recv_fds(int sock);
+// One message as it came, for callers with their own errors (Connection::recv_handle): the count
+// byte, the descriptors (at most `max`; any beyond are closed and `truncated` is set), and whether
+// the peer closed instead (end of file, no descriptors).
+struct FdMessage {
+    unsigned char count = 0;
+    std::vector<FileDescriptor> fds;
+    std::size_t received = 0;  // descriptors that came, kept or not
+    bool truncated = false;
+    bool end_of_file = false;
+};
+FdMessage recv_fd_message(int sock, std::size_t max);
 bool is_valid_fd(int fd);
 
-// Waits until fd is readable (data, EOF or error). false on timeout. EINTR restarts with the
-// remaining time.
+// The one poll loop: waits until one of `fds` has an event or the deadline passes; EINTR goes on
+// with the time left (no full restart). Returns how many have events (0: timed out).
+int poll_until(std::span<pollfd> fds, const detail::Deadline& deadline, const char* call = "poll");
+// Waits until fd is readable (data, EOF or error). false on timeout.
 bool wait_readable(int fd, detail::Deadline deadline);
 bool poll_readable_now(int fd);
 

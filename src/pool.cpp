@@ -23,11 +23,9 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
-#include <cxxabi.h>
 #include <iostream>
 #include <thread>
 #include <typeinfo>
-#include <unordered_map>
 
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -36,113 +34,12 @@
 #include "names.hpp"
 #include "os.hpp"
 #include "process_internal.hpp"
+#include "remote_exception.hpp"
 #include "polyproc/process.hpp"
 #include "polyproc/queues.hpp"
-#include "polyproc/context.hpp"
 
 namespace polyproc {
 namespace detail {
-
-// ---- exceptions across the process boundary -----------------------------------------------------
-
-namespace {
-
-struct RemoteErrorInfo {
-    std::string type;  // mangled (both sides run the same program)
-    std::string message;
-    std::int32_t code = 0;      // std::system_error's value
-    std::int32_t category = 0;  // 1 system, 2 generic, 0 other / not a system_error
-    template <class A>
-    void serialize(A& ar) {
-        ar(type, message, code, category);
-    }
-};
-
-// Called in a catch block of a worker.
-RemoteErrorInfo describe_current_exception() {
-    RemoteErrorInfo info;
-    try {
-        throw;
-    } catch (const std::system_error& e) {
-        info.type = typeid(e).name();
-        info.message = e.what();
-        info.code = e.code().value();
-        info.category = e.code().category() == std::system_category()    ? 1
-                        : e.code().category() == std::generic_category() ? 2
-                                                                         : 0;
-    } catch (const std::exception& e) {
-        info.type = typeid(e).name();
-        info.message = e.what();
-    } catch (...) {
-        const std::type_info* t = abi::__cxa_current_exception_type();
-        info.type = t ? t->name() : "unknown exception";
-    }
-    return info;
-}
-
-struct ExceptionRegistry {
-    std::mutex mu;
-    std::unordered_map<std::string, ExceptionFactory> factories;
-    ExceptionRegistry() {
-        add<std::logic_error>();
-        add<std::invalid_argument>();
-        add<std::domain_error>();
-        add<std::length_error>();
-        add<std::out_of_range>();
-        add<std::runtime_error>();
-        add<std::range_error>();
-        add<std::overflow_error>();
-        add<std::underflow_error>();
-        add<ProcessError>();
-        add<TimeoutError>();
-        add<AuthenticationError>();
-        add<DecodeError>();
-        add<ValueError>();
-        add<EOFError>();
-        add<Empty>();
-        add<Full>();
-        add<BrokenBarrierError>();
-        factories[typeid(std::bad_alloc).name()] = [](const std::string&) {
-            return std::make_exception_ptr(std::bad_alloc());
-        };
-    }
-    template <class E>
-    void add() {
-        factories[typeid(E).name()] = [](const std::string& m) { return std::make_exception_ptr(E(m)); };
-    }
-};
-
-ExceptionRegistry& exception_registry() {
-    static ExceptionRegistry* r = new ExceptionRegistry();  // never destroyed: used until exit
-    return *r;
-}
-
-std::exception_ptr rebuild_exception(const RemoteErrorInfo& info, pid_t pid) {
-    if (info.type == typeid(std::system_error).name() && info.category != 0) {
-        const std::error_code ec(info.code, info.category == 1 ? std::system_category() : std::generic_category());
-        std::string what = info.message;
-        const std::string suffix = ": " + ec.message();
-        if (what.size() >= suffix.size() && what.compare(what.size() - suffix.size(), suffix.size(), suffix) == 0)
-            what.resize(what.size() - suffix.size());
-        return std::make_exception_ptr(std::system_error(ec, what));
-    }
-    ExceptionFactory factory = nullptr;
-    {
-        auto& r = exception_registry();
-        std::lock_guard lock(r.mu);
-        if (auto it = r.factories.find(info.type); it != r.factories.end()) factory = it->second;
-    }
-    if (factory) return factory(info.message);
-    return std::make_exception_ptr(RemoteError(demangle(info.type.c_str()), info.message, pid));
-}
-
-}  // namespace
-
-void register_exception_factory(const char* mangled_type_name, ExceptionFactory factory) {
-    auto& r = exception_registry();
-    std::lock_guard lock(r.mu);
-    r.factories[mangled_type_name] = factory;
-}
 
 UserCodeScope::UserCodeScope() noexcept { count_user_code_on_this_thread(1); }
 UserCodeScope::~UserCodeScope() { count_user_code_on_this_thread(-1); }
@@ -385,11 +282,19 @@ private:
 
     // Python's names: ForkPoolWorker-1, SpawnPoolWorker-1, ForkServerPoolWorker-1.
     std::string worker_name_prefix() const {
-        return method_ == "fork" ? "ForkPoolWorker-" : method_ == "spawn" ? "SpawnPoolWorker-" : "ForkServerPoolWorker-";
+        switch (method_) {
+            case StartMethod::fork:
+                return "ForkPoolWorker-";
+            case StartMethod::spawn:
+                return "SpawnPoolWorker-";
+            case StartMethod::forkserver:
+                break;
+        }
+        return "ForkServerPoolWorker-";
     }
 
     PoolOptions options_;
-    std::string method_;  // how workers start
+    StartMethod method_;  // how workers start
     bool elastic_;
     const WorkerCounts counts_;
     const int& min_workers_ = counts_.min;
@@ -463,7 +368,7 @@ private:
 
 PoolCore::PoolCore(PoolOptions options)
     : options_(std::move(options)),
-      method_(options_.start_method.empty() ? effective_start_method() : get_context(options_.start_method).get_start_method()),
+      method_(options_.start_method.empty() ? global_start_method() : parse_start_method(options_.start_method)),
       elastic_(options_.max_processes > 0),
       counts_(plan_workers(options_)),
       creator_(::getpid()),
@@ -672,7 +577,7 @@ void PoolCore::start_worker(std::size_t slot) {
     shared_->live.fetch_add(1);
     Process p(std::unique_ptr<ProcessTarget>(std::make_unique<WorkerTarget>(this, slot)));  // returning ends the worker process
     p.set_daemon(true);
-    p.set_start_method(method_);
+    p.set_start_method(std::string(start_method_name(method_)));
     p.set_name(worker_name_prefix() + std::to_string(++names_));
     try {
         p.start();
@@ -862,8 +767,7 @@ void PoolCore::supervise_loop() {
         if (options_.task_timeout)
             timeout_ms = int(std::clamp<std::int64_t>((*options_.task_timeout).count() / 4'000'000, 1, 50));
         if (backlog_wait || stops_owed_ > 0) timeout_ms = timeout_ms < 0 ? 10 : std::min(timeout_ms, 10);
-        const int n = ::poll(fds.data(), fds.size(), timeout_ms);
-        if (n < 0 && errno != EINTR) throw std::system_error(errno, std::system_category(), "poll");
+        os::poll_until(fds, timeout_ms < 0 ? Deadline::never() : Deadline(Timeout(std::chrono::milliseconds(timeout_ms))));
         if (fds[0].revents & POLLIN) {
             std::uint64_t v;
             (void)!::read(wake_fd_.get(), &v, sizeof v);
@@ -942,7 +846,7 @@ bool PoolCore::collect_one(bool block) {
                     e.job->on_result(e.chunk, payload);
                     break;
                 case Status::raised:
-                    e.job->on_error(e.chunk, rebuild_exception(decode_payload<RemoteErrorInfo>(payload), h.pid));
+                    e.job->on_error(e.chunk, to_exception_ptr(decode_payload<RemoteException>(payload), h.pid));
                     break;
                 case Status::lost:
                     e.job->on_error(e.chunk,
@@ -1080,7 +984,7 @@ void worker_loop(const WorkerEnv& env) {
             r.status = Status::raised;
             out.resize(sizeof r);
             OutputArchive ar(out);
-            ar(describe_current_exception());
+            ar(capture_current_exception());
         }
         std::memcpy(out.data(), &r, sizeof r);
         try {
@@ -1090,7 +994,7 @@ void worker_loop(const WorkerEnv& env) {
             out.resize(sizeof r);
             std::memcpy(out.data(), &r, sizeof r);
             OutputArchive ar(out);
-            ar(describe_current_exception());
+            ar(capture_current_exception());
             put_record(results_, out);
         }
         s.task.store(0, std::memory_order_release);
@@ -1130,7 +1034,7 @@ void run_worker_in_fresh_child(ChildReader& r) {
 
 CodeRef PoolCore::encode_worker(ChildWriter& w, std::size_t slot) const {
     if (options_.initializer && !options_.initializer.travels())
-        throw ValueError("polyproc::Pool: the initializer cannot be sent to a " + method_ +
+        throw ValueError("polyproc::Pool: the initializer cannot be sent to a " + std::string(start_method_name(method_)) +
                          " worker: use a function or a lambda without captures, with arguments that are sendable "
                          "(mp::Serializable) or polyproc handles, or the fork start method");
     w.region(tasks_.region());

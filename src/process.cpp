@@ -23,7 +23,6 @@
 
 #include "names.hpp"
 #include "os.hpp"
-#include "polyproc/context.hpp"
 #include "process_internal.hpp"
 
 #ifndef P_PIDFD
@@ -233,22 +232,6 @@ void open_parent_record_now() {
     r.current.parent = std::move(parent);
 }
 
-std::atomic<int> helper_threads{0};
-thread_local bool on_helper_thread = false;
-thread_local int user_code_depth = 0;
-// A fork child has none of its parent's threads, and its only thread is no helper.
-const bool helper_threads_atfork = (::pthread_atfork(nullptr, nullptr,
-                                                     [] {
-                                                         helper_threads.store(0);
-                                                         on_helper_thread = false;
-                                                         user_code_depth = 0;
-                                                     }),
-                                    true);
-
-void count_helper_thread(int delta) noexcept { helper_threads.fetch_add(delta, std::memory_order_relaxed); }
-void mark_this_thread_as_helper() noexcept { on_helper_thread = true; }
-void count_user_code_on_this_thread(int delta) noexcept { user_code_depth += delta; }
-
 void warn_if_forking_threads() {
     static std::atomic<bool> warned{false};
     if (warned.load(std::memory_order_relaxed)) return;
@@ -276,8 +259,7 @@ void warn_if_forking_threads() {
 #endif
     // The helpers do not count, unless this thread is one of them running user code (a callback
     // on the result thread): then it counts as the user's, as the calling thread always does.
-    const bool helper_running_user_code = on_helper_thread && user_code_depth > 0;
-    const long others_helpers = helper_threads.load(std::memory_order_relaxed) - (helper_running_user_code ? 1 : 0);
+    const long others_helpers = helper_threads_running() - (helper_running_user_code() ? 1 : 0);
     if (threads - others_helpers <= 1) return;
     if (warned.exchange(true)) return;
     const std::string msg = "polyproc: warning: this process (pid=" + std::to_string(::getpid()) +
@@ -480,10 +462,21 @@ void Process::start() {
         detail::remove_finished_locked(r);
         parent_name = r.current.name;
     }
-    const std::string method = start_method_ ? *start_method_ : detail::effective_start_method();
+    const detail::StartMethod method =
+        start_method_ ? detail::parse_start_method(*start_method_) : detail::global_start_method();
     detail::register_exit_function();
     (void)name();  // fix the default name before the child copies us
-    auto record = method == "fork" ? start_by_fork(parent_name) : start_fresh(method, parent_name);
+    // The one place that picks how a child starts (Python's Popen classes).
+    std::shared_ptr<detail::ProcessRecord> record;
+    switch (method) {
+        case detail::StartMethod::fork:
+            record = start_by_fork(parent_name);
+            break;
+        case detail::StartMethod::spawn:
+        case detail::StartMethod::forkserver:
+            record = start_fresh(method, parent_name);
+            break;
+    }
     record_ = record;
     detail::register_child(std::move(record), name_, daemon_, identity_);
     target_.reset();  // Python drops target and args once started: the child has its own copies
@@ -499,13 +492,13 @@ std::shared_ptr<detail::ProcessRecord> Process::start_by_fork(const std::string&
     return detail::track_child(pid);
 }
 
-std::shared_ptr<detail::ProcessRecord> Process::start_fresh(const std::string& method, const std::string& parent_name) {
+std::shared_ptr<detail::ProcessRecord> Process::start_fresh(detail::StartMethod method, const std::string& parent_name) {
     // Everything that can fail before the child exists: a target or argument that cannot travel.
     detail::ChildWriter payload;
     std::optional<detail::CodeRef> entry;
     if (typeid(*this) != typeid(Process)) {  // even with a target: its run() may not call it
         throw ValueError("polyproc: a Process subclass (" + detail::demangle(typeid(*this).name()) +
-                         ") cannot be started with the " + method +
+                         ") cannot be started with the " + std::string(detail::start_method_name(method)) +
                          " start method: the child is a new run of the program and cannot rebuild the "
                          "object. Pass a function and arguments instead, or use the fork start method.");
     }
@@ -516,7 +509,7 @@ std::shared_ptr<detail::ProcessRecord> Process::start_fresh(const std::string& m
 
 void Process::set_start_method(std::optional<std::string> method) {
     if (record_) throw ValueError("process has already started");
-    if (method) (void)get_context(*method);  // validates the name
+    if (method) (void)detail::parse_start_method(*method);  // validates the name
     start_method_ = std::move(method);
 }
 
@@ -527,7 +520,7 @@ void Process::run_in_child(pid_t parent_pid, const std::string& parent_name) {
     running_as_ = ::getpid();
     if (daemon_) detail::die_with_parent(parent_pid);
     detail::become_child({name(), identity_, daemon_, parent_pid, parent_name});
-    detail::set_start_method_after_fork("fork");  // Python: the child reports the method that started it
+    detail::set_start_method_in_child(detail::StartMethod::fork);  // Python: the child reports it
     detail::run_child_and_exit([this] { run(); });
 }
 

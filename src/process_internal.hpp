@@ -12,7 +12,9 @@
 
 #include <sys/types.h>
 
+#include "fork_safety.hpp"
 #include "os.hpp"
+#include "start_method.hpp"
 #include "polyproc/detail/fd.hpp"
 #include "polyproc/detail/inherit.hpp"
 #include "polyproc/detail/timeout.hpp"
@@ -74,46 +76,12 @@ void register_exit_function();
 
 // spawn.cpp: starts a spawn or forkserver child that will run `entry` with what `payload` holds
 // (no entry: a child with nothing to do).
-std::shared_ptr<ProcessRecord> start_fresh_child(const std::string& method, const ChildIdentity& who,
+std::shared_ptr<ProcessRecord> start_fresh_child(StartMethod method, const ChildIdentity& who,
                                                  std::optional<CodeRef> entry, const ChildWriter& payload);
 // Ends this process's forkserver, if it started one, and waits (briefly) until it is gone, so that
 // a program leaves no process behind it (spawn.cpp; called by the exit handler).
 void stop_forkserver() noexcept;
-// The global start method, fixing the default when unset (context.cpp).
-std::string effective_start_method();
-// In a fork child, sets the global method to the one that started it.
-void set_start_method_after_fork(const std::string& method);
 // Warns once (stderr) when the fork start method forks a process running threads other than
 // polyproc's own helpers.
 void warn_if_forking_threads();
-// polyproc's helper threads count themselves, so that they do not make a fork "unsafe": they
-// never hold a lock a forked worker needs (the locks they share with the forking thread are reset
-// in a fork child, and memory allocation is fork-safe in glibc).
-void count_helper_thread(int delta) noexcept;
-// Called by a helper thread first thing (helper_thread does it).
-void mark_this_thread_as_helper() noexcept;
-// A helper thread running user code (a pool callback) counts as a thread of the user's while it
-// does: a fork from there is unsafe like any other (the main thread may hold any lock). On a
-// user's thread (a callback run by a thread waiting in get()) it changes nothing.
-void count_user_code_on_this_thread(int delta) noexcept;
-
-// A std::thread for one of polyproc's helpers (a pool's supervisor and result threads, the
-// descriptor sharer), counted as such while it runs.
-template <class F>
-std::thread helper_thread(F f) {
-    count_helper_thread(1);
-    try {
-        return std::thread([f = std::move(f)]() mutable {
-            struct Done {
-                ~Done() { count_helper_thread(-1); }
-            } done;
-            mark_this_thread_as_helper();
-            f();
-        });
-    } catch (...) {
-        count_helper_thread(-1);
-        throw;
-    }
-}
-
 }  // namespace polyproc::detail

@@ -1,6 +1,6 @@
 // Queue, SimpleQueue and JoinableQueue's shared engine. See queues.hpp for the contract.
 //
-// The ring. One reservation of address space (MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE) holds
+// The ring. One reservation of address space (a memfd mapped MAP_SHARED | MAP_NORESERVE) holds
 // a control block and a ring of `capacity` bytes, typically gigabytes, of which only touched pages
 // cost memory. A record is an 8-byte header and its payload padded to 8 bytes. Where producers put
 // the next record (straight on, at the start of the next lap, early back to the hot start, or

@@ -1,13 +1,14 @@
 #include "polyproc/reduction.hpp"
 
 #include <mutex>
-#include <pthread.h>
 #include <unordered_map>
 
 #include <cereal/details/helpers.hpp>
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
+
+#include "fork_safety.hpp"
 
 namespace polyproc::detail {
 
@@ -16,7 +17,7 @@ std::uint64_t checksum(std::span<const std::byte> payload) noexcept { return XXH
 namespace {
 std::mutex names_mutex;
 // A fork child (a pool worker forked while another thread decodes) starts with the lock free.
-const bool names_atfork = (::pthread_atfork(nullptr, nullptr, [] { new (&names_mutex) std::mutex(); }), true);
+const bool names_atfork = (register_after_fork([]() noexcept { new (&names_mutex) std::mutex(); }), true);
 std::unordered_map<std::uint64_t, std::string>& names() {
     static auto* m = new std::unordered_map<std::uint64_t, std::string>();  // outlives static destructors
     return *m;

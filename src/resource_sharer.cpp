@@ -17,8 +17,8 @@
 #include <unistd.h>
 
 #include "os.hpp"
-#include "process_internal.hpp"
 #include "polyproc/connection.hpp"
+#include "fork_safety.hpp"
 
 namespace polyproc {
 namespace {
@@ -78,7 +78,7 @@ private:
     std::unordered_map<std::string, FileDescriptor> fds_;
 };
 
-// This process's sharer, made on first use. Forking is bracketed by pthread_atfork handlers: the
+// This process's sharer, made on first use. Forking is bracketed by fork hooks (fork_safety.hpp): the
 // parent holds both locks across fork(), so the child never inherits a half-changed table; the
 // child then closes its copies of the listening socket and of the descriptors still waiting (a
 // child must not keep its parent's pending sockets open: their peers would never see EOF), and
@@ -103,7 +103,7 @@ void reset_in_child() noexcept {
     current_sharer = nullptr;
     sharer_mu.unlock();
 }
-const bool atfork_registered = (::pthread_atfork(lock_before_fork, unlock_in_parent, reset_in_child), true);
+const bool atfork_registered = (detail::register_fork_hooks(lock_before_fork, unlock_in_parent, reset_in_child), true);
 
 ResourceSharer& sharer() {
     std::lock_guard lock(sharer_mu);

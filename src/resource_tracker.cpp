@@ -1,6 +1,6 @@
 // The resource tracker: unlinks the shared memory segments a program tree created and did not
 // unlink, once every process of the tree is gone, however it ended (Python's
-// multiprocessing.resource_tracker; semantics.md §15 and §20 item 15).
+// multiprocessing.resource_tracker; docs/shared_memory.md, and its line format in docs/design.md).
 //
 // One tracker per program tree, forked the first time a tracked segment is created. It reads
 // REGISTER/UNREGISTER lines from a pipe whose write end every process of the tree holds: the
@@ -35,6 +35,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "fork_safety.hpp"
 #include "os.hpp"
 #include "polyproc/errors.hpp"
 #include "polyproc/shared_memory.hpp"
@@ -423,7 +424,7 @@ TrackerState& state() {
         g_state = new TrackerState();
         // A fork may happen while another thread holds the mutex: the child starts with a fresh,
         // unlocked one (the state itself is consistent: it only changes under the lock, in one go).
-        ::pthread_atfork(nullptr, nullptr, [] { new (&g_state->mu) std::mutex(); });
+        register_after_fork([]() noexcept { new (&g_state->mu) std::mutex(); });
         return g_state;
     }();
     return *s;

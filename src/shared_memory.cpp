@@ -1,4 +1,4 @@
-// SharedMemory: named POSIX shared memory, CPython 3.11's shared_memory.SharedMemory (semantics.md §15).
+// SharedMemory: named POSIX shared memory, CPython 3.11's shared_memory.SharedMemory (docs/shared_memory.md).
 #include "polyproc/shared_memory.hpp"
 
 #include <fcntl.h>

@@ -8,11 +8,11 @@
 #include <mutex>
 #include <string>
 
-#include <pthread.h>
 
 #include <sys/mman.h>
 #include <sys/stat.h>
 
+#include "fork_safety.hpp"
 #include "os.hpp"
 #include "polyproc/errors.hpp"
 
@@ -66,7 +66,7 @@ Arenas& arenas() {
 
 // A fork child inherits the parent's lock state; it is only ever held briefly and never across
 // fork by the forking thread, but another thread may hold it.
-const bool arenas_atfork = (::pthread_atfork(nullptr, nullptr, [] { new (&arenas().mu) std::mutex(); }), true);
+const bool arenas_atfork = (register_after_fork([]() noexcept { new (&arenas().mu) std::mutex(); }), true);
 
 }  // namespace
 

@@ -12,7 +12,7 @@
 // parent sends the server a request carrying two descriptors: the child's bootstrap socket and the
 // write end of a status pipe. The server forks; the child reads its bootstrap as a spawn child
 // does; the server writes the child's pid (8 bytes) and, once it has reaped it, its exit code (8
-// bytes, negative for a signal), then closes the pipe: Python's wire.md §A.2 format. The server
+// bytes, negative for a signal), then closes the pipe: CPython's forkserver format (docs/design.md, "The forkserver"). The server
 // ends when the parent's end of its control socket closes (the parent exited).
 #include <algorithm>
 #include <array>
@@ -35,8 +35,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "fork_safety.hpp"
 #include "os.hpp"
-#include "polyproc/context.hpp"
 #include "polyproc/shared_memory.hpp"
 #include "process_internal.hpp"
 
@@ -59,7 +59,7 @@ struct InitState {
 InitState& init_state() {
     static auto* s = [] {
         auto* state = new InitState();
-        ::pthread_atfork(nullptr, nullptr, [] { new (&init_state().mu) std::mutex(); });
+        register_after_fork([]() noexcept { new (&init_state().mu) std::mutex(); });
         return state;
     }();
     return *s;
@@ -152,7 +152,7 @@ void send_bootstrap(int sock, const std::string& method, const ChildIdentity& wh
     // our real parent does).
     if (who.daemon) die_with_parent(forked_by_server ? server : who.parent_pid);
     try {
-        set_start_method(method, true);  // Python: the child reports the method that started it
+        set_start_method_in_child(parse_start_method(method));  // Python: the child reports it
     } catch (...) {
     }
     become_child(who);
@@ -226,13 +226,12 @@ ForkServerClient& forkserver() {
     return *c;
 }
 // A fork child must not keep the parent's server alive or talk to it: it starts its own if needed.
-const bool forkserver_atfork = (::pthread_atfork(nullptr, nullptr,
-                                                 [] {
-                                                     auto& c = forkserver();
-                                                     new (&c.mu) std::mutex();
-                                                     c.control.reset();
-                                                     c.server = 0;
-                                                 }),
+const bool forkserver_atfork = (register_after_fork([]() noexcept {
+                                    auto& c = forkserver();
+                                    new (&c.mu) std::mutex();
+                                    c.control.reset();
+                                    c.server = 0;
+                                }),
                                 true);
 
 // Ends our server (it exits at end of file on its control socket) and reaps it; one that does not
@@ -385,14 +384,15 @@ namespace {
     std::exit(2);
 }
 
-std::shared_ptr<ProcessRecord> start_fresh_child(const std::string& method, const ChildIdentity& who,
+std::shared_ptr<ProcessRecord> start_fresh_child(StartMethod start_method, const ChildIdentity& who,
                                                  std::optional<CodeRef> entry, const ChildWriter& payload) {
+    const std::string method(start_method_name(start_method));
     require_init(method);
     const auto tracker = tracker_for_child();
     flush_stdio();  // as before a fork: output written so far comes out before the child's
     FileDescriptor boot_parent;
     std::shared_ptr<ProcessRecord> record;
-    if (method == "spawn") {
+    if (start_method == StartMethod::spawn) {
         auto [ours, theirs] = os::socketpair();
         record = track_child(spawn_self("spawn", theirs.get()));
         boot_parent = std::move(ours);

@@ -11,6 +11,7 @@
 
 #include "os.hpp"
 #include "polyproc/process.hpp"
+#include "fork_safety.hpp"
 
 namespace polyproc {
 
@@ -28,7 +29,7 @@ namespace {
 // ---- who am I: pid and tid, cached per thread and refreshed in a fork child ------------------
 
 // In a fork child the only thread is the one that forked: refresh its identity there, once.
-const bool atfork_registered = (::pthread_atfork(nullptr, nullptr, refresh_thread_identity), true);
+const bool atfork_registered = (register_after_fork(refresh_thread_identity), true);
 
 
 template <class T>

@@ -1,4 +1,4 @@
-// cpu_count and init.
+// cpu_count.
 #include <algorithm>
 #include <cmath>
 #include <fstream>
@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "polyproc/polyproc.hpp"
+#include "polyproc/process.hpp"
 
 namespace polyproc {
 

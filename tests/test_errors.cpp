@@ -1,4 +1,4 @@
-// errors.hpp: the hierarchy is API.md's table.
+// errors.hpp: the hierarchy is errors.hpp's table (docs/errors.md).
 #include <gtest/gtest.h>
 
 #include <polyproc/errors.hpp>

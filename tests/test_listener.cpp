@@ -1,4 +1,5 @@
-// connection.hpp: Listener, Client and CPython's authentication handshake (wire.md §2).
+// connection.hpp: Listener, Client and CPython's authentication handshake (docs/design.md,
+// "Connection framing and the handshake").
 #include <openssl/hmac.h>
 #include <sys/stat.h>
 #include <thread>
@@ -163,7 +164,7 @@ TEST_F(ListenerTest, HostileFirstFrameIsRejectedWithoutReadingIt) {
     client.join();
 }
 
-// wire.md §2.4: deterministic vectors computed with CPython's hmac.
+// Deterministic vectors computed with CPython's hmac.
 TEST(Handshake, AnswersALegacyChallengeWithRawHmacMd5) {
     auto [server, client] = mp::Pipe();
     server.send_bytes("#CHALLENGE#" + seq(20));

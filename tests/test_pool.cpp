@@ -1,4 +1,4 @@
-// Pool: CPython's API and semantics (semantics.md §16), with real worker processes.
+// Pool: CPython's API and semantics (docs/pool.md), with real worker processes.
 #include <algorithm>
 #include <atomic>
 #include <chrono>

@@ -1,5 +1,5 @@
 // process.hpp: Process (fork start method), current_process, parent_process, active_children,
-// cpu_count; semantics.md §2–3.
+// cpu_count; CPython's behaviour and messages (docs/process.md).
 #include <csignal>
 #include <cstring>
 #include <fcntl.h>

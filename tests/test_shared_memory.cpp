@@ -1,4 +1,4 @@
-// shared_memory.hpp: SharedMemory and the resource tracker; semantics.md §15 and §20 item 15.
+// shared_memory.hpp: SharedMemory and the resource tracker (docs/shared_memory.md).
 //
 // The tracker tests need a program tree of their own (a fork child of this test process would
 // share this process's tracker, which only acts when the whole test binary is gone), so they

@@ -48,9 +48,7 @@
 
 namespace polyproc {
 
-// Call first in main(). In a spawn child or the forkserver it runs the child's work (or the
-// server) and exits the process instead of returning; elsewhere it records argv and returns.
-void init(int argc, char** argv);
+// mp::init(argc, argv), the first line of main(), is declared in process.hpp.
 
 // Python: ['fork', 'spawn', 'forkserver'] (forkserver only where descriptor passing works).
 std::vector<std::string> get_all_start_methods();

@@ -15,14 +15,20 @@
 // (worker died mid-task)             mp::WorkerLostError      mp::ProcessError
 //
 // Process-safety: exceptions are plain values; they never cross a process boundary by themselves.
+// A pool carries a task's exception back: the types above, the standard <stdexcept> ones,
+// std::bad_alloc, std::system_error (its code kept) and any type given to register_exception<E>()
+// are rethrown as themselves; anything else as mp::RemoteError.
 //
 //   try { conn.recv<int>(); } catch (const mp::EOFError&) { /* the other end is closed */ }
 #pragma once
 
 #include <cstddef>
+#include <exception>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
+#include <typeinfo>
 #include <sys/types.h>
 #include <vector>
 
@@ -131,5 +137,21 @@ private:
     int exitcode_;
     std::string task_;
 };
+
+namespace detail {
+using ExceptionFactory = std::exception_ptr (*)(const std::string& message);
+void register_exception_factory(const char* mangled_type_name, ExceptionFactory factory);
+}  // namespace detail
+
+// Registers E so that an exception of exactly type E raised in another process (a pool's task) is
+// rethrown here as E, built from its what() message, instead of as mp::RemoteError. Call it in
+// the receiving process before such exceptions arrive.
+template <class E>
+void register_exception() {
+    static_assert(std::is_constructible_v<E, std::string>,
+                  "polyproc::register_exception: E must be constructible from its message (a std::string)");
+    detail::register_exception_factory(typeid(E).name(),
+                                       [](const std::string& message) { return std::make_exception_ptr(E(message)); });
+}
 
 }  // namespace polyproc

@@ -141,11 +141,6 @@ struct Callbacks {
     E error_callback{};
 };
 
-// Registers E so that a task throwing exactly E rethrows E (built from its what() message) from
-// get(). Call it before the results arrive (anywhere in the parent).
-template <class E>
-void register_exception();
-
 namespace detail {
 
 // How an argument of a task travels: by value, and a string literal or char pointer as std::string
@@ -175,9 +170,6 @@ private:
     void* object_;
     Ret (*call_)(void*, A...);
 };
-
-using ExceptionFactory = std::exception_ptr (*)(const std::string& message);
-void register_exception_factory(const char* mangled_type_name, ExceptionFactory factory);
 
 // Prints "Exception in pool <what>:" and the current exception to stderr (the callback's
 // exception has nowhere else to go: Python prints it too).
@@ -627,14 +619,6 @@ private:
 };
 
 }  // namespace detail
-
-template <class E>
-void register_exception() {
-    static_assert(std::is_constructible_v<E, std::string>,
-                  "polyproc::register_exception: E must be constructible from its message (a std::string)");
-    detail::register_exception_factory(typeid(E).name(),
-                                       [](const std::string& message) { return std::make_exception_ptr(E(message)); });
-}
 
 // Python's AsyncResult (ApplyResult, MapResult).
 template <class T>

@@ -26,6 +26,7 @@
 //   assert(p.exitcode() == 0);
 #pragma once
 
+#include <cstdint>
 #include <concepts>
 #include <functional>
 #include <tuple>
@@ -43,7 +44,14 @@
 
 namespace polyproc {
 
+// Call first in main(). In a spawn child or the forkserver it runs the child's work (or the
+// server) and exits the process instead of returning; elsewhere it records argv and returns.
+// (The spawn and forkserver start methods run the program again: this is where the child takes
+// over.)
+void init(int argc, char** argv);
+
 namespace detail {
+enum class StartMethod : std::uint8_t;  // src/start_method.hpp
 
 struct ProcessRecord;  // a child (or our parent) as seen from this process; defined in src/
 
@@ -224,7 +232,7 @@ private:
     void check_is_child(const char* what) const;
     [[noreturn]] void run_in_child(pid_t parent_pid, const std::string& parent_name);
     std::shared_ptr<detail::ProcessRecord> start_by_fork(const std::string& parent_name);
-    std::shared_ptr<detail::ProcessRecord> start_fresh(const std::string& method, const std::string& parent_name);
+    std::shared_ptr<detail::ProcessRecord> start_fresh(detail::StartMethod method, const std::string& parent_name);
 
     std::unique_ptr<detail::ProcessTarget> target_;
     std::optional<std::string> start_method_;

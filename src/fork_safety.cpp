@@ -1,0 +1,82 @@
+// Fork hooks and helper threads. See fork_safety.hpp.
+#include "fork_safety.hpp"
+
+#include <array>
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+
+#include <pthread.h>
+
+namespace polyproc::detail {
+
+namespace {
+
+struct Hooks {
+    ForkHook prepare, parent, child;
+};
+constexpr int kMaxHooks = 32;
+// Written once per slot (claimed by `used`, then published by `ready`); read by the handlers
+// inside fork(), which must not lock or allocate.
+std::array<Hooks, kMaxHooks> hooks;
+std::array<std::atomic<bool>, kMaxHooks> ready;
+std::atomic<int> used{0};
+
+void run_prepare() noexcept {
+    for (int i = kMaxHooks - 1; i >= 0; --i)
+        if (ready[std::size_t(i)].load(std::memory_order_acquire) && hooks[std::size_t(i)].prepare)
+            hooks[std::size_t(i)].prepare();
+}
+void run_parent() noexcept {
+    for (int i = 0; i < kMaxHooks; ++i)
+        if (ready[std::size_t(i)].load(std::memory_order_acquire) && hooks[std::size_t(i)].parent)
+            hooks[std::size_t(i)].parent();
+}
+void run_child() noexcept {
+    for (int i = 0; i < kMaxHooks; ++i)
+        if (ready[std::size_t(i)].load(std::memory_order_acquire) && hooks[std::size_t(i)].child)
+            hooks[std::size_t(i)].child();
+}
+
+// One pthread_atfork registration for the whole library, made before the first hook is.
+void install_once() noexcept {
+    static const bool installed = (::pthread_atfork(run_prepare, run_parent, run_child) == 0);
+    if (!installed) {
+        std::fputs("polyproc: pthread_atfork failed\n", stderr);
+        std::abort();
+    }
+}
+
+// ---- helper threads ----
+std::atomic<int> helper_threads{0};
+thread_local bool on_helper_thread = false;
+thread_local int user_code_depth = 0;
+
+// A fork child has none of its parent's threads, and its only thread is no helper.
+void forget_helpers_in_child() noexcept {
+    helper_threads.store(0);
+    on_helper_thread = false;
+    user_code_depth = 0;
+}
+const bool helpers_registered = (register_after_fork(forget_helpers_in_child), true);
+
+}  // namespace
+
+void register_fork_hooks(ForkHook prepare, ForkHook parent, ForkHook child) noexcept {
+    install_once();
+    const int slot = used.fetch_add(1);
+    if (slot >= kMaxHooks) {
+        std::fputs("polyproc: too many fork hooks (raise kMaxHooks in src/fork_safety.cpp)\n", stderr);
+        std::abort();
+    }
+    hooks[std::size_t(slot)] = Hooks{prepare, parent, child};
+    ready[std::size_t(slot)].store(true, std::memory_order_release);
+}
+
+int helper_threads_running() noexcept { return helper_threads.load(std::memory_order_relaxed); }
+bool helper_running_user_code() noexcept { return on_helper_thread && user_code_depth > 0; }
+void count_user_code_on_this_thread(int delta) noexcept { user_code_depth += delta; }
+void count_helper_thread(int delta) noexcept { helper_threads.fetch_add(delta, std::memory_order_relaxed); }
+void mark_this_thread_as_helper() noexcept { on_helper_thread = true; }
+
+}  // namespace polyproc::detail
