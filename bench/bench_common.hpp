@@ -37,7 +37,9 @@ namespace bench {
 // spawn baseline (bench_process.cpp) starts the executable with it.
 inline constexpr const char* kRawExitFlag = "--bench-raw-exit";
 
-[[noreturn]] inline void throw_errno(const char* what) { throw std::system_error(errno, std::generic_category(), what); }
+[[noreturn]] inline void throw_errno(const char* what) {
+    throw std::system_error(errno, std::generic_category(), what);
+}
 
 // Reads exactly n bytes. false on EOF before the first byte; throws on error or EOF mid-way.
 inline bool read_exact(int fd, void* buf, std::size_t n) {
@@ -116,8 +118,8 @@ inline const char* placement_name(Placement p) { return p == Placement::cross_cp
 
 // Registers fn(state, placement) as "<name>/<placement>" (e.g. BM_EventPingPong_Polyproc/cross_cpu),
 // timed in real time: the work happens in two processes.
-inline void register_placed(const std::string& name, void (*fn)(benchmark::State&, Placement),
-                            benchmark::TimeUnit unit, Placement placement = Placement::cross_cpu) {
+inline void register_placed(const std::string& name, void (*fn)(benchmark::State&, Placement), benchmark::TimeUnit unit,
+                            Placement placement = Placement::cross_cpu) {
     benchmark::RegisterBenchmark((name + "/" + placement_name(placement)).c_str(), fn, placement)
         ->UseRealTime()
         ->Unit(unit);

@@ -51,8 +51,10 @@ void BM_PoolApplyAsyncRoundTrip_Polyproc(benchmark::State& state) {
         int i = 0;
         for (int k = 0; k < 100; ++k) pool.apply_async(increment, k).get();
         for (auto _ : state)
-            if (pool.apply_async(increment, i).get() != i + 1) throw std::runtime_error("wrong result");
-            else ++i;
+            if (pool.apply_async(increment, i).get() != i + 1)
+                throw std::runtime_error("wrong result");
+            else
+                ++i;
         state.SetItemsProcessed(state.iterations());
     });
 }

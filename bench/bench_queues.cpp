@@ -57,9 +57,7 @@ void futex_wait(std::uint32_t* word, std::uint32_t expected) {
 void futex_wake(std::uint32_t* word) { ::syscall(SYS_futex, word, FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0); }
 
 // Every process using a ring registers for the asymmetric barrier (see RawRing::wait and wake).
-bool membarrier_registered() {
-    return ::syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) == 0;
-}
+bool membarrier_registered() { return ::syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) == 0; }
 void heavy_barrier() {
     if (::syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) != 0)
         throw std::runtime_error("membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) failed");
@@ -112,7 +110,8 @@ struct RawRing {
     void push(const void* src, std::size_t n) {
         const std::uint32_t t = tail;
         if (t - seen_head == Slots) {
-            wait(head, producer_sleeps, [&] { return t - (seen_head = at(head).load(std::memory_order_acquire)) < Slots; });
+            wait(head, producer_sleeps,
+                 [&] { return t - (seen_head = at(head).load(std::memory_order_acquire)) < Slots; });
         }
         std::memcpy(slots[t % Slots].data(), src, n);
         at(tail).store(t + 1, std::memory_order_release);

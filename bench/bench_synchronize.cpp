@@ -247,7 +247,8 @@ constexpr long long kParentBatch = 1000;  // increments per timed iteration in t
 void wait_until_running(IncrementControl& ctl) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     while (!std::atomic_ref<int>(ctl.running).load()) {
-        if (std::chrono::steady_clock::now() > deadline) throw std::runtime_error("the incrementing child did not start");
+        if (std::chrono::steady_clock::now() > deadline)
+            throw std::runtime_error("the incrementing child did not start");
         ::sched_yield();
     }
 }
@@ -356,7 +357,8 @@ void BM_ValueIncrement_RawRobustMutex(benchmark::State& state, Placement placeme
 }
 
 const bool registered = [] {
-    benchmark::RegisterBenchmark("BM_LockUncontended_Polyproc", BM_LockUncontended_Polyproc)->Unit(benchmark::kNanosecond);
+    benchmark::RegisterBenchmark("BM_LockUncontended_Polyproc", BM_LockUncontended_Polyproc)
+        ->Unit(benchmark::kNanosecond);
     benchmark::RegisterBenchmark("BM_LockUncontended_RawPsharedMutex", BM_LockUncontended_RawPsharedMutex)
         ->Unit(benchmark::kNanosecond);
     benchmark::RegisterBenchmark("BM_LockUncontended_RawRobustMutex", BM_LockUncontended_RawRobustMutex)

@@ -15,8 +15,7 @@ namespace mp = polyproc;
 void list_append(std::size_t count, [[maybe_unused]] int id, std::vector<double>& out_list) {
     std::mt19937_64 gen(std::random_device{}());
     std::uniform_real_distribution<double> random(0.0, 1.0);
-    for (std::size_t i = 0; i < count; ++i)
-        out_list.push_back(random(gen));
+    for (std::size_t i = 0; i < count; ++i) out_list.push_back(random(gen));
 }
 
 int main(int argc, char** argv) {
@@ -35,12 +34,10 @@ int main(int argc, char** argv) {
     }
 
     // Start the processes (i.e. calculate the random number lists)
-    for (auto& j : jobs)
-        j.start();
+    for (auto& j : jobs) j.start();
 
     // Ensure all of the processes have finished
-    for (auto& j : jobs)
-        j.join();
+    for (auto& j : jobs) j.join();
 
     std::cout << "List processing complete.\n" << std::flush;
 }

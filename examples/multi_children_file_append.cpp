@@ -27,8 +27,7 @@ namespace mp = polyproc;
 // Several processes write to one file at the same time.
 void func(const std::string& x, const std::string& y, [[maybe_unused]] int i) {
     std::ofstream f(x, std::ios::app | std::ios::ate);  // open(x, 'a', encoding='utf-8')
-    std::cout << "current process " << getpid() << " got file cursor position>>" << f.tellp() << "\n"
-              << std::flush;
+    std::cout << "current process " << getpid() << " got file cursor position>>" << f.tellp() << "\n" << std::flush;
     f << y;
 }
 

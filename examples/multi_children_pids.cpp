@@ -29,8 +29,7 @@ int main(int argc, char** argv) {
         mp::Process p(func, i);
         processes.push_back(std::move(p));
     }
-    for (auto& i : processes)
-        i.start();
+    for (auto& i : processes) i.start();
     std::cout << "start all process\n" << std::flush;
     for (auto& i : processes) {
         i.join();

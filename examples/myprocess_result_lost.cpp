@@ -59,12 +59,8 @@ int main(int argc, char** argv) {
         MyProcess p("process", func, {"kel"});
         processes.push_back(std::move(p));
     }
-    for (auto& i : processes)
-        i.start();
-    for (auto& i : processes)
-        i.join();
-    for (auto& i : processes)
-        result.push_back(i.res);
-    for (auto& i : result)
-        std::cout << i << "\n" << std::flush;
+    for (auto& i : processes) i.start();
+    for (auto& i : processes) i.join();
+    for (auto& i : processes) result.push_back(i.res);
+    for (auto& i : result) std::cout << i << "\n" << std::flush;
 }

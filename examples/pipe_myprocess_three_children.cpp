@@ -53,10 +53,7 @@ int main(int argc, char** argv) {
         MyProcess p("process", func, {"kel", std::ref(child_conn)});
         processes.push_back(std::move(p));
     }
-    for (auto& i : processes)
-        i.start();
-    for (auto& i : processes)
-        i.join();
-    for ([[maybe_unused]] auto& i : processes)
-        std::cout << parent_conn.recv<std::string>() << "\n" << std::flush;
+    for (auto& i : processes) i.start();
+    for (auto& i : processes) i.join();
+    for ([[maybe_unused]] auto& i : processes) std::cout << parent_conn.recv<std::string>() << "\n" << std::flush;
 }

@@ -26,7 +26,6 @@ int main(int argc, char** argv) {
     auto [conn1, conn2] = mp::Pipe();
     mp::Process p(func, std::move(conn1));
     p.start();
-    for (int i = 0; i < 10; ++i)
-        conn2.send(std::optional<std::string>("let's meet up"));
+    for (int i = 0; i < 10; ++i) conn2.send(std::optional<std::string>("let's meet up"));
     conn2.send(std::optional<std::string>());  // None
 }

@@ -34,8 +34,7 @@ void consumer(Ends p, const std::string& name) {
 void producer(std::ranges::input_range auto seq, Ends p) {
     auto [produce, consume] = p;
     consume.close();
-    for (int i : seq)
-        produce.send(i);
+    for (int i : seq) produce.send(i);
 }
 
 int main(int argc, char** argv) {

@@ -43,8 +43,7 @@ int main(int argc, char** argv) {
 
     std::cout << "Parent process " << getpid() << ".\n" << std::flush;
     mp::Pool p(4);  // Pool() in the seed: the author's cpu_count() was 4
-    for (int i = 0; i < 5; ++i)
-        p.apply_async(long_time_task, i);
+    for (int i = 0; i < 5; ++i) p.apply_async(long_time_task, i);
     std::cout << "Waiting for all subprocesses done...\n" << std::flush;
     p.close();
     p.join();

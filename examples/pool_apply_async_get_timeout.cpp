@@ -39,6 +39,5 @@ int main(int argc, char** argv) {
         mp::AsyncResult<std::string> res = p.apply_async(func, std::string("kel"));
         results.push_back(res);
     }
-    for (auto& i : results)
-        std::cout << i.get(1s) << "\n" << std::flush;  // i.get(2.1) in the seed
+    for (auto& i : results) std::cout << i.get(1s) << "\n" << std::flush;  // i.get(2.1) in the seed
 }

@@ -47,7 +47,8 @@ int main(int argc, char** argv) {
         // std::string s = res.get();  // calling get() on the result object right here would make the
         //                             // program synchronous, since get() waits here
     }
-    std::cout << "=====>\n" << std::flush;  // without the join or get below, the program would end before
+    std::cout << "=====>\n"
+              << std::flush;  // without the join or get below, the program would end before
                                            // the pool's tasks [have run]
 
     pool.close();  // close the pool, preventing further operations; pending tasks complete before the

@@ -38,8 +38,8 @@ int main(int argc, char** argv) {
     p.join();  // wait until all the processes of the pool have finished
 
     std::vector<int> nums;
-    for (auto& res : res_l)
-        nums.push_back(res.get());  // get all the results
-    std::cout << py::repr(nums) << "\n" << std::flush;  // the main process has all the results and can process
+    for (auto& res : res_l) nums.push_back(res.get());  // get all the results
+    std::cout << py::repr(nums) << "\n"
+              << std::flush;  // the main process has all the results and can process
                                                   // them together
 }

@@ -76,8 +76,7 @@ std::string repr(const Page& d) { return py::dict_repr("url", d.url, "text", d.t
 std::optional<Page> get_page(const std::string& url) {
     std::cout << "<process " << getpid() << "> get " << url << "\n" << std::flush;
     Response response = fetch(url);  // requests.get(url) in the seed
-    if (response.status_code == 200)
-        return Page{.url = url, .text = response.text};
+    if (response.status_code == 200) return Page{.url = url, .text = response.text};
     return std::nullopt;
 }
 
@@ -93,11 +92,8 @@ int main(int argc, char** argv) {
     std::filesystem::remove("db.txt");  // added: start from an empty file
 
     std::vector<std::string> urls = {
-        "https://www.baidu.com",
-        "https://www.python.org",
-        "https://www.openstack.org",
-        "https://help.github.com/",
-        "http://www.sina.com.cn/",
+        "https://www.baidu.com",    "https://www.python.org",  "https://www.openstack.org",
+        "https://help.github.com/", "http://www.sina.com.cn/",
     };
 
     mp::Pool p(3);
@@ -116,6 +112,5 @@ int main(int argc, char** argv) {
 
     // Added: what the callback wrote.
     std::ifstream db("db.txt");
-    for (std::string line; std::getline(db, line);)
-        std::cout << line << "\n" << std::flush;
+    for (std::string line; std::getline(db, line);) std::cout << line << "\n" << std::flush;
 }

@@ -90,8 +90,7 @@ Response fetch(const std::string& /*url*/) { return {200, PAGE}; }
 
 std::optional<std::pair<std::string, std::string>> get_page(const std::string& url, const std::string& pattern) {
     Response response = fetch(url);  // requests.get(url) in the seed
-    if (response.status_code == 200)
-        return std::pair{response.text, pattern};
+    if (response.status_code == 200) return std::pair{response.text, pattern};
     return std::nullopt;
 }
 
@@ -156,8 +155,7 @@ int main(int argc, char** argv) {
         res_l.push_back(res);
     }
 
-    for (auto& i : res_l)
-        i.get();
+    for (auto& i : res_l) i.get();
 
     // res = requests.get('http://maoyan.com/board/7')
     // print(re.findall(pattern, res.text))

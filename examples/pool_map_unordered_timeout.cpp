@@ -44,8 +44,7 @@ int main(int argc, char** argv) {
     std::cout << py::repr(pool.map(f, std::views::iota(0, 10))) << "\n" << std::flush;
 
     // print same numbers in arbitrary order
-    for (int i : pool.imap_unordered(f, std::views::iota(0, 10)))
-        std::cout << i << "\n" << std::flush;
+    for (int i : pool.imap_unordered(f, std::views::iota(0, 10))) std::cout << i << "\n" << std::flush;
 
     // evaluate "f(20)" asynchronously
     auto res = pool.apply_async(f, 20);       // runs in *only* one process

@@ -50,8 +50,7 @@ auto func = [](const auto& n) {
     // alex
 };
 [[maybe_unused]] auto func2 = [](int n) {
-    for (int i = 0; i < 3; ++i)
-        std::cout << n - 1 << "\n" << std::flush;
+    for (int i = 0; i < 3; ++i) std::cout << n - 1 << "\n" << std::flush;
 };
 
 int main(int argc, char** argv) {

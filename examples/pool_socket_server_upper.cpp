@@ -58,7 +58,9 @@ void clients(int port) {
         if (::connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) std::perror("connect");
         socks.push_back(s);
     }
-    auto send_text = [&](int i, const std::string& text) { (void)!::send(socks[std::size_t(i)], text.data(), text.size(), 0); };
+    auto send_text = [&](int i, const std::string& text) {
+        (void)!::send(socks[std::size_t(i)], text.data(), text.size(), 0);
+    };
     // The reply on connection i, or nothing within `wait`.
     auto reply = [&](int i, std::chrono::milliseconds wait) -> std::string {
         pollfd p{socks[std::size_t(i)], POLLIN, 0};

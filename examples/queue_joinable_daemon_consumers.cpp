@@ -76,8 +76,7 @@ int main(int argc, char** argv) {
 
     // Go
     std::vector<mp::Process*> p_l{&p1, &p2, &p3, &c1, &c2};
-    for (mp::Process* p : p_l)
-        p->start();
+    for (mp::Process* p : p_l) p->start();
 
     p1.join();  // the producers' end means that everything they produced has been processed
     p2.join();

@@ -58,10 +58,7 @@ int main(int argc, char** argv) {
         MyProcess p("process", func, {"kel", q});
         processes.push_back(std::move(p));
     }
-    for (auto& i : processes)
-        i.start();
-    for (auto& i : processes)
-        i.join();
-    while (q.qsize() > 0)
-        std::cout << q.get() << "\n" << std::flush;
+    for (auto& i : processes) i.start();
+    for (auto& i : processes) i.join();
+    while (q.qsize() > 0) std::cout << q.get() << "\n" << std::flush;
 }

@@ -79,8 +79,7 @@ int main(int argc, char** argv) {
 
     start = Clock::now();
     std::string item = one.get(false);
-    std::cout << "get(block=False) with an item there: '" << item << "' " << waited(start, 0ms) << "\n"
-              << std::flush;
+    std::cout << "get(block=False) with an item there: '" << item << "' " << waited(start, 0ms) << "\n" << std::flush;
 
     start = Clock::now();
     try {
@@ -100,7 +99,6 @@ int main(int argc, char** argv) {
     mp::Process putter(put_later, one);  // puts an item after 0.1 s
     putter.start();
     item = one.get(true, 2s);
-    std::cout << "get(block=True, timeout=2) on an empty queue: '" << item << "' once a child put it\n"
-              << std::flush;
+    std::cout << "get(block=True, timeout=2) on an empty queue: '" << item << "' once a child put it\n" << std::flush;
     putter.join();
 }

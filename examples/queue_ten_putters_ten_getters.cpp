@@ -61,9 +61,7 @@ int main(int argc, char** argv) {
         process.start();
     }
 
-    for (auto& p : record1)
-        p.join();
+    for (auto& p : record1) p.join();
 
-    for (auto& p : record2)
-        p.join();
+    for (auto& p : record2) p.join();
 }

@@ -47,9 +47,7 @@ int load_count() {
 void dump_count(int count) { std::ofstream(db, std::ios::trunc) << "{\"count\": " << count << "}"; }
 
 // Show the tickets left.
-void search() {
-    std::cout << "tickets left: " << load_count() << "\n" << std::flush;
-}
+void search() { std::cout << "tickets left: " << load_count() << "\n" << std::flush; }
 
 // Buy a ticket.
 void get(int buyer, mp::RawArray<int>& receipts) {

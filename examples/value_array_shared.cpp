@@ -20,8 +20,7 @@ namespace mp = polyproc;
 
 void f(mp::Value<double>& n, mp::Array<int>& a) {
     n.set_value(3.1415927);
-    for (std::size_t i = 0; i < a.size(); ++i)
-        a[i] = -a[i];
+    for (std::size_t i = 0; i < a.size(); ++i) a[i] = -a[i];
 }
 
 // range(n) as a list.

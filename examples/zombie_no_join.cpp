@@ -18,9 +18,7 @@
 
 namespace mp = polyproc;
 
-void run() {
-    std::cout << "child " << getpid() << "\n" << std::flush;
-}
+void run() { std::cout << "child " << getpid() << "\n" << std::flush; }
 
 // What `ps` shows in its STAT column, from /proc/<pid>/stat ("pid (comm) S ...").
 std::string state_of(pid_t pid) {

@@ -137,7 +137,8 @@ bool register_code(const char* name, std::uintptr_t address) {
     CodeTables& t = tables();
     std::lock_guard lock(t.mu);
     const std::uint64_t hash = fnv1a(name) & kPayloadMask;
-    if (auto it = t.registered_names.find(hash); it != t.registered_names.end() && t.registered_by_hash[hash] != address)
+    if (auto it = t.registered_names.find(hash);
+        it != t.registered_names.end() && t.registered_by_hash[hash] != address)
         throw ValueError(std::string("POLYPROC_REGISTER: two different functions registered as '") + name + "'");
     t.registered_by_hash[hash] = address;
     t.registered_by_address[address] = hash;
@@ -150,8 +151,9 @@ namespace {
 std::vector<LoadedObject> late_objects_locked(CodeTables& t) {
     std::vector<LoadedObject> late;
     for (auto& o : list_loaded_objects()) {
-        const bool at_startup = std::any_of(t.startup.begin(), t.startup.end(),
-                                            [&](const LoadedObject& s) { return s.base == o.base && s.name == o.name; });
+        const bool at_startup = std::any_of(t.startup.begin(), t.startup.end(), [&](const LoadedObject& s) {
+            return s.base == o.base && s.name == o.name;
+        });
         if (!at_startup && !o.name.empty()) late.push_back(std::move(o));
     }
     return late;
@@ -171,8 +173,8 @@ void load_late_libraries(const std::vector<std::string>& paths) {
     for (const auto& path : paths)
         if (!::dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL)) {
             const char* why = ::dlerror();
-            throw ProcessError("polyproc: the parent had loaded " + path + " (dlopen) but this child cannot: " +
-                               (why ? why : "unknown error"));
+            throw ProcessError("polyproc: the parent had loaded " + path +
+                               " (dlopen) but this child cannot: " + (why ? why : "unknown error"));
         }
 }
 
@@ -221,15 +223,17 @@ std::uintptr_t code_address(CodeRef ref) {
         if (index < t.startup.size()) return t.startup[index].base + (payload & kOffsetMask);
     } else if (kind == 2) {
         if (auto it = t.registered_by_hash.find(payload); it != t.registered_by_hash.end()) return it->second;
-        throw ProcessError("polyproc: a function registered with POLYPROC_REGISTER in the parent is not registered "
-                           "in this process (is the code that registers it loaded here?)");
+        throw ProcessError(
+            "polyproc: a function registered with POLYPROC_REGISTER in the parent is not registered "
+            "in this process (is the code that registers it loaded here?)");
     } else {
         const std::uint64_t hash = payload >> 46;
         for (const auto& o : late_objects_locked(t))
             if (late_name_hash(o.name) == hash) return o.base + (payload & kLateOffsetMask);
-        throw ProcessError("polyproc: a function of a library the parent loaded with dlopen() after this process "
-                           "started is not loaded here (a pool's workers load the libraries their pool's process "
-                           "had loaded when they started)");
+        throw ProcessError(
+            "polyproc: a function of a library the parent loaded with dlopen() after this process "
+            "started is not loaded here (a pool's workers load the libraries their pool's process "
+            "had loaded when they started)");
     }
     throw ProcessError("polyproc: a code reference names nothing in this process (corrupt message)");
 }

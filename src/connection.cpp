@@ -19,12 +19,15 @@ constexpr std::int64_t kMaxShortLength = 0x7fffffff;
 constexpr auto kMinSpin = std::chrono::microseconds(5);
 constexpr auto kMaxSpin = std::chrono::microseconds(200);
 
-[[noreturn]] void throw_closed(const char* call) { os::throw_error(std::errc::bad_file_descriptor, std::string(call) + ": handle is closed"); }
+[[noreturn]] void throw_closed(const char* call) {
+    os::throw_error(std::errc::bad_file_descriptor, std::string(call) + ": handle is closed");
+}
 
 // Frame header: 4 or 12 bytes.
 std::size_t encode_length(std::uint64_t n, std::array<std::byte, 12>& out) {
     auto put_be = [&](std::size_t at, std::uint64_t v, int bytes) {
-        for (int i = 0; i < bytes; ++i) out[at + static_cast<std::size_t>(i)] = std::byte((v >> (8 * (bytes - 1 - i))) & 0xff);
+        for (int i = 0; i < bytes; ++i)
+            out[at + static_cast<std::size_t>(i)] = std::byte((v >> (8 * (bytes - 1 - i))) & 0xff);
     };
     if (n > static_cast<std::uint64_t>(kMaxShortLength)) {
         put_be(0, 0xffffffffu, 4);
@@ -128,13 +131,15 @@ std::uint64_t Connection::read_header(std::optional<std::size_t> maxlength, cons
         for (auto b : buf) n = (n << 8) | std::to_integer<std::uint64_t>(b);
     } else if (raw & 0x80000000u) {
         // CPython treats this as an empty message; we call it what it is.
-        os::throw_error(std::errc::protocol_error,
-                        std::string(call) + ": negative message length " + std::to_string(static_cast<std::int32_t>(raw)));
+        os::throw_error(std::errc::protocol_error, std::string(call) + ": negative message length " +
+                                                       std::to_string(static_cast<std::int32_t>(raw)));
     }
     if (maxlength && n > *maxlength) {
         // Python leaves the payload unread and the connection unusable for reading.
-        if (writable_) readable_ = false;
-        else close();
+        if (writable_)
+            readable_ = false;
+        else
+            close();
         os::throw_error(std::errc::message_size, std::string(call) + ": bad message length");
     }
     return n;
@@ -203,13 +208,15 @@ bool Connection::poll(Timeout timeout) {
 
 void Connection::send_handle(int fd) {
     check_writable("Connection.send_handle");
-    if (!socket_) os::throw_error(std::errc::not_a_socket, "Connection.send_handle: needs a duplex (socket) connection");
+    if (!socket_)
+        os::throw_error(std::errc::not_a_socket, "Connection.send_handle: needs a duplex (socket) connection");
     os::send_fds(fd_.get(), std::span(&fd, 1));  // Python's reduction.sendfds: the same bytes
 }
 
 FileDescriptor Connection::recv_handle() {
     check_readable("Connection.recv_handle");
-    if (!socket_) os::throw_error(std::errc::not_a_socket, "Connection.recv_handle: needs a duplex (socket) connection");
+    if (!socket_)
+        os::throw_error(std::errc::not_a_socket, "Connection.recv_handle: needs a duplex (socket) connection");
     wait_for_message();
     // Room for a few more than the one asked for, to say how many came (extras are closed).
     os::FdMessage m = os::recv_fd_message(fd_.get(), 4);
@@ -237,7 +244,8 @@ std::vector<int> wait(const std::vector<int>& handles, Timeout timeout) {
     os::poll_until(fds, detail::Deadline(timeout), "wait: poll");
     std::vector<int> ready;
     for (const auto& p : fds) {
-        if (p.revents & POLLNVAL) os::throw_error(std::errc::bad_file_descriptor, "wait: invalid handle " + std::to_string(p.fd));
+        if (p.revents & POLLNVAL)
+            os::throw_error(std::errc::bad_file_descriptor, "wait: invalid handle " + std::to_string(p.fd));
         if (p.revents) ready.push_back(p.fd);
     }
     return ready;

@@ -42,7 +42,8 @@ RemoteError::RemoteError(std::string type_name, std::string message, pid_t pid, 
 
 WorkerLostError::WorkerLostError(pid_t pid, int exitcode, std::string task)
     : ProcessError("worker " + std::to_string(pid) + " died running " + task +
-                   (exitcode < 0 ? " (killed by signal " + std::to_string(-exitcode) + ", " + detail::signal_name(-exitcode) + ")"
+                   (exitcode < 0 ? " (killed by signal " + std::to_string(-exitcode) + ", " +
+                                       detail::signal_name(-exitcode) + ")"
                                  : " (exit code " + std::to_string(exitcode) + ")")),
       pid_(pid),
       exitcode_(exitcode),

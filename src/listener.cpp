@@ -31,13 +31,16 @@ constexpr std::string_view kFailure = "#FAILURE#";
 constexpr std::size_t kMessageLength = 40;
 constexpr std::size_t kMaxHandshakeFrame = 256;
 
-std::string as_string(const std::vector<std::byte>& b) { return std::string(reinterpret_cast<const char*>(b.data()), b.size()); }
+std::string as_string(const std::vector<std::byte>& b) {
+    return std::string(reinterpret_cast<const char*>(b.data()), b.size());
+}
 
 // Python's repr() of the first bytes of a message, for error texts.
 std::string bytes_repr(std::string_view s) {
     std::string out = "b'";
     for (unsigned char c : s.substr(0, 64)) {
-        if (c >= 32 && c < 127 && c != '\'' && c != '\\') out += static_cast<char>(c);
+        if (c >= 32 && c < 127 && c != '\'' && c != '\\')
+            out += static_cast<char>(c);
         else {
             char buf[5];
             std::snprintf(buf, sizeof buf, "\\x%02x", c);
@@ -121,13 +124,17 @@ void answer_challenge(Connection& conn, std::string_view authkey) {
     if (body.size() < 20) throw AuthenticationError("challenge too short: " + std::to_string(body.size()) + " bytes");
     auto [name, payload] = digest_name_and_payload(body);
     (void)payload;
-    if (body.size() == 20) conn.send_bytes(hmac("md5", authkey, body));  // legacy peer: raw HMAC-MD5
-    else conn.send_bytes("{" + name + "}" + hmac(name, authkey, body));
-    if (as_string(conn.recv_bytes(kMaxHandshakeFrame)) != kWelcome) throw AuthenticationError("digest sent was rejected");
+    if (body.size() == 20)
+        conn.send_bytes(hmac("md5", authkey, body));  // legacy peer: raw HMAC-MD5
+    else
+        conn.send_bytes("{" + name + "}" + hmac(name, authkey, body));
+    if (as_string(conn.recv_bytes(kMaxHandshakeFrame)) != kWelcome)
+        throw AuthenticationError("digest sent was rejected");
 }
 
 std::string to_string(const Address& address) {
-    if (const auto* in = std::get_if<InetAddress>(&address)) return "('" + in->host + "', " + std::to_string(in->port) + ")";
+    if (const auto* in = std::get_if<InetAddress>(&address))
+        return "('" + in->host + "', " + std::to_string(in->port) + ")";
     const auto& path = std::get<std::string>(address);
     if (!path.empty() && path[0] == '\0') return "'\\0" + path.substr(1) + "'";
     return "'" + path + "'";
@@ -202,7 +209,8 @@ Listener::Listener(std::optional<Address> address, int backlog, std::optional<st
     try {
         sock_ = make_socket(*address);
         const int one = 1;
-        os::check("setsockopt(SO_REUSEADDR)", [&] { return ::setsockopt(sock_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one); });
+        os::check("setsockopt(SO_REUSEADDR)",
+                  [&] { return ::setsockopt(sock_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one); });
         SockAddr sa = make_sockaddr(*address);
         os::check("bind", [&] { return ::bind(sock_.get(), sa.get(), sa.len); });
         if (const auto* path = std::get_if<std::string>(&*address); path && (*path)[0] != '\0') unlink_path_ = *path;

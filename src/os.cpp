@@ -260,8 +260,7 @@ void register_light_side() noexcept {
 }
 
 void heavy_barrier() noexcept {
-    if (!membarrier_works || ::syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) != 0)
-        full_fence();
+    if (!membarrier_works || ::syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) != 0) full_fence();
 }
 
 void discard_pages(void* p, std::size_t size) {
@@ -303,7 +302,9 @@ void shm_unlink(const std::string& name) {
     if (retry_eintr([&] { return ::shm_unlink(name.c_str()); }) == -1) throw_errno_on("shm_unlink", name);
 }
 
-void ftruncate(int fd, off_t length) { check("ftruncate", [&] { return ::ftruncate(fd, length); }); }
+void ftruncate(int fd, off_t length) {
+    check("ftruncate", [&] { return ::ftruncate(fd, length); });
+}
 
 off_t fstat_size(int fd) {
     struct stat st {};

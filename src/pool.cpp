@@ -162,7 +162,8 @@ struct WorkerCounts {
 WorkerCounts plan_workers(const PoolOptions& o) {
     if (o.processes < 0) throw ValueError("Number of processes must be at least 1");
     if (o.maxtasksperchild < 0) throw ValueError("maxtasksperchild must be a positive int or None");
-    if (o.task_timeout && *o.task_timeout <= std::chrono::nanoseconds(0)) throw ValueError("task_timeout must be positive");
+    if (o.task_timeout && *o.task_timeout <= std::chrono::nanoseconds(0))
+        throw ValueError("task_timeout must be positive");
     if (o.max_processes <= 0) {
         const int n = o.processes ? o.processes : cpu_count();
         return {n, n, n};
@@ -185,7 +186,6 @@ class PoolCore {
 public:
     explicit PoolCore(PoolOptions options);
     ~PoolCore();
-
 
     void submit(const std::shared_ptr<JobBase>& job, std::uint32_t chunk, TaskRunner runner, std::size_t body_size,
                 BodyWriter write, bool feeding);
@@ -364,8 +364,6 @@ private:
     std::size_t slot_;
 };
 
-
-
 PoolCore::PoolCore(PoolOptions options)
     : options_(std::move(options)),
       method_(options_.start_method.empty() ? global_start_method() : parse_start_method(options_.start_method)),
@@ -475,7 +473,8 @@ void PoolCore::submit(const std::shared_ptr<JobBase>& job, std::uint32_t chunk, 
     TaskHeader h{0, code_offset(reinterpret_cast<std::uintptr_t>(runner)),
                  options_.task_timeout ? (*options_.task_timeout).count() : 0, TaskKind::run, 0};
     put_task(h, body_size, &write, Entry{job, chunk}, true, admit);
-    if (elastic_ && shared_->live.load(std::memory_order_relaxed) < max_workers_ && backlog() && !nudged_.exchange(true))
+    if (elastic_ && shared_->live.load(std::memory_order_relaxed) < max_workers_ && backlog() &&
+        !nudged_.exchange(true))
         nudge();
 }
 
@@ -575,7 +574,8 @@ void PoolCore::start_worker(std::size_t slot) {
     s.waiting.store(false);
     s.state.store(SlotState::starting);
     shared_->live.fetch_add(1);
-    Process p(std::unique_ptr<ProcessTarget>(std::make_unique<WorkerTarget>(this, slot)));  // returning ends the worker process
+    Process p(std::unique_ptr<ProcessTarget>(
+        std::make_unique<WorkerTarget>(this, slot)));  // returning ends the worker process
     p.set_daemon(true);
     p.set_start_method(std::string(start_method_name(method_)));
     p.set_name(worker_name_prefix() + std::to_string(++names_));
@@ -620,7 +620,8 @@ void PoolCore::reap(std::size_t slot) {
     if (init_failed) {
         ++init_failures_;
         const bool any_ready = std::any_of(workers_.begin(), workers_.end(), [&](const auto& other) {
-            return other && &*other != &w && slots_[std::size_t(&other - &workers_[0])].state.load() == SlotState::ready;
+            return other && &*other != &w &&
+                   slots_[std::size_t(&other - &workers_[0])].state.load() == SlotState::ready;
         });
         if (init_failures_ >= 3 && !any_ready) {
             std::lock_guard lock(mu_);
@@ -767,7 +768,8 @@ void PoolCore::supervise_loop() {
         if (options_.task_timeout)
             timeout_ms = int(std::clamp<std::int64_t>((*options_.task_timeout).count() / 4'000'000, 1, 50));
         if (backlog_wait || stops_owed_ > 0) timeout_ms = timeout_ms < 0 ? 10 : std::min(timeout_ms, 10);
-        os::poll_until(fds, timeout_ms < 0 ? Deadline::never() : Deadline(Timeout(std::chrono::milliseconds(timeout_ms))));
+        os::poll_until(fds,
+                       timeout_ms < 0 ? Deadline::never() : Deadline(Timeout(std::chrono::milliseconds(timeout_ms))));
         if (fds[0].revents & POLLIN) {
             std::uint64_t v;
             (void)!::read(wake_fd_.get(), &v, sizeof v);
@@ -849,8 +851,8 @@ bool PoolCore::collect_one(bool block) {
                     e.job->on_error(e.chunk, to_exception_ptr(decode_payload<RemoteException>(payload), h.pid));
                     break;
                 case Status::lost:
-                    e.job->on_error(e.chunk,
-                                    std::make_exception_ptr(WorkerLostError(h.pid, h.exitcode, e.job->describe(e.chunk))));
+                    e.job->on_error(
+                        e.chunk, std::make_exception_ptr(WorkerLostError(h.pid, h.exitcode, e.job->describe(e.chunk))));
                     break;
                 case Status::timed_out:
                     e.job->on_error(e.chunk, std::make_exception_ptr(TimeoutError(
@@ -1034,7 +1036,8 @@ void run_worker_in_fresh_child(ChildReader& r) {
 
 CodeRef PoolCore::encode_worker(ChildWriter& w, std::size_t slot) const {
     if (options_.initializer && !options_.initializer.travels())
-        throw ValueError("polyproc::Pool: the initializer cannot be sent to a " + std::string(start_method_name(method_)) +
+        throw ValueError("polyproc::Pool: the initializer cannot be sent to a " +
+                         std::string(start_method_name(method_)) +
                          " worker: use a function or a lambda without captures, with arguments that are sendable "
                          "(mp::Serializable) or polyproc handles, or the fork start method");
     w.region(tasks_.region());
@@ -1108,8 +1111,10 @@ std::string clock_text(double seconds) {
     if (!(seconds >= 0) || seconds > 359999) return "??:??";
     const long s = long(seconds + 0.5);
     char buf[32];
-    if (s >= 3600) std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
-    else std::snprintf(buf, sizeof buf, "%02ld:%02ld", s / 60, s % 60);
+    if (s >= 3600)
+        std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
+    else
+        std::snprintf(buf, sizeof buf, "%02ld:%02ld", s / 60, s % 60);
     return buf;
 }
 }  // namespace
@@ -1161,7 +1166,8 @@ void ProgressBar::finish() noexcept {
     if (!active_ || finished_) return;
     finished_ = true;
     try {
-        const std::string line = "\r" + render_progress(count_, total_, std::chrono::steady_clock::now() - start_) + "\n";
+        const std::string line =
+            "\r" + render_progress(count_, total_, std::chrono::steady_clock::now() - start_) + "\n";
         (void)!::write(STDERR_FILENO, line.data(), line.size());
     } catch (...) {
     }

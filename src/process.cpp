@@ -48,11 +48,15 @@ std::optional<int> ProcessRecord::poll() {
     }
     if (!pidfd) return exitcode;
     siginfo_t info{};
-    int r = os::retry_eintr([&] { return ::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd.get()), &info, WEXITED | WNOHANG); });
+    int r = os::retry_eintr([&] {
+        return ::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd.get()), &info, WEXITED | WNOHANG);
+    });
     if (r == -1) {
         // Someone else reaped it (waitpid(-1) in user code, SIGCHLD ignored): the status is lost.
-        if (errno == ECHILD) exitcode = 255;
-        else os::throw_errno("waitid");
+        if (errno == ECHILD)
+            exitcode = 255;
+        else
+            os::throw_errno("waitid");
     } else if (info.si_pid != 0) {
         exitcode = info.si_code == CLD_EXITED ? info.si_status : -info.si_status;
     }
@@ -139,15 +143,17 @@ void exit_function() {
     stop_forkserver();
 }
 
-
 // "ns::(anonymous namespace)::MyProcess" -> "MyProcess", keeping template arguments.
 std::string unqualified(const std::string& name) {
     int depth = 0;
     std::size_t start = 0;
     for (std::size_t i = 0; i + 1 < name.size(); ++i) {
-        if (name[i] == '<' || name[i] == '(') ++depth;
-        else if (name[i] == '>' || name[i] == ')') --depth;
-        else if (depth == 0 && name[i] == ':' && name[i + 1] == ':') start = i + 2;
+        if (name[i] == '<' || name[i] == '(')
+            ++depth;
+        else if (name[i] == '>' || name[i] == ')')
+            --depth;
+        else if (depth == 0 && name[i] == ':' && name[i + 1] == ':')
+            start = i + 2;
     }
     return name.substr(start);
 }
@@ -313,7 +319,9 @@ void ProcessInfo::join(Timeout timeout) const {
     record_->wait(detail::Deadline(timeout));
 }
 
-std::optional<int> ProcessInfo::exitcode() const { return record_ && !record_->is_parent ? record_->poll() : std::nullopt; }
+std::optional<int> ProcessInfo::exitcode() const {
+    return record_ && !record_->is_parent ? record_->poll() : std::nullopt;
+}
 
 void ProcessInfo::terminate() const {
     if (!record_ || record_->is_parent) throw ValueError("can only terminate a child process");
@@ -492,7 +500,8 @@ std::shared_ptr<detail::ProcessRecord> Process::start_by_fork(const std::string&
     return detail::track_child(pid);
 }
 
-std::shared_ptr<detail::ProcessRecord> Process::start_fresh(detail::StartMethod method, const std::string& parent_name) {
+std::shared_ptr<detail::ProcessRecord> Process::start_fresh(detail::StartMethod method,
+                                                            const std::string& parent_name) {
     // Everything that can fail before the child exists: a target or argument that cannot travel.
     detail::ChildWriter payload;
     std::optional<detail::CodeRef> entry;
@@ -528,8 +537,10 @@ void Process::join(Timeout timeout) {
     check_not_closed();
     check_is_child("join");
     if (!record_) throw ValueError("can only join a started process");
-    if (timeout.non_blocking()) record_->poll();
-    else record_->wait(detail::Deadline(timeout));
+    if (timeout.non_blocking())
+        record_->poll();
+    else
+        record_->wait(detail::Deadline(timeout));
 }
 
 bool Process::is_alive() const {
@@ -590,10 +601,14 @@ std::string Process::repr() const {
     // CPython 3.11's Process.__repr__, field for field.
     std::optional<int> code;
     std::string status;
-    if (running_as_ == ::getpid()) status = "started";
-    else if (closed_) status = "closed";
-    else if (creator_pid_ != ::getpid()) status = "unknown";
-    else if (!record_) status = "initial";
+    if (running_as_ == ::getpid())
+        status = "started";
+    else if (closed_)
+        status = "closed";
+    else if (creator_pid_ != ::getpid())
+        status = "unknown";
+    else if (!record_)
+        status = "initial";
     else {
         code = record_->poll();
         status = code ? "stopped" : "started";

@@ -57,8 +57,7 @@ struct Holes {
             const Hole h = hole[i];
             if (h.begin < kHeaderBytes || h.end <= h.begin) continue;
             const std::uint64_t skip_at = h.begin - kHeaderBytes;
-            if (head <= skip_at && skip_at < tail && word(skip_at) == (((h.end - skip_at) << 1) | 1))
-                hole[kept++] = h;
+            if (head <= skip_at && skip_at < tail && word(skip_at) == (((h.end - skip_at) << 1) | 1)) hole[kept++] = h;
         }
         count = kept;
     }

@@ -42,7 +42,7 @@ namespace {
 
 using ring::kHeaderBytes;
 using ring::kHotWindow;
-constexpr std::uint64_t kSkipFlag = 1;            // header bit 0: a skip record (else an item)
+constexpr std::uint64_t kSkipFlag = 1;  // header bit 0: a skip record (else an item)
 constexpr std::uint64_t kRetainedBytes = 32 << 20;  // kept resident after a drain
 constexpr std::uint64_t kDiscardAtLeast = 8 << 20;  // do not bother discarding less
 constexpr auto kRecheckInterval = std::chrono::milliseconds(200);
@@ -72,7 +72,7 @@ std::uint64_t default_capacity() {
 // wake-ups keep finding nobody looks for slots of dead processes and takes them off (heal()).
 struct Sleepers {
     static constexpr int kSlots = 30;
-    std::uint32_t seq = 0;    // the futex word: bumped by every wake-up
+    std::uint32_t seq = 0;  // the futex word: bumped by every wake-up
     std::uint32_t count = 0;  // sleepers, dead ones included until healed
     std::uint32_t futile_wakes = 0;  // FUTEX_WAKEs in a row that woke nobody
     std::uint32_t unused = 0;
@@ -85,14 +85,14 @@ struct Sleepers {
 struct QueueShared {
     // Fixed at creation.
     std::uint64_t capacity = 0;  // ring bytes
-    std::uint64_t maxsize = 0;   // items; 0: unbounded
+    std::uint64_t maxsize = 0;  // items; 0: unbounded
 
     // Producers' side, under wlock.
     alignas(64) MutexState wlock;
     std::uint64_t seen_head = 0;  // head as last read: space checks seldom touch the consumers' line
     std::uint64_t seen_got = 0;
     std::uint64_t head_read_at = 0;  // tail when seen_head was last read
-    std::uint64_t touched_end = 0;   // ring offset below which pages may be resident
+    std::uint64_t touched_end = 0;  // ring offset below which pages may be resident
     std::uint64_t put_intent_count = 0;
     std::uint64_t put_intent_tail = 0;
     ring::Holes holes;  // positions skipped over that consumers have not passed (queue_ring.hpp)
@@ -229,9 +229,7 @@ bool lock_consumers(QueueShared& s, Timeout timeout) {
     }
 }
 
-Timeout remaining(const Deadline& deadline) {
-    return deadline.is_never() ? Timeout{} : Timeout{*deadline.remaining()};
-}
+Timeout remaining(const Deadline& deadline) { return deadline.is_never() ? Timeout{} : Timeout{*deadline.remaining()}; }
 
 }  // namespace
 
@@ -265,7 +263,7 @@ std::shared_ptr<SharedRegion> reserve_queue_region() {
 
 QueueCore::QueueCore(std::size_t maxsize, Kind kind)
     : region_(reserve_queue_region()),
-      shared_(::new (region_->data()) QueueShared()),
+      shared_(::new(region_->data()) QueueShared()),
       ring_(static_cast<std::byte*>(region_->data()) + control_bytes()),
       kind_(kind) {
     register_this_process();
@@ -329,9 +327,7 @@ void QueueCore::close() noexcept {
 
 // ---- producers ------------------------------------------------------------------------------
 
-namespace {
-
-}  // namespace
+namespace {}  // namespace
 
 std::byte* QueueCore::begin_put(std::size_t size, bool block, Timeout timeout) {
     if (closed()) throw_closed();

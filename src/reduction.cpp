@@ -12,7 +12,9 @@
 
 namespace polyproc::detail {
 
-std::uint64_t checksum(std::span<const std::byte> payload) noexcept { return XXH3_64bits(payload.data(), payload.size()); }
+std::uint64_t checksum(std::span<const std::byte> payload) noexcept {
+    return XXH3_64bits(payload.data(), payload.size());
+}
 
 namespace {
 std::mutex names_mutex;

@@ -147,8 +147,9 @@ void add(Table& t, const unsigned char* name, std::size_t len) noexcept {
     if (find(t, name, len) >= 0) return;  // a set, as in Python
     if (t.count == t.capacity) {
         const std::size_t capacity = t.capacity ? 2 * t.capacity : 1024;
-        void* p = t.slots ? ::mremap(t.slots, t.capacity * kSlot, capacity * kSlot, MREMAP_MAYMOVE)
-                          : ::mmap(nullptr, capacity * kSlot, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        void* p = t.slots
+                      ? ::mremap(t.slots, t.capacity * kSlot, capacity * kSlot, MREMAP_MAYMOVE)
+                      : ::mmap(nullptr, capacity * kSlot, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (p == MAP_FAILED) {
             if (!t.overflowed) {
                 Line line;
@@ -199,9 +200,12 @@ bool starts_with(const char* s, std::size_t len, const char* prefix, std::size_t
 void handle_message(Table& t, const char* line, std::size_t len) noexcept {
     std::size_t skip = 0;
     bool reg;
-    if (starts_with(line, len, "REGISTER shared_memory ", skip)) reg = true;
-    else if (starts_with(line, len, "UNREGISTER shared_memory ", skip)) reg = false;
-    else return;  // malformed or another resource type: ignore
+    if (starts_with(line, len, "REGISTER shared_memory ", skip))
+        reg = true;
+    else if (starts_with(line, len, "UNREGISTER shared_memory ", skip))
+        reg = false;
+    else
+        return;  // malformed or another resource type: ignore
     const char* hex = line + skip;
     const std::size_t hex_len = len - skip;
     if (hex_len == 0 || hex_len % 2 != 0 || hex_len / 2 > kMaxName) return;
@@ -211,8 +215,10 @@ void handle_message(Table& t, const char* line, std::size_t len) noexcept {
         if (hi < 0 || lo < 0) return;
         name[i] = static_cast<unsigned char>(hi * 16 + lo);
     }
-    if (reg) add(t, name, hex_len / 2);
-    else remove(t, name, hex_len / 2);
+    if (reg)
+        add(t, name, hex_len / 2);
+    else
+        remove(t, name, hex_len / 2);
 }
 
 // Unlinks everything still registered, then reports it in one line, like Python's
@@ -267,8 +273,10 @@ void cleanup(Table& t) noexcept {
         line.put_quoted(s + 2, s[0]);
         line.put(": shm_unlink failed: ");
         const char* name = ::strerrorname_np(s[1]);  // a static table entry: no locale, no allocation
-        if (name) line.put(name);
-        else line.put_number(s[1]);
+        if (name)
+            line.put(name);
+        else
+            line.put_number(s[1]);
         line.write_out();
     }
 }
@@ -278,9 +286,12 @@ unsigned long parse_hex(const char*& p, const char* end) noexcept {
     for (; p < end; ++p) {
         const char c = *p;
         int d;
-        if (c >= '0' && c <= '9') d = c - '0';
-        else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-        else break;
+        if (c >= '0' && c <= '9')
+            d = c - '0';
+        else if (c >= 'a' && c <= 'f')
+            d = c - 'a' + 10;
+        else
+            break;
         v = v * 16 + static_cast<unsigned long>(d);
     }
     return v;
@@ -367,11 +378,13 @@ void close_other_fds(int read_fd) noexcept {
     struct sigaction ign {};
     ign.sa_handler = SIG_IGN;
     ::sigemptyset(&ign.sa_mask);
-    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGQUIT, SIGTSTP, SIGTTIN, SIGTTOU}) ::sigaction(sig, &ign, nullptr);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGQUIT, SIGTSTP, SIGTTIN, SIGTTOU})
+        ::sigaction(sig, &ign, nullptr);
     ::setsid();
     ::prctl(PR_SET_NAME, "polyproc-rtrack", 0, 0, 0);  // recognisable in ps/top
     // Do not pin the program's working directory (it may be on a file system to unmount).
-    if (::chdir("/") != 0) { /* harmless: the tracker only uses absolute paths */ }
+    if (::chdir("/") != 0) { /* harmless: the tracker only uses absolute paths */
+    }
     close_other_fds(read_fd);
     unmap_shared_mappings();
 
@@ -447,8 +460,10 @@ void wait_until_detached(pid_t pid) {
         // Died before setsid() (a zombie keeps its session): the next write sees EPIPE.
         if (os::retry_eintr([&] { return ::waitpid(pid, nullptr, WNOHANG); }) != 0) return;
         if (std::chrono::steady_clock::now() >= give_up) return;
-        if (i < 100) os::yield_cpu();  // usually a few hundred microseconds: fork, then one syscall
-        else ::usleep(1000);
+        if (i < 100)
+            os::yield_cpu();  // usually a few hundred microseconds: fork, then one syscall
+        else
+            ::usleep(1000);
     }
 }
 
@@ -497,7 +512,8 @@ bool write_line(const TrackerState& s, const std::string& line) {
 }  // namespace
 
 void tracker_register(std::string_view name) {
-    if (name.empty() || name.size() > kMaxName) throw ValueError("shared memory name too long for the resource tracker");
+    if (name.empty() || name.size() > kMaxName)
+        throw ValueError("shared memory name too long for the resource tracker");
     const std::string line = make_line("REGISTER", name);
     TrackerState& s = state();
     std::lock_guard lock(s.mu);

@@ -22,8 +22,7 @@ std::string shm_path(const std::string& name) { return "/" + name; }
 
 }  // namespace
 
-SharedMemory::SharedMemory(std::optional<std::string> name, bool create, std::size_t size, bool track)
-    : track_(track) {
+SharedMemory::SharedMemory(std::optional<std::string> name, bool create, std::size_t size, bool track) : track_(track) {
     // Python's checks, in Python's order ('size' < 0 cannot happen with size_t).
     if (create && size == 0) throw ValueError("'size' must be a positive number different from zero");
     if (!name && !create) throw ValueError("'name' can only be None if create=True");

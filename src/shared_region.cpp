@@ -8,7 +8,6 @@
 #include <mutex>
 #include <string>
 
-
 #include <sys/mman.h>
 #include <sys/stat.h>
 
@@ -99,7 +98,7 @@ SharedRegion::SharedRegion(std::size_t size, Commit commit) {
 }
 
 SharedRegion SharedRegion::attach(FileDescriptor memfd, std::size_t offset, std::size_t size) {
-    struct stat st{};
+    struct stat st {};
     if (::fstat(memfd.get(), &st) != 0) os::throw_errno("fstat");
     const auto file_size = static_cast<std::size_t>(st.st_size);
     if (size == 0 || offset > file_size || size > file_size - offset)

@@ -49,7 +49,7 @@ namespace detail {
 namespace {
 
 constexpr std::uint32_t kBootstrapMagic = 0x50505350;  // "PSPP"
-constexpr int kBootFd = 3;                             // where a spawned child finds its socket
+constexpr int kBootFd = 3;  // where a spawned child finds its socket
 
 struct InitState {
     std::mutex mu;
@@ -180,7 +180,8 @@ pid_t spawn_self(const char* kind, int fd) {
     // dup2(fd, 3) when fd is already 3 would leave it close-on-exec.
     FileDescriptor moved;
     if (fd == kBootFd) {
-        moved = FileDescriptor(os::check("fcntl(F_DUPFD_CLOEXEC)", [&] { return ::fcntl(fd, F_DUPFD_CLOEXEC, kBootFd + 1); }));
+        moved = FileDescriptor(
+            os::check("fcntl(F_DUPFD_CLOEXEC)", [&] { return ::fcntl(fd, F_DUPFD_CLOEXEC, kBootFd + 1); }));
         fd = moved.get();
     }
     std::string argv0;
@@ -211,7 +212,6 @@ pid_t spawn_self(const char* kind, int fd) {
     if (rc != 0) throw std::system_error(rc, std::generic_category(), "posix_spawn(/proc/self/exe)");
     return pid;
 }
-
 
 // ---- the forkserver, client side ----------------------------------------------------------------
 
@@ -287,7 +287,8 @@ pid_t request_child(FileDescriptor& boot, FileDescriptor& status) {
         }
         retire_server_locked(c);  // the next attempt, or the next start, gets a new server
         if (pid < 0) throw ProcessError("polyproc: the forkserver could not fork the child");
-        if (attempt == 1) throw ProcessError("polyproc: the forkserver could not be started, or died twice while starting the child");
+        if (attempt == 1)
+            throw ProcessError("polyproc: the forkserver could not be started, or died twice while starting the child");
     }
 }
 

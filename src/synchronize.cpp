@@ -31,7 +31,6 @@ namespace {
 // In a fork child the only thread is the one that forked: refresh its identity there, once.
 const bool atfork_registered = (register_after_fork(refresh_thread_identity), true);
 
-
 template <class T>
 std::atomic_ref<T> atomic(T& x) noexcept {
     return std::atomic_ref<T>(x);
@@ -120,10 +119,14 @@ void throw_not_owner(const MutexState& m) {
 std::string mutex_repr(const MutexState& m, const char* kind) {
     const pid_t pid = atomic(const_cast<pid_t&>(m.owner_pid)).load(std::memory_order_relaxed);
     std::string owner;
-    if (pid == 0) owner = "None";
-    else if (mutex_is_mine(m)) owner = current_process().name();
-    else if (pid == this_thread().pid) owner = "SomeOtherThread";
-    else owner = "SomeOtherProcess";
+    if (pid == 0)
+        owner = "None";
+    else if (mutex_is_mine(m))
+        owner = current_process().name();
+    else if (pid == this_thread().pid)
+        owner = "SomeOtherThread";
+    else
+        owner = "SomeOtherProcess";
     if (m.recursive) return std::string("<") + kind + "(" + owner + ", " + std::to_string(pid ? m.depth : 0) + ")>";
     return std::string("<") + kind + "(owner=" + owner + ")>";
 }
@@ -196,7 +199,9 @@ void Condition::notify_all() { notify(INT_MAX); }
 Semaphore::Semaphore(int value) : Semaphore(value, false) {}
 
 Semaphore::Semaphore(int value, bool bounded) {
-    if (value < 0) os::throw_error(std::errc::invalid_argument, "Semaphore: the initial value must be >= 0, not " + std::to_string(value));
+    if (value < 0)
+        os::throw_error(std::errc::invalid_argument,
+                        "Semaphore: the initial value must be >= 0, not " + std::to_string(value));
     auto [region, state] = detail::make_shared_object<detail::CounterState>();
     state->value = static_cast<std::uint32_t>(value);
     state->maxvalue = bounded ? static_cast<std::uint32_t>(value) : 0;
@@ -234,7 +239,8 @@ int Semaphore::get_value() const noexcept { return static_cast<int>(detail::atom
 std::string Semaphore::repr() const { return "<Semaphore(value=" + std::to_string(get_value()) + ")>"; }
 
 std::string BoundedSemaphore::repr() const {
-    return "<BoundedSemaphore(value=" + std::to_string(get_value()) + ", maxvalue=" + std::to_string(state_->maxvalue) + ")>";
+    return "<BoundedSemaphore(value=" + std::to_string(get_value()) + ", maxvalue=" + std::to_string(state_->maxvalue) +
+           ")>";
 }
 
 // ---- Event -------------------------------------------------------------------------------------
@@ -257,7 +263,8 @@ void Event::clear() { detail::atomic(state_->flag).store(0); }
 bool Event::wait(Timeout timeout) {
     if (is_set()) return true;
     if (timeout.non_blocking()) return false;
-    return os::wait_while_zero(state_->flag, state_->waiters, [&] { return is_set(); }, detail::Deadline(timeout));
+    return os::wait_while_zero(
+        state_->flag, state_->waiters, [&] { return is_set(); }, detail::Deadline(timeout));
 }
 
 // ---- Barrier ------------------------------------------------------------------------------
@@ -289,8 +296,9 @@ void barrier_break(detail::BarrierState& b) {
 
 void Barrier::reduce_for_child(detail::ChildWriter& w) const {
     if (action_)
-        throw ValueError("polyproc: a Barrier with an action cannot be sent to a spawn or forkserver child (the "
-                         "action is code of this process); use a Barrier without one, or the fork start method");
+        throw ValueError(
+            "polyproc: a Barrier with an action cannot be sent to a spawn or forkserver child (the "
+            "action is code of this process); use a Barrier without one, or the fork start method");
     w.region(*region_);
 }
 

@@ -24,8 +24,8 @@ namespace mp = polyproc;
 // First statement of a test that is about fork itself (a child working on a copy of the parent's
 // memory, a subclass overriding run(), a target capturing what cannot travel, ...): skipped when
 // the binary runs under another start method.
-#define POLYPROC_FORK_ONLY()                                                                \
-    do {                                                                                    \
+#define POLYPROC_FORK_ONLY()                                                                    \
+    do {                                                                                        \
         if (::polyproc::get_start_method() != "fork") GTEST_SKIP() << "fork start method only"; \
     } while (0)
 
@@ -128,13 +128,12 @@ inline std::vector<std::byte> string_to_bytes(std::string_view s) {
 }
 
 // Asserts that `stmt` throws `type` whose what() contains `text`.
-#define EXPECT_THROW_WITH(stmt, type, text)                                                     \
-    do {                                                                                        \
-        try {                                                                                   \
-            stmt;                                                                               \
-            ADD_FAILURE() << "expected " #type " containing '" << (text) << "', nothing thrown"; \
-        } catch (const type& e__) {                                                             \
-            EXPECT_NE(std::string(e__.what()).find(text), std::string::npos)                    \
-                << "message was: " << e__.what();                                               \
-        }                                                                                       \
+#define EXPECT_THROW_WITH(stmt, type, text)                                                                    \
+    do {                                                                                                       \
+        try {                                                                                                  \
+            stmt;                                                                                              \
+            ADD_FAILURE() << "expected " #type " containing '" << (text) << "', nothing thrown";               \
+        } catch (const type& e__) {                                                                            \
+            EXPECT_NE(std::string(e__.what()).find(text), std::string::npos) << "message was: " << e__.what(); \
+        }                                                                                                      \
     } while (0)

@@ -53,7 +53,8 @@ TEST(Context, SetAndGetFollowPython) {
     const std::string before = mp::get_start_method();  // fixes the default, as Python's does
     EXPECT_EQ(mp::get_start_method(true), before);
     EXPECT_EQ(message_of<std::runtime_error>([] { mp::set_start_method("spawn"); }), "context has already been set");
-    EXPECT_EQ(message_of<mp::ValueError>([] { mp::set_start_method("bogus", true); }), "cannot find context for 'bogus'");
+    EXPECT_EQ(message_of<mp::ValueError>([] { mp::set_start_method("bogus", true); }),
+              "cannot find context for 'bogus'");
     mp::set_start_method(std::nullopt, true);
     EXPECT_EQ(mp::get_start_method(true), std::nullopt);
     mp::set_start_method("forkserver");  // unset: allowed without force
@@ -61,7 +62,8 @@ TEST(Context, SetAndGetFollowPython) {
     mp::set_start_method(std::nullopt, true);
     mp::set_start_method(std::nullopt);  // Python: without force, None fixes the default
     EXPECT_EQ(mp::get_start_method(true), std::optional<std::string>(before));
-    EXPECT_EQ(message_of<std::runtime_error>([] { mp::set_start_method(std::nullopt); }), "context has already been set");
+    EXPECT_EQ(message_of<std::runtime_error>([] { mp::set_start_method(std::nullopt); }),
+              "context has already been set");
     mp::set_start_method(before, true);
     EXPECT_EQ(mp::get_start_method(), before);
 }
@@ -131,11 +133,11 @@ struct Handles {
     mp::SharedMemory shm{std::nullopt, true, 64};
 };
 
-void use_every_handle(mp::Queue<int> queue, mp::SimpleQueue<int> simple, mp::JoinableQueue<int> joinable,
-                      mp::Lock lock, mp::RLock rlock, mp::Semaphore semaphore, mp::BoundedSemaphore bounded,
-                      mp::Condition condition, mp::Event event, mp::Barrier barrier, mp::Value<int> value,
-                      mp::RawValue<double> raw_value, mp::Array<int> array, mp::RawArray<char> raw_array,
-                      mp::SharedMemory shm, mp::Connection conn, std::string text, std::vector<int> numbers) {
+void use_every_handle(mp::Queue<int> queue, mp::SimpleQueue<int> simple, mp::JoinableQueue<int> joinable, mp::Lock lock,
+                      mp::RLock rlock, mp::Semaphore semaphore, mp::BoundedSemaphore bounded, mp::Condition condition,
+                      mp::Event event, mp::Barrier barrier, mp::Value<int> value, mp::RawValue<double> raw_value,
+                      mp::Array<int> array, mp::RawArray<char> raw_array, mp::SharedMemory shm, mp::Connection conn,
+                      std::string text, std::vector<int> numbers) {
     queue.put(simple.get() + 1);            // 41 -> 42
     queue.put(joinable.get() * 2);          // 7 -> 14
     joinable.task_done();
@@ -240,8 +242,9 @@ TEST_F(ContextProcess, WhatCannotTravelIsAStartTimeErrorUnderSpawnAndForkserver)
     if (mp::get_start_method() == "fork") GTEST_SKIP() << "about spawn and forkserver";
     int captured = 3;
     mp::Process with_captures([captured] { std::_Exit(captured); });
-    EXPECT_NE(message_of<mp::ValueError>([&] { with_captures.start(); }).find("only a function or a lambda without captures"),
-              std::string::npos);
+    EXPECT_NE(
+        message_of<mp::ValueError>([&] { with_captures.start(); }).find("only a function or a lambda without captures"),
+        std::string::npos);
     mp::Process vector_of_locks([](std::vector<mp::Lock>) {}, std::vector<mp::Lock>(1));  // compiles; refused
     EXPECT_NE(message_of<mp::ValueError>([&] { vector_of_locks.start(); }).find("std::vector<polyproc::Lock>"),
               std::string::npos);
@@ -293,8 +296,9 @@ TEST_F(ContextProcess, FunctionsOfLibrariesLoadedLaterTravel) {
 TEST(CodeRef, CodeOfNoLoadedFileIsRefusedWithAClearError) {
     // A heap address is not code of any file: refused before anything is sent.
     auto heap = std::make_unique<int>(0);
-    EXPECT_NE(message_of<mp::ValueError>([&] { mp::detail::code_offset(reinterpret_cast<std::uintptr_t>(heap.get())); })
-                  .find("not code of a file the program loaded"),
+    EXPECT_NE(message_of<mp::ValueError>([&] {
+                  mp::detail::code_offset(reinterpret_cast<std::uintptr_t>(heap.get()));
+              }).find("not code of a file the program loaded"),
               std::string::npos);
     const auto ref = mp::detail::code_offset(reinterpret_cast<std::uintptr_t>(&::abort));
     EXPECT_EQ(mp::detail::code_address(ref), reinterpret_cast<std::uintptr_t>(&::abort));
@@ -394,9 +398,10 @@ void fork_from_threads(int err_fd, int mode) {
     ::dup2(err_fd, STDERR_FILENO);
     std::atomic<bool> stop{false};
     std::thread t;
-    if (mode == 1) t = std::thread([&] {
-        while (!stop) std::this_thread::sleep_for(1ms);
-    });
+    if (mode == 1)
+        t = std::thread([&] {
+            while (!stop) std::this_thread::sleep_for(1ms);
+        });
     mp::Pool pool(mp::PoolOptions{.processes = 1, .start_method = "fork"});
     EXPECT_EQ(pool.apply([](int x) { return x + 1; }, 1), 2);
     for (int i = 0; i < 2; ++i) {
@@ -405,12 +410,14 @@ void fork_from_threads(int err_fd, int mode) {
         p.join();
     }
     if (mode == 2) {
-        auto r = pool.apply_async(mp::Callbacks{.callback = [](int) {
-                                      auto p = mp::get_context("fork").Process(&exit_with, 0);
-                                      p.start();
-                                      p.join();
-                                  }},
-                                  [](int x) { return x; }, 1);
+        auto r = pool.apply_async(
+            mp::Callbacks{.callback =
+                              [](int) {
+                                  auto p = mp::get_context("fork").Process(&exit_with, 0);
+                                  p.start();
+                                  p.join();
+                              }},
+            [](int x) { return x; }, 1);
         // Not r.get(): a thread waiting in get() may run the callback itself; here the result
         // thread must, while this thread goes on.
         for (int i = 0; i < 60000 && !r.ready(); ++i) std::this_thread::sleep_for(1ms);
@@ -444,7 +451,8 @@ TEST_F(ContextProcess, ForkingAThreadedParentWarnsOnceButPoolHelpersDoNotCountUn
         p.join(120s);
         ASSERT_EQ(p.exitcode(), 0) << err;
         std::size_t count = 0;
-        for (auto at = err.find("is multi-threaded"); at != std::string::npos; at = err.find("is multi-threaded", at + 1))
+        for (auto at = err.find("is multi-threaded"); at != std::string::npos;
+             at = err.find("is multi-threaded", at + 1))
             ++count;
         EXPECT_EQ(count, user_thread ? 1u : 0u) << err;
         if (user_thread) {

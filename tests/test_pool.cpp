@@ -95,7 +95,8 @@ TEST_F(PoolTest, MapTakesAnyRangeAndAnySerializableTypes) {
     EXPECT_EQ(pool.map([](const std::string& s) { return s.size(); }, words), (std::vector<std::size_t>{1, 2, 3}));
     EXPECT_EQ(pool.map([](int x) { return std::vector<int>(x, x); }, std::views::iota(0, 3)),
               (std::vector<std::vector<int>>{{}, {1}, {2, 2}}));
-    EXPECT_EQ(pool.map([](int x) { return x % 2 == 0; }, std::vector{1, 2, 3, 4}), (std::vector<bool>{false, true, false, true}));
+    EXPECT_EQ(pool.map([](int x) { return x % 2 == 0; }, std::vector{1, 2, 3, 4}),
+              (std::vector<bool>{false, true, false, true}));
     pool.map([](int) {}, std::vector{1, 2, 3});  // void tasks: map returns nothing
 }
 
@@ -153,10 +154,11 @@ TEST_F(PoolTest, CallbacksRunInTheParentInArrivalOrderBeforeReady) {
     const pid_t parent = ::getpid();
     std::vector<mp::AsyncResult<int>> results;
     for (int i = 0; i < 20; ++i)
-        results.push_back(pool.apply_async(mp::Callbacks{.callback = [&, parent](int v) {
-                                               if (::getpid() == parent) thread_checks++;
-                                               seen.push_back(v);
-                                           }},
+        results.push_back(pool.apply_async(mp::Callbacks{.callback =
+                                                             [&, parent](int v) {
+                                                                 if (::getpid() == parent) thread_checks++;
+                                                                 seen.push_back(v);
+                                                             }},
                                            square, i));
     for (auto& r : results) {
         r.get();
@@ -171,10 +173,11 @@ TEST_F(PoolTest, CallbacksRunInTheParentInArrivalOrderBeforeReady) {
 
     // The callback has run by the time ready() is true.
     std::atomic<bool> called{false};
-    auto r = pool.apply_async(mp::Callbacks{.callback = [&](int) {
-                                  std::this_thread::sleep_for(50ms);
-                                  called = true;
-                              }},
+    auto r = pool.apply_async(mp::Callbacks{.callback =
+                                                [&](int) {
+                                                    std::this_thread::sleep_for(50ms);
+                                                    called = true;
+                                                }},
                               square, 3);
     r.wait();
     EXPECT_TRUE(called.load());
@@ -184,9 +187,10 @@ TEST_F(PoolTest, ErrorCallbackGetsTheTasksException) {
     mp::Pool pool(2);
     std::string message;
     std::atomic<int> successes{0};
-    auto r = pool.apply_async(mp::Callbacks{.callback = [&](int) { successes++; },
-                                            .error_callback = [&](const std::exception& e) { message = e.what(); }},
-                              [](int x) -> int { throw std::out_of_range("index " + std::to_string(x)); }, 5);
+    auto r = pool.apply_async(
+        mp::Callbacks{.callback = [&](int) { successes++; },
+                      .error_callback = [&](const std::exception& e) { message = e.what(); }},
+        [](int x) -> int { throw std::out_of_range("index " + std::to_string(x)); }, 5);
     r.wait();
     EXPECT_EQ(message, "index 5");
     EXPECT_EQ(successes.load(), 0);
@@ -199,13 +203,14 @@ TEST_F(PoolTest, MapAsyncRunsEveryChunkThenReportsTheFirstFailureOnce) {
     std::atomic<int> errors{0}, successes{0};
     std::vector<int> xs(40);
     std::iota(xs.begin(), xs.end(), 0);
-    auto r = pool.map_async(mp::Callbacks{.callback = [&](const std::vector<int>&) { successes++; },
-                                          .error_callback = [&](std::exception_ptr) { errors++; }},
-                            [](int x) {
-                                if (x == 13) throw std::invalid_argument("thirteen");
-                                return x;
-                            },
-                            xs, 1);
+    auto r = pool.map_async(
+        mp::Callbacks{.callback = [&](const std::vector<int>&) { successes++; },
+                      .error_callback = [&](std::exception_ptr) { errors++; }},
+        [](int x) {
+            if (x == 13) throw std::invalid_argument("thirteen");
+            return x;
+        },
+        xs, 1);
     EXPECT_THROW_WITH(r.get(), std::invalid_argument, "thirteen");
     EXPECT_EQ(errors.load(), 1);
     EXPECT_EQ(successes.load(), 0);
@@ -322,8 +327,8 @@ void announce_worker(mp::Queue<std::string> started, mp::Value<int> counter, std
 TEST_F(PoolTest, InitializerArgumentsReachEveryWorker) {
     mp::Queue<std::string> started;
     mp::Value<int> counter(0);
-    mp::Pool pool(mp::PoolOptions{.processes = 3,
-                                  .initializer = mp::PoolInitializer(announce_worker, started, counter, "w")});
+    mp::Pool pool(
+        mp::PoolOptions{.processes = 3, .initializer = mp::PoolInitializer(announce_worker, started, counter, "w")});
     std::set<std::string> seen;
     for (int i = 0; i < 3; ++i) seen.insert(started.get(true, 30s));
     std::set<std::string> expected;
@@ -344,8 +349,8 @@ TEST_F(PoolTest, InitializerArgumentsThatCannotTravelAreAStartTimeError) {
     if (mp::get_start_method() == "fork") GTEST_SKIP() << "under fork, any argument works";
     std::vector<mp::Lock> locks(2);
     try {
-        mp::Pool pool(mp::PoolOptions{.processes = 1,
-                                      .initializer = mp::PoolInitializer([](std::vector<mp::Lock>) {}, locks)});
+        mp::Pool pool(
+            mp::PoolOptions{.processes = 1, .initializer = mp::PoolInitializer([](std::vector<mp::Lock>) {}, locks)});
         ADD_FAILURE() << "the pool started";
     } catch (const mp::ValueError& e) {
         EXPECT_NE(std::string(e.what()).find("initializer cannot be sent"), std::string::npos) << e.what();

@@ -415,7 +415,8 @@ TEST_F(PoolResilienceTest, TaskTimeoutKillsTheStuckWorkerAndFailsOnlyThatTask) {
     // The stuck worker is gone and replaced.
     EXPECT_TRUE(eventually([&] {
         const auto now = pool.worker_pids();
-        return now.size() == 2 && std::set<pid_t>(now.begin(), now.end()) != std::set<pid_t>(pids_before.begin(), pids_before.end());
+        return now.size() == 2 &&
+               std::set<pid_t>(now.begin(), now.end()) != std::set<pid_t>(pids_before.begin(), pids_before.end());
     }));
     // Tasks within the limit are untouched.
     EXPECT_EQ(pool.apply(sleep_ms, 50), 50);
@@ -552,8 +553,10 @@ TEST_F(PoolResilienceTest, AnImapWhosePoolWasTerminatedEndsInsteadOfThrowingFore
     for (int i = 0; i < 200 && !ended; ++i) {
         try {
             auto v = it.next(20s);
-            if (!v) ended = true;
-            else ++values;
+            if (!v)
+                ended = true;
+            else
+                ++values;
         } catch (const mp::ProcessError&) {  // "Pool was terminated before the task finished"
             ++errors;
         } catch (const mp::ValueError&) {  // "Pool not running": no more input is submitted

@@ -78,8 +78,9 @@ class ProcessApi : public ProcessTest {};
 
 TEST_F(ProcessApi, TargetWithArgumentsRunsInAChild) {
     auto [r, w] = mp::Pipe(false);
-    mp::Process p([](mp::Connection& out, int a, std::string b) { out.send(b + std::to_string(a) + std::to_string(::getpid())); },
-                  std::move(w), 7, std::string("x"));
+    mp::Process p(
+        [](mp::Connection& out, int a, std::string b) { out.send(b + std::to_string(a) + std::to_string(::getpid())); },
+        std::move(w), 7, std::string("x"));
     EXPECT_EQ(p.pid(), 0);
     EXPECT_FALSE(p.exitcode().has_value());
     p.start();
@@ -293,7 +294,8 @@ void count_alarm(int) { alarms_seen = alarms_seen + 1; }
 }  // namespace
 
 TEST_F(ProcessApi, JoinRetriesOnEintr) {
-    struct sigaction sa {}, old{};
+    struct sigaction sa {
+    }, old{};
     sa.sa_handler = count_alarm;
     sigemptyset(&sa.sa_mask);
     ASSERT_EQ(::sigaction(SIGALRM, &sa, &old), 0);
@@ -403,10 +405,12 @@ TEST_F(ProcessApi, CloseReleasesAndForbidsFurtherUse) {
     EXPECT_THROW_WITH(running.start(), mp::ValueError, "process object is closed");
     EXPECT_FALSE(running.name().empty());  // name and daemon stay readable
     EXPECT_FALSE(running.daemon());
-    EXPECT_EQ(running.repr(), "<Process name='" + running.name() + "' parent=" + std::to_string(::getpid()) + " closed>");
+    EXPECT_EQ(running.repr(),
+              "<Process name='" + running.name() + "' parent=" + std::to_string(::getpid()) + " closed>");
     mp::Process fresh([] {});
     fresh.set_daemon(true);
-    EXPECT_EQ(fresh.repr(), "<Process name='" + fresh.name() + "' parent=" + std::to_string(::getpid()) + " initial daemon>");
+    EXPECT_EQ(fresh.repr(),
+              "<Process name='" + fresh.name() + "' parent=" + std::to_string(::getpid()) + " initial daemon>");
     fresh.start();
     fresh.join();
     EXPECT_NE(fresh.repr().find(" stopped exitcode=0 daemon>"), std::string::npos) << fresh.repr();

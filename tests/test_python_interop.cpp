@@ -33,7 +33,8 @@ const std::string kPeer = std::string(POLYPROC_TEST_DIR) + "/python/peer.py";
     std::_Exit(127);
 }
 
-mp::Process start_python(const std::string& python, std::vector<std::string> args, mp::Connection* stdout_to = nullptr) {
+mp::Process start_python(const std::string& python, std::vector<std::string> args,
+                         mp::Connection* stdout_to = nullptr) {
     if (stdout_to) {
         auto [r, w] = mp::Pipe(false);
         *stdout_to = std::move(r);
@@ -46,9 +47,9 @@ mp::Process start_python(const std::string& python, std::vector<std::string> arg
         p.start();
         return p;
     }
-    mp::Process p(
-        [](const std::string& interpreter, const std::vector<std::string>& peer_args) { exec_peer(interpreter, peer_args); },
-        python, std::move(args));
+    mp::Process p([](const std::string& interpreter,
+                     const std::vector<std::string>& peer_args) { exec_peer(interpreter, peer_args); },
+                  python, std::move(args));
     p.start();
     return p;
 }

@@ -37,7 +37,8 @@ public:
             holes_.add(tail_ + ring::kHeaderBytes, where->start);
             live_ += ring::kHeaderBytes;
         }
-        for (std::uint64_t off = 0; off < bytes; off += 8) write(where->start + off, off == 0 ? bytes << 1 : where->start);
+        for (std::uint64_t off = 0; off < bytes; off += 8)
+            write(where->start + off, off == 0 ? bytes << 1 : where->start);
         tail_ = where->new_tail;
         live_ += bytes;
         items_.push_back({where->start, bytes});
@@ -203,7 +204,10 @@ TEST(QueueRing, RandomBurstsAndStalls) {
         for (int round = 0; round < 100; ++round) {
             // Now and then a record up to half the ring (the largest a queue takes), larger than
             // where the producer stands when it wraps early.
-            const std::uint64_t big = rng() % 40 == 0 ? kCapacity / 2 - 8 : rng() % 3 == 0 ? 65536 : rng() % 2 ? 2048 : 64;
+            const std::uint64_t big = rng() % 40 == 0  ? kCapacity / 2 - 8
+                                      : rng() % 3 == 0 ? 65536
+                                      : rng() % 2      ? 2048
+                                                       : 64;
             const int puts = int(rng() % 3000), gets = int(rng() % 3000);
             // The producers' view of the consumers lags now and then; now and then a producer dies.
             const std::uint64_t seen_head = rng() % 4 == 0 ? r.head() : ~std::uint64_t(0);
@@ -225,7 +229,8 @@ TEST(QueueRing, RandomBurstsAndStalls) {
                     if (bytes <= 65544) worst = std::min(worst, fill);
                     const std::uint64_t fragments = bytes > 65544 ? kCapacity / 2 : 4 * 65544;
                     ASSERT_GT(r.live() + bytes + fragments, r.capacity())
-                        << r.dump() << "\nrefused a " << bytes << "-byte record with only " << r.live() << " bytes unread";
+                        << r.dump() << "\nrefused a " << bytes << "-byte record with only " << r.live()
+                        << " bytes unread";
                     break;
                 }
             }

@@ -393,7 +393,8 @@ TEST_F(Queues, RandomBurstsAgainstAModel) {
         const int puts = int(rng() % 2000), gets = int(rng() % 2000);
         for (int i = 0; i < puts; ++i) {
             const std::size_t size = rng() % 8 == 0 ? 1 + rng() % 8192 : 1 + rng() % 64;
-            ASSERT_NO_THROW(q.put_nowait(pattern(size, seed))) << "round " << round << ", " << model.size() << " waiting";
+            ASSERT_NO_THROW(q.put_nowait(pattern(size, seed)))
+                << "round " << round << ", " << model.size() << " waiting";
             model.emplace_back(size, seed++);
         }
         for (int i = 0; i < gets && !model.empty(); ++i) {

@@ -50,7 +50,8 @@ std::size_t size_of(std::uint32_t producer, std::uint32_t seq) {
 }
 
 std::uint64_t sum_of(const Item& item) {
-    return mp::detail::checksum(std::as_bytes(std::span(item.payload))) ^ mix(item.producer) ^ mix(~std::uint64_t(item.seq));
+    return mp::detail::checksum(std::as_bytes(std::span(item.payload))) ^ mix(item.producer) ^
+           mix(~std::uint64_t(item.seq));
 }
 
 Item make_item(std::uint32_t producer, std::uint32_t seq) {
@@ -123,9 +124,8 @@ protected:
     static mp::Process consumer_process(const Ledger& ledger, mp::Queue<Item> q) {
         return mp::Process(
             [](std::uint32_t producers, std::uint32_t per_producer, mp::RawArray<std::uint32_t> received,
-               mp::RawArray<std::uint32_t> completed, mp::RawValue<std::uint32_t> corrupt, mp::Queue<Item> queue) {
-                Ledger(producers, per_producer, received, completed, corrupt).consume(queue);
-            },
+               mp::RawArray<std::uint32_t> completed, mp::RawValue<std::uint32_t> corrupt,
+               mp::Queue<Item> queue) { Ledger(producers, per_producer, received, completed, corrupt).consume(queue); },
             ledger.producers, ledger.per_producer, ledger.received, ledger.completed, ledger.corrupt, q);
     }
     static std::vector<mp::Process> start_consumers(const Ledger& ledger, mp::Queue<Item> q, int n) {
@@ -142,8 +142,7 @@ protected:
             if (c.is_alive()) {
                 ++alive;
             } else {
-                ADD_FAILURE() << "consumer " << c.pid() << " died early with exit code "
-                              << c.exitcode().value_or(999);
+                ADD_FAILURE() << "consumer " << c.pid() << " died early with exit code " << c.exitcode().value_or(999);
             }
         }
         for (std::size_t i = 0; i < alive; ++i) q.put(Item{kEnd, 0, 0, {}});

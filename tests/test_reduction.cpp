@@ -118,7 +118,8 @@ TEST(Reduction, WrongTypeIsAClearErrorNotGarbage) {
 TEST(Reduction, ForeignAndShortMessagesAreRejected) {
     auto raw = string_to_bytes("raw bytes from a Python peer");
     EXPECT_THROW_WITH(mp::loads<int>(raw), mp::DecodeError, "not a polyproc object");
-    EXPECT_THROW_WITH(mp::loads<int>(string_to_bytes("PPC")), mp::DecodeError, "shorter than polyproc's 20-byte header");
+    EXPECT_THROW_WITH(mp::loads<int>(string_to_bytes("PPC")), mp::DecodeError,
+                      "shorter than polyproc's 20-byte header");
     EXPECT_THROW_WITH(mp::loads<int>(std::vector<std::byte>{}), mp::DecodeError, "shorter");
 }
 
@@ -156,7 +157,8 @@ void fuzz_whole_messages(const T& value, std::mt19937_64& rng, int rounds) {
 template <class T>
 void fuzz_payloads(const T& value, std::mt19937_64& rng, int rounds) {
     const auto good = mp::dumps(value);
-    const std::span<const std::byte> payload(good.data() + mp::detail::kHeaderSize, good.size() - mp::detail::kHeaderSize);
+    const std::span<const std::byte> payload(good.data() + mp::detail::kHeaderSize,
+                                             good.size() - mp::detail::kHeaderSize);
     int rejected = 0;
     for (int i = 0; i < rounds; ++i) {
         std::vector<std::byte> bad(payload.begin(), payload.end());

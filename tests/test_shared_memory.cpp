@@ -77,7 +77,9 @@ bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds lim
 }
 
 std::string str(std::span<const std::byte> b) { return std::string(reinterpret_cast<const char*>(b.data()), b.size()); }
-void put(std::span<std::byte> b, std::size_t offset, std::string_view s) { std::memcpy(b.data() + offset, s.data(), s.size()); }
+void put(std::span<std::byte> b, std::size_t offset, std::string_view s) {
+    std::memcpy(b.data() + offset, s.data(), s.size());
+}
 
 int count_fds() {
     int n = 0;
@@ -177,8 +179,8 @@ void say(const std::string& s) { (void)!::write(STDOUT_FILENO, s.data(), s.size(
     while (::waitid(P_PID, static_cast<id_t>(first), &info, WEXITED | WNOWAIT) != 0 && errno == EINTR) {
     }
     mp::SharedMemory kept(std::nullopt, true, 4096);
-    say(lost.name() + " " + kept.name() + " " + std::to_string(first) + " " + std::to_string(mp::detail::tracker_pid()) +
-        "\n");
+    say(lost.name() + " " + kept.name() + " " + std::to_string(first) + " " +
+        std::to_string(mp::detail::tracker_pid()) + "\n");
     linger();
 }
 
@@ -426,7 +428,8 @@ TEST_F(SharedMemoryTest, UnlinkTwiceIsENOENTAndMappingsOutliveTheName) {
     put(shm.buf(), 0, "still mapped");
     EXPECT_EQ(str(other.buf().first(12)), "still mapped");
     std::error_code code;
-    EXPECT_EQ(system_error_of([&] { shm.unlink(); }, &code), "shm_unlink('/" + shm.name() + "'): No such file or directory");
+    EXPECT_EQ(system_error_of([&] { shm.unlink(); }, &code),
+              "shm_unlink('/" + shm.name() + "'): No such file or directory");
     EXPECT_EQ(code, std::errc::no_such_file_or_directory);
     (void)system_error_of([&] { (void)mp::SharedMemory(shm.name()); }, &code);
     EXPECT_EQ(code, std::errc::no_such_file_or_directory);
@@ -648,8 +651,10 @@ TEST_F(SharedMemoryTracker, SigkilledTreeIsCleanedUpOnceItsLastProcessIsGone) {
     bool eof = false;
     const std::string err = read_until_eof(helper.err.fileno(), 10s, &eof);
     EXPECT_TRUE(eof) << "the tracker is still running";
-    EXPECT_EQ(err, "polyproc resource_tracker: There appear to be 1 leaked shared_memory objects to clean up at "
-                   "shutdown: ['" + tracked + "']\n");
+    EXPECT_EQ(err,
+              "polyproc resource_tracker: There appear to be 1 leaked shared_memory objects to clean up at "
+              "shutdown: ['" +
+                  tracked + "']\n");
     EXPECT_TRUE(eventually([&] { return !running(tracker); }));
     EXPECT_TRUE(shm_exists(untracked));       // track=false: persists
     EXPECT_TRUE(shm_exists(outside.name()));  // attached, never registered
@@ -687,10 +692,11 @@ TEST_F(SharedMemoryTracker, AKilledTrackerIsRelaunchedWithPythonsWarning) {
     bool eof = false;
     const std::string err = read_until_eof(helper.err.fileno(), 10s, &eof);
     EXPECT_TRUE(eof);
-    EXPECT_EQ(err,
-              "polyproc resource_tracker: process died unexpectedly, relaunching.  Some resources might leak.\n"
-              "polyproc resource_tracker: There appear to be 1 leaked shared_memory objects to clean up at shutdown: ['" +
-                  kept + "']\n");
+    EXPECT_EQ(
+        err,
+        "polyproc resource_tracker: process died unexpectedly, relaunching.  Some resources might leak.\n"
+        "polyproc resource_tracker: There appear to be 1 leaked shared_memory objects to clean up at shutdown: ['" +
+            kept + "']\n");
     // What only the killed tracker knew is lost, as the warning says (and as in Python).
     EXPECT_TRUE(shm_exists(lost));
 }
@@ -724,8 +730,10 @@ TEST_F(SharedMemoryTracker, ConcurrentRegistrationsFromManyProcessesAreAllCleane
     const std::string err = read_until_eof(helper.err.fileno(), 10s, &eof);
     EXPECT_TRUE(eof);
     EXPECT_EQ(count(), 0);
-    EXPECT_TRUE(err.starts_with("polyproc resource_tracker: There appear to be 100 leaked shared_memory objects to clean "
-                                "up at shutdown: ['" + tag))
+    EXPECT_TRUE(
+        err.starts_with("polyproc resource_tracker: There appear to be 100 leaked shared_memory objects to clean "
+                        "up at shutdown: ['" +
+                        tag))
         << err;
     EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << "one tracker, one line: " << err;
     EXPECT_TRUE(err.ends_with(", ...]\n")) << err;  // the list is cut to one line of at most 4 KiB

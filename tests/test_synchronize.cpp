@@ -183,18 +183,21 @@ TEST_F(SyncTest, RLockIsRecursiveForItsOwnerOnly) {
     EXPECT_TRUE(lock.acquire());
     EXPECT_TRUE(lock.acquire());
     EXPECT_EQ(lock.repr(), "<RLock(MainProcess, 2)>");
-    EXPECT_EQ(run_child(
-                  [](mp::RLock& shared_lock) {
-                      const bool got = shared_lock.acquire(false);
-                      try {
-                          shared_lock.release();
-                      } catch (const mp::ValueError& e) {
-                          std::_Exit(!got && std::string(e.what()) == "attempt to release recursive lock not owned by thread" ? 0 : 2);
-                      }
-                      std::_Exit(3);
-                  },
-                  lock),
-              0);
+    EXPECT_EQ(
+        run_child(
+            [](mp::RLock& shared_lock) {
+                const bool got = shared_lock.acquire(false);
+                try {
+                    shared_lock.release();
+                } catch (const mp::ValueError& e) {
+                    std::_Exit(!got && std::string(e.what()) == "attempt to release recursive lock not owned by thread"
+                                   ? 0
+                                   : 2);
+                }
+                std::_Exit(3);
+            },
+            lock),
+        0);
     lock.release();
     lock.release();
     EXPECT_THROW_WITH(lock.release(), mp::ValueError, "attempt to release recursive lock not owned by thread");
@@ -474,7 +477,8 @@ TEST_F(SyncTest, BarrierGivesDistinctIndicesRunsTheActionOnceAndIsReusable) {
     POLYPROC_FORK_ONLY();  // a Barrier with an action (a std::function) cannot travel to a spawned child
     constexpr int parties = 3, cycles = 100;
     mp::RawValue<int> actions(0);
-    mp::Barrier b(parties, [&] { actions.set_value(actions.value() + 1); }, 30s);
+    mp::Barrier b(
+        parties, [&] { actions.set_value(actions.value() + 1); }, 30s);
     mp::RawArray<int> seen(parties * cycles);
     std::vector<mp::Process> ps;
     for (int i = 0; i < parties - 1; ++i)

@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/install-deps.sh
+bash tools/format --check  # before the long build: an unformatted file fails at once
 presets=("$@")
 ((${#presets[@]})) || presets=(default asan)
 for preset in "${presets[@]}"; do

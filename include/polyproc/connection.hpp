@@ -165,8 +165,7 @@ std::string to_string(const Address& address);
 // mp::AuthenticationError when the peer fails it.
 class Listener {
 public:
-    explicit Listener(std::optional<Address> address = {}, int backlog = 1,
-                      std::optional<std::string> authkey = {});
+    explicit Listener(std::optional<Address> address = {}, int backlog = 1, std::optional<std::string> authkey = {});
     Listener(Listener&&) noexcept;
     Listener& operator=(Listener&&) noexcept;
     ~Listener();

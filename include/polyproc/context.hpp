@@ -88,13 +88,17 @@ public:
         return polyproc::Pool(std::move(options));
     }
     template <class T>
-    polyproc::Queue<T> Queue(std::size_t maxsize = 0) const { return polyproc::Queue<T>(maxsize); }
+    polyproc::Queue<T> Queue(std::size_t maxsize = 0) const {
+        return polyproc::Queue<T>(maxsize);
+    }
     template <class T>
     polyproc::JoinableQueue<T> JoinableQueue(std::size_t maxsize = 0) const {
         return polyproc::JoinableQueue<T>(maxsize);
     }
     template <class T>
-    polyproc::SimpleQueue<T> SimpleQueue() const { return polyproc::SimpleQueue<T>(); }
+    polyproc::SimpleQueue<T> SimpleQueue() const {
+        return polyproc::SimpleQueue<T>();
+    }
     std::pair<Connection, Connection> Pipe(bool duplex = true) const { return polyproc::Pipe(duplex); }
     polyproc::Lock Lock() const { return {}; }
     polyproc::RLock RLock() const { return {}; }
@@ -108,13 +112,21 @@ public:
         return polyproc::Barrier(parties, std::move(action), timeout);
     }
     template <class T>
-    polyproc::Value<T> Value(const T& initial = T{}) const { return polyproc::Value<T>(initial); }
+    polyproc::Value<T> Value(const T& initial = T{}) const {
+        return polyproc::Value<T>(initial);
+    }
     template <class T>
-    polyproc::RawValue<T> RawValue(const T& initial = T{}) const { return polyproc::RawValue<T>(initial); }
+    polyproc::RawValue<T> RawValue(const T& initial = T{}) const {
+        return polyproc::RawValue<T>(initial);
+    }
     template <class T>
-    polyproc::Array<T> Array(std::size_t size) const { return polyproc::Array<T>(size); }
+    polyproc::Array<T> Array(std::size_t size) const {
+        return polyproc::Array<T>(size);
+    }
     template <class T>
-    polyproc::RawArray<T> RawArray(std::size_t size) const { return polyproc::RawArray<T>(size); }
+    polyproc::RawArray<T> RawArray(std::size_t size) const {
+        return polyproc::RawArray<T>(size);
+    }
 
 private:
     friend Context get_context(std::optional<std::string> method);

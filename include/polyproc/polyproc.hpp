@@ -27,4 +27,3 @@
 #include "polyproc/shared_memory.hpp"
 #include "polyproc/sharedctypes.hpp"
 #include "polyproc/synchronize.hpp"
-

@@ -146,8 +146,9 @@ namespace detail {
 // How an argument of a task travels: by value, and a string literal or char pointer as std::string
 // (Python passes str; a pointer cannot cross a process boundary).
 template <class A>
-using argument_t = std::conditional_t<std::is_same_v<std::decay_t<A>, const char*> || std::is_same_v<std::decay_t<A>, char*>,
-                                      std::string, std::decay_t<A>>;
+using argument_t =
+    std::conditional_t<std::is_same_v<std::decay_t<A>, const char*> || std::is_same_v<std::decay_t<A>, char*>,
+                       std::string, std::decay_t<A>>;
 
 template <class T>
 struct is_callbacks : std::false_type {};
@@ -196,7 +197,7 @@ public:
     virtual ~ResultState() = default;
     bool ready() const noexcept { return std::atomic_ref<std::uint32_t>(ready_).load(std::memory_order_acquire) != 0; }
     bool wait(Timeout timeout) const;  // true once ready
-    bool successful() const;           // mp::ValueError "... not ready" before ready
+    bool successful() const;  // mp::ValueError "... not ready" before ready
     void set_ready() noexcept;
     void set_pool(const std::shared_ptr<PoolCore>& core) { pool_ = core; }
 
@@ -262,7 +263,8 @@ std::vector<pid_t> pool_worker_pids(const PoolCore& core);
 
 template <class C, class Arg>
 std::function<void(const Arg&)> make_callback(C&& c) {
-    if constexpr (std::is_same_v<std::decay_t<C>, NoCallback>) return {};
+    if constexpr (std::is_same_v<std::decay_t<C>, NoCallback>)
+        return {};
     else {
         static_assert(std::is_invocable_v<C&, const Arg&>,
                       "polyproc::Pool: the callback cannot be called with the task's result type");
@@ -271,7 +273,8 @@ std::function<void(const Arg&)> make_callback(C&& c) {
 }
 template <class C>
 std::function<void()> make_void_callback(C&& c) {
-    if constexpr (std::is_same_v<std::decay_t<C>, NoCallback>) return {};
+    if constexpr (std::is_same_v<std::decay_t<C>, NoCallback>)
+        return {};
     else {
         static_assert(std::is_invocable_v<C&>, "polyproc::Pool: the callback of a void task takes no arguments");
         return [c = std::forward<C>(c)]() mutable { c(); };
@@ -279,7 +282,8 @@ std::function<void()> make_void_callback(C&& c) {
 }
 template <class E>
 std::function<void(std::exception_ptr)> make_error_callback(E&& e) {
-    if constexpr (std::is_same_v<std::decay_t<E>, NoCallback>) return {};
+    if constexpr (std::is_same_v<std::decay_t<E>, NoCallback>)
+        return {};
     else if constexpr (std::is_invocable_v<E&, std::exception_ptr>)
         return [e = std::forward<E>(e)](std::exception_ptr p) mutable { e(p); };
     else {
@@ -338,8 +342,10 @@ public:
     void settle(std::uint32_t) noexcept override {
         settle_with_callbacks(*this, on_error_, [&] {
             if (on_success_) {
-                if constexpr (std::is_void_v<R>) on_success_();
-                else on_success_(*value_);
+                if constexpr (std::is_void_v<R>)
+                    on_success_();
+                else
+                    on_success_(*value_);
             }
         });
     }
@@ -360,7 +366,8 @@ class MapJob final : public JobBase, public ResultOf<std::conditional_t<std::is_
 public:
     using Value = std::conditional_t<std::is_void_v<R>, void, std::vector<R>>;
     using Success = typename success_function<Value>::type;
-    MapJob(std::size_t total, std::size_t chunksize, Success on_success, std::function<void(std::exception_ptr)> on_error)
+    MapJob(std::size_t total, std::size_t chunksize, Success on_success,
+           std::function<void(std::exception_ptr)> on_error)
         : total_(total),
           chunksize_(chunksize),
           chunks_left_(chunksize ? (total + chunksize - 1) / chunksize : 0),
@@ -386,8 +393,10 @@ public:
     void finish() noexcept {
         settle_with_callbacks(*this, on_error_, [&] {
             if (on_success_) {
-                if constexpr (std::is_void_v<R>) on_success_();
-                else on_success_(results_);
+                if constexpr (std::is_void_v<R>)
+                    on_success_();
+                else
+                    on_success_(results_);
             }
         });
     }
@@ -459,7 +468,8 @@ public:
                 return true;
             }
             ++waiting_;
-            if (deadline.is_never()) cv_.wait(lock);
+            if (deadline.is_never())
+                cv_.wait(lock);
             else if (cv_.wait_until(lock, *deadline.at()) == std::cv_status::timeout && deadline.expired()) {
                 --waiting_;
                 return false;
@@ -476,7 +486,8 @@ private:
     }
     void deliver(std::uint32_t chunk, Entry&& e) {
         std::lock_guard lock(mu_);
-        if (ordered_) arrived_.emplace(chunk, std::move(e));
+        if (ordered_)
+            arrived_.emplace(chunk, std::move(e));
         else {
             arrival_order_.push_back(std::move(e));
             spans_.erase(chunk);
@@ -725,16 +736,19 @@ public:
     auto apply_async(Callbacks<C, E> callbacks, F f, A&&... arguments) {
         POLYPROC_CHECK_SHIPPABLE_FUNCTION(F);
         using Args = std::tuple<detail::argument_t<A>...>;
-        static_assert(std::is_invocable_v<F&, detail::argument_t<A>&...> || std::is_invocable_v<F&, detail::argument_t<A>...>,
-                      "polyproc::Pool: the function cannot be called with these arguments");
+        static_assert(
+            std::is_invocable_v<F&, detail::argument_t<A>&...> || std::is_invocable_v<F&, detail::argument_t<A>...>,
+            "polyproc::Pool: the function cannot be called with these arguments");
         POLYPROC_CHECK_SERIALIZABLE(Args);
         using R = detail::apply_result_t<F, detail::argument_t<A>...>;
         check_result_type<R>();
         typename detail::ApplyJob<R>::Success success;
-        if constexpr (std::is_void_v<R>) success = detail::make_void_callback(std::move(callbacks.callback));
-        else success = detail::make_callback<C, R>(std::move(callbacks.callback));
-        auto job = std::make_shared<detail::ApplyJob<R>>(std::move(success),
-                                                         detail::make_error_callback(std::move(callbacks.error_callback)));
+        if constexpr (std::is_void_v<R>)
+            success = detail::make_void_callback(std::move(callbacks.callback));
+        else
+            success = detail::make_callback<C, R>(std::move(callbacks.callback));
+        auto job = std::make_shared<detail::ApplyJob<R>>(
+            std::move(success), detail::make_error_callback(std::move(callbacks.error_callback)));
         job->set_pool(core_);
         const Args args(std::forward<A>(arguments)...);
         auto write = [&](std::span<std::byte> out) { detail::write_apply_body(f, args, out); };
@@ -785,13 +799,13 @@ public:
         return imap_impl(f, std::forward<Range>(items), chunksize, false);
     }
 
-    void close();      // no more tasks; workers exit once the queued ones are done
-    void join();       // after close() or terminate(): waits for the workers; ValueError while running
+    void close();  // no more tasks; workers exit once the queued ones are done
+    void join();  // after close() or terminate(): waits for the workers; ValueError while running
     void terminate();  // stops the workers now; pending results fail with mp::ProcessError
 
-    std::size_t size() const;             // workers now (changes in an elastic pool)
+    std::size_t size() const;  // workers now (changes in an elastic pool)
     std::vector<pid_t> worker_pids() const;  // the workers now, for tests and diagnostics
-    std::string repr() const;                // <polyproc.Pool state=RUN pool_size=2>
+    std::string repr() const;  // <polyproc.Pool state=RUN pool_size=2>
 
 private:
     detail::PoolCore& core() const;
@@ -823,12 +837,15 @@ private:
     auto map_sized(Callbacks<C, E> callbacks, F f, Range& items, std::size_t chunksize) {
         using T = std::ranges::range_value_t<Range>;
         POLYPROC_CHECK_SERIALIZABLE(T);
-        static_assert(std::is_default_constructible_v<T>, "polyproc::Pool: map's item type must be default-constructible");
+        static_assert(std::is_default_constructible_v<T>,
+                      "polyproc::Pool: map's item type must be default-constructible");
         if constexpr (Star)
-            static_assert(requires(F& g, T& t) { detail::apply_arguments(g, t); },
-                          "polyproc::Pool::starmap: the function cannot be called with the items' tuple elements");
+            static_assert(
+                requires(F& g, T& t) { detail::apply_arguments(g, t); },
+                "polyproc::Pool::starmap: the function cannot be called with the items' tuple elements");
         else
-            static_assert(std::is_invocable_v<F&, T&>, "polyproc::Pool::map: the function cannot be called with an item");
+            static_assert(std::is_invocable_v<F&, T&>,
+                          "polyproc::Pool::map: the function cannot be called with an item");
         using R = detail::item_result_t<F, T, Star>;
         check_result_type<R>();
         using Job = detail::MapJob<R>;
@@ -839,8 +856,10 @@ private:
             chunksize = total / per + (total % per ? 1 : 0);
         }
         typename Job::Success success;
-        if constexpr (std::is_void_v<R>) success = detail::make_void_callback(std::move(callbacks.callback));
-        else success = detail::make_callback<C, Value>(std::move(callbacks.callback));
+        if constexpr (std::is_void_v<R>)
+            success = detail::make_void_callback(std::move(callbacks.callback));
+        else
+            success = detail::make_callback<C, Value>(std::move(callbacks.callback));
         auto job = std::make_shared<Job>(total, std::max<std::size_t>(chunksize, 1), std::move(success),
                                          detail::make_error_callback(std::move(callbacks.error_callback)));
         job->set_pool(core_);

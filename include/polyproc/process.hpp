@@ -68,8 +68,10 @@ public:
 // Calls f with lvalue arguments when it can (as Python passes them), else moves them in.
 template <class F, class... A>
 void call_with(F& f, std::tuple<A...>& args) {
-    if constexpr (std::is_invocable_v<F&, A&...>) std::apply(f, args);
-    else std::apply(std::move(f), std::move(args));
+    if constexpr (std::is_invocable_v<F&, A&...>)
+        std::apply(f, args);
+    else
+        std::apply(std::move(f), std::move(args));
 }
 
 // How an argument travels to a fresh child: std::ref(x) as x itself (the child gets its own
@@ -78,13 +80,14 @@ void call_with(F& f, std::tuple<A...>& args) {
 template <class T>
 inline constexpr bool is_c_string = std::is_same_v<T, const char*> || std::is_same_v<T, char*>;
 template <class T>
-using wire_type_t =
-    std::conditional_t<is_c_string<T>, std::string, std::remove_cvref_t<std::unwrap_ref_decay_t<T>>>;
+using wire_type_t = std::conditional_t<is_c_string<T>, std::string, std::remove_cvref_t<std::unwrap_ref_decay_t<T>>>;
 
 template <class Arg, class Wire>
 decltype(auto) as_call_argument(Wire& w) {
-    if constexpr (is_c_string<Arg>) return static_cast<Arg>(w.data());
-    else return (w);
+    if constexpr (is_c_string<Arg>)
+        return static_cast<Arg>(w.data());
+    else
+        return (w);
 }
 
 template <class... Args, class F, class Wire, std::size_t... I>
@@ -116,8 +119,9 @@ public:
                              "instead, or use the fork start method.");
         } else if constexpr (!(is_inheritable<wire_type_t<Args>> && ...)) {
             std::string bad;
-            ((is_inheritable<wire_type_t<Args>> ? void()
-                                                : void(bad += (bad.empty() ? "" : ", ") + std::string(type_name<Args>()))),
+            ((is_inheritable<wire_type_t<Args>>
+                  ? void()
+                  : void(bad += (bad.empty() ? "" : ", ") + std::string(type_name<Args>()))),
              ...);
             throw ValueError("polyproc: a Process argument of type " + bad +
                              " cannot be sent to a spawn or forkserver child: arguments must be sendable "

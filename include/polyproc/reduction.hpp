@@ -65,9 +65,9 @@ template <class T>
 struct is_reference_wrapper<std::reference_wrapper<T>> : std::true_type {};
 
 template <class T>
-inline constexpr bool points_into_this_process = std::is_pointer_v<T> || std::is_member_pointer_v<T> ||
-                                                 std::is_reference_v<T> || is_view<T>::value ||
-                                                 is_reference_wrapper<T>::value;
+inline constexpr bool points_into_this_process =
+    std::is_pointer_v<T> || std::is_member_pointer_v<T> || std::is_reference_v<T> || is_view<T>::value ||
+    is_reference_wrapper<T>::value;
 
 template <class T>
 inline constexpr bool is_cereal_serializable =
@@ -117,17 +117,18 @@ struct cereal_serializable : std::bool_constant<is_cereal_serializable<T>> {};
 template <class T>
 struct sendable
     : std::conjunction<std::bool_constant<!points_into_this_process<T> && !std::is_const_v<T> && !std::is_array_v<T>>,
-                       elements_sendable<T>, std::disjunction<std::is_trivially_copyable<T>, cereal_serializable<T>>> {};
+                       elements_sendable<T>, std::disjunction<std::is_trivially_copyable<T>, cereal_serializable<T>>> {
+};
 
 }  // namespace detail
 
 template <class T>
 concept Serializable = detail::sendable<T>::value;
 
-#define POLYPROC_CHECK_SERIALIZABLE(T)                                                                     \
-    static_assert(::polyproc::Serializable<T>,                                                             \
-                  "polyproc: this type cannot be sent between processes. Make it trivially copyable, "     \
-                  "build it from standard containers (std::string, std::vector, std::map, std::optional, " \
+#define POLYPROC_CHECK_SERIALIZABLE(T)                                                                      \
+    static_assert(::polyproc::Serializable<T>,                                                              \
+                  "polyproc: this type cannot be sent between processes. Make it trivially copyable, "      \
+                  "build it from standard containers (std::string, std::vector, std::map, std::optional, "  \
                   "std::variant, std::tuple, ...), or give it a cereal `template <class Archive> void "     \
                   "serialize(Archive& ar) { ar(field1, field2); }` member. Raw pointers, std::string_view " \
                   "and std::span cannot be sent: they point into this process's memory.")
@@ -184,8 +185,9 @@ void encode_into(const T& value, std::span<std::byte> out) {
         OutputArchive ar(out);
         ar(value);
         if (ar.written() != out.size())
-            throw ValueError("polyproc: a value serialized to fewer bytes than its sizing pass counted "
-                             "(its serialize function is not deterministic)");
+            throw ValueError(
+                "polyproc: a value serialized to fewer bytes than its sizing pass counted "
+                "(its serialize function is not deterministic)");
     }
 }
 

@@ -35,8 +35,8 @@
 
 namespace polyproc {
 
-#define POLYPROC_CHECK_SHAREABLE(T)                                                                        \
-    static_assert(std::is_trivially_copyable_v<T> && !std::is_pointer_v<T>,                                \
+#define POLYPROC_CHECK_SHAREABLE(T)                                                                       \
+    static_assert(std::is_trivially_copyable_v<T> && !std::is_pointer_v<T>,                               \
                   "polyproc: shared values and arrays hold trivially copyable, pointer-free types only "  \
                   "(int, double, POD structs, std::array...). For strings use Array<char>; for anything " \
                   "else send it through a Pipe or Queue.")

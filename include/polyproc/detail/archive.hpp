@@ -39,8 +39,9 @@ public:
         } else if (!counting_) {
             // A serialize() that writes more the second time than it did when counted.
             if (size > span_.size() - written_)
-                throw ValueError("polyproc: a value serialized to more bytes than its sizing pass counted "
-                                 "(its serialize function is not deterministic)");
+                throw ValueError(
+                    "polyproc: a value serialized to more bytes than its sizing pass counted "
+                    "(its serialize function is not deterministic)");
             if (size) std::memcpy(span_.data() + written_, p, size);
         }
         written_ += size;
@@ -137,8 +138,8 @@ void CEREAL_LOAD_FUNCTION_NAME(InputArchive& ar, cereal::SizeTag<T>& t) {
     // beyond the bytes left is corruption; checking it here keeps a hostile frame from making us
     // allocate gigabytes.
     if (n > ar.remaining())
-        throw DecodeError("polyproc: corrupt message (a container claims " + std::to_string(n) +
-                          " elements with " + std::to_string(ar.remaining()) + " bytes left)");
+        throw DecodeError("polyproc: corrupt message (a container claims " + std::to_string(n) + " elements with " +
+                          std::to_string(ar.remaining()) + " bytes left)");
     t.size = static_cast<std::remove_reference_t<T>>(n);
 }
 

@@ -44,6 +44,6 @@ bool register_code(const char* name, std::uintptr_t address);
 // Makes a function findable in spawn and forkserver children although it lives in code the
 // automatic lookup cannot see (a library loaded with dlopen()). Place it at namespace scope in a
 // source file that the child loads too:  POLYPROC_REGISTER(my_plugin_task);
-#define POLYPROC_REGISTER(function)                                                              \
-    [[maybe_unused]] static const bool polyproc_registered_##function =                          \
+#define POLYPROC_REGISTER(function)                                     \
+    [[maybe_unused]] static const bool polyproc_registered_##function = \
         ::polyproc::detail::register_code(#function, reinterpret_cast<std::uintptr_t>(&function))

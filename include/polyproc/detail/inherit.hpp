@@ -124,14 +124,18 @@ inline constexpr bool is_inheritable = Serializable<T> || InheritableHandle<T>;
 
 template <class T>
 void write_argument(ChildWriter& w, const T& v) {
-    if constexpr (InheritableHandle<T>) v.reduce_for_child(w);
-    else w.value(v);
+    if constexpr (InheritableHandle<T>)
+        v.reduce_for_child(w);
+    else
+        w.value(v);
 }
 
 template <class T>
 T read_argument(ChildReader& r) {
-    if constexpr (InheritableHandle<T>) return T(r);
-    else return r.value<T>();
+    if constexpr (InheritableHandle<T>)
+        return T(r);
+    else
+        return r.value<T>();
 }
 
 // A function a child can find again: a function pointer, or a lambda without captures (its type
@@ -139,8 +143,7 @@ T read_argument(ChildReader& r) {
 template <class F>
 inline constexpr bool is_spawnable_function =
     (std::is_pointer_v<F> && std::is_function_v<std::remove_pointer_t<F>>) ||
-    (std::is_class_v<F> && std::is_empty_v<F> && std::is_default_constructible_v<F> &&
-     std::is_trivially_copyable_v<F>);
+    (std::is_class_v<F> && std::is_empty_v<F> && std::is_default_constructible_v<F> && std::is_trivially_copyable_v<F>);
 
 template <class F>
 void write_function(ChildWriter& w, const F& f) {
@@ -149,8 +152,10 @@ void write_function(ChildWriter& w, const F& f) {
 
 template <class F>
 F read_function(ChildReader& r) {
-    if constexpr (std::is_pointer_v<F>) return reinterpret_cast<F>(code_address(r.raw<CodeRef>()));
-    else return F{};
+    if constexpr (std::is_pointer_v<F>)
+        return reinterpret_cast<F>(code_address(r.raw<CodeRef>()));
+    else
+        return F{};
 }
 
 // What runs in the child: reads the function and the arguments, calls it.

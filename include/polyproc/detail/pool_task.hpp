@@ -28,7 +28,6 @@ namespace polyproc::detail {
 // threw. Runs in a worker.
 using TaskRunner = void (*)(std::span<const std::byte> body, std::vector<std::byte>& result);
 
-
 template <class F>
 inline constexpr bool is_function_pointer = std::is_pointer_v<F> && std::is_function_v<std::remove_pointer_t<F>>;
 
@@ -40,10 +39,10 @@ inline constexpr bool is_shippable_function =
     is_function_pointer<F> || (std::is_class_v<F> && std::is_trivially_copyable_v<F>);
 
 #define POLYPROC_CHECK_SHIPPABLE_FUNCTION(F)                                                                 \
-    static_assert(::polyproc::detail::is_shippable_function<F>,                                             \
+    static_assert(::polyproc::detail::is_shippable_function<F>,                                              \
                   "polyproc::Pool: this function cannot be sent to a worker process. Use a plain function, " \
-                  "a lambda without captures, or a lambda whose captures are trivially copyable (numbers, " \
-                  "plain structs); pass other state (std::string, std::vector, std::function, ...) as "     \
+                  "a lambda without captures, or a lambda whose captures are trivially copyable (numbers, "  \
+                  "plain structs); pass other state (std::string, std::vector, std::function, ...) as "      \
                   "arguments of the task instead.")
 
 template <class F>
@@ -76,8 +75,10 @@ public:
         }
     }
     F& get() noexcept {
-        if constexpr (is_function_pointer<F>) return fn_;
-        else return *std::launder(reinterpret_cast<F*>(storage_));
+        if constexpr (is_function_pointer<F>)
+            return fn_;
+        else
+            return *std::launder(reinterpret_cast<F*>(storage_));
     }
 
 private:
@@ -88,8 +89,10 @@ private:
 // Calls f with lvalue arguments when it can (as Python passes them), else moves them in.
 template <class F, class Tuple>
 decltype(auto) apply_arguments(F& f, Tuple& args) {
-    if constexpr (requires { std::apply(f, args); }) return std::apply(f, args);
-    else return std::apply(f, std::move(args));
+    if constexpr (requires { std::apply(f, args); })
+        return std::apply(f, args);
+    else
+        return std::apply(f, std::move(args));
 }
 
 template <class F, class... A>
@@ -122,14 +125,18 @@ void run_apply(std::span<const std::byte> body, std::vector<std::byte>& result) 
     LoadedFunction<F> f(body.data());
     auto args = decode_payload<std::tuple<A...>>(body.subspan(function_bytes<F>));
     using R = apply_result_t<F, A...>;
-    if constexpr (std::is_void_v<R>) apply_arguments(f.get(), args);
-    else append_encoded<R>(apply_arguments(f.get(), args), result);
+    if constexpr (std::is_void_v<R>)
+        apply_arguments(f.get(), args);
+    else
+        append_encoded<R>(apply_arguments(f.get(), args), result);
 }
 
 template <class F, class T, bool Star>
 decltype(auto) call_item(F& f, T& item) {
-    if constexpr (Star) return apply_arguments(f, item);
-    else return std::invoke(f, item);
+    if constexpr (Star)
+        return apply_arguments(f, item);
+    else
+        return std::invoke(f, item);
 }
 
 // A chunk is a size tag and the items, each as the codec writes it; its result likewise.
