@@ -41,6 +41,28 @@ protected:
     }
 };
 
+// Waits (bounded) until pred() holds; its last answer when `limit` passes.
+template <class Pred>
+bool eventually(Pred pred, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < end) {
+        if (pred()) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return pred();
+}
+
+// What f() throws as an E: its what(); "(nothing thrown)" when it returns.
+template <class E, class F>
+std::string message_of(F&& f) {
+    try {
+        f();
+    } catch (const E& e) {
+        return e.what();
+    }
+    return "(nothing thrown)";
+}
+
 // A "does not hang" bound for a test body that has no timeout of its own (a blocking map, a burst
 // of submissions): unless destroyed within `limit`, it says what hung and aborts the test binary,
 // which ctest reports as a failure (daemonic children die with it). A hang thus fails the test

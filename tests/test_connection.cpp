@@ -27,9 +27,9 @@ std::error_code code_of(const std::function<void()>& f) {
 
 }  // namespace
 
-class ConnectionTest : public ProcessTest {};
+class ConnectionApi : public ProcessTest {};
 
-TEST_F(ConnectionTest, DuplexPipeCarriesValuesBothWays) {
+TEST_F(ConnectionApi, DuplexPipeCarriesValuesBothWays) {
     auto [a, b] = mp::Pipe();
     EXPECT_TRUE(a.readable() && a.writable() && b.readable() && b.writable());
     mp::Process p(
@@ -49,7 +49,7 @@ TEST_F(ConnectionTest, DuplexPipeCarriesValuesBothWays) {
     EXPECT_EQ(p.exitcode(), 0);
 }
 
-TEST_F(ConnectionTest, StringLiteralsAreSentAsStdString) {
+TEST_F(ConnectionApi, StringLiteralsAreSentAsStdString) {
     auto [a, b] = mp::Pipe();
     a.send("hello");
     const char* text = "world";
@@ -58,7 +58,7 @@ TEST_F(ConnectionTest, StringLiteralsAreSentAsStdString) {
     EXPECT_EQ(b.recv<std::string>(), "world");
 }
 
-TEST_F(ConnectionTest, OneWayPipeHasPythonsOrderAndDirections) {
+TEST_F(ConnectionApi, OneWayPipeHasPythonsOrderAndDirections) {
     auto [r, w] = mp::Pipe(false);
     EXPECT_TRUE(r.readable());
     EXPECT_FALSE(r.writable());
@@ -72,7 +72,7 @@ TEST_F(ConnectionTest, OneWayPipeHasPythonsOrderAndDirections) {
     EXPECT_THROW_WITH(w.recv_bytes(), std::system_error, "connection is write-only");
 }
 
-TEST_F(ConnectionTest, MessagesNeverMerge) {
+TEST_F(ConnectionApi, MessagesNeverMerge) {
     auto [a, b] = mp::Pipe();
     a.send_bytes("one");
     a.send_bytes("");
@@ -82,7 +82,7 @@ TEST_F(ConnectionTest, MessagesNeverMerge) {
     EXPECT_EQ(bytes_to_string(b.recv_bytes()), "three");
 }
 
-TEST_F(ConnectionTest, SendBytesOffsetAndSizeAreInBytesWithPythonsErrors) {
+TEST_F(ConnectionApi, SendBytesOffsetAndSizeAreInBytesWithPythonsErrors) {
     auto [a, b] = mp::Pipe();
     const auto buf = string_to_bytes("abcdefgh");
     a.send_bytes(buf, 2);
@@ -98,7 +98,7 @@ TEST_F(ConnectionTest, SendBytesOffsetAndSizeAreInBytesWithPythonsErrors) {
     EXPECT_FALSE(b.poll());  // nothing was sent by the failed calls
 }
 
-TEST_F(ConnectionTest, RecvBytesMaxlengthPoisonsLikePython) {
+TEST_F(ConnectionApi, RecvBytesMaxlengthPoisonsLikePython) {
     {
         auto [a, b] = mp::Pipe();
         a.send_bytes("0123456789");
@@ -118,7 +118,7 @@ TEST_F(ConnectionTest, RecvBytesMaxlengthPoisonsLikePython) {
     EXPECT_EQ(b.recv_bytes(5).size(), 5u);  // exactly maxlength is fine
 }
 
-TEST_F(ConnectionTest, RecvBytesIntoWritesAtOffsetOrThrowsBufferTooShort) {
+TEST_F(ConnectionApi, RecvBytesIntoWritesAtOffsetOrThrowsBufferTooShort) {
     auto [a, b] = mp::Pipe();
     std::vector<std::byte> buf(8, std::byte{'.'});
     a.send_bytes("abc");
@@ -136,7 +136,7 @@ TEST_F(ConnectionTest, RecvBytesIntoWritesAtOffsetOrThrowsBufferTooShort) {
     EXPECT_THROW_WITH(b.recv_bytes_into(buf, 9), mp::ValueError, "offset too large");
 }
 
-TEST_F(ConnectionTest, PollSeesMessagesEmptyMessagesAndEof) {
+TEST_F(ConnectionApi, PollSeesMessagesEmptyMessagesAndEof) {
     auto [a, b] = mp::Pipe();
     EXPECT_FALSE(b.poll());
     EXPECT_FALSE(b.poll(-1s));
@@ -149,7 +149,7 @@ TEST_F(ConnectionTest, PollSeesMessagesEmptyMessagesAndEof) {
     EXPECT_THROW(b.recv_bytes(), mp::EOFError);
 }
 
-TEST_F(ConnectionTest, PollWithTimeoutWaitsForAChild) {
+TEST_F(ConnectionApi, PollWithTimeoutWaitsForAChild) {
     auto [a, b] = mp::Pipe();
     mp::Process p(
         [](mp::Connection& conn) {
@@ -163,7 +163,7 @@ TEST_F(ConnectionTest, PollWithTimeoutWaitsForAChild) {
     p.join();
 }
 
-TEST_F(ConnectionTest, EofOnlyOnceTheOtherEndIsClosedEverywhere) {
+TEST_F(ConnectionApi, EofOnlyOnceTheOtherEndIsClosedEverywhere) {
     auto [r, w] = mp::Pipe(false);
     mp::Process p(
         [](mp::Connection& out) {
@@ -177,7 +177,7 @@ TEST_F(ConnectionTest, EofOnlyOnceTheOtherEndIsClosedEverywhere) {
     p.join();
 }
 
-TEST_F(ConnectionTest, EofInsideAFrameIsAnError) {
+TEST_F(ConnectionApi, EofInsideAFrameIsAnError) {
     auto [a, b] = mp::Pipe();
     write_raw(a, {0, 0, 0, 10, 'a', 'b', 'c'});
     a.close();
@@ -188,19 +188,19 @@ TEST_F(ConnectionTest, EofInsideAFrameIsAnError) {
     EXPECT_THROW_WITH(d.recv_bytes(), std::system_error, "got end of file during message");
 }
 
-TEST_F(ConnectionTest, AcceptsTheExtendedHeaderEvenForSmallPayloads) {
+TEST_F(ConnectionApi, AcceptsTheExtendedHeaderEvenForSmallPayloads) {
     auto [a, b] = mp::Pipe();
     write_raw(a, {0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 5, 'h', 'e', 'l', 'l', 'o'});
     EXPECT_EQ(bytes_to_string(b.recv_bytes()), "hello");
 }
 
-TEST_F(ConnectionTest, NegativeLengthIsAProtocolError) {
+TEST_F(ConnectionApi, NegativeLengthIsAProtocolError) {
     auto [a, b] = mp::Pipe();
     write_raw(a, {0xff, 0xff, 0xff, 0xfe});
     EXPECT_EQ(code_of([&] { b.recv_bytes(); }), std::errc::protocol_error);
 }
 
-TEST_F(ConnectionTest, HostileLengthDoesNotAllocateUpFront) {
+TEST_F(ConnectionApi, HostileLengthDoesNotAllocateUpFront) {
     auto [a, b] = mp::Pipe();
     // Claims 2^62 bytes, sends 3, closes: an error, not a 4 EiB allocation.
     write_raw(a, {0xff, 0xff, 0xff, 0xff, 0x40, 0, 0, 0, 0, 0, 0, 0, 'a', 'b', 'c'});
@@ -208,7 +208,7 @@ TEST_F(ConnectionTest, HostileLengthDoesNotAllocateUpFront) {
     EXPECT_THROW_WITH(b.recv_bytes(), std::system_error, "got end of file during message");
 }
 
-TEST_F(ConnectionTest, WireBytesAreCPythonsFraming) {
+TEST_F(ConnectionApi, WireBytesAreCPythonsFraming) {
     auto [a, b] = mp::Pipe();
     a.send_bytes("raw bytes");
     std::array<unsigned char, 13> wire{};
@@ -217,7 +217,7 @@ TEST_F(ConnectionTest, WireBytesAreCPythonsFraming) {
     EXPECT_EQ(wire, expected);
 }
 
-TEST_F(ConnectionTest, MessagesAbove2GiBUseThe8ByteHeader) {
+TEST_F(ConnectionApi, MessagesAbove2GiBUseThe8ByteHeader) {
     BigMemoryTestLock one_at_a_time;
     constexpr std::size_t n = 0x80000000ull + 1;  // 2 GiB + 1
     auto [a, b] = mp::Pipe();
@@ -240,7 +240,7 @@ TEST_F(ConnectionTest, MessagesAbove2GiBUseThe8ByteHeader) {
     EXPECT_EQ(got[n / 2], std::byte{0x5a});
 }
 
-TEST_F(ConnectionTest, SixteenMiBRoundTripThroughAChild) {
+TEST_F(ConnectionApi, SixteenMiBRoundTripThroughAChild) {
     auto [a, b] = mp::Pipe();
     mp::Process echo([](mp::Connection& conn) { conn.send_bytes(conn.recv_bytes()); }, std::move(b));
     echo.start();
@@ -251,7 +251,7 @@ TEST_F(ConnectionTest, SixteenMiBRoundTripThroughAChild) {
     echo.join();
 }
 
-TEST_F(ConnectionTest, ClosedHandleIsAClearError) {
+TEST_F(ConnectionApi, ClosedHandleIsAClearError) {
     auto [a, b] = mp::Pipe();
     a.close();
     a.close();  // idempotent
@@ -265,14 +265,14 @@ TEST_F(ConnectionTest, ClosedHandleIsAClearError) {
     EXPECT_TRUE(empty.closed());
 }
 
-TEST_F(ConnectionTest, InvalidHandlesAreRejected) {
+TEST_F(ConnectionApi, InvalidHandlesAreRejected) {
     EXPECT_THROW_WITH(mp::Connection(mp::FileDescriptor(-1)), mp::ValueError, "invalid handle");
     auto [a, b] = mp::Pipe();
     EXPECT_THROW_WITH(mp::Connection(mp::FileDescriptor(::dup(a.fileno())), false, false), mp::ValueError,
                       "at least one of `readable` and `writable` must be True");
 }
 
-TEST_F(ConnectionTest, SendingToAClosedPeerIsBrokenPipeNotSigpipe) {
+TEST_F(ConnectionApi, SendingToAClosedPeerIsBrokenPipeNotSigpipe) {
     {
         auto [a, b] = mp::Pipe();
         b.close();
@@ -283,7 +283,7 @@ TEST_F(ConnectionTest, SendingToAClosedPeerIsBrokenPipeNotSigpipe) {
     EXPECT_EQ(code_of([&] { w.send_bytes("x"); }), std::errc::broken_pipe);
 }
 
-TEST_F(ConnectionTest, ReceivingTheWrongTypeIsADecodeError) {
+TEST_F(ConnectionApi, ReceivingTheWrongTypeIsADecodeError) {
     auto [a, b] = mp::Pipe();
     a.send(std::string("text"));
     EXPECT_THROW_WITH(b.recv<int>(), mp::DecodeError, "type mismatch");
@@ -293,7 +293,7 @@ TEST_F(ConnectionTest, ReceivingTheWrongTypeIsADecodeError) {
     EXPECT_EQ(b.recv<int>(), 5);
 }
 
-TEST_F(ConnectionTest, SendHandlePassesAFileDescriptorToAChild) {
+TEST_F(ConnectionApi, SendHandlePassesAFileDescriptorToAChild) {
     auto [a, b] = mp::Pipe();
     mp::Process p(
         [](mp::Connection& conn) {
@@ -314,7 +314,7 @@ TEST_F(ConnectionTest, SendHandlePassesAFileDescriptorToAChild) {
     EXPECT_EQ(std::string(buf, static_cast<std::size_t>(::read(r.get(), buf, sizeof buf))), "written by the child");
 }
 
-TEST_F(ConnectionTest, RecvHandleWithoutAHandleIsAnError) {
+TEST_F(ConnectionApi, RecvHandleWithoutAHandleIsAnError) {
     auto [a, b] = mp::Pipe();
     ASSERT_EQ(::write(a.fileno(), "x", 1), 1);
     EXPECT_THROW_WITH(b.recv_handle(), std::runtime_error, "received 0 items of ancdata");
@@ -324,7 +324,7 @@ TEST_F(ConnectionTest, RecvHandleWithoutAHandleIsAnError) {
     EXPECT_THROW_WITH(w.send_handle(0), std::system_error, "needs a duplex");
 }
 
-TEST_F(ConnectionTest, WaitReturnsReadyConnectionsAndSentinels) {
+TEST_F(ConnectionApi, WaitReturnsReadyConnectionsAndSentinels) {
     auto [a1, b1] = mp::Pipe();
     auto [a2, b2] = mp::Pipe();
     EXPECT_TRUE(mp::wait(std::vector<mp::Connection*>{&a1, &a2}, 10ms).empty());
@@ -343,7 +343,7 @@ TEST_F(ConnectionTest, WaitReturnsReadyConnectionsAndSentinels) {
     EXPECT_EQ(p.exitcode(), 0);
 }
 
-TEST_F(ConnectionTest, WaitOnAnInvalidHandleThrows) {
+TEST_F(ConnectionApi, WaitOnAnInvalidHandleThrows) {
     int fds[2];
     ASSERT_EQ(::pipe(fds), 0);
     ::close(fds[0]);
@@ -351,7 +351,7 @@ TEST_F(ConnectionTest, WaitOnAnInvalidHandleThrows) {
     EXPECT_THROW_WITH(mp::wait({fds[0]}, 0s), std::system_error, "invalid handle");
 }
 
-TEST_F(ConnectionTest, ManyRoundTripsWithASpinningPeerStayCorrect) {
+TEST_F(ConnectionApi, ManyRoundTripsWithASpinningPeerStayCorrect) {
     auto [a, b] = mp::Pipe();
     mp::Process echo(
         [](mp::Connection& conn) {
@@ -374,7 +374,7 @@ TEST_F(ConnectionTest, ManyRoundTripsWithASpinningPeerStayCorrect) {
 }
 
 // Python's reduction.DupFd: a descriptor opened after a child was forked reaches that child.
-TEST_F(ConnectionTest, DupFdHandsADescriptorOpenedLaterToAnotherProcess) {
+TEST_F(ConnectionApi, DupFdHandsADescriptorOpenedLaterToAnotherProcess) {
     mp::Queue<mp::DupFd> handles;
     mp::Queue<std::string> replies;
     mp::Process child(
@@ -409,7 +409,7 @@ TEST_F(ConnectionTest, DupFdHandsADescriptorOpenedLaterToAnotherProcess) {
 
 // A descriptor waiting in the resource sharer is not inherited by a child forked meanwhile (as
 // Python's sharer closes it after fork): once the receiver closes its copy, the peer sees EOF.
-TEST_F(ConnectionTest, DupFdWaitingInTheSharerIsNotKeptOpenByLaterChildren) {
+TEST_F(ConnectionApi, DupFdWaitingInTheSharerIsNotKeptOpenByLaterChildren) {
     int sv[2];
     ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     mp::DupFd h(sv[0]);

@@ -33,16 +33,6 @@ void with_global_method(const std::string& method, Body body) {
     mp::set_start_method(before, true);
 }
 
-template <class E, class F>
-std::string message_of(F f) {
-    try {
-        f();
-    } catch (const E& e) {
-        return e.what();
-    }
-    return "(nothing thrown)";
-}
-
 }  // namespace
 
 TEST(Context, AllStartMethods) {

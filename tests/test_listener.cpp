@@ -33,9 +33,9 @@ bool path_exists(const std::string& p) {
 
 }  // namespace
 
-class ListenerTest : public ProcessTest {};
+class ListenerApi : public ProcessTest {};
 
-TEST_F(ListenerTest, DefaultAddressIsAPrivateUnixSocketRemovedOnClose) {
+TEST_F(ListenerApi, DefaultAddressIsAPrivateUnixSocketRemovedOnClose) {
     mp::Listener listener;
     const auto path = std::get<std::string>(listener.address());
     EXPECT_TRUE(path_exists(path));
@@ -56,7 +56,7 @@ TEST_F(ListenerTest, DefaultAddressIsAPrivateUnixSocketRemovedOnClose) {
     EXPECT_THROW_WITH(listener.accept(), std::system_error, "listener is closed");
 }
 
-TEST_F(ListenerTest, AbstractUnixSocket) {
+TEST_F(ListenerApi, AbstractUnixSocket) {
     const std::string name = std::string(1, '\0') + "polyproc-test-" + std::to_string(::getpid());
     mp::Listener listener(name);
     std::thread client([&] { mp::Client(name).send(3); });
@@ -64,7 +64,7 @@ TEST_F(ListenerTest, AbstractUnixSocket) {
     client.join();
 }
 
-TEST_F(ListenerTest, InetOnAnyFreePortWithAChildProcessClient) {
+TEST_F(ListenerApi, InetOnAnyFreePortWithAChildProcessClient) {
     mp::Listener listener(mp::InetAddress{"127.0.0.1", 0});
     const auto addr = std::get<mp::InetAddress>(listener.address());
     EXPECT_NE(addr.port, 0);
@@ -85,7 +85,7 @@ TEST_F(ListenerTest, InetOnAnyFreePortWithAChildProcessClient) {
     EXPECT_EQ(std::get<mp::InetAddress>(*listener.last_accepted()).host, "127.0.0.1");
 }
 
-TEST_F(ListenerTest, BindingAnAddressInUseFails) {
+TEST_F(ListenerApi, BindingAnAddressInUseFails) {
     mp::Listener first(mp::InetAddress{"127.0.0.1", 0});
     try {
         mp::Listener second(first.address());
@@ -96,7 +96,7 @@ TEST_F(ListenerTest, BindingAnAddressInUseFails) {
     }
 }
 
-TEST_F(ListenerTest, ClientErrorsAreSystemErrors) {
+TEST_F(ListenerApi, ClientErrorsAreSystemErrors) {
     mp::InetAddress port_zero_closed;
     {
         mp::Listener l(mp::InetAddress{"127.0.0.1", 0});
@@ -116,7 +116,7 @@ TEST_F(ListenerTest, ClientErrorsAreSystemErrors) {
     }
 }
 
-TEST_F(ListenerTest, AuthenticatedConnectionSucceedsWithTheSameKey) {
+TEST_F(ListenerApi, AuthenticatedConnectionSucceedsWithTheSameKey) {
     mp::Listener listener(std::nullopt, 1, std::string("secret"));
     const auto addr = listener.address();
     mp::Process p(
@@ -128,7 +128,7 @@ TEST_F(ListenerTest, AuthenticatedConnectionSucceedsWithTheSameKey) {
     EXPECT_EQ(p.exitcode(), 0);
 }
 
-TEST_F(ListenerTest, WrongKeyFailsOnBothSides) {
+TEST_F(ListenerApi, WrongKeyFailsOnBothSides) {
     mp::Listener listener(std::nullopt, 1, std::string("right"));
     const auto addr = listener.address();
     std::string client_error;
@@ -144,7 +144,7 @@ TEST_F(ListenerTest, WrongKeyFailsOnBothSides) {
     EXPECT_EQ(client_error, "digest sent was rejected");
 }
 
-TEST_F(ListenerTest, EmptyKeyIsARealKey) {
+TEST_F(ListenerApi, EmptyKeyIsARealKey) {
     mp::Listener listener(std::nullopt, 1, std::string());
     const auto addr = listener.address();
     std::thread client([&] { mp::Client(addr, std::string()).send(1); });
@@ -152,7 +152,7 @@ TEST_F(ListenerTest, EmptyKeyIsARealKey) {
     client.join();
 }
 
-TEST_F(ListenerTest, HostileFirstFrameIsRejectedWithoutReadingIt) {
+TEST_F(ListenerApi, HostileFirstFrameIsRejectedWithoutReadingIt) {
     mp::Listener listener(std::nullopt, 1, std::string("k"));
     const auto addr = listener.address();
     std::thread client([&] {

@@ -35,9 +35,9 @@ struct Unregistered : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
-class PoolTest : public ProcessTest {};
+class PoolApi : public ProcessTest {};
 
-TEST_F(PoolTest, ApplyRunsInAWorkerAndReturnsTheValue) {
+TEST_F(PoolApi, ApplyRunsInAWorkerAndReturnsTheValue) {
     mp::Pool pool(2);
     EXPECT_EQ(pool.apply(square, 7), 49);
     EXPECT_EQ(pool.apply(add, 2, 3), 5);
@@ -49,7 +49,7 @@ TEST_F(PoolTest, ApplyRunsInAWorkerAndReturnsTheValue) {
     EXPECT_EQ(pool.apply([](const std::string& s) { return s + "!"; }, "a literal"), "a literal!");
 }
 
-TEST_F(PoolTest, LambdaWithTriviallyCopyableCapturesTravels) {
+TEST_F(PoolApi, LambdaWithTriviallyCopyableCapturesTravels) {
     mp::Pool pool(2);
     const int base = 100;
     const double scale = 2.5;
@@ -57,7 +57,7 @@ TEST_F(PoolTest, LambdaWithTriviallyCopyableCapturesTravels) {
     EXPECT_EQ(pool.map([base](int x) { return base + x; }, std::vector{1, 2, 3}), (std::vector{101, 102, 103}));
 }
 
-TEST_F(PoolTest, ApplyAsyncGetTimeoutReadySuccessful) {
+TEST_F(PoolApi, ApplyAsyncGetTimeoutReadySuccessful) {
     mp::Pool pool(2);
     auto r = pool.apply_async(sleep_ms_then, 300);
     EXPECT_FALSE(r.ready());
@@ -75,7 +75,7 @@ TEST_F(PoolTest, ApplyAsyncGetTimeoutReadySuccessful) {
     EXPECT_TRUE(v.successful());
 }
 
-TEST_F(PoolTest, MapKeepsInputOrderForEveryChunksize) {
+TEST_F(PoolApi, MapKeepsInputOrderForEveryChunksize) {
     mp::Pool pool(2);
     std::vector<int> xs(1000);
     std::iota(xs.begin(), xs.end(), 0);
@@ -89,7 +89,7 @@ TEST_F(PoolTest, MapKeepsInputOrderForEveryChunksize) {
     EXPECT_TRUE(pool.map(square, std::vector<int>{}, 1).empty());
 }
 
-TEST_F(PoolTest, MapTakesAnyRangeAndAnySerializableTypes) {
+TEST_F(PoolApi, MapTakesAnyRangeAndAnySerializableTypes) {
     mp::Pool pool(2);
     std::vector<std::string> words{"a", "bb", "ccc"};
     EXPECT_EQ(pool.map([](const std::string& s) { return s.size(); }, words), (std::vector<std::size_t>{1, 2, 3}));
@@ -100,7 +100,7 @@ TEST_F(PoolTest, MapTakesAnyRangeAndAnySerializableTypes) {
     pool.map([](int) {}, std::vector{1, 2, 3});  // void tasks: map returns nothing
 }
 
-TEST_F(PoolTest, StarmapUnpacksTuples) {
+TEST_F(PoolApi, StarmapUnpacksTuples) {
     mp::Pool pool(2);
     std::vector<std::tuple<int, int>> pairs{{1, 2}, {3, 4}, {5, 6}};
     EXPECT_EQ(pool.starmap(add, pairs), (std::vector{3, 7, 11}));
@@ -115,7 +115,7 @@ TEST_F(PoolTest, StarmapUnpacksTuples) {
     EXPECT_EQ(r.get(), (std::vector<std::string>{"abab", "ccc"}));
 }
 
-TEST_F(PoolTest, ImapIsOrderedAndImapUnorderedHasEveryResult) {
+TEST_F(PoolApi, ImapIsOrderedAndImapUnorderedHasEveryResult) {
     mp::Pool pool(2);
     std::vector<int> xs(200);
     std::iota(xs.begin(), xs.end(), 0);
@@ -137,7 +137,7 @@ TEST_F(PoolTest, ImapIsOrderedAndImapUnorderedHasEveryResult) {
     EXPECT_THROW_WITH(pool.imap_unordered(square, xs, 0), mp::ValueError, "Chunksize must be 1+, not 0");
 }
 
-TEST_F(PoolTest, ImapNextHasPythonsTimeout) {
+TEST_F(PoolApi, ImapNextHasPythonsTimeout) {
     mp::Pool pool(2);
     auto it = pool.imap(sleep_ms_then, std::vector{300, 0});
     EXPECT_THROW(it.next(20ms), mp::TimeoutError);
@@ -147,7 +147,7 @@ TEST_F(PoolTest, ImapNextHasPythonsTimeout) {
     EXPECT_EQ(it.next(), std::nullopt);
 }
 
-TEST_F(PoolTest, CallbacksRunInTheParentInArrivalOrderBeforeReady) {
+TEST_F(PoolApi, CallbacksRunInTheParentInArrivalOrderBeforeReady) {
     mp::Pool pool(2);
     std::vector<int> seen;  // touched only by the callbacks, which run one at a time
     std::atomic<int> thread_checks{0};
@@ -183,7 +183,7 @@ TEST_F(PoolTest, CallbacksRunInTheParentInArrivalOrderBeforeReady) {
     EXPECT_TRUE(called.load());
 }
 
-TEST_F(PoolTest, ErrorCallbackGetsTheTasksException) {
+TEST_F(PoolApi, ErrorCallbackGetsTheTasksException) {
     mp::Pool pool(2);
     std::string message;
     std::atomic<int> successes{0};
@@ -198,7 +198,7 @@ TEST_F(PoolTest, ErrorCallbackGetsTheTasksException) {
     EXPECT_THROW_WITH(r.get(), std::out_of_range, "index 5");
 }
 
-TEST_F(PoolTest, MapAsyncRunsEveryChunkThenReportsTheFirstFailureOnce) {
+TEST_F(PoolApi, MapAsyncRunsEveryChunkThenReportsTheFirstFailureOnce) {
     mp::Pool pool(2);
     std::atomic<int> errors{0}, successes{0};
     std::vector<int> xs(40);
@@ -225,7 +225,7 @@ TEST_F(PoolTest, MapAsyncRunsEveryChunkThenReportsTheFirstFailureOnce) {
     EXPECT_EQ(got[39], 39 * 39);
 }
 
-TEST_F(PoolTest, ExceptionsComeBackAsTheirOwnTypeOrAsRemoteError) {
+TEST_F(PoolApi, ExceptionsComeBackAsTheirOwnTypeOrAsRemoteError) {
     mp::register_exception<MyError>();
     mp::Pool pool(1);
     EXPECT_THROW_WITH(pool.apply([] { throw std::runtime_error("plain"); }), std::runtime_error, "plain");
@@ -258,7 +258,7 @@ TEST_F(PoolTest, ExceptionsComeBackAsTheirOwnTypeOrAsRemoteError) {
     EXPECT_EQ(pool.worker_pids().at(0), worker);
 }
 
-TEST_F(PoolTest, MisuseRaisesPythonsErrors) {
+TEST_F(PoolApi, MisuseRaisesPythonsErrors) {
     EXPECT_THROW_WITH(mp::Pool(-1), mp::ValueError, "Number of processes must be at least 1");
     EXPECT_THROW_WITH(mp::Pool(mp::PoolOptions{.processes = 1, .maxtasksperchild = -1}), mp::ValueError,
                       "maxtasksperchild must be a positive int or None");
@@ -276,7 +276,7 @@ TEST_F(PoolTest, MisuseRaisesPythonsErrors) {
     EXPECT_THROW_WITH(pool.apply(square, 1), mp::ValueError, "Pool not running");
 }
 
-TEST_F(PoolTest, CloseLetsQueuedTasksFinishAndJoinWaitsForThem) {
+TEST_F(PoolApi, CloseLetsQueuedTasksFinishAndJoinWaitsForThem) {
     mp::Pool pool(2);
     std::vector<mp::AsyncResult<int>> rs;
     for (int i = 0; i < 10; ++i) rs.push_back(pool.apply_async(sleep_ms_then, 20));
@@ -289,7 +289,7 @@ TEST_F(PoolTest, CloseLetsQueuedTasksFinishAndJoinWaitsForThem) {
     EXPECT_TRUE(pool.worker_pids().empty());
 }
 
-TEST_F(PoolTest, TerminateStopsWorkersAndFailsPendingResults) {
+TEST_F(PoolApi, TerminateStopsWorkersAndFailsPendingResults) {
     std::vector<pid_t> pids;
     mp::AsyncResult<int> pending = [&] {
         mp::Pool pool(2);
@@ -302,7 +302,7 @@ TEST_F(PoolTest, TerminateStopsWorkersAndFailsPendingResults) {
     for (pid_t pid : pids) EXPECT_NE(::kill(pid, 0) == 0 && ::waitpid(pid, nullptr, WNOHANG) == 0, true);
 }
 
-TEST_F(PoolTest, InitializerRunsOncePerWorker) {
+TEST_F(PoolApi, InitializerRunsOncePerWorker) {
     POLYPROC_FORK_ONLY();  // a capturing initializer; InitializerArgumentsReachEveryWorker is its spawnable form
     mp::Queue<int> started;
     mp::Pool pool(mp::PoolOptions{.processes = 3, .initializer = [started] { started.put(::getpid()); }});
@@ -324,7 +324,7 @@ void announce_worker(mp::Queue<std::string> started, mp::Value<int> counter, std
     started.put(tag + ":" + std::to_string(::getpid()));
 }
 
-TEST_F(PoolTest, InitializerArgumentsReachEveryWorker) {
+TEST_F(PoolApi, InitializerArgumentsReachEveryWorker) {
     mp::Queue<std::string> started;
     mp::Value<int> counter(0);
     mp::Pool pool(
@@ -337,7 +337,7 @@ TEST_F(PoolTest, InitializerArgumentsReachEveryWorker) {
     EXPECT_EQ(counter.value(), 3);
 }
 
-TEST_F(PoolTest, ANullInitializerIsNoInitializer) {
+TEST_F(PoolApi, ANullInitializerIsNoInitializer) {
     void (*none)() = nullptr;
     mp::Pool a(mp::PoolOptions{.processes = 1, .initializer = none});
     EXPECT_EQ(a.apply(square, 5), 25);
@@ -345,7 +345,7 @@ TEST_F(PoolTest, ANullInitializerIsNoInitializer) {
     EXPECT_EQ(b.apply(square, 6), 36);
 }
 
-TEST_F(PoolTest, InitializerArgumentsThatCannotTravelAreAStartTimeError) {
+TEST_F(PoolApi, InitializerArgumentsThatCannotTravelAreAStartTimeError) {
     if (mp::get_start_method() == "fork") GTEST_SKIP() << "under fork, any argument works";
     std::vector<mp::Lock> locks(2);
     try {
@@ -365,7 +365,7 @@ std::pair<int, int> pid_and_initializer_runs(int) {
 }
 
 // The same under every start method: a plain function as initializer, seen through a global.
-TEST_F(PoolTest, InitializerFunctionRunsOnceInEveryWorkerBeforeItsFirstTask) {
+TEST_F(PoolApi, InitializerFunctionRunsOnceInEveryWorkerBeforeItsFirstTask) {
     mp::Pool pool(mp::PoolOptions{.processes = 3, .initializer = count_initializer_run});
     std::vector<int> xs(30);
     std::iota(xs.begin(), xs.end(), 0);
@@ -378,7 +378,7 @@ TEST_F(PoolTest, InitializerFunctionRunsOnceInEveryWorkerBeforeItsFirstTask) {
     EXPECT_EQ(initializer_runs, 0);  // never in the parent
 }
 
-TEST_F(PoolTest, MaxTasksPerChildReplacesWorkersAndLosesNothing) {
+TEST_F(PoolApi, MaxTasksPerChildReplacesWorkersAndLosesNothing) {
     mp::Pool pool(mp::PoolOptions{.processes = 2, .maxtasksperchild = 3});
     std::vector<int> xs(30);
     std::iota(xs.begin(), xs.end(), 0);

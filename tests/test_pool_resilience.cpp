@@ -24,7 +24,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-class PoolResilienceTest : public ProcessTest {};
+class PoolResilience : public ProcessTest {};
 
 int square(int x) { return x * x; }
 int die_by_signal(int sig) {
@@ -35,17 +35,6 @@ int die_by_signal(int sig) {
 int sleep_ms(int ms) {
     std::this_thread::sleep_for(std::chrono::milliseconds(ms));
     return ms;
-}
-
-// Waits (bounded) until pred() holds.
-template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds limit = 10s) {
-    const auto end = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < end) {
-        if (pred()) return true;
-        std::this_thread::sleep_for(5ms);
-    }
-    return pred();
 }
 
 void expect_worker_lost(mp::AsyncResult<int>& r, int exitcode) {
@@ -59,7 +48,7 @@ void expect_worker_lost(mp::AsyncResult<int>& r, int exitcode) {
     }
 }
 
-TEST_F(PoolResilienceTest, AWorkerKilledBySignalFailsOnlyItsTaskAndIsReplaced) {
+TEST_F(PoolResilience, AWorkerKilledBySignalFailsOnlyItsTaskAndIsReplaced) {
     mp::Pool pool(2);
     for (int sig : {SIGKILL, SIGSEGV, SIGABRT}) {
         std::vector<mp::AsyncResult<int>> before, after;
@@ -76,7 +65,7 @@ TEST_F(PoolResilienceTest, AWorkerKilledBySignalFailsOnlyItsTaskAndIsReplaced) {
     EXPECT_EQ(pool.apply(square, 12), 144);  // still usable
 }
 
-TEST_F(PoolResilienceTest, AWorkerThatCallsExitFailsItsTaskWithTheExitCode) {
+TEST_F(PoolResilience, AWorkerThatCallsExitFailsItsTaskWithTheExitCode) {
     mp::Pool pool(2);
     auto r = pool.apply_async([](int code) -> int { std::exit(code); }, 3);
 #if defined(__SANITIZE_ADDRESS__)
@@ -95,7 +84,7 @@ TEST_F(PoolResilienceTest, AWorkerThatCallsExitFailsItsTaskWithTheExitCode) {
 
 int& pid_in(mp::SharedMemory& slot) { return *reinterpret_cast<int*>(slot.buf().data()); }
 
-TEST_F(PoolResilienceTest, AWorkerKilledFromOutsideMidTaskFailsThatTask) {
+TEST_F(PoolResilience, AWorkerKilledFromOutsideMidTaskFailsThatTask) {
     // The task tells which worker runs it through a named segment: a task's arguments are values,
     // so it gets the segment's name (this works under every start method).
     mp::SharedMemory slot(std::nullopt, true, sizeof(int));
@@ -123,7 +112,7 @@ TEST_F(PoolResilienceTest, AWorkerKilledFromOutsideMidTaskFailsThatTask) {
     EXPECT_EQ(pool.apply(square, 4), 16);
 }
 
-TEST_F(PoolResilienceTest, AnIdleWorkerKilledFromOutsideIsReplacedSilently) {
+TEST_F(PoolResilience, AnIdleWorkerKilledFromOutsideIsReplacedSilently) {
     mp::Pool pool(2);
     const auto pids = pool.worker_pids();
     ASSERT_EQ(pids.size(), 2u);
@@ -137,7 +126,7 @@ TEST_F(PoolResilienceTest, AnIdleWorkerKilledFromOutsideIsReplacedSilently) {
     EXPECT_EQ(pool.map(square, xs, 1).at(99), 99 * 99);
 }
 
-TEST_F(PoolResilienceTest, MapAndImapRaiseTheLossAtThatItemsPosition) {
+TEST_F(PoolResilience, MapAndImapRaiseTheLossAtThatItemsPosition) {
     mp::Pool pool(2);
     auto f = [](int x) {
         if (x == 5) die_by_signal(SIGKILL);
@@ -158,7 +147,7 @@ TEST_F(PoolResilienceTest, MapAndImapRaiseTheLossAtThatItemsPosition) {
     EXPECT_EQ(it.next(), std::nullopt);
 }
 
-TEST_F(PoolResilienceTest, RandomCrashesFailExactlyTheCrashedTasks) {
+TEST_F(PoolResilience, RandomCrashesFailExactlyTheCrashedTasks) {
     mp::Pool pool(2);
     std::vector<mp::AsyncResult<int>> rs;
     for (int i = 0; i < 300; ++i)
@@ -190,7 +179,7 @@ int busy_square(int x, int us) {
 
 // Workers SIGKILLed at random moments (between tasks, while taking one, mid-task): every task
 // either succeeds or fails with WorkerLostError, none hangs, and no more fail than were killed.
-TEST_F(PoolResilienceTest, WorkersKilledAtRandomMomentsNeverLoseOrHangATask) {
+TEST_F(PoolResilience, WorkersKilledAtRandomMomentsNeverLoseOrHangATask) {
     mp::Pool pool(2);
     constexpr int kTasks = 10000;
     std::vector<mp::AsyncResult<int>> rs;
@@ -230,7 +219,7 @@ int crash_at_3000_and_11000(int x) {
     return x + 1;
 }
 
-TEST_F(PoolResilienceTest, AWorkerDyingDuringALargeMapSubmissionFailsThatItem) {
+TEST_F(PoolResilience, AWorkerDyingDuringALargeMapSubmissionFailsThatItem) {
     HangGuard guard(150s, "a chunksize-1 map of 20000 tasks with a crash at item 2000");
     mp::Pool pool(1);
     std::vector<int> xs(kLargeSubmission);
@@ -240,7 +229,7 @@ TEST_F(PoolResilienceTest, AWorkerDyingDuringALargeMapSubmissionFailsThatItem) {
     EXPECT_EQ(pool.map(square, std::vector<int>{1, 2, 3}, 1), (std::vector<int>{1, 4, 9}));
 }
 
-TEST_F(PoolResilienceTest, ManyApplyAsyncWithCrashesMidSubmissionFailExactlyThoseTasks) {
+TEST_F(PoolResilience, ManyApplyAsyncWithCrashesMidSubmissionFailExactlyThoseTasks) {
     for (const int workers : {1, 2}) {
         SCOPED_TRACE(std::to_string(workers) + " workers");
         HangGuard guard(150s, "20000 apply_async with two crashes on Pool(" + std::to_string(workers) + ")");
@@ -260,7 +249,7 @@ TEST_F(PoolResilienceTest, ManyApplyAsyncWithCrashesMidSubmissionFailExactlyThos
     }
 }
 
-TEST_F(PoolResilienceTest, AnImapFeederGoesOnPastAWorkerDyingMidStream) {
+TEST_F(PoolResilience, AnImapFeederGoesOnPastAWorkerDyingMidStream) {
     HangGuard guard(150s, "an imap of 20000 items with a crash at item 2000");
     mp::Pool pool(mp::PoolOptions{.processes = 1, .imap_window = 4096});
     std::vector<int> xs(kLargeSubmission);
@@ -278,7 +267,7 @@ TEST_F(PoolResilienceTest, AnImapFeederGoesOnPastAWorkerDyingMidStream) {
 
 // A killer SIGKILLs a random worker every 20 ms while a chunksize-1 map of 20 000 tasks is
 // submitted and run: the map finishes or raises WorkerLostError, never hangs.
-TEST_F(PoolResilienceTest, AMapUnderARandomKillerEndsEveryTime) {
+TEST_F(PoolResilience, AMapUnderARandomKillerEndsEveryTime) {
     HangGuard guard(150s, "a chunksize-1 map of 20000 tasks under a killer");
     mp::Pool pool(2);
     std::vector<int> xs(kLargeSubmission);
@@ -336,7 +325,7 @@ struct SlowToWrite {
 // close() while another thread's task is in flight, on a pool whose only worker retires after
 // each task: a task that was admitted runs (it is counted before close() can see the pool idle);
 // one that was not raises "Pool not running". Never a hang, never a task failed as terminated.
-TEST_F(PoolResilienceTest, CloseRacingATaskInFlightRunsItOrRefusesIt) {
+TEST_F(PoolResilience, CloseRacingATaskInFlightRunsItOrRefusesIt) {
     HangGuard guard(150s, "close() racing a submission in flight");
     SlowToWrite::writer = ::getpid();
     int ran = 0;
@@ -364,7 +353,7 @@ TEST_F(PoolResilienceTest, CloseRacingATaskInFlightRunsItOrRefusesIt) {
 
 // terminate() while another thread submits and workers crash: submissions stop with "Pool not
 // running", and every result submitted before settles (a result or an error), none hangs.
-TEST_F(PoolResilienceTest, TerminateRacingSubmissionsAndDeathsSettlesEveryResult) {
+TEST_F(PoolResilience, TerminateRacingSubmissionsAndDeathsSettlesEveryResult) {
     HangGuard guard(150s, "terminate() racing a submitting thread and crashing workers");
     mp::Pool pool(2);
     std::vector<mp::AsyncResult<int>> rs;
@@ -402,7 +391,7 @@ TEST_F(PoolResilienceTest, TerminateRacingSubmissionsAndDeathsSettlesEveryResult
     EXPECT_EQ(std::size_t(done + failed), rs.size());
 }
 
-TEST_F(PoolResilienceTest, TaskTimeoutKillsTheStuckWorkerAndFailsOnlyThatTask) {
+TEST_F(PoolResilience, TaskTimeoutKillsTheStuckWorkerAndFailsOnlyThatTask) {
     mp::Pool pool(mp::PoolOptions{.processes = 2, .task_timeout = 300ms});
     const auto pids_before = pool.worker_pids();
     auto stuck = pool.apply_async(sleep_ms, 60'000);
@@ -430,7 +419,7 @@ int hold_until_file_exists(std::string path) {
     return 200;
 }
 
-TEST_F(PoolResilienceTest, ElasticPoolGrowsWhileTasksWaitAndShrinksWhenIdle) {
+TEST_F(PoolResilience, ElasticPoolGrowsWhileTasksWaitAndShrinksWhenIdle) {
     mp::Pool pool(mp::PoolOptions{.min_processes = 1, .max_processes = 4, .idle_timeout = 300ms});
     EXPECT_EQ(pool.size(), 1u);
     const std::string release = testing::TempDir() + "polyproc-elastic-" + std::to_string(::getpid());
@@ -458,7 +447,7 @@ TEST_F(PoolResilienceTest, ElasticPoolGrowsWhileTasksWaitAndShrinksWhenIdle) {
                       "min_processes must not exceed max_processes");
 }
 
-TEST_F(PoolResilienceTest, ImapPullsAnEndlessInputOnDemandInBoundedMemory) {
+TEST_F(PoolResilience, ImapPullsAnEndlessInputOnDemandInBoundedMemory) {
     mp::Pool pool(mp::PoolOptions{.processes = 2, .imap_window = 16});
     std::size_t pulled = 0;
     auto endless = std::views::iota(0) | std::views::transform([&pulled](int i) {
@@ -481,7 +470,7 @@ TEST_F(PoolResilienceTest, ImapPullsAnEndlessInputOnDemandInBoundedMemory) {
     EXPECT_EQ(unordered, 5000u);
 }
 
-TEST_F(PoolResilienceTest, ImapInputThatThrowsSurfacesAfterTheResultsBeforeIt) {
+TEST_F(PoolResilience, ImapInputThatThrowsSurfacesAfterTheResultsBeforeIt) {
     mp::Pool pool(2);
     auto failing = std::views::iota(0, 10) | std::views::transform([](int i) {
                        if (i == 3) throw std::runtime_error("input failed at 3");
@@ -497,7 +486,7 @@ TEST_F(PoolResilienceTest, ImapInputThatThrowsSurfacesAfterTheResultsBeforeIt) {
     EXPECT_EQ(pool.apply(square, 2), 4);  // the pool stays usable
 }
 
-TEST_F(PoolResilienceTest, JoinAfterCloseFinishesAnImapStillFeeding) {
+TEST_F(PoolResilience, JoinAfterCloseFinishesAnImapStillFeeding) {
     mp::Pool pool(mp::PoolOptions{.processes = 2, .imap_window = 4});
     std::vector<int> xs(100);
     std::iota(xs.begin(), xs.end(), 0);
@@ -508,7 +497,7 @@ TEST_F(PoolResilienceTest, JoinAfterCloseFinishesAnImapStillFeeding) {
     EXPECT_EQ(it.next(), std::nullopt);
 }
 
-TEST_F(PoolResilienceTest, AnInitializerThatAlwaysFailsBreaksThePoolInsteadOfLooping) {
+TEST_F(PoolResilience, AnInitializerThatAlwaysFailsBreaksThePoolInsteadOfLooping) {
     mp::Pool pool(mp::PoolOptions{.processes = 2, .initializer = [] { throw std::runtime_error("no database"); }});
     // Whether the pool broke before this submission or after, the task fails saying why.
     EXPECT_THROW_WITH(pool.apply_async(square, 2).get(30s), mp::ProcessError, "initializer: no database");
@@ -526,7 +515,7 @@ TEST_F(PoolResilienceTest, AnInitializerThatAlwaysFailsBreaksThePoolInsteadOfLoo
 // Created before the pools below, so that their workers share it.
 std::optional<mp::RawValue<int>> starts;
 
-TEST_F(PoolResilienceTest, SomeInitializerFailuresDoNotBreakAPoolWithHealthyWorkers) {
+TEST_F(PoolResilience, SomeInitializerFailuresDoNotBreakAPoolWithHealthyWorkers) {
     POLYPROC_FORK_ONLY();  // the initializer counts its runs in `starts`, which only fork hands over (no initargs)
     starts.emplace(0);
     mp::Pool pool(mp::PoolOptions{.processes = 4, .initializer = [] {
@@ -543,7 +532,7 @@ TEST_F(PoolResilienceTest, SomeInitializerFailuresDoNotBreakAPoolWithHealthyWork
     EXPECT_EQ(pool.apply(square, 9), 81);
 }
 
-TEST_F(PoolResilienceTest, AnImapWhosePoolWasTerminatedEndsInsteadOfThrowingForever) {
+TEST_F(PoolResilience, AnImapWhosePoolWasTerminatedEndsInsteadOfThrowingForever) {
     mp::Pool pool(mp::PoolOptions{.processes = 2, .imap_window = 4});
     auto it = pool.imap(sleep_ms, std::vector<int>(100, 1));
     EXPECT_EQ(it.next(20s), 1);
@@ -614,7 +603,7 @@ std::string child_stderr(bool on_terminal) {
     return text;
 }
 
-TEST_F(PoolResilienceTest, ProgressDrawsOnATerminalAndStaysQuietOtherwise) {
+TEST_F(PoolResilience, ProgressDrawsOnATerminalAndStaysQuietOtherwise) {
 #if defined(__SANITIZE_THREAD__)
     // The DupFd starts the sharer thread, so the child is forked from a threaded process, and
     // ThreadSanitizer refuses to start the child pool's threads after that.

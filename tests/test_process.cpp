@@ -45,16 +45,6 @@ std::string in_child(Body, Args&&... args) {
 
 bool pid_exists(pid_t pid) { return ::kill(pid, 0) == 0 || errno != ESRCH; }
 
-// Waits (bounded) until `pred` holds.
-bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds limit = 10s) {
-    const auto end = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < end) {
-        if (pred()) return true;
-        std::this_thread::sleep_for(5ms);
-    }
-    return pred();
-}
-
 std::string slurp(int fd) {
     std::string s;
     char buf[4096];

@@ -67,15 +67,6 @@ std::string system_error_of(F&& f, std::error_code* code = nullptr) {
     return "nothing thrown";
 }
 
-bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds limit = 10s) {
-    const auto end = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < end) {
-        if (pred()) return true;
-        std::this_thread::sleep_for(10ms);
-    }
-    return pred();
-}
-
 std::string str(std::span<const std::byte> b) { return std::string(reinterpret_cast<const char*>(b.data()), b.size()); }
 void put(std::span<std::byte> b, std::size_t offset, std::string_view s) {
     std::memcpy(b.data() + offset, s.data(), s.size());
@@ -286,9 +277,9 @@ struct Helper {
 
 // ---------------------------------------------------------------------------------------------
 
-class SharedMemoryTest : public ProcessTest {};
+class SharedMemoryApi : public ProcessTest {};
 
-TEST_F(SharedMemoryTest, ChildAttachesByNameAndWritesAreSharedBothWays) {
+TEST_F(SharedMemoryApi, ChildAttachesByNameAndWritesAreSharedBothWays) {
     mp::SharedMemory shm(std::nullopt, true, 1 << 16);
     Unlinker guard(shm.name());
     for (std::size_t i = 0; i < 256; ++i) shm.buf()[i] = std::byte(i * 7 & 0xff);
@@ -314,7 +305,7 @@ TEST_F(SharedMemoryTest, ChildAttachesByNameAndWritesAreSharedBothWays) {
     EXPECT_EQ(p.exitcode(), 0);
 }
 
-TEST_F(SharedMemoryTest, ForkChildInheritsTheMapping) {
+TEST_F(SharedMemoryApi, ForkChildInheritsTheMapping) {
     POLYPROC_FORK_ONLY();  // the child uses the parent's handle, inherited by fork
     mp::SharedMemory shm(std::nullopt, true, 100);
     Unlinker guard(shm.name());
@@ -325,7 +316,7 @@ TEST_F(SharedMemoryTest, ForkChildInheritsTheMapping) {
     EXPECT_EQ(str(shm.buf().first(9)), "inherited");
 }
 
-TEST_F(SharedMemoryTest, AutomaticNamesArePsmAndEightHexDigits) {
+TEST_F(SharedMemoryApi, AutomaticNamesArePsmAndEightHexDigits) {
     const std::regex pattern("psm_[0-9a-f]{8}");
     std::set<std::string> seen;
     Unlinker guard;
@@ -347,7 +338,7 @@ TEST_F(SharedMemoryTest, AutomaticNamesArePsmAndEightHexDigits) {
     EXPECT_GT(mp::detail::tracker_pid(), 0);
 }
 
-TEST_F(SharedMemoryTest, ExplicitNameCollisionAndMissingName) {
+TEST_F(SharedMemoryApi, ExplicitNameCollisionAndMissingName) {
     const std::string name = test_name("explicit");
     Unlinker guard(name);
     mp::SharedMemory shm(name, true, 64);
@@ -369,7 +360,7 @@ TEST_F(SharedMemoryTest, ExplicitNameCollisionAndMissingName) {
     EXPECT_EQ(code, std::errc::invalid_argument);
 }
 
-TEST_F(SharedMemoryTest, PythonsValueErrors) {
+TEST_F(SharedMemoryApi, PythonsValueErrors) {
     EXPECT_THROW_WITH((void)mp::SharedMemory(std::nullopt, true, 0), mp::ValueError,
                       "'size' must be a positive number different from zero");
     EXPECT_THROW_WITH((void)mp::SharedMemory(test_name("zero"), true, 0), mp::ValueError,
@@ -381,7 +372,7 @@ TEST_F(SharedMemoryTest, PythonsValueErrors) {
                       "embedded null character");
 }
 
-TEST_F(SharedMemoryTest, AttachUsesTheRealSizeAndIgnoresTheRequestedOne) {
+TEST_F(SharedMemoryApi, AttachUsesTheRealSizeAndIgnoresTheRequestedOne) {
     mp::SharedMemory shm(std::nullopt, true, 5000);
     Unlinker guard(shm.name());
     mp::SharedMemory small(shm.name(), false, 1);
@@ -391,7 +382,7 @@ TEST_F(SharedMemoryTest, AttachUsesTheRealSizeAndIgnoresTheRequestedOne) {
     EXPECT_EQ(big.buf().size(), 5000u);
 }
 
-TEST_F(SharedMemoryTest, AttachingToAnEmptySegmentIsPythonsMmapError) {
+TEST_F(SharedMemoryApi, AttachingToAnEmptySegmentIsPythonsMmapError) {
     const std::string name = test_name("empty");
     Unlinker guard(name);
     const int fd = ::shm_open(("/" + name).c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);
@@ -401,7 +392,7 @@ TEST_F(SharedMemoryTest, AttachingToAnEmptySegmentIsPythonsMmapError) {
     EXPECT_TRUE(shm_exists(name));  // not ours: attaching never unlinks
 }
 
-TEST_F(SharedMemoryTest, CloseIsIdempotentAndKeepsNameAndSize) {
+TEST_F(SharedMemoryApi, CloseIsIdempotentAndKeepsNameAndSize) {
     mp::SharedMemory shm(std::nullopt, true, 100);
     const std::string name = shm.name();
     Unlinker guard(name);
@@ -419,7 +410,7 @@ TEST_F(SharedMemoryTest, CloseIsIdempotentAndKeepsNameAndSize) {
     EXPECT_FALSE(shm_exists(name));
 }
 
-TEST_F(SharedMemoryTest, UnlinkTwiceIsENOENTAndMappingsOutliveTheName) {
+TEST_F(SharedMemoryApi, UnlinkTwiceIsENOENTAndMappingsOutliveTheName) {
     mp::SharedMemory shm(std::nullopt, true, 100);
     Unlinker guard(shm.name());
     mp::SharedMemory other(shm.name());
@@ -435,7 +426,7 @@ TEST_F(SharedMemoryTest, UnlinkTwiceIsENOENTAndMappingsOutliveTheName) {
     EXPECT_EQ(code, std::errc::no_such_file_or_directory);
 }
 
-TEST_F(SharedMemoryTest, DestructorClosesButNeverUnlinks) {
+TEST_F(SharedMemoryApi, DestructorClosesButNeverUnlinks) {
     std::string name;
     {
         mp::SharedMemory shm(std::nullopt, true, 100);
@@ -450,7 +441,7 @@ TEST_F(SharedMemoryTest, DestructorClosesButNeverUnlinks) {
     again.unlink();
 }
 
-TEST_F(SharedMemoryTest, MoveOnlyHandle) {
+TEST_F(SharedMemoryApi, MoveOnlyHandle) {
     static_assert(!std::is_copy_constructible_v<mp::SharedMemory>);
     static_assert(!std::is_copy_assignable_v<mp::SharedMemory>);
     static_assert(std::is_nothrow_move_constructible_v<mp::SharedMemory>);
@@ -477,7 +468,7 @@ TEST_F(SharedMemoryTest, MoveOnlyHandle) {
     EXPECT_EQ(str(many[0].buf().first(5)), "moved");
 }
 
-TEST_F(SharedMemoryTest, NoDescriptorOrMappingLeaks) {
+TEST_F(SharedMemoryApi, NoDescriptorOrMappingLeaks) {
     {  // the tracker's pipe is opened once per process, by the first tracked creation
         mp::SharedMemory warm(std::nullopt, true, 64);
         warm.unlink();
@@ -532,7 +523,7 @@ mp::Process start_python(const std::string& script, const std::vector<std::strin
 
 }  // namespace
 
-TEST_F(SharedMemoryTest, PythonAttachesToOurSegment) {
+TEST_F(SharedMemoryApi, PythonAttachesToOurSegment) {
     mp::SharedMemory shm(std::nullopt, true, 4096);
     Unlinker guard(shm.name());
     put(shm.buf(), 0, "hello from C++!!");
@@ -555,7 +546,7 @@ shm.close()
     shm.unlink();
 }
 
-TEST_F(SharedMemoryTest, WeAttachToAPythonSegment) {
+TEST_F(SharedMemoryApi, WeAttachToAPythonSegment) {
     const std::string script = R"(
 import sys
 from multiprocessing import shared_memory

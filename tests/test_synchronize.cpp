@@ -56,11 +56,11 @@ mp::Process expect_broken_barrier_in_child(mp::Barrier& b, mp::Timeout timeout =
 
 }  // namespace
 
-class SyncTest : public ProcessTest {};
+class Synchronize : public ProcessTest {};
 
 // ---- Lock --------------------------------------------------------------------------------------
 
-TEST_F(SyncTest, LockBasicsAndPythonsErrors) {
+TEST_F(Synchronize, LockBasicsAndPythonsErrors) {
     mp::Lock lock;
     EXPECT_EQ(lock.repr(), "<Lock(owner=None)>");
     EXPECT_TRUE(lock.acquire());
@@ -74,7 +74,7 @@ TEST_F(SyncTest, LockBasicsAndPythonsErrors) {
     lock.release();
 }
 
-TEST_F(SyncTest, LockExcludesOtherProcesses) {
+TEST_F(Synchronize, LockExcludesOtherProcesses) {
     mp::Lock lock;
     mp::Event held, done;
     mp::Process holder(
@@ -98,7 +98,7 @@ TEST_F(SyncTest, LockExcludesOtherProcesses) {
     EXPECT_EQ(holder.exitcode(), 0);
 }
 
-TEST_F(SyncTest, LockGivesMutualExclusionUnderContention) {
+TEST_F(Synchronize, LockGivesMutualExclusionUnderContention) {
     mp::Lock lock;
     mp::RawValue<long> counter(0);
     std::vector<mp::Process> ps;
@@ -117,7 +117,7 @@ TEST_F(SyncTest, LockGivesMutualExclusionUnderContention) {
     EXPECT_EQ(counter.value(), 80000);
 }
 
-TEST_F(SyncTest, StandardLockingToolsWork) {
+TEST_F(Synchronize, StandardLockingToolsWork) {
     mp::Lock a;
     mp::RLock b;
     {
@@ -145,7 +145,7 @@ TEST_F(SyncTest, StandardLockingToolsWork) {
     EXPECT_TRUE(cond.wait_for([] { return true; }));
 }
 
-TEST_F(SyncTest, DeadOwnerIsReportedNotABlockForever) {
+TEST_F(Synchronize, DeadOwnerIsReportedNotABlockForever) {
     mp::Lock lock;
     const pid_t dead = die_in_child([](mp::Lock& shared_lock) { shared_lock.acquire(); }, lock);
     try {
@@ -162,7 +162,7 @@ TEST_F(SyncTest, DeadOwnerIsReportedNotABlockForever) {
     lock.release();
 }
 
-TEST_F(SyncTest, DeadOwnerOfAnRLockToo) {
+TEST_F(Synchronize, DeadOwnerOfAnRLockToo) {
     mp::RLock lock;
     const pid_t dead = die_in_child(
         [](mp::RLock& shared_lock) {
@@ -178,7 +178,7 @@ TEST_F(SyncTest, DeadOwnerOfAnRLockToo) {
 
 // ---- RLock -------------------------------------------------------------------------------------
 
-TEST_F(SyncTest, RLockIsRecursiveForItsOwnerOnly) {
+TEST_F(Synchronize, RLockIsRecursiveForItsOwnerOnly) {
     mp::RLock lock;
     EXPECT_TRUE(lock.acquire());
     EXPECT_TRUE(lock.acquire());
@@ -203,7 +203,7 @@ TEST_F(SyncTest, RLockIsRecursiveForItsOwnerOnly) {
     EXPECT_THROW_WITH(lock.release(), mp::ValueError, "attempt to release recursive lock not owned by thread");
 }
 
-TEST_F(SyncTest, RLockFromAnotherThreadOfTheSameProcess) {
+TEST_F(Synchronize, RLockFromAnotherThreadOfTheSameProcess) {
     mp::RLock lock;
     lock.acquire();
     std::thread t([&] {
@@ -216,7 +216,7 @@ TEST_F(SyncTest, RLockFromAnotherThreadOfTheSameProcess) {
 
 // ---- Semaphore ---------------------------------------------------------------------------------
 
-TEST_F(SyncTest, SemaphoreCountsAndTimesOut) {
+TEST_F(Synchronize, SemaphoreCountsAndTimesOut) {
     mp::Semaphore sem(2);
     EXPECT_EQ(sem.get_value(), 2);
     EXPECT_TRUE(sem.acquire());
@@ -237,7 +237,7 @@ TEST_F(SyncTest, SemaphoreCountsAndTimesOut) {
     }
 }
 
-TEST_F(SyncTest, BoundedSemaphoreRefusesOverRelease) {
+TEST_F(Synchronize, BoundedSemaphoreRefusesOverRelease) {
     mp::BoundedSemaphore sem(2);
     EXPECT_EQ(sem.repr(), "<BoundedSemaphore(value=2, maxvalue=2)>");
     EXPECT_THROW_WITH(sem.release(), mp::ValueError, "semaphore or lock released too many times");
@@ -246,7 +246,7 @@ TEST_F(SyncTest, BoundedSemaphoreRefusesOverRelease) {
     EXPECT_EQ(sem.get_value(), 2);
 }
 
-TEST_F(SyncTest, SemaphoreWakesAWaiterInAnotherProcess) {
+TEST_F(Synchronize, SemaphoreWakesAWaiterInAnotherProcess) {
     mp::Semaphore sem(0);
     mp::Process waiter([](mp::Semaphore& shared_sem) { std::_Exit(shared_sem.acquire(true, 30s) ? 0 : 1); }, sem);
     waiter.start();
@@ -257,7 +257,7 @@ TEST_F(SyncTest, SemaphoreWakesAWaiterInAnotherProcess) {
     EXPECT_EQ(sem.get_value(), 0);
 }
 
-TEST_F(SyncTest, SemaphoreBoundsConcurrency) {
+TEST_F(Synchronize, SemaphoreBoundsConcurrency) {
     mp::Semaphore sem(3);
     mp::Lock guard;
     mp::RawValue<int> inside(0), most(0);
@@ -286,7 +286,7 @@ TEST_F(SyncTest, SemaphoreBoundsConcurrency) {
     EXPECT_EQ(sem.get_value(), 3);
 }
 
-TEST_F(SyncTest, UnitsTakenByADeadProcessAreLost) {
+TEST_F(Synchronize, UnitsTakenByADeadProcessAreLost) {
     mp::Semaphore sem(2);
     die_in_child([](mp::Semaphore& shared_sem) { shared_sem.acquire(); }, sem);
     EXPECT_EQ(sem.get_value(), 1);  // documented: a semaphore has no owner to recover from
@@ -294,7 +294,7 @@ TEST_F(SyncTest, UnitsTakenByADeadProcessAreLost) {
 
 // ---- Event -------------------------------------------------------------------------------------
 
-TEST_F(SyncTest, EventWaitReturnsTheFlag) {
+TEST_F(Synchronize, EventWaitReturnsTheFlag) {
     mp::Event ev;
     EXPECT_FALSE(ev.is_set());
     EXPECT_FALSE(ev.wait(0s));
@@ -307,7 +307,7 @@ TEST_F(SyncTest, EventWaitReturnsTheFlag) {
     EXPECT_FALSE(ev.is_set());
 }
 
-TEST_F(SyncTest, EventSetInAChildWakesEveryWaiter) {
+TEST_F(Synchronize, EventSetInAChildWakesEveryWaiter) {
     mp::Event ev;
     std::vector<mp::Process> waiters;
     for (int i = 0; i < 3; ++i) waiters.emplace_back([](mp::Event& event) { std::_Exit(event.wait(30s) ? 0 : 1); }, ev);
@@ -329,7 +329,7 @@ TEST_F(SyncTest, EventSetInAChildWakesEveryWaiter) {
 
 // ---- Condition ---------------------------------------------------------------------------------
 
-TEST_F(SyncTest, ConditionRequiresItsLock) {
+TEST_F(Synchronize, ConditionRequiresItsLock) {
     mp::Condition cond;
     EXPECT_THROW_WITH(cond.wait(), mp::ValueError, "must acquire() condition before using wait()");
     EXPECT_THROW_WITH(cond.notify(), mp::ValueError, "lock is not owned");
@@ -339,7 +339,7 @@ TEST_F(SyncTest, ConditionRequiresItsLock) {
     cond.notify();  // nobody waits: fine
 }
 
-TEST_F(SyncTest, ConditionNotifyWakesAWaitingProcess) {
+TEST_F(Synchronize, ConditionNotifyWakesAWaitingProcess) {
     mp::Condition cond(mp::Lock{});
     mp::RawValue<int> state(0);
     mp::Process waiter(
@@ -363,7 +363,7 @@ TEST_F(SyncTest, ConditionNotifyWakesAWaitingProcess) {
     EXPECT_EQ(waiter.exitcode(), 0);
 }
 
-TEST_F(SyncTest, ConditionNotifyAllAndNotifyN) {
+TEST_F(Synchronize, ConditionNotifyAllAndNotifyN) {
     mp::Condition cond;
     mp::RawValue<int> woken(0), ready(0);
     std::vector<mp::Process> ps;
@@ -396,7 +396,7 @@ TEST_F(SyncTest, ConditionNotifyAllAndNotifyN) {
     EXPECT_EQ(woken.value(), 4);
 }
 
-TEST_F(SyncTest, ConditionWaitRestoresTheRLockDepth) {
+TEST_F(Synchronize, ConditionWaitRestoresTheRLockDepth) {
     mp::Condition cond;  // RLock
     cond.acquire();
     cond.acquire();
@@ -414,7 +414,7 @@ TEST_F(SyncTest, ConditionWaitRestoresTheRLockDepth) {
     notifier.join();
 }
 
-TEST_F(SyncTest, WorksWithStdConditionVariableAny) {
+TEST_F(Synchronize, WorksWithStdConditionVariableAny) {
     mp::Lock lock;
     std::condition_variable_any cv;
     bool flag = false;
@@ -429,7 +429,7 @@ TEST_F(SyncTest, WorksWithStdConditionVariableAny) {
     t.join();
 }
 
-TEST_F(SyncTest, ADeadWaiterDoesNotBlockNotify) {
+TEST_F(Synchronize, ADeadWaiterDoesNotBlockNotify) {
     mp::Condition cond;
     mp::Event waiting;
     mp::Process doomed(
@@ -467,13 +467,13 @@ TEST_F(SyncTest, ADeadWaiterDoesNotBlockNotify) {
 
 // ---- Barrier -----------------------------------------------------------------------------------
 
-TEST_F(SyncTest, SinglePartyBarrierDoesNotBlock) {
+TEST_F(Synchronize, SinglePartyBarrierDoesNotBlock) {
     mp::Barrier b(1);
     EXPECT_EQ(b.wait(), 0);
     EXPECT_EQ(b.parties(), 1);
 }
 
-TEST_F(SyncTest, BarrierGivesDistinctIndicesRunsTheActionOnceAndIsReusable) {
+TEST_F(Synchronize, BarrierGivesDistinctIndicesRunsTheActionOnceAndIsReusable) {
     POLYPROC_FORK_ONLY();  // a Barrier with an action (a std::function) cannot travel to a spawned child
     constexpr int parties = 3, cycles = 100;
     mp::RawValue<int> actions(0);
@@ -494,7 +494,7 @@ TEST_F(SyncTest, BarrierGivesDistinctIndicesRunsTheActionOnceAndIsReusable) {
     EXPECT_EQ(b.n_waiting(), 0);
 }
 
-TEST_F(SyncTest, BarrierTimeoutBreaksItForEveryone) {
+TEST_F(Synchronize, BarrierTimeoutBreaksItForEveryone) {
     mp::Barrier b(3);
     mp::Process other = expect_broken_barrier_in_child(b, 30s);
     other.start();
@@ -507,12 +507,12 @@ TEST_F(SyncTest, BarrierTimeoutBreaksItForEveryone) {
     EXPECT_FALSE(b.broken());
 }
 
-TEST_F(SyncTest, BarrierDefaultTimeout) {
+TEST_F(Synchronize, BarrierDefaultTimeout) {
     mp::Barrier b(2, {}, 50ms);
     EXPECT_THROW(b.wait(), mp::BrokenBarrierError);
 }
 
-TEST_F(SyncTest, BarrierAbortAndReset) {
+TEST_F(Synchronize, BarrierAbortAndReset) {
     mp::Barrier b(2);
     mp::Process waiter = expect_broken_barrier_in_child(b, 30s);
     waiter.start();
@@ -530,13 +530,13 @@ TEST_F(SyncTest, BarrierAbortAndReset) {
     EXPECT_EQ(again.exitcode(), 0);
 }
 
-TEST_F(SyncTest, ActionThatThrowsBreaksTheBarrier) {
+TEST_F(Synchronize, ActionThatThrowsBreaksTheBarrier) {
     mp::Barrier b(1, [] { throw std::runtime_error("action failed"); });
     EXPECT_THROW_WITH(b.wait(), std::runtime_error, "action failed");
     EXPECT_TRUE(b.broken());
 }
 
-TEST_F(SyncTest, APartyKilledWhileWaitingDoesNotWedgeLaterCycles) {
+TEST_F(Synchronize, APartyKilledWhileWaitingDoesNotWedgeLaterCycles) {
     mp::Barrier b(3, {}, 10s);
     mp::Process doomed([](mp::Barrier& barrier) { barrier.wait(); }, b);
     doomed.start();
@@ -565,7 +565,7 @@ TEST_F(SyncTest, APartyKilledWhileWaitingDoesNotWedgeLaterCycles) {
     EXPECT_FALSE(b.broken());
 }
 
-TEST_F(SyncTest, ResetReleasesWaitersWithBrokenBarrierAndStartsAfresh) {
+TEST_F(Synchronize, ResetReleasesWaitersWithBrokenBarrierAndStartsAfresh) {
     mp::Barrier b(3);
     mp::Process waiter = expect_broken_barrier_in_child(b, 30s);
     waiter.start();
@@ -577,7 +577,7 @@ TEST_F(SyncTest, ResetReleasesWaitersWithBrokenBarrierAndStartsAfresh) {
     EXPECT_FALSE(b.broken());
 }
 
-TEST_F(SyncTest, ADeadPartyBreaksTheBarrierAtTheTimeout) {
+TEST_F(Synchronize, ADeadPartyBreaksTheBarrierAtTheTimeout) {
     mp::Barrier b(3, {}, 300ms);
     mp::Process waiting = expect_broken_barrier_in_child(b);
     waiting.start();
