@@ -184,7 +184,7 @@ struct UserCodeScope {
     UserCodeScope& operator=(const UserCodeScope&) = delete;
 };
 
-class PoolCore;  // src/pool.cpp
+class PoolCore;  // src/pool_core.hpp
 class ResultState;
 std::string result_repr(const ResultState* state);  // "<polyproc.pool.AsyncResult object at 0x...>"
 

@@ -1,0 +1,71 @@
+// What the pool's parts share in memory: the task and result records on its two queues (their
+// format is in docs/design.md, "Pool task and result records") and the per-worker slots the
+// supervisor watches. Included by every pool_*.cpp.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <ctime>
+#include <span>
+
+#include "polyproc/queues.hpp"
+
+namespace polyproc::detail {
+
+enum class TaskKind : std::uint32_t { run = 0, stop = 1 };
+struct TaskHeader {
+    std::uint64_t ordinal;
+    std::uint64_t runner;  // code offset of the TaskRunner
+    std::int64_t timeout_ns;
+    TaskKind kind;
+    std::uint32_t reserved;
+};
+
+enum class Status : std::uint32_t { ok, raised, lost, timed_out, shutdown };
+struct ResultHeader {
+    std::uint64_t ordinal;
+    Status status;
+    std::int32_t pid;
+    std::int32_t exitcode;
+    std::uint32_t reserved;
+};
+
+enum class SlotState : std::uint32_t { free, starting, ready, retired, finished, init_failed };
+
+// One per worker position, in shared memory: what the worker is doing, for the supervisor.
+struct WorkerSlot {
+    std::atomic<std::uint64_t> task{0};        // ordinal + 1 of the task taken; 0 when none
+    std::atomic<std::int64_t> deadline_ns{0};  // CLOCK_MONOTONIC; 0 = no timeout
+    std::atomic<SlotState> state{SlotState::free};
+    std::atomic<bool> waiting{false};  // in get(), waiting for a task (cleared by reap if it died there)
+    char error[240]{};  // what the initializer threw
+};
+
+struct PoolShared {
+    std::atomic<std::int32_t> live{0};  // workers started and not yet gone or retired
+};
+
+inline std::int64_t monotonic_ns() noexcept {
+    timespec ts;
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return std::int64_t(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+inline void put_record(QueueCore& q, std::span<const std::byte> a, std::span<const std::byte> b = {}) {
+    std::byte* out = q.begin_put(a.size() + b.size(), true, {});
+    std::memcpy(out, a.data(), a.size());
+    if (!b.empty()) std::memcpy(out + a.size(), b.data(), b.size());
+    q.end_put(true);
+}
+
+template <class H>
+std::span<const std::byte> bytes_of(const H& h) {
+    return std::as_bytes(std::span<const H, 1>(&h, 1));
+}
+
+// The pool's header in shared memory, then one WorkerSlot per possible worker.
+static_assert(sizeof(PoolShared) <= 64);
+
+}  // namespace polyproc::detail

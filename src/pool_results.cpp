@@ -1,0 +1,191 @@
+// Results: the result thread takes them off the result queue and settles their jobs (callbacks,
+// readiness) in arrival order; a thread waiting in AsyncResult::get/wait does the same work.
+#include "pool_core.hpp"
+
+#include <atomic>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <typeinfo>
+#include <utility>
+
+#include <unistd.h>
+
+#include "fork_safety.hpp"
+#include "names.hpp"
+#include "os.hpp"
+#include "pool_records.hpp"
+#include "remote_exception.hpp"
+#include "polyproc/detail/timeout.hpp"
+#include "polyproc/errors.hpp"
+#include "polyproc/pool.hpp"
+#include "polyproc/reduction.hpp"
+
+namespace polyproc::detail {
+
+UserCodeScope::UserCodeScope() noexcept { count_user_code_on_this_thread(1); }
+UserCodeScope::~UserCodeScope() { count_user_code_on_this_thread(-1); }
+
+void report_callback_exception(const char* what) noexcept {
+    try {
+        std::string msg = std::string("Exception in pool ") + what + ":\n";
+        try {
+            throw;
+        } catch (const std::exception& e) {
+            msg += demangle(typeid(e).name()) + ": " + e.what() + "\n";
+        } catch (...) {
+            msg += "unknown exception\n";
+        }
+        (void)!::write(STDERR_FILENO, msg.data(), msg.size());
+    } catch (...) {
+    }
+}
+
+bool pool_collect_one(PoolCore& core);
+
+// ---- ResultState ----------------------------------------------------------------------------------
+
+bool ResultState::wait(Timeout timeout) const {
+    const std::shared_ptr<PoolCore> pool = pool_.lock();
+    // Ready, or collect what results are there (ours may be among them) and look again.
+    auto done = [&] {
+        if (ready()) return true;
+        if (pool)
+            while (pool_collect_one(*pool))
+                if (ready()) return true;
+        return ready();
+    };
+    if (done()) return true;
+    if (timeout.non_blocking()) return false;
+    return os::wait_while_zero(ready_, sleepers_, done, Deadline(timeout));
+}
+
+std::string result_repr(const ResultState* state) {
+    char addr[32];
+    std::snprintf(addr, sizeof addr, "%p", static_cast<const void*>(state));
+    return std::string("<polyproc.pool.AsyncResult object at ") + addr + ">";
+}
+
+bool ResultState::successful() const {
+    if (!ready()) throw ValueError(result_repr(this) + " not ready");
+    return !error;
+}
+
+void ResultState::set_ready() noexcept {
+    std::atomic_ref<std::uint32_t>(ready_).store(1);
+    if (std::atomic_ref<std::uint32_t>(sleepers_).load() != 0) os::futex_wake(&ready_, INT32_MAX);
+}
+
+// ---- result thread --------------------------------------------------------------------------------
+
+namespace {
+thread_local int settling = 0;  // > 0 while this thread runs callbacks: it must not collect
+}  // namespace
+
+bool PoolCore::collect_one(bool block) {
+    if (settling) return false;
+    if (!block && results_.qsize() == 0) return false;  // a look without the consumers' lock
+    std::span<const std::byte> p;
+    try {
+        p = results_.begin_get(block, {});
+    } catch (const Empty&) {
+        return false;
+    }
+    ResultHeader h;
+    std::memcpy(&h, p.data(), sizeof h);
+    if (h.status == Status::shutdown) {
+        if (!block) {
+            results_.cancel_get();  // the result thread's to take
+            return false;
+        }
+        results_.end_get();
+        shut_down_.store(true);
+        return false;
+    }
+    Entry e;
+    {
+        std::lock_guard lock(table_mu_);
+        if (h.ordinal >= table_base_ && h.ordinal - table_base_ < table_.size()) {
+            e = std::move(table_[h.ordinal - table_base_]);
+            table_[h.ordinal - table_base_].job = nullptr;
+        }
+        while (!table_.empty() && !table_.front().job) {
+            table_.pop_front();
+            ++table_base_;
+        }
+    }
+    if (e.job) {
+        const auto payload = p.subspan(sizeof h);
+        try {
+            switch (h.status) {
+                case Status::ok:
+                    e.job->on_result(e.chunk, payload);
+                    break;
+                case Status::raised:
+                    e.job->on_error(e.chunk, to_exception_ptr(decode_payload<RemoteException>(payload), h.pid));
+                    break;
+                case Status::lost:
+                    e.job->on_error(
+                        e.chunk, std::make_exception_ptr(WorkerLostError(h.pid, h.exitcode, e.job->describe(e.chunk))));
+                    break;
+                case Status::timed_out:
+                    e.job->on_error(e.chunk, std::make_exception_ptr(TimeoutError(
+                                                 e.job->describe(e.chunk) + " ran past its task_timeout; worker " +
+                                                 std::to_string(h.pid) + " was killed")));
+                    break;
+                case Status::shutdown:  // handled above
+                    break;
+            }
+        } catch (...) {
+            e.job->on_error(e.chunk, std::current_exception());  // a result that does not decode
+        }
+    }
+    // Settle under settle_mu_, taken before the next result can be taken: arrival order.
+    std::unique_lock settle(settle_mu_);
+    results_.end_get();
+    if (e.job) {
+        ++settling;
+        e.job->settle(e.chunk);
+        --settling;
+        outstanding_.fetch_sub(1, std::memory_order_relaxed);
+    }
+    return true;
+}
+
+void PoolCore::collect_results() {
+    while (!shut_down_.load()) collect_one(true);
+    fail_leftovers();
+}
+
+// Whatever is left will never run: the pool was terminated (Python leaves such results pending
+// forever; a waiting get() would hang).
+void PoolCore::fail_leftovers() noexcept {
+    std::deque<Entry> left;
+    {
+        std::lock_guard lock(table_mu_);
+        left.swap(table_);
+        table_base_ += left.size();
+    }
+    std::string why;
+    {
+        std::lock_guard lock(mu_);
+        why = broken_.empty() ? std::string("Pool was terminated before the task finished") : broken_;
+    }
+    const auto error = std::make_exception_ptr(ProcessError(why));
+    std::lock_guard settle(settle_mu_);
+    for (auto& e : left) {
+        if (!e.job) continue;
+        e.job->on_error(e.chunk, error);
+        e.job->settle(e.chunk);
+    }
+}
+
+bool pool_collect_one(PoolCore& core) { return core.collect_one(false); }
+
+}  // namespace polyproc::detail
