@@ -1,3 +1,4 @@
+// The exception types' constructors and messages (errors.hpp).
 #include "polyproc/errors.hpp"
 
 #include <cstdlib>

@@ -1,3 +1,4 @@
+// The OS layer: every syscall polyproc makes, wrapped once (see os.hpp).
 #include "os.hpp"
 
 #include <algorithm>

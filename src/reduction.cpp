@@ -1,3 +1,4 @@
+// The codec's out-of-line parts: the frame header's checks and messages, type names by id.
 #include "polyproc/reduction.hpp"
 
 #include <mutex>

@@ -6,6 +6,7 @@
 // closed (mp::EOFError for the fetcher). No HMAC handshake: the key is the capability, and it only
 // travels inside messages between the sender and its chosen receiver.
 #include <cstdint>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -29,7 +30,16 @@ public:
         : pid_(::getpid()),
           listener_(Address(std::string(1, '\0') + "polyproc-sharer-" + std::to_string(pid_) + "-" + os::random_hex(8)),
                     128) {
-        detail::helper_thread([this] { serve(); }).detach();
+        // Returns once the thread runs: a fork right after the first DupFd (the usual pattern:
+        // make the DupFd, start the child) must not copy a thread caught inside its start-up
+        // allocations, with an allocator lock held (ASan's allocator has no fork handler).
+        std::promise<void> running;  // the thread's own: it may still be inside set_value when wait() returns
+        auto started = running.get_future();
+        detail::helper_thread([this, running = std::move(running)]() mutable {
+            running.set_value();
+            serve();
+        }).detach();
+        started.wait();
     }
     void lock() noexcept { mu_.lock(); }
     void unlock() noexcept { mu_.unlock(); }

@@ -1,5 +1,6 @@
-// polyproc/detail/archive.hpp — the cereal archives behind the codec. Output appends to a byte
-// vector. Input reads from a span and is hardened against hostile bytes: every read is
+// polyproc/detail/archive.hpp — the cereal archives behind the codec. Output writes to a byte
+// vector, into a fixed span, or only counts the bytes (the sizing pass that lets a queue encode
+// straight into its ring). Input reads from a span and is hardened against hostile bytes: every read is
 // bounds-checked, every container length is checked against the bytes left before anything is
 // allocated, and a bool must be 0 or 1. A bad frame becomes mp::DecodeError, never UB.
 #pragma once
