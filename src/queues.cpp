@@ -327,8 +327,6 @@ void QueueCore::close() noexcept {
 
 // ---- producers ------------------------------------------------------------------------------
 
-namespace {}  // namespace
-
 std::byte* QueueCore::begin_put(std::size_t size, bool block, Timeout timeout) {
     if (closed()) throw_closed();
     register_this_process();
