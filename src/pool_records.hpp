@@ -1,6 +1,7 @@
-// What the pool's parts share in memory: the task and result records on its two queues (their
-// format is in docs/design.md, "Pool task and result records") and the per-worker slots the
-// supervisor watches. Included by every pool_*.cpp.
+// What the pool's parts share: the task and result records (their format is in docs/design.md,
+// "Pool task and result records"; a result record is also what a backend hands the engine), how a
+// worker runs a task, and the per-worker slots in shared memory that LocalPoolBackend's supervisor
+// watches. Included by every pool_*.cpp.
 #pragma once
 
 #include <atomic>
@@ -9,6 +10,9 @@
 #include <cstring>
 #include <ctime>
 #include <span>
+#include <vector>
+
+#include <sys/types.h>
 
 #include "polyproc/queues.hpp"
 
@@ -46,6 +50,12 @@ struct WorkerSlot {
 struct PoolShared {
     std::atomic<std::int32_t> live{0};  // workers started and not yet gone or retired
 };
+
+// How a worker of any backend runs a task: `out` becomes its result record, a ResultHeader
+// (Status::ok, or raised with the exception captured) then the payload. pool_worker.cpp.
+void execute_task(const TaskHeader& task, std::span<const std::byte> body, pid_t worker, std::vector<std::byte>& out);
+// The result record of the exception being handled, for `task`.
+void result_of_exception(const TaskHeader& task, pid_t worker, std::vector<std::byte>& out);
 
 inline std::int64_t monotonic_ns() noexcept {
     timespec ts;

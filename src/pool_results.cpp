@@ -1,4 +1,4 @@
-// Results: the result thread takes them off the result queue and settles their jobs (callbacks,
+// Results: the result thread takes them from the backend and settles their jobs (callbacks,
 // readiness) in arrival order; a thread waiting in AsyncResult::get/wait does the same work.
 #include "pool_core.hpp"
 
@@ -10,6 +10,7 @@
 #include <exception>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <typeinfo>
@@ -90,21 +91,16 @@ thread_local int settling = 0;  // > 0 while this thread runs callbacks: it must
 
 bool PoolCore::collect_one(bool block) {
     if (settling) return false;
-    if (!block && results_.qsize() == 0) return false;  // a look without the consumers' lock
-    std::span<const std::byte> p;
-    try {
-        p = results_.begin_get(block, {});
-    } catch (const Empty&) {
-        return false;
-    }
-    ResultHeader h;
-    std::memcpy(&h, p.data(), sizeof h);
+    if (!block && !backend_->results_waiting()) return false;  // a look without a lock
+    const std::optional<ResultView> result = backend_->begin_result(block);
+    if (!result) return false;
+    const ResultHeader& h = result->header;
     if (h.status == Status::shutdown) {
         if (!block) {
-            results_.cancel_get();  // the result thread's to take
+            backend_->cancel_result();  // the result thread's to take
             return false;
         }
-        results_.end_get();
+        backend_->end_result();
         shut_down_.store(true);
         return false;
     }
@@ -121,7 +117,7 @@ bool PoolCore::collect_one(bool block) {
         }
     }
     if (e.job) {
-        const auto payload = p.subspan(sizeof h);
+        const auto payload = result->payload;
         try {
             switch (h.status) {
                 case Status::ok:
@@ -148,7 +144,7 @@ bool PoolCore::collect_one(bool block) {
     }
     // Settle under settle_mu_, taken before the next result can be taken: arrival order.
     std::unique_lock settle(settle_mu_);
-    results_.end_get();
+    backend_->end_result();
     if (e.job) {
         ++settling;
         e.job->settle(e.chunk);

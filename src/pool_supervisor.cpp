@@ -1,6 +1,6 @@
 // The supervisor thread: starts workers and replaces the dead, reports the task a dead worker held,
 // kills tasks past their timeout, grows and shrinks an elastic pool, stops the workers at the end.
-#include "pool_core.hpp"
+#include "pool_local.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -27,17 +27,22 @@ namespace polyproc::detail {
 
 // ---- supervisor -----------------------------------------------------------------------------------
 
-bool PoolCore::wants_more_workers() const {
+bool LocalPoolBackend::wants_more_workers() const {
     const int live = shared_->live.load();
-    if (state_ == State::run) {
-        if (live < min_workers_) return true;
-        return elastic_ && live < max_workers_ && backlog();
+    switch (owner_->phase()) {
+        case Phase::run:
+            if (live < counts_.min) return true;
+            return elastic_ && live < counts_.max && backlog();
+        case Phase::close:
+            // Replace workers that die while tasks remain (each new one gets a stop record).
+            return live < counts_.min && owner_->tasks_outstanding();
+        case Phase::terminate:
+            break;
     }
-    // Closed: replace workers that die while tasks remain (each new one gets a stop record).
-    return state_ == State::close && live < min_workers_ && outstanding_.load() > 0;
+    return false;
 }
 
-void PoolCore::start_worker(std::size_t slot) {
+void LocalPoolBackend::start_worker(std::size_t slot) {
     WorkerSlot& s = slots_[slot];
     s.task.store(0);
     s.deadline_ns.store(0);
@@ -64,11 +69,9 @@ void PoolCore::start_worker(std::size_t slot) {
     }
 }
 
-void PoolCore::post(const ResultHeader& h) { put_record(results_, bytes_of(h)); }
-
 // A worker that is gone: off the live count (a retired one took itself off), worker_pids() and
 // workers_.
-void PoolCore::forget_worker(std::size_t slot) {
+void LocalPoolBackend::forget_worker(std::size_t slot) {
     if (slots_[slot].state.load() != SlotState::retired) shared_->live.fetch_sub(1);
     {
         std::lock_guard lock(pids_mu_);
@@ -77,7 +80,7 @@ void PoolCore::forget_worker(std::size_t slot) {
     workers_[slot].reset();
 }
 
-void PoolCore::reap(std::size_t slot) {
+void LocalPoolBackend::reap(std::size_t slot) {
     Worker& w = *workers_[slot];
     WorkerSlot& s = slots_[slot];
     const pid_t pid = w.process.pid();
@@ -94,14 +97,10 @@ void PoolCore::reap(std::size_t slot) {
             return other && &*other != &w &&
                    slots_[std::size_t(&other - &workers_[0])].state.load() == SlotState::ready;
         });
-        if (init_failures_ >= 3 && !any_ready) {
-            std::lock_guard lock(mu_);
-            if (broken_.empty())
-                broken_ = std::string("Pool workers keep failing in their initializer") +
-                          (s.error[0] ? std::string(": ") + s.error
-                                      : std::string(" (exit code ") + std::to_string(exitcode) + ")");
-            state_ = State::terminate;  // no more tasks: none would ever run
-        }
+        if (init_failures_ >= 3 && !any_ready)
+            owner_->break_pool(std::string("Pool workers keep failing in their initializer") +
+                               (s.error[0] ? std::string(": ") + s.error
+                                           : std::string(" (exit code ") + std::to_string(exitcode) + ")"));
     } else {
         init_failures_ = 0;
     }
@@ -120,7 +119,7 @@ void PoolCore::reap(std::size_t slot) {
     s.state.store(SlotState::free);
 }
 
-void PoolCore::kill_overdue() {
+void LocalPoolBackend::kill_overdue() {
     const std::int64_t now = monotonic_ns();
     for (std::size_t i = 0; i < workers_.size(); ++i) {
         if (!workers_[i]) continue;
@@ -136,7 +135,7 @@ void PoolCore::kill_overdue() {
     }
 }
 
-void PoolCore::supervise() {
+void LocalPoolBackend::supervise() {
     bool announced = false;
     auto announce = [&](std::exception_ptr error) {
         std::lock_guard lock(started_mu_);
@@ -146,7 +145,7 @@ void PoolCore::supervise() {
         announced = true;
     };
     try {
-        for (int i = 0; i < start_workers_; ++i) start_worker(std::size_t(i));
+        for (int i = 0; i < counts_.start; ++i) start_worker(std::size_t(i));
     } catch (...) {
         // Python: if starting worker k fails, workers 0..k-1 are terminated and joined.
         for (auto& w : workers_)
@@ -166,34 +165,23 @@ void PoolCore::supervise() {
         try {
             throw;
         } catch (const std::exception& e) {
-            std::lock_guard lock(mu_);
-            broken_ = std::string("Pool supervisor failed: ") + e.what();
+            owner_->break_pool(std::string("Pool supervisor failed: ") + e.what());
         } catch (...) {
-            std::lock_guard lock(mu_);
-            broken_ = "Pool supervisor failed";
+            owner_->break_pool("Pool supervisor failed");
         }
-        std::lock_guard lock(mu_);
-        state_ = State::terminate;
     }
     stop_all_workers();  // after close(): none are left; after terminate(): all of them
 }
 
-void PoolCore::supervise_loop() {
+void LocalPoolBackend::supervise_loop() {
     for (;;) {
-        State state;
-        {
-            std::lock_guard lock(mu_);
-            state = state_;
-        }
-        if (state == State::terminate) break;  // terminate(), or broken (which sets terminate)
+        const Phase phase = owner_->phase();
+        if (phase == Phase::terminate) break;  // terminate(), or broken (which sets terminate)
 
-        // Start what is missing, without mu_: a start takes a while (a spawn much longer than a
+        // Start what is missing, holding no lock of the engine's: a start takes a while (a spawn much longer than a
         // fork), and submissions go on meanwhile.
         for (;;) {
-            {
-                std::lock_guard lock(mu_);
-                if (!wants_more_workers()) break;
-            }
+            if (!wants_more_workers()) break;
             auto free_slot = std::find_if(workers_.begin(), workers_.end(), [](auto& w) { return !w.has_value(); });
             if (free_slot == workers_.end()) break;
             try {
@@ -202,30 +190,19 @@ void PoolCore::supervise_loop() {
                 report_callback_exception("supervisor (starting a worker)");
                 break;
             }
-            {
-                // Each worker started after the stops were put needs a stop record of its own.
-                std::lock_guard lock(mu_);
-                if (state_ == State::close && stops_put_) ++stops_owed_;
-            }
+            // Each worker started after the stops were put needs a stop record of its own.
+            if (owner_->workers_released()) ++stops_owed_;
             if (elastic_) break;  // one at a time: the next loop looks again
         }
         // Never waits for room: with the task queue full, only the workers this thread keeps
         // alive can make some. What does not fit now is put on a later round.
         while (stops_owed_ > 0 && put_stop(false)) --stops_owed_;
-        bool backlog_wait;
-        {
-            std::lock_guard lock(mu_);
-            backlog_wait = elastic_ && state_ == State::run && shared_->live.load() < max_workers_ && backlog();
-        }
+        const bool backlog_wait =
+            elastic_ && owner_->phase() == Phase::run && shared_->live.load() < counts_.max && backlog();
         nudged_.store(false);
 
         const bool any_live = std::any_of(workers_.begin(), workers_.end(), [](auto& w) { return w.has_value(); });
-        bool stops_put;
-        {
-            std::lock_guard lock(mu_);
-            stops_put = stops_put_;
-        }
-        if (state == State::close && stops_put && !any_live) break;
+        if (phase == Phase::close && owner_->workers_released() && !any_live) break;
 
         std::vector<pollfd> fds;
         std::vector<std::size_t> which;
@@ -256,7 +233,7 @@ void PoolCore::supervise_loop() {
 }
 
 // Terminate (or broken): stop every worker now, as Python's terminate() does.
-void PoolCore::stop_all_workers() {
+void LocalPoolBackend::stop_all_workers() {
     for (auto& w : workers_)
         if (w) w->process.terminate();
     const Deadline grace(std::chrono::seconds(2));

@@ -1,6 +1,6 @@
 // The worker process's side of the pool: the loop that takes tasks, runs them and puts their
 // results, in a fork child, or in a spawn or forkserver child once it has mapped the pool.
-#include "pool_core.hpp"
+#include "pool_local.hpp"
 
 #include <chrono>
 #include <cstddef>
@@ -28,6 +28,26 @@
 namespace polyproc::detail {
 
 // ---- worker ---------------------------------------------------------------------------------------
+
+void result_of_exception(const TaskHeader& task, pid_t worker, std::vector<std::byte>& out) {
+    const ResultHeader r{task.ordinal, Status::raised, worker, 0, 0};
+    out.resize(sizeof r);
+    std::memcpy(out.data(), &r, sizeof r);
+    OutputArchive ar(out);
+    ar(capture_current_exception());
+}
+
+void execute_task(const TaskHeader& task, std::span<const std::byte> body, pid_t worker, std::vector<std::byte>& out) {
+    const ResultHeader r{task.ordinal, Status::ok, worker, 0, 0};
+    out.resize(sizeof r);
+    try {
+        reinterpret_cast<TaskRunner>(code_address(task.runner))(body, out);
+    } catch (...) {
+        result_of_exception(task, worker, out);
+        return;
+    }
+    std::memcpy(out.data(), &r, sizeof r);
+}
 
 // What a worker works with: the pool's shared state, mapped in this process (a fork child's copy
 // of the pool's, or a spawn or forkserver child's own mapping).
@@ -97,25 +117,11 @@ void worker_loop(const WorkerEnv& env) {
         s.task.store(h.ordinal + 1, std::memory_order_release);  // before the take is recorded
         tasks_.end_get();
 
-        ResultHeader r{h.ordinal, Status::ok, me, 0, 0};
-        out.resize(sizeof r);
-        try {
-            reinterpret_cast<TaskRunner>(code_address(h.runner))(body, out);
-        } catch (...) {
-            r.status = Status::raised;
-            out.resize(sizeof r);
-            OutputArchive ar(out);
-            ar(capture_current_exception());
-        }
-        std::memcpy(out.data(), &r, sizeof r);
+        execute_task(h, body, me, out);
         try {
             put_record(results_, out);
         } catch (...) {  // a result larger than the queue can hold
-            r.status = Status::raised;
-            out.resize(sizeof r);
-            std::memcpy(out.data(), &r, sizeof r);
-            OutputArchive ar(out);
-            ar(capture_current_exception());
+            result_of_exception(h, me, out);
             put_record(results_, out);
         }
         s.task.store(0, std::memory_order_release);
@@ -127,10 +133,10 @@ void worker_loop(const WorkerEnv& env) {
     }
 }
 
-void PoolCore::run_worker(std::size_t slot) {
+void LocalPoolBackend::run_worker(std::size_t slot) {
     worker_loop(WorkerEnv{tasks_, results_, *shared_, slots_[slot], options_.initializer,
                           elastic_ ? Timeout(options_.idle_timeout) : Timeout(), options_.maxtasksperchild,
-                          min_workers_});
+                          counts_.min});
 }
 
 // A worker in a spawn or forkserver child: maps what the pool shares and runs the same loop.
@@ -153,7 +159,7 @@ void run_worker_in_fresh_child(ChildReader& r) {
                           min_workers});
 }
 
-CodeRef PoolCore::encode_worker(ChildWriter& w, std::size_t slot) const {
+CodeRef LocalPoolBackend::encode_worker(ChildWriter& w, std::size_t slot) const {
     if (options_.initializer && !options_.initializer.travels())
         throw ValueError("polyproc::Pool: the initializer cannot be sent to a " +
                          std::string(start_method_name(method_)) +
@@ -166,7 +172,7 @@ CodeRef PoolCore::encode_worker(ChildWriter& w, std::size_t slot) const {
     w.raw(static_cast<std::int64_t>(
         elastic_ ? std::chrono::duration_cast<std::chrono::nanoseconds>(options_.idle_timeout).count() : -1));
     w.raw(static_cast<std::int32_t>(options_.maxtasksperchild));
-    w.raw(static_cast<std::int32_t>(min_workers_));
+    w.raw(static_cast<std::int32_t>(counts_.min));
     w.raw(static_cast<std::uint8_t>(static_cast<bool>(options_.initializer)));
     if (options_.initializer) options_.initializer.write(w);  // last: it is read when it runs
     return code_offset(reinterpret_cast<std::uintptr_t>(&run_worker_in_fresh_child));
