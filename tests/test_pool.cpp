@@ -49,6 +49,18 @@ TEST_F(PoolApi, ApplyRunsInAWorkerAndReturnsTheValue) {
     EXPECT_EQ(pool.apply([](const std::string& s) { return s + "!"; }, "a literal"), "a literal!");
 }
 
+// A task that takes its arguments by rvalue reference gets them moved in (call_with's fallback),
+// for apply and for starmap's tuple and pair items alike.
+TEST_F(PoolApi, FunctionsTakingRvalueReferencesGetTheArgumentsMovedIn) {
+    mp::Pool pool(2);
+    EXPECT_EQ(pool.apply([](std::string&& s) { return std::move(s) + "!"; }, std::string("moved")), "moved!");
+    const std::vector<std::tuple<std::string, int>> items{{"a", 1}, {"bb", 2}};
+    EXPECT_EQ(pool.starmap([](std::string&& s, int&& n) { return s.size() * std::size_t(n); }, items),
+              (std::vector<std::size_t>{1, 4}));
+    const std::vector<std::pair<int, int>> pairs{{2, 3}, {4, 5}};
+    EXPECT_EQ(pool.starmap([](int&& a, int&& b) { return a * b; }, pairs), (std::vector{6, 20}));
+}
+
 TEST_F(PoolApi, LambdaWithTriviallyCopyableCapturesTravels) {
     mp::Pool pool(2);
     const int base = 100;

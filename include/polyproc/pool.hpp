@@ -83,8 +83,8 @@ public:
     template <class F, class... Args>
         requires(!std::is_same_v<std::decay_t<F>, PoolInitializer> && detail::is_process_target<F, Args...>)
     PoolInitializer(F&& f, Args&&... args)  // NOLINT: converts from a callable, as std::function does
-        : travels_(detail::is_spawnable_function<std::decay_t<F>> &&
-                   (detail::is_inheritable<detail::wire_type_t<std::decay_t<Args>>> && ...)) {
+        : travels_(detail::is_sendable_function<std::decay_t<F>, detail::Captures::none> &&
+                   (detail::is_inheritable<detail::sent_as_t<std::decay_t<Args>, detail::StdRef::unwrap>> && ...)) {
         // A null function pointer or an empty std::function is no initializer, as before.
         if constexpr (std::is_pointer_v<std::remove_cvref_t<F>> || detail::is_std_function<std::remove_cvref_t<F>>)
             if (!f) return;
@@ -251,13 +251,13 @@ public:
     }
     template <class C, class E, class F, class... A>
     auto apply_async(Callbacks<C, E> callbacks, F f, A&&... arguments) {
-        POLYPROC_CHECK_SHIPPABLE_FUNCTION(F);
-        using Args = std::tuple<detail::argument_t<A>...>;
+        POLYPROC_CHECK_SENDABLE_FUNCTION(F);
+        using Args = std::tuple<detail::sent_as_t<A>...>;
         static_assert(
-            std::is_invocable_v<F&, detail::argument_t<A>&...> || std::is_invocable_v<F&, detail::argument_t<A>...>,
+            std::is_invocable_v<F&, detail::sent_as_t<A>&...> || std::is_invocable_v<F&, detail::sent_as_t<A>...>,
             "polyproc::Pool: the function cannot be called with these arguments");
         POLYPROC_CHECK_SERIALIZABLE(Args);
-        using R = detail::apply_result_t<F, detail::argument_t<A>...>;
+        using R = detail::apply_result_t<F, detail::sent_as_t<A>...>;
         check_result_type<R>();
         typename detail::ApplyJob<R>::Success success;
         if constexpr (std::is_void_v<R>)
@@ -269,7 +269,7 @@ public:
         job->set_pool(core_);
         const Args args(std::forward<A>(arguments)...);
         auto write = [&](std::span<std::byte> out) { detail::write_apply_body(f, args, out); };
-        detail::pool_submit(core(), job, 0, &detail::run_apply<F, detail::argument_t<A>...>,
+        detail::pool_submit(core(), job, 0, &detail::run_apply<F, detail::sent_as_t<A>...>,
                             detail::apply_body_size<F>(args), detail::BodyWriter(write));
         return AsyncResult<R>(std::shared_ptr<detail::ResultOf<R>>(job, static_cast<detail::ResultOf<R>*>(job.get())));
     }
@@ -338,7 +338,7 @@ private:
 
     template <bool Star, class C, class E, class F, class Range>
     auto map_impl(Callbacks<C, E> callbacks, F f, Range&& items, std::size_t chunksize) {
-        POLYPROC_CHECK_SHIPPABLE_FUNCTION(F);
+        POLYPROC_CHECK_SENDABLE_FUNCTION(F);
         detail::pool_check_running(core());
         // Python materialises iterables without a length; so do we, for the default chunk size.
         if constexpr (std::ranges::sized_range<Range> && std::ranges::forward_range<Range>) {
@@ -357,9 +357,8 @@ private:
         static_assert(std::is_default_constructible_v<T>,
                       "polyproc::Pool: map's item type must be default-constructible");
         if constexpr (Star)
-            static_assert(
-                requires(F& g, T& t) { detail::apply_arguments(g, t); },
-                "polyproc::Pool::starmap: the function cannot be called with the items' tuple elements");
+            static_assert(detail::CallableWith<F&, T&> || detail::CallableWith<F, T>,
+                          "polyproc::Pool::starmap: the function cannot be called with the items' tuple elements");
         else
             static_assert(std::is_invocable_v<F&, T&>,
                           "polyproc::Pool::map: the function cannot be called with an item");
@@ -397,7 +396,7 @@ private:
 
     template <class F, class Range>
     auto imap_impl(F f, Range&& items, std::size_t chunksize, bool ordered) {
-        POLYPROC_CHECK_SHIPPABLE_FUNCTION(F);
+        POLYPROC_CHECK_SENDABLE_FUNCTION(F);
         if (chunksize < 1) throw ValueError("Chunksize must be 1+, not " + std::to_string(chunksize));
         detail::pool_check_running(core());
         using View = std::views::all_t<Range>;

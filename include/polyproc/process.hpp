@@ -65,22 +65,9 @@ public:
     virtual CodeRef encode_for_child(ChildWriter& w) const = 0;
 };
 
-// Calls f with lvalue arguments when it can (as Python passes them), else moves them in.
-template <class F, class... A>
-void call_with(F& f, std::tuple<A...>& args) {
-    if constexpr (std::is_invocable_v<F&, A&...>)
-        std::apply(f, args);
-    else
-        std::apply(std::move(f), std::move(args));
-}
-
-// How an argument travels to a fresh child: std::ref(x) as x itself (the child gets its own
-// handle, a duplicate of the parent's, which the parent keeps, as Python's pickling does), and a
-// C string as a std::string (Python passes str; the child's target gets its c_str()).
-template <class T>
-inline constexpr bool is_c_string = std::is_same_v<T, const char*> || std::is_same_v<T, char*>;
-template <class T>
-using wire_type_t = std::conditional_t<is_c_string<T>, std::string, std::remove_cvref_t<std::unwrap_ref_decay_t<T>>>;
+// An argument travels to a fresh child as sent_as_t<Arg, StdRef::unwrap>: std::ref(x) as x itself
+// (the child gets its own handle, a duplicate of the parent's, which the parent keeps, as Python's
+// pickling does), and a C string as a std::string (the child's target gets its c_str()).
 
 template <class Arg, class Wire>
 decltype(auto) as_call_argument(Wire& w) {
@@ -101,7 +88,8 @@ void call_in_spawned_child(F& f, Wire& args, std::index_sequence<I...>) {
 template <class F, class... Args>
 void run_in_spawned_child(ChildReader& r) {
     F f = read_function<F>(r);
-    std::tuple<wire_type_t<Args>...> args{read_argument<wire_type_t<Args>>(r)...};  // braces: read in order
+    std::tuple<sent_as_t<Args, StdRef::unwrap>...> args{
+        read_argument<sent_as_t<Args, StdRef::unwrap>>(r)...};  // braces: read in order
     call_in_spawned_child<Args...>(f, args, std::index_sequence_for<Args...>{});
 }
 
@@ -110,16 +98,16 @@ class TargetWithArgs final : public ProcessTarget {
 public:
     template <class G, class... A>
     explicit TargetWithArgs(G&& f, A&&... a) : f_(std::forward<G>(f)), args_(std::forward<A>(a)...) {}
-    void call() override { call_with(f_, args_); }
+    void call() override { (void)call_with(f_, args_); }
     CodeRef encode_for_child(ChildWriter& w) const override {
-        if constexpr (!is_spawnable_function<F>) {
+        if constexpr (!is_sendable_function<F, Captures::none>) {
             throw ValueError("polyproc: this Process target (" + std::string(type_name<F>()) +
                              ") cannot be sent to a spawn or forkserver child: only a function or a lambda "
                              "without captures can. Pass what the lambda captures as arguments of the Process "
                              "instead, or use the fork start method.");
-        } else if constexpr (!(is_inheritable<wire_type_t<Args>> && ...)) {
+        } else if constexpr (!(is_inheritable<sent_as_t<Args, StdRef::unwrap>> && ...)) {
             std::string bad;
-            ((is_inheritable<wire_type_t<Args>>
+            ((is_inheritable<sent_as_t<Args, StdRef::unwrap>>
                   ? void()
                   : void(bad += (bad.empty() ? "" : ", ") + std::string(type_name<Args>()))),
              ...);
@@ -129,7 +117,7 @@ public:
                              "the fork start method for anything else.");
         } else {
             write_function(w, f_);
-            std::apply([&](const auto&... a) { (write_argument<wire_type_t<Args>>(w, a), ...); }, args_);
+            std::apply([&](const auto&... a) { (write_argument<sent_as_t<Args, StdRef::unwrap>>(w, a), ...); }, args_);
             return code_offset(reinterpret_cast<std::uintptr_t>(&run_in_spawned_child<F, Args...>));
         }
     }

@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "polyproc/detail/callable.hpp"
 #include "polyproc/detail/code_ref.hpp"
 #include "polyproc/detail/fd.hpp"
 #include "polyproc/detail/shared_region.hpp"
@@ -138,16 +139,17 @@ T read_argument(ChildReader& r) {
         return r.value<T>();
 }
 
-// A function a child can find again: a function pointer, or a lambda without captures (its type
-// alone says what to call; C++20 lets us default-construct it).
-template <class F>
-inline constexpr bool is_spawnable_function =
-    (std::is_pointer_v<F> && std::is_function_v<std::remove_pointer_t<F>>) ||
-    (std::is_class_v<F> && std::is_empty_v<F> && std::is_default_constructible_v<F> && std::is_trivially_copyable_v<F>);
-
+// A function a fresh child can find again: is_sendable_function<F, Captures::none> (a function
+// pointer, or a lambda without captures: its type alone says what to call). Its bytes as
+// write_function makes them, but nothing for an empty F, which read_function default-constructs.
 template <class F>
 void write_function(ChildWriter& w, const F& f) {
-    if constexpr (std::is_pointer_v<F>) w.raw(code_offset(reinterpret_cast<std::uintptr_t>(f)));
+    static_assert(is_sendable_function<F, Captures::none>);
+    if constexpr (!std::is_empty_v<F>) {
+        std::byte bytes[function_bytes<F>];
+        write_function(f, std::span<std::byte, function_bytes<F>>(bytes));
+        w.raw(bytes);
+    }
 }
 
 template <class F>

@@ -35,13 +35,6 @@ namespace polyproc {
 
 namespace detail {
 
-// How an argument of a task travels: by value, and a string literal or char pointer as std::string
-// (Python passes str; a pointer cannot cross a process boundary).
-template <class A>
-using argument_t =
-    std::conditional_t<std::is_same_v<std::decay_t<A>, const char*> || std::is_same_v<std::decay_t<A>, char*>,
-                       std::string, std::decay_t<A>>;
-
 template <class T>
 struct is_callbacks : std::false_type {};
 template <class C, class E>

@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "polyproc/detail/callable.hpp"
 #include "polyproc/detail/code_ref.hpp"
 #include "polyproc/reduction.hpp"
 
@@ -28,35 +29,16 @@ namespace polyproc::detail {
 // threw. Runs in a worker.
 using TaskRunner = void (*)(std::span<const std::byte> body, std::vector<std::byte>& result);
 
-template <class F>
-inline constexpr bool is_function_pointer = std::is_pointer_v<F> && std::is_function_v<std::remove_pointer_t<F>>;
-
-// What a pool can ship to a worker: a function pointer, or an object (a lambda) whose bytes are
-// its whole state. Pointers and references captured by a lambda travel as addresses: in a worker
-// they point into the worker's own copy of memory as it was when the worker started.
-template <class F>
-inline constexpr bool is_shippable_function =
-    is_function_pointer<F> || (std::is_class_v<F> && std::is_trivially_copyable_v<F>);
-
-#define POLYPROC_CHECK_SHIPPABLE_FUNCTION(F)                                                                 \
-    static_assert(::polyproc::detail::is_shippable_function<F>,                                              \
+// What a pool can send to a worker: is_sendable_function<F> (detail/callable.hpp), a function
+// pointer or an object (a lambda) whose bytes are its whole state. Pointers and references
+// captured by a lambda travel as addresses: in a worker they point into the worker's own copy of
+// memory as it was when the worker started.
+#define POLYPROC_CHECK_SENDABLE_FUNCTION(F)                                                                  \
+    static_assert(::polyproc::detail::is_sendable_function<F>,                                               \
                   "polyproc::Pool: this function cannot be sent to a worker process. Use a plain function, " \
                   "a lambda without captures, or a lambda whose captures are trivially copyable (numbers, "  \
                   "plain structs); pass other state (std::string, std::vector, std::function, ...) as "      \
                   "arguments of the task instead.")
-
-template <class F>
-inline constexpr std::size_t function_bytes = is_function_pointer<F> ? 8 : (sizeof(F) + 7) / 8 * 8;
-
-template <class F>
-void store_function(const F& f, std::byte* out) {
-    if constexpr (is_function_pointer<F>) {
-        const std::uint64_t offset = code_offset(reinterpret_cast<std::uintptr_t>(f));
-        std::memcpy(out, &offset, 8);
-    } else {
-        std::memcpy(out, &f, sizeof(F));
-    }
-}
 
 // F is trivially copyable, so copying its bytes into suitable storage makes a valid F (C++20
 // implicit object creation).
@@ -86,17 +68,8 @@ private:
     alignas(F) std::byte storage_[is_function_pointer<F> ? 1 : sizeof(F)];
 };
 
-// Calls f with lvalue arguments when it can (as Python passes them), else moves them in.
-template <class F, class Tuple>
-decltype(auto) apply_arguments(F& f, Tuple& args) {
-    if constexpr (requires { std::apply(f, args); })
-        return std::apply(f, args);
-    else
-        return std::apply(f, std::move(args));
-}
-
 template <class F, class... A>
-using apply_result_t = std::decay_t<decltype(apply_arguments(std::declval<F&>(), std::declval<std::tuple<A...>&>()))>;
+using apply_result_t = std::decay_t<decltype(call_with(std::declval<F&>(), std::declval<std::tuple<A...>&>()))>;
 
 template <class F, class T, bool Star>
 struct item_result {
@@ -104,7 +77,7 @@ struct item_result {
 };
 template <class F, class T>
 struct item_result<F, T, true> {
-    using type = std::decay_t<decltype(apply_arguments(std::declval<F&>(), std::declval<T&>()))>;
+    using type = std::decay_t<decltype(call_with(std::declval<F&>(), std::declval<T&>()))>;
 };
 template <class F, class T, bool Star>
 using item_result_t = typename item_result<F, T, Star>::type;
@@ -126,15 +99,15 @@ void run_apply(std::span<const std::byte> body, std::vector<std::byte>& result) 
     auto args = decode_payload<std::tuple<A...>>(body.subspan(function_bytes<F>));
     using R = apply_result_t<F, A...>;
     if constexpr (std::is_void_v<R>)
-        apply_arguments(f.get(), args);
+        call_with(f.get(), args);
     else
-        append_encoded<R>(apply_arguments(f.get(), args), result);
+        append_encoded<R>(call_with(f.get(), args), result);
 }
 
 template <class F, class T, bool Star>
 decltype(auto) call_item(F& f, T& item) {
     if constexpr (Star)
-        return apply_arguments(f, item);
+        return call_with(f, item);
     else
         return std::invoke(f, item);
 }
@@ -175,8 +148,7 @@ std::size_t apply_body_size(const std::tuple<A...>& args) {
 }
 template <class F, class... A>
 void write_apply_body(const F& f, const std::tuple<A...>& args, std::span<std::byte> out) {
-    std::memset(out.data(), 0, function_bytes<F>);
-    store_function(f, out.data());
+    write_function(f, out.first<function_bytes<F>>());
     encode_into(args, out.subspan(function_bytes<F>));
 }
 
@@ -197,8 +169,7 @@ std::size_t chunk_body_size_after_function(It first, std::size_t n) {
 template <class F, class It>
 void write_chunk_body(const F& f, It first, std::size_t n, std::span<std::byte> out) {
     using T = std::iter_value_t<It>;
-    std::memset(out.data(), 0, function_bytes<F>);
-    store_function(f, out.data());
+    write_function(f, out.first<function_bytes<F>>());
     OutputArchive ar(out.subspan(function_bytes<F>));
     ar(cereal::make_size_tag(static_cast<cereal::size_type>(n)));
     for (std::size_t i = 0; i < n; ++i, ++first) ar(static_cast<const T&>(*first));
