@@ -250,6 +250,63 @@ int futex_wake(const std::uint32_t* word, int count) {
 
 void unmap(void* p, std::size_t size) noexcept { ::munmap(p, size); }
 
+// ---- the one waiter shape's bookkeeping (os.hpp) -------------------------------------------------
+
+namespace {
+template <class T>
+std::atomic_ref<T> ref(T& v) noexcept {
+    return std::atomic_ref<T>(v);
+}
+
+// Takes the slots of dead processes off the count. A pid reused by a live process keeps its slot:
+// the count stays high until that process is gone too, which only costs syscalls.
+void heal(detail::FutexSleepers& s) noexcept {
+    for (pid_t& slot : s.slots) {
+        pid_t pid = ref(slot).load(std::memory_order_relaxed);
+        if (pid == 0 || ::kill(pid, 0) == 0 || errno != ESRCH) continue;
+        if (ref(slot).compare_exchange_strong(pid, 0)) ref(s.count).fetch_sub(1);
+    }
+}
+}  // namespace
+
+// The slot is held only while counted: counted first, uncounted last. A process killed between
+// the two steps leaves one sleeper too many on the count (harmless), never a slot that heal()
+// would take off a count it is not on.
+int enter_sleepers(detail::FutexSleepers& s) noexcept {
+    ref(s.count).fetch_add(1);
+    const pid_t me = ::getpid();
+    for (int i = 0; i < detail::FutexSleepers::kSlots; ++i) {
+        pid_t expected = 0;
+        if (ref(s.slots[i]).compare_exchange_strong(expected, me)) return i;
+    }
+    return -1;
+}
+
+void leave_sleepers(detail::FutexSleepers& s, int slot) noexcept {
+    if (slot >= 0) ref(s.slots[slot]).store(0);
+    ref(s.count).fetch_sub(1);
+}
+
+void wake_counted(std::uint32_t& word, detail::FutexSleepers& s, int n, Wake how) noexcept {
+    if (how == Wake::bump_word) ref(word).fetch_add(1);
+    int woken = 1;
+    try {
+        woken = futex_wake(&word, n);
+    } catch (const std::system_error&) {
+        // FUTEX_WAKE on a word we have mapped cannot fail; if it did, a sleeper in slices would
+        // still see the change at its next look.
+    }
+    if (woken > 0) {
+        if (ref(s.futile_wakes).load(std::memory_order_relaxed) != 0)
+            ref(s.futile_wakes).store(0, std::memory_order_relaxed);
+    } else if (ref(s.futile_wakes).fetch_add(1, std::memory_order_relaxed) + 1 >= 64) {
+        // Also counts a sleeper caught between being counted and falling asleep; heal() only
+        // removes the dead, so a false alarm costs one scan.
+        ref(s.futile_wakes).store(0, std::memory_order_relaxed);
+        heal(s);
+    }
+}
+
 bool membarrier_works = false;
 
 void register_light_side() noexcept {

@@ -21,6 +21,7 @@
 #include <sys/uio.h>
 
 #include "polyproc/detail/fd.hpp"
+#include "polyproc/detail/futex_sleepers.hpp"
 #include "polyproc/detail/timeout.hpp"
 
 namespace polyproc::os {
@@ -153,22 +154,70 @@ bool spin_until(Ready&& ready, std::chrono::nanoseconds budget = std::chrono::mi
     }
 }
 
-// Waits until ready() holds: spins briefly, then sleeps on `word` while it reads 0 (its "not
-// ready" value), counted in `waiters` so that the waker knows a FUTEX_WAKE is needed (the waker
-// stores `word`, then reads `waiters`). false on timeout. Semaphore, Event and a Pool's
-// AsyncResult wait this way; ready() may do work of its own (a pool's waiter collects results).
+// ---- the one waiter shape ------------------------------------------------------------------
+// Every blocking wait of polyproc's own (queues, Condition, Semaphore, Event, a Pool's
+// AsyncResult) is this pair:
+//   waiter: futex_wait_until(word, sleepers, ready, deadline, style): true once ready() held,
+//     false once the deadline passed (after a last ready()). It spins briefly (spin_until), then
+//     is counted in `sleepers` (with its pid) until it returns or throws; each round it reads
+//     `word`, calls ready(), and sleeps while `word` still reads the same. ready() reads the state
+//     with acquire or stronger, may act (take a unit, collect results), and is called at least once.
+//   waker: make the change ready() looks for, then futex_wake_sleepers(word, sleepers, n, how,
+//     style), which makes no syscall when nobody is counted.
+// `word` is either the state itself (a semaphore's value, an event's flag, a condition's notify
+// sequence: Wake::word_changed) or a sequence word only wakers change (a queue's:
+// Wake::bump_word, bumped only when someone sleeps). Either way the waker's change comes before
+// its look at the count, and the sleeper's count before its read of `word`: either ready() sees
+// the change, or the waker sees the sleeper and `word` moved past what the sleeper read.
+// Memory is shared (no FUTEX_PRIVATE_FLAG): the word may live in memory other processes map.
+struct WaitStyle {
+    // A waker on a hot path pays only a compiler barrier (light_barrier; it must have called
+    // register_light_side()), the sleeper a heavy one; otherwise both sides are seq_cst.
+    bool asymmetric = false;
+    // Sleep in slices this long (0: until the deadline): a wake-up lost with a process that died
+    // holding it then delays a sleeper instead of stranding it.
+    std::chrono::milliseconds recheck{0};
+};
+enum class Wake : bool { word_changed, bump_word };
+
+int enter_sleepers(detail::FutexSleepers& s) noexcept;  // counts this process in; its slot or -1
+void leave_sleepers(detail::FutexSleepers& s, int slot) noexcept;
+// The cold half of futex_wake_sleepers: someone is counted.
+void wake_counted(std::uint32_t& word, detail::FutexSleepers& s, int n, Wake how) noexcept;
+
 template <class Ready>
-bool wait_while_zero(std::uint32_t& word, std::uint32_t& waiters, Ready ready, const detail::Deadline& deadline) {
+bool futex_wait_until(std::uint32_t& word, detail::FutexSleepers& sleepers, Ready&& ready,
+                      const detail::Deadline& deadline, WaitStyle style = {}) {
     if (spin_until(ready)) return true;
-    struct Waiter {  // counted while we may sleep, also if futex_wait throws
-        std::uint32_t& n;
-        explicit Waiter(std::uint32_t& count) : n(count) { std::atomic_ref<std::uint32_t>(n).fetch_add(1); }
-        ~Waiter() { std::atomic_ref<std::uint32_t>(n).fetch_sub(1); }
-    } counted(waiters);
+    struct Counted {  // also when futex_wait throws
+        detail::FutexSleepers& s;
+        int slot;
+        ~Counted() { leave_sleepers(s, slot); }
+    } counted{sleepers, enter_sleepers(sleepers)};
+    if (style.asymmetric) heavy_barrier();
     for (;;) {
+        const std::uint32_t observed = std::atomic_ref<std::uint32_t>(word).load();  // after the count
         if (ready()) return true;
-        if (!futex_wait(&word, 0, deadline)) return ready();
+        detail::Deadline until = deadline;
+        if (style.recheck.count() != 0) {
+            const detail::Deadline slice(Timeout{style.recheck});
+            if (deadline.is_never() || *slice.at() < *deadline.at()) until = slice;
+        }
+        if (!futex_wait(&word, observed, until) && deadline.expired()) return ready();
     }
+}
+
+inline void futex_wake_sleepers(std::uint32_t& word, detail::FutexSleepers& sleepers, int n, Wake how,
+                                WaitStyle style = {}) noexcept {
+    std::uint32_t counted;
+    if (style.asymmetric) {
+        light_barrier();
+        counted = std::atomic_ref<std::uint32_t>(sleepers.count).load(std::memory_order_relaxed);
+    } else {
+        counted = std::atomic_ref<std::uint32_t>(sleepers.count).load();
+    }
+    if (counted != 0) [[unlikely]]
+        wake_counted(word, sleepers, n, how);
 }
 
 }  // namespace polyproc::os

@@ -64,7 +64,7 @@ bool ResultState::wait(Timeout timeout) const {
     };
     if (done()) return true;
     if (timeout.non_blocking()) return false;
-    return os::wait_while_zero(ready_, sleepers_, done, Deadline(timeout));
+    return os::futex_wait_until(ready_, sleepers_, done, Deadline(timeout));
 }
 
 std::string result_repr(const ResultState* state) {
@@ -80,7 +80,7 @@ bool ResultState::successful() const {
 
 void ResultState::set_ready() noexcept {
     std::atomic_ref<std::uint32_t>(ready_).store(1);
-    if (std::atomic_ref<std::uint32_t>(sleepers_).load() != 0) os::futex_wake(&ready_, INT32_MAX);
+    os::futex_wake_sleepers(ready_, sleepers_, INT32_MAX, os::Wake::word_changed);
 }
 
 // ---- result thread --------------------------------------------------------------------------------

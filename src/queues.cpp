@@ -66,17 +66,12 @@ std::uint64_t default_capacity() {
 
 }  // namespace
 
-// The processes sleeping on one futex word. `count` tells a waker whether FUTEX_WAKE is needed at
-// all. A sleeper SIGKILLed in its sleep never takes itself off the count, which would make every
-// later waker pay a useless syscall; so sleepers also note their pid in a slot, and a waker whose
-// wake-ups keep finding nobody looks for slots of dead processes and takes them off (heal()).
+// The processes sleeping on one futex word (os::futex_wait_until): `seq` is bumped by a wake-up
+// that finds someone counted in `who`.
 struct Sleepers {
-    static constexpr int kSlots = 30;
-    std::uint32_t seq = 0;  // the futex word: bumped by every wake-up
-    std::uint32_t count = 0;  // sleepers, dead ones included until healed
-    std::uint32_t futile_wakes = 0;  // FUTEX_WAKEs in a row that woke nobody
+    std::uint32_t seq = 0;
     std::uint32_t unused = 0;
-    pid_t slots[kSlots] = {};  // a sleeping process's pid, or 0
+    FutexSleepers who;
 };
 
 // Each group below sits on its own cache lines: a lock and the fields only its holders touch,
@@ -123,72 +118,19 @@ std::size_t control_bytes() {
     return (sizeof(QueueShared) + page - 1) / page * page;
 }
 
-// Sleeps until ready(), in slices (see the top of this file). false when the deadline passed.
+// How queues wait: a waker is on every put and get, so it pays only a compiler barrier (every
+// process that publishes is registered: register_this_process); sleepers re-check in slices.
+constexpr os::WaitStyle kQueueWait{.asymmetric = true, .recheck = kRecheckInterval};
+
+// Sleeps until ready(). false when the deadline passed.
 template <class Ready>
 bool sleep_until(Sleepers& sleepers, Ready ready, const Deadline& deadline) {
-    if (os::spin_until(ready)) return true;
-    struct Counted {  // counted (and its pid noted) while it may sleep, also if futex_wait throws
-        Sleepers& s;
-        int slot = -1;
-        // The slot is held only while counted: counted first, uncounted last. A process killed
-        // between the two steps leaves one sleeper too many on the count (harmless), never a slot
-        // that heal() would take off a count it is not on.
-        explicit Counted(Sleepers& sl) : s(sl) {
-            atomic(s.count).fetch_add(1);
-            const pid_t me = this_thread().pid;
-            for (int i = 0; i < Sleepers::kSlots && slot < 0; ++i) {
-                pid_t expected = 0;
-                if (atomic(s.slots[i]).compare_exchange_strong(expected, me)) slot = i;
-            }
-        }
-        ~Counted() {
-            if (slot >= 0) atomic(s.slots[slot]).store(0);
-            atomic(s.count).fetch_sub(1);
-        }
-    } counted(sleepers);
-    os::heavy_barrier();
-    for (;;) {
-        const std::uint32_t observed = atomic(sleepers.seq).load();  // after the count: see wake_sleepers
-        if (ready()) return true;
-        Deadline slice(Timeout{kRecheckInterval});
-        if (!deadline.is_never() && *deadline.at() < *slice.at()) slice = deadline;
-        if (!os::futex_wait(&sleepers.seq, observed, slice) && deadline.expired()) return ready();
-    }
+    return os::futex_wait_until(sleepers.seq, sleepers.who, ready, deadline, kQueueWait);
 }
 
-// Takes the slots of dead processes off the count (see Sleepers). A pid reused by a live process
-// keeps its slot: the count stays high until that process is gone too, which only costs syscalls.
-void heal(Sleepers& s) noexcept {
-    for (pid_t& slot : s.slots) {
-        pid_t pid = atomic(slot).load(std::memory_order_relaxed);
-        if (pid == 0 || ::kill(pid, 0) == 0 || errno != ESRCH) continue;
-        if (atomic(slot).compare_exchange_strong(pid, 0)) atomic(s.count).fetch_sub(1);
-    }
-}
-
-// The waker's half. The caller made its change with a release store; with the sleeper's heavy
-// barrier (sleep_until), either the sleeper's ready() sees that change or this load sees the
-// sleeper counted (and its observed sequence is then stale). See os::light_barrier.
+// The waker's half. The caller made its change with a release store.
 void wake_sleepers(Sleepers& s, int how_many) noexcept {
-    os::light_barrier();
-    if (atomic(s.count).load(std::memory_order_relaxed) == 0) return;
-    atomic(s.seq).fetch_add(1);
-    int woken = 1;
-    try {
-        woken = os::futex_wake(&s.seq, how_many);
-    } catch (const std::system_error&) {
-        // FUTEX_WAKE on our own mapped word cannot fail; if it did, the sleepers' re-check
-        // interval still wakes them.
-    }
-    if (woken > 0) {
-        if (atomic(s.futile_wakes).load(std::memory_order_relaxed) != 0)
-            atomic(s.futile_wakes).store(0, std::memory_order_relaxed);
-    } else if (atomic(s.futile_wakes).fetch_add(1, std::memory_order_relaxed) + 1 >= 64) {
-        // Also counts a sleeper caught between being counted and falling asleep; heal() only
-        // removes the dead, so a false alarm costs one scan.
-        atomic(s.futile_wakes).store(0, std::memory_order_relaxed);
-        heal(s);
-    }
+    os::futex_wake_sleepers(s.seq, s.who, how_many, os::Wake::bump_word, kQueueWait);
 }
 
 // The producers' and consumers' locks. When the previous holder died inside, its record was
@@ -286,7 +228,7 @@ QueueCore::QueueCore(std::shared_ptr<SharedRegion> region, Kind kind)
 std::size_t QueueCore::max_message_size() const noexcept { return shared_->capacity / 2 - kHeaderBytes; }
 std::size_t QueueCore::maxsize() const noexcept { return shared_->maxsize; }
 std::uint32_t QueueCore::sleepers_waiting_for_data() const noexcept {
-    return atomic(shared_->data.count).load(std::memory_order_relaxed);
+    return atomic(shared_->data.who.count).load(std::memory_order_relaxed);
 }
 
 std::size_t QueueCore::qsize() const noexcept {
@@ -520,6 +462,7 @@ void QueueCore::discard_drained_pages() noexcept {
 // ---- JoinableQueue ------------------------------------------------------------------------------
 
 void QueueCore::task_done() {
+    register_this_process();  // it wakes joiners the light way
     QueueShared& s = *shared_;
     std::uint64_t done = atomic(s.done_count).load();
     do {

@@ -141,18 +141,13 @@ LockBase::LockBase(bool recursive) {
 // ---- Condition ---------------------------------------------------------------------------------
 
 bool cond_wait(CondState& c, MutexState& m, Deadline deadline) {
-    const std::uint32_t seq = atomic(c.seq).load();
-    atomic(c.waiters).fetch_add(1);
+    const std::uint32_t seq = atomic(c.seq).load();  // under the mutex: a notify after it bumps seq
     // Release every level, remember the depth, and restore it however we leave.
     const std::uint32_t depth = m.depth;
     m.depth = 1;
     mutex_release(m);
-    bool notified = os::spin_until([&] { return atomic(c.seq).load() != seq; });
-    while (!notified) {
-        if (!os::futex_wait(&c.seq, seq, deadline)) break;
-        notified = atomic(c.seq).load() != seq;
-    }
-    atomic(c.waiters).fetch_sub(1);
+    const bool notified = os::futex_wait_until(
+        c.seq, c.sleepers, [&] { return atomic(c.seq).load() != seq; }, deadline);
     struct Restore {
         MutexState& m;
         std::uint32_t depth;
@@ -164,10 +159,10 @@ bool cond_wait(CondState& c, MutexState& m, Deadline deadline) {
     return notified;
 }
 
+// Always moves seq (a waiter still spinning, not yet counted, sees that), then wakes sleepers.
 void cond_notify(CondState& c, int n) {
-    if (atomic(c.waiters).load() == 0) return;
     atomic(c.seq).fetch_add(1);
-    os::futex_wake(&c.seq, n);
+    os::futex_wake_sleepers(c.seq, c.sleepers, n, os::Wake::word_changed);
 }
 
 }  // namespace detail
@@ -219,7 +214,7 @@ bool Semaphore::acquire(bool block, Timeout timeout) {
     };
     if (try_take()) return true;
     if (!block || timeout.non_blocking()) return false;
-    return os::wait_while_zero(state_->value, state_->waiters, try_take, detail::Deadline(timeout));
+    return os::futex_wait_until(state_->value, state_->sleepers, try_take, detail::Deadline(timeout));
 }
 
 void Semaphore::release() {
@@ -231,7 +226,7 @@ void Semaphore::release() {
         if (v == static_cast<std::uint32_t>(INT_MAX)) throw ValueError("semaphore value would exceed SEM_VALUE_MAX");
         if (value.compare_exchange_weak(v, v + 1)) break;
     }
-    if (detail::atomic(state_->waiters).load() > 0) os::futex_wake(&state_->value, 1);
+    os::futex_wake_sleepers(state_->value, state_->sleepers, 1, os::Wake::word_changed);
 }
 
 int Semaphore::get_value() const noexcept { return static_cast<int>(detail::atomic(state_->value).load()); }
@@ -255,7 +250,7 @@ bool Event::is_set() const noexcept { return detail::atomic(state_->flag).load()
 
 void Event::set() {
     detail::atomic(state_->flag).store(1);
-    if (detail::atomic(state_->waiters).load() > 0) os::futex_wake(&state_->flag, INT_MAX);
+    os::futex_wake_sleepers(state_->flag, state_->sleepers, INT_MAX, os::Wake::word_changed);
 }
 
 void Event::clear() { detail::atomic(state_->flag).store(0); }
@@ -263,8 +258,8 @@ void Event::clear() { detail::atomic(state_->flag).store(0); }
 bool Event::wait(Timeout timeout) {
     if (is_set()) return true;
     if (timeout.non_blocking()) return false;
-    return os::wait_while_zero(
-        state_->flag, state_->waiters, [&] { return is_set(); }, detail::Deadline(timeout));
+    return os::futex_wait_until(
+        state_->flag, state_->sleepers, [&] { return is_set(); }, detail::Deadline(timeout));
 }
 
 // ---- Barrier ------------------------------------------------------------------------------

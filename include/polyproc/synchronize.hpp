@@ -40,6 +40,7 @@
 #include <string>
 #include <sys/types.h>
 
+#include "polyproc/detail/futex_sleepers.hpp"
 #include "polyproc/detail/inherit.hpp"
 #include "polyproc/detail/shared_region.hpp"
 #include "polyproc/detail/timeout.hpp"
@@ -57,20 +58,21 @@ struct MutexState {
     bool recursive = false;
 };
 
+// The futex words below are waited on with os::futex_wait_until, their sleepers counted beside them.
 struct CondState {
-    std::uint32_t seq = 0;      // futex word: bumped by every notify
-    std::uint32_t waiters = 0;  // processes/threads inside wait()
+    std::uint32_t seq = 0;  // futex word: bumped by every notify
+    FutexSleepers sleepers;
 };
 
 struct CounterState {
     std::uint32_t value = 0;  // futex word
-    std::uint32_t waiters = 0;
     std::uint32_t maxvalue = 0;  // 0: unbounded (SEM_VALUE_MAX)
+    FutexSleepers sleepers;
 };
 
 struct EventState {
     std::uint32_t flag = 0;  // futex word
-    std::uint32_t waiters = 0;
+    FutexSleepers sleepers;
 };
 
 // A generation-counting barrier: the last arrival starts a new generation, which releases the

@@ -26,6 +26,7 @@
 
 #include <sys/types.h>
 
+#include "polyproc/detail/futex_sleepers.hpp"
 #include "polyproc/detail/pool_task.hpp"
 #include "polyproc/detail/timeout.hpp"
 #include "polyproc/errors.hpp"
@@ -90,9 +91,9 @@ public:
 
 private:
     std::weak_ptr<PoolCore> pool_;
-    // Plain words reached through std::atomic_ref: futex words, as os::wait_while_zero takes them.
+    // A plain word reached through std::atomic_ref: a futex word, as os::futex_wait_until takes it.
     mutable std::uint32_t ready_ = 0;
-    mutable std::uint32_t sleepers_ = 0;
+    mutable FutexSleepers sleepers_;
 };
 
 template <class T>
