@@ -1,7 +1,16 @@
 // The OS layer (src/os.hpp): RAII descriptors, close-on-exec, EINTR, errors naming the call.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <csignal>
+#include <new>
+#include <system_error>
+#include <thread>
+#include <utility>
+
+#include <sys/mman.h>
+#include <sys/wait.h>
 #include <fcntl.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -103,4 +112,120 @@ TEST(Os, ReadFullReportsShortReadAtEof) {
     w.reset();
     std::array<std::byte, 8> buf{};
     EXPECT_EQ(os::read_full(r.get(), buf), 3u);
+}
+
+// ---- the one waiter shape (futex_wait_until / futex_wake_sleepers) ----------------------------
+
+namespace {
+
+// A futex word and its sleepers in memory shared with fork children.
+struct SharedWait {
+    std::uint32_t word = 0;
+    polyproc::detail::FutexSleepers sleepers;
+};
+
+class SharedWaitMemory {
+public:
+    SharedWaitMemory() {
+        void* p = ::mmap(nullptr, sizeof(SharedWait), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) throw std::system_error(errno, std::system_category(), "mmap");
+        w_ = new (p) SharedWait();
+    }
+    ~SharedWaitMemory() { ::munmap(w_, sizeof(SharedWait)); }
+    SharedWait& operator*() const { return *w_; }
+
+private:
+    SharedWait* w_;
+};
+
+// A fork child, killed and reaped however the test ends.
+class Child {
+public:
+    template <class F>
+    explicit Child(F body) : pid_(::fork()) {
+        if (pid_ == 0) ::_exit(body());
+        if (pid_ < 0) throw std::system_error(errno, std::system_category(), "fork");
+    }
+    ~Child() {
+        if (pid_ > 0) {
+            ::kill(pid_, SIGKILL);
+            ::waitpid(pid_, nullptr, 0);
+        }
+    }
+    pid_t pid() const { return pid_; }
+    int wait() {  // the exit status, or -signal
+        int status = 0;
+        ::waitpid(std::exchange(pid_, -1), &status, 0);
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+    }
+
+private:
+    pid_t pid_;
+};
+
+std::uint32_t load(const std::uint32_t& v) {
+    return std::atomic_ref<std::uint32_t>(const_cast<std::uint32_t&>(v)).load();
+}
+
+template <class Pred>
+bool within_10s(Pred pred) {
+    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!pred())
+        if (std::chrono::steady_clock::now() > end)
+            return false;
+        else
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return true;
+}
+
+}  // namespace
+
+TEST(WaiterShape, WakesASleeperInAnotherProcessAndUncountsIt) {
+    namespace os = polyproc::os;
+    SharedWaitMemory mem;
+    SharedWait& w = *mem;
+    Child child([&] {
+        const bool ok = os::futex_wait_until(
+            w.word, w.sleepers, [&] { return load(w.word) != 0; },
+            polyproc::detail::Deadline(std::chrono::seconds(20)));
+        return ok ? 0 : 1;
+    });
+    ASSERT_TRUE(within_10s([&] { return load(w.sleepers.count) == 1; }));  // asleep, counted
+    EXPECT_EQ(load(reinterpret_cast<std::uint32_t&>(w.sleepers.slots[0])), std::uint32_t(child.pid()));
+    std::atomic_ref<std::uint32_t>(w.word).store(1);
+    os::futex_wake_sleepers(w.word, w.sleepers, 1, os::Wake::word_changed);
+    EXPECT_EQ(child.wait(), 0);
+    EXPECT_EQ(load(w.sleepers.count), 0u);
+    EXPECT_EQ(w.sleepers.slots[0], 0);
+}
+
+TEST(WaiterShape, ReturnsFalseAtTheDeadlineAndLeavesNothingCounted) {
+    namespace os = polyproc::os;
+    SharedWait w;
+    int calls = 0;
+    EXPECT_FALSE(os::futex_wait_until(
+        w.word, w.sleepers, [&] { return ++calls < 0; }, polyproc::detail::Deadline(std::chrono::milliseconds(30)),
+        os::WaitStyle{.recheck = std::chrono::milliseconds(10)}));
+    EXPECT_GT(calls, 1);
+    EXPECT_EQ(w.sleepers.count, 0u);
+}
+
+TEST(WaiterShape, ASleeperKilledInItsSleepIsTakenOffTheCount) {
+    namespace os = polyproc::os;
+    SharedWaitMemory mem;
+    SharedWait& w = *mem;
+    Child child([&] {
+        os::futex_wait_until(
+            w.word, w.sleepers, [] { return false; }, polyproc::detail::Deadline::never());
+        return 0;
+    });
+    ASSERT_TRUE(within_10s([&] { return load(w.sleepers.count) == 1; }));
+    ::kill(child.pid(), SIGKILL);
+    EXPECT_EQ(child.wait(), -SIGKILL);
+    EXPECT_EQ(load(w.sleepers.count), 1u);  // dead, still counted
+    // Wake-ups that wake nobody: after 64 in a row, the dead sleeper's slot is found.
+    for (int i = 0; i < 64; ++i) os::futex_wake_sleepers(w.word, w.sleepers, 1, os::Wake::bump_word);
+    EXPECT_EQ(load(w.sleepers.count), 0u);
+    EXPECT_EQ(w.sleepers.slots[0], 0);
+    EXPECT_EQ(w.word, 64u);  // every wake-up with someone counted bumped the word
 }
