@@ -5,12 +5,24 @@
 #include <cstring>
 #include <cxxabi.h>
 #include <memory>
+#include <string>
+#include <utility>
 
 #include "names.hpp"
 
 namespace polyproc {
 
 namespace detail {
+
+namespace {
+std::string& process_name() {
+    static std::string* name = new std::string("MainProcess");  // never destroyed: read at exit too
+    return *name;
+}
+}  // namespace
+
+const std::string& this_process_name() noexcept { return process_name(); }
+void set_this_process_name(std::string name) { process_name() = std::move(name); }
 
 std::string demangle(const char* mangled) {
     int status = 0;

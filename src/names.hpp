@@ -1,4 +1,4 @@
-// Readable names for diagnostics: C++ type names and signals.
+// Readable names for diagnostics: C++ type names, signals, and this process's name.
 #pragma once
 
 #include <string>
@@ -7,4 +7,11 @@ namespace polyproc::detail {
 
 std::string demangle(const char* mangled);  // the mangled name itself when it cannot be demangled
 std::string signal_name(int sig);           // "SIGKILL", or the number
+
+// This process's name, as current_process().name() reports it: "MainProcess", or the name its
+// Process had. Kept here, below every layer that reports it (a lock's repr names its owner), and
+// set by the process layer once, in a new child before any of its user code runs.
+const std::string& this_process_name() noexcept;
+void set_this_process_name(std::string name);
+
 }  // namespace polyproc::detail

@@ -82,8 +82,7 @@ void ProcessRecord::signal(int sig) {
 
 namespace {
 
-struct CurrentProcess {
-    std::string name = "MainProcess";
+struct CurrentProcess {  // its name: this_process_name() (names.hpp)
     std::vector<int> identity;
     bool daemon = false;
     int counter = 0;  // for children's identities; restarts at 1 in every process
@@ -216,7 +215,7 @@ void become_child(const ChildIdentity& who) {
     // so leak checkers stay quiet.
     inherited_from_parent = new Inherited{std::move(r.children), std::move(r.current.parent)};
     r.children = {};
-    r.current.name = who.name;
+    set_this_process_name(who.name);
     r.current.identity = who.identity;
     r.current.daemon = who.daemon;
     r.current.counter = 0;
@@ -338,7 +337,7 @@ ProcessInfo current_process() {
     std::lock_guard lock(r.mu);
     ProcessInfo info;
     info.pid_ = ::getpid();
-    info.name_ = r.current.name;
+    info.name_ = detail::this_process_name();
     info.daemon_ = r.current.daemon;
     info.identity_ = r.current.identity;
     return info;
@@ -468,7 +467,7 @@ void Process::start() {
         std::lock_guard lock(r.mu);
         if (r.current.daemon) throw ValueError("daemonic processes are not allowed to have children");
         detail::remove_finished_locked(r);
-        parent_name = r.current.name;
+        parent_name = detail::this_process_name();
     }
     const detail::StartMethod method =
         start_method_ ? detail::parse_start_method(*start_method_) : detail::global_start_method();

@@ -1,6 +1,5 @@
 // SharedRegion: memfd-backed shared memory, small regions carved from shared arenas.
 #include "polyproc/detail/shared_region.hpp"
-#include "polyproc/detail/inherit.hpp"
 
 #include <atomic>
 #include <cstdint>
@@ -131,28 +130,5 @@ SharedRegion SharedRegion::attach(FileDescriptor memfd, std::size_t offset, std:
 SharedRegion::~SharedRegion() = default;
 
 int SharedRegion::fd() const noexcept { return segment_ ? segment_->fd.get() : -1; }
-
-// ---- ChildReader (detail/inherit.hpp) -------------------------------------------------------------
-
-std::span<const std::byte> ChildReader::take(std::size_t n) {
-    if (n > bytes_.size() - at_) throw DecodeError("polyproc: corrupt bootstrap message (truncated arguments)");
-    auto out = bytes_.subspan(at_, n);
-    at_ += n;
-    return out;
-}
-
-FileDescriptor ChildReader::fd() {
-    const auto index = raw<std::uint32_t>();
-    if (index >= fds_.size() || !fds_[index])
-        throw DecodeError("polyproc: corrupt bootstrap message (descriptor " + std::to_string(index) + " missing)");
-    return std::move(fds_[index]);
-}
-
-std::shared_ptr<SharedRegion> ChildReader::region() {
-    FileDescriptor memfd = fd();
-    const auto offset = raw<std::uint64_t>();
-    const auto size = raw<std::uint64_t>();
-    return std::make_shared<SharedRegion>(SharedRegion::attach(std::move(memfd), offset, size));
-}
 
 }  // namespace polyproc::detail

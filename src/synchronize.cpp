@@ -10,8 +10,8 @@
 #include <unistd.h>
 
 #include "os.hpp"
-#include "polyproc/process.hpp"
 #include "fork_safety.hpp"
+#include "names.hpp"
 
 namespace polyproc {
 
@@ -122,7 +122,7 @@ std::string mutex_repr(const MutexState& m, const char* kind) {
     if (pid == 0)
         owner = "None";
     else if (mutex_is_mine(m))
-        owner = current_process().name();
+        owner = this_process_name();
     else if (pid == this_thread().pid)
         owner = "SomeOtherThread";
     else
