@@ -159,16 +159,23 @@ bool spin_until(Ready&& ready, std::chrono::nanoseconds budget = std::chrono::mi
 // AsyncResult) is this pair:
 //   waiter: futex_wait_until(word, sleepers, ready, deadline, style): true once ready() held,
 //     false once the deadline passed (after a last ready()). It spins briefly (spin_until), then
-//     is counted in `sleepers` (with its pid) until it returns or throws; each round it reads
-//     `word`, calls ready(), and sleeps while `word` still reads the same. ready() reads the state
-//     with acquire or stronger, may act (take a unit, collect results), and is called at least once.
+//     is counted in `sleepers` (with its pid) until it returns or throws; each round it calls
+//     ready() and sleeps while `word` reads its "not ready" value. ready() reads the state with
+//     acquire or stronger, may act (take a unit, collect results), and is called at least once.
 //   waker: make the change ready() looks for, then futex_wake_sleepers(word, sleepers, n, how,
 //     style), which makes no syscall when nobody is counted.
-// `word` is either the state itself (a semaphore's value, an event's flag, a condition's notify
-// sequence: Wake::word_changed) or a sequence word only wakers change (a queue's:
-// Wake::bump_word, bumped only when someone sleeps). Either way the waker's change comes before
-// its look at the count, and the sleeper's count before its read of `word`: either ready() sees
-// the change, or the waker sees the sleeper and `word` moved past what the sleeper read.
+// `word` is either
+//   * the state itself (a semaphore's value, an event's flag, a condition's notify sequence):
+//     the waker changes it (Wake::word_changed) and the waiter names the value it sleeps on
+//     (WaitStyle::sleep_while: 0 for a semaphore or event, the sequence read under the lock for a
+//     condition). A word that can go down as well as up must be slept on at its "not ready"
+//     value, never at a value read in passing: a unit released, taken and released again between
+//     that read and the sleep would leave the waiter asleep beside a free unit;
+//   * or a sequence word only wakers change (a queue's: Wake::bump_word, bumped only when someone
+//     sleeps), which the waiter reads each round after being counted and before ready().
+// Either way the waker's change comes before its look at the count, and the sleeper's count
+// before its read of `word`: either ready() sees the change, or the waker sees the sleeper and
+// `word` no longer reads what the sleeper sleeps on.
 // Memory is shared (no FUTEX_PRIVATE_FLAG): the word may live in memory other processes map.
 struct WaitStyle {
     // A waker on a hot path pays only a compiler barrier (light_barrier; it must have called
@@ -177,6 +184,8 @@ struct WaitStyle {
     // Sleep in slices this long (0: until the deadline): a wake-up lost with a process that died
     // holding it then delays a sleeper instead of stranding it.
     std::chrono::milliseconds recheck{0};
+    // The word's "not ready" value, when the word is the state itself; empty for a sequence word.
+    std::optional<std::uint32_t> sleep_while;
 };
 enum class Wake : bool { word_changed, bump_word };
 
@@ -196,7 +205,8 @@ bool futex_wait_until(std::uint32_t& word, detail::FutexSleepers& sleepers, Read
     } counted{sleepers, enter_sleepers(sleepers)};
     if (style.asymmetric) heavy_barrier();
     for (;;) {
-        const std::uint32_t observed = std::atomic_ref<std::uint32_t>(word).load();  // after the count
+        const std::uint32_t observed =  // after the count
+            style.sleep_while ? *style.sleep_while : std::atomic_ref<std::uint32_t>(word).load();
         if (ready()) return true;
         detail::Deadline until = deadline;
         if (style.recheck.count() != 0) {

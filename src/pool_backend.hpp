@@ -53,13 +53,13 @@ public:
     class Owner {
     public:
         virtual Phase phase() const = 0;
-        // Closed, and no imap is still feeding: the backend's close_workers() has been (or is
-        // being) called, and no task will be admitted after it.
+        // Closed (not terminated), and no imap is still feeding: the backend's close_workers() has
+        // been (or is being) called, and no task will be admitted after it.
         virtual bool workers_released() const = 0;
         virtual bool tasks_outstanding() const = 0;  // admitted without a settled result yet
-        // What a put that waited for room throws once the pool terminated: ValueError("Pool not
-        // running"), or ProcessError saying why the pool broke.
-        [[noreturn]] virtual void throw_not_running() const = 0;
+        // For a put waiting for room: once the pool terminated, throws what a submitter gets,
+        // ValueError("Pool not running") or ProcessError saying why the pool broke.
+        virtual void throw_if_terminated() const = 0;
         // The backend cannot go on (its workers keep failing, its supervisor failed): the engine
         // stops taking tasks and fails every pending one with ProcessError(why).
         virtual void break_pool(std::string why) noexcept = 0;

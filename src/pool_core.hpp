@@ -47,7 +47,7 @@ public:
         if (state_ != Phase::run) throw_not_running();
     }
     // ValueError("Pool not running"), or ProcessError saying why when the pool broke by itself.
-    [[noreturn]] void throw_not_running() const override {
+    [[noreturn]] void throw_not_running() const {  // under mu_
         if (!broken_.empty()) throw ProcessError(broken_);
         throw ValueError("Pool not running");
     }
@@ -84,7 +84,11 @@ private:
     }
     bool workers_released() const override {
         std::lock_guard lock(mu_);
-        return stops_put_;
+        return state_ == Phase::close && stops_put_;
+    }
+    void throw_if_terminated() const override {
+        std::lock_guard lock(mu_);
+        if (state_ == Phase::terminate) throw_not_running();
     }
     bool tasks_outstanding() const override { return outstanding_.load() > 0; }
     void break_pool(std::string why) noexcept override;

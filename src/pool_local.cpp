@@ -97,7 +97,7 @@ bool LocalPoolBackend::put_on_task_queue(TaskHeader h, std::size_t body_size, co
             out = tasks_.begin_put(sizeof(TaskHeader) + body_size, true, patience);
         } catch (const Full&) {
             if (!block) return false;
-            if (owner_->phase() == Phase::terminate) owner_->throw_not_running();
+            owner_->throw_if_terminated();
         }
     }
     // The producer lock is held from here to end_put: the ordinal is this put's.
@@ -123,7 +123,8 @@ void LocalPoolBackend::put_task(TaskHeader header, std::size_t body_size, BodyWr
         wake();
 }
 
-// No result comes back for a stop record: the engine never had an entry for its ordinal.
+// No result comes back for a stop record: the engine learns nothing of its ordinal (at most an
+// empty table entry, when a later task's admit fills the gap).
 bool LocalPoolBackend::put_stop(bool block) {
     return put_on_task_queue(TaskHeader{0, 0, 0, TaskKind::stop, 0}, 0, nullptr, nullptr, block);
 }

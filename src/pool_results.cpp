@@ -64,7 +64,7 @@ bool ResultState::wait(Timeout timeout) const {
     };
     if (done()) return true;
     if (timeout.non_blocking()) return false;
-    return os::futex_wait_until(ready_, sleepers_, done, Deadline(timeout));
+    return os::futex_wait_until(ready_, sleepers_, done, Deadline(timeout), os::WaitStyle{.sleep_while = 0});
 }
 
 std::string result_repr(const ResultState* state) {

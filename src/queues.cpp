@@ -16,12 +16,13 @@
 // can complete or undo the count (repair_after_dead_producer / _consumer).
 //
 // Waiting. A side that must wait spins briefly (a wake-up across cores costs ~40 µs here), then
-// sleeps on a futex sequence word, counted in a waiter count so that the other side makes the
-// FUTEX_WAKE syscall only when someone sleeps (a sleeper killed in its sleep is taken off that
-// count by a waker whose wake-ups keep finding nobody: see Sleepers). Publishing and checking that count take no locked
-// instruction: an asymmetric barrier (os::light_barrier / heavy_barrier, membarrier(2)) puts the
-// cost on the side about to sleep. Sleeps are cut into slices of kRecheckInterval, so
-// that a wake-up lost with a process that died right after receiving it delays, never wedges.
+// sleeps on a futex sequence word, counted so that the other side makes the FUTEX_WAKE syscall
+// only when someone sleeps (os::futex_wait_until; a sleeper killed in its sleep is taken off that
+// count by a waker whose wake-ups keep finding nobody, detail/futex_sleepers.hpp). Publishing and
+// checking that count take no locked instruction: an asymmetric barrier (os::light_barrier /
+// heavy_barrier, membarrier(2)) puts the cost on the side about to sleep. Sleeps are cut into
+// slices of kRecheckInterval, so that a wake-up lost with a process that died right after
+// receiving it delays, never wedges.
 #include "polyproc/queues.hpp"
 
 #include <algorithm>

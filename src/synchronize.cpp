@@ -147,7 +147,7 @@ bool cond_wait(CondState& c, MutexState& m, Deadline deadline) {
     m.depth = 1;
     mutex_release(m);
     const bool notified = os::futex_wait_until(
-        c.seq, c.sleepers, [&] { return atomic(c.seq).load() != seq; }, deadline);
+        c.seq, c.sleepers, [&] { return atomic(c.seq).load() != seq; }, deadline, os::WaitStyle{.sleep_while = seq});
     struct Restore {
         MutexState& m;
         std::uint32_t depth;
@@ -214,7 +214,8 @@ bool Semaphore::acquire(bool block, Timeout timeout) {
     };
     if (try_take()) return true;
     if (!block || timeout.non_blocking()) return false;
-    return os::futex_wait_until(state_->value, state_->sleepers, try_take, detail::Deadline(timeout));
+    return os::futex_wait_until(state_->value, state_->sleepers, try_take, detail::Deadline(timeout),
+                                os::WaitStyle{.sleep_while = 0});
 }
 
 void Semaphore::release() {
@@ -259,7 +260,8 @@ bool Event::wait(Timeout timeout) {
     if (is_set()) return true;
     if (timeout.non_blocking()) return false;
     return os::futex_wait_until(
-        state_->flag, state_->sleepers, [&] { return is_set(); }, detail::Deadline(timeout));
+        state_->flag, state_->sleepers, [&] { return is_set(); }, detail::Deadline(timeout),
+        os::WaitStyle{.sleep_while = 0});
 }
 
 // ---- Barrier ------------------------------------------------------------------------------

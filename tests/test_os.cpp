@@ -229,3 +229,37 @@ TEST(WaiterShape, ASleeperKilledInItsSleepIsTakenOffTheCount) {
     EXPECT_EQ(w.sleepers.slots[0], 0);
     EXPECT_EQ(w.word, 64u);  // every wake-up with someone counted bumped the word
 }
+
+// A semaphore's value can go 1 → 0 → 1 between a waiter's look and its sleep (taken by another
+// process and released again, that release's wake-up arriving before the waiter is in the
+// kernel). A waiter that slept on the value it saw in passing (1) would sleep beside a free unit;
+// sleep_while = 0 makes it sleep only while there is no unit. Here try_take plays the other
+// processes while the waiter is counted.
+TEST(WaiterShape, AStateWordIsSleptOnAtItsNotReadyValueNotAtAValueSeenInPassing) {
+    namespace os = polyproc::os;
+    SharedWait w;  // word: a semaphore's value, no unit yet
+    const polyproc::detail::Deadline deadline(std::chrono::seconds(5));
+    int counted_calls = 0;
+    bool took_before_the_deadline = false;
+    auto try_take = [&] {
+        if (w.sleepers.count == 0) return false;  // still spinning: no unit
+        switch (++counted_calls) {
+            case 1:  // released just after this look
+                w.word = 1;
+                os::futex_wake_sleepers(w.word, w.sleepers, 1, os::Wake::word_changed);
+                return false;
+            case 2:  // taken by another process, released again; the wake-up finds nobody asleep
+                w.word = 0;
+                w.word = 1;
+                os::futex_wake_sleepers(w.word, w.sleepers, 1, os::Wake::word_changed);
+                return false;
+            default:
+                took_before_the_deadline = !deadline.expired();
+                w.word = 0;
+                return true;
+        }
+    };
+    EXPECT_TRUE(os::futex_wait_until(w.word, w.sleepers, try_take, deadline, os::WaitStyle{.sleep_while = 0}));
+    EXPECT_TRUE(took_before_the_deadline) << "the waiter slept beside a free unit until its deadline";
+    EXPECT_EQ(counted_calls, 3);
+}

@@ -253,9 +253,8 @@ public:
     auto apply_async(Callbacks<C, E> callbacks, F f, A&&... arguments) {
         POLYPROC_CHECK_SENDABLE_FUNCTION(F);
         using Args = std::tuple<detail::sent_as_t<A>...>;
-        static_assert(
-            std::is_invocable_v<F&, detail::sent_as_t<A>&...> || std::is_invocable_v<F&, detail::sent_as_t<A>...>,
-            "polyproc::Pool: the function cannot be called with these arguments");
+        static_assert(detail::CallableWith<F&, Args&> || detail::CallableWith<F, Args>,
+                      "polyproc::Pool: the function cannot be called with these arguments");
         POLYPROC_CHECK_SERIALIZABLE(Args);
         using R = detail::apply_result_t<F, detail::sent_as_t<A>...>;
         check_result_type<R>();
