@@ -7,6 +7,10 @@
 #include <cstdlib>
 
 #include <pthread.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "polyproc/detail/thread_identity.hpp"
 
 namespace polyproc::detail {
 
@@ -33,6 +37,7 @@ void run_parent() noexcept {
             hooks[std::size_t(i)].parent();
 }
 void run_child() noexcept {
+    refresh_thread_identity();  // first: the hooks may ask who they are
     for (int i = 0; i < kMaxHooks; ++i)
         if (ready[std::size_t(i)].load(std::memory_order_acquire) && hooks[std::size_t(i)].child)
             hooks[std::size_t(i)].child();
@@ -61,6 +66,15 @@ void forget_helpers_in_child() noexcept {
 const bool helpers_registered = (register_after_fork(forget_helpers_in_child), true);
 
 }  // namespace
+
+// ---- who am I: pid and tid, cached per thread (thread_identity.hpp) --------------------------
+
+constinit thread_local ThreadIdentity this_thread_identity [[gnu::tls_model("initial-exec")]];
+
+void refresh_thread_identity() noexcept {
+    this_thread_identity.pid = ::getpid();
+    this_thread_identity.tid = static_cast<pid_t>(::syscall(SYS_gettid));
+}
 
 void register_fork_hooks(ForkHook prepare, ForkHook parent, ForkHook child) noexcept {
     install_once();

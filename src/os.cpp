@@ -1,6 +1,8 @@
 // The OS layer: every syscall polyproc makes, wrapped once (see os.hpp).
 #include "os.hpp"
 
+#include "polyproc/detail/thread_identity.hpp"
+
 #include <algorithm>
 #include <climits>
 #include <cstring>
@@ -274,7 +276,7 @@ void heal(detail::FutexSleepers& s) noexcept {
 // would take off a count it is not on.
 int enter_sleepers(detail::FutexSleepers& s) noexcept {
     ref(s.count).fetch_add(1);
-    const pid_t me = ::getpid();
+    const pid_t me = detail::this_thread().pid;
     for (int i = 0; i < detail::FutexSleepers::kSlots; ++i) {
         pid_t expected = 0;
         if (ref(s.slots[i]).compare_exchange_strong(expected, me)) return i;

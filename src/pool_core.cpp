@@ -43,11 +43,11 @@ WorkerCounts plan_workers(const PoolOptions& o) {
     return {o.min_processes, o.max_processes, start};
 }
 
-PoolCore::PoolCore(PoolOptions options)
+PoolCore::PoolCore(PoolOptions options, std::unique_ptr<PoolBackend> backend)
     : options_(std::move(options)),
       counts_(plan_workers(options_)),
       creator_(::getpid()),
-      backend_(make_pool_backend(options_, counts_)) {
+      backend_(backend ? std::move(backend) : make_pool_backend(options_, counts_)) {
     // The result thread starts first, so that its start-up overlaps the workers' starts.
     result_thread_ = helper_thread([this] { collect_results(); });
     try {

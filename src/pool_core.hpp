@@ -37,7 +37,9 @@ namespace polyproc::detail {
 
 class PoolCore final : private PoolBackend::Owner {
 public:
-    explicit PoolCore(PoolOptions options);
+    explicit PoolCore(PoolOptions options) : PoolCore(std::move(options), nullptr) {}
+    // With a given backend (null: make_pool_backend chooses); the options still say how many workers.
+    PoolCore(PoolOptions options, std::unique_ptr<PoolBackend> backend);
     ~PoolCore();
 
     void submit(const std::shared_ptr<JobBase>& job, std::uint32_t chunk, TaskRunner runner, std::size_t body_size,

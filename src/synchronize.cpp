@@ -17,19 +17,7 @@ namespace polyproc {
 
 namespace detail {
 
-constinit thread_local ThreadIdentity this_thread_identity [[gnu::tls_model("initial-exec")]];
-
-void refresh_thread_identity() noexcept {
-    this_thread_identity.pid = ::getpid();
-    this_thread_identity.tid = static_cast<pid_t>(::syscall(SYS_gettid));
-}
-
 namespace {
-
-// ---- who am I: pid and tid, cached per thread and refreshed in a fork child ------------------
-
-// In a fork child the only thread is the one that forked: refresh its identity there, once.
-const bool atfork_registered = (register_after_fork(refresh_thread_identity), true);
 
 template <class T>
 std::atomic_ref<T> atomic(T& x) noexcept {

@@ -231,6 +231,8 @@ class Pool {
 public:
     explicit Pool(int processes = 0);
     explicit Pool(PoolOptions options);
+    // Internal: a pool over an engine made elsewhere (one with another backend: src/pool_backend.hpp).
+    explicit Pool(std::shared_ptr<detail::PoolCore> core) noexcept : core_(std::move(core)) {}
     Pool(Pool&&) noexcept = default;
     Pool& operator=(Pool&&) noexcept;
     Pool(const Pool&) = delete;

@@ -43,6 +43,7 @@
 #include "polyproc/detail/futex_sleepers.hpp"
 #include "polyproc/detail/inherit.hpp"
 #include "polyproc/detail/shared_region.hpp"
+#include "polyproc/detail/thread_identity.hpp"
 #include "polyproc/detail/timeout.hpp"
 #include "polyproc/errors.hpp"
 
@@ -88,20 +89,6 @@ struct BarrierState {
     bool broken = false;
     std::int64_t default_timeout_ns = -1;
 };
-
-// The calling thread's pid and tid, cached per thread (refreshed in fork children by a
-// pthread_atfork handler) so that ownership checks need no syscall and no call into the library.
-struct ThreadIdentity {
-    pid_t pid = 0;  // 0: not known yet in this thread
-    pid_t tid = 0;
-};
-extern constinit thread_local ThreadIdentity this_thread_identity [[gnu::tls_model("initial-exec")]];
-void refresh_thread_identity() noexcept;
-inline const ThreadIdentity& this_thread() noexcept {
-    if (this_thread_identity.pid == 0) [[unlikely]]
-        refresh_thread_identity();
-    return this_thread_identity;
-}
 
 void init_mutex(MutexState& m, bool recursive);
 // Whether the calling thread holds it (only the owner writes the owner fields, so relaxed reads
