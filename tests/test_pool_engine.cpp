@@ -67,7 +67,13 @@ public:
         }
         cv_.notify_all();
     }
+    // Callers take turns: `taking_` is held from begin_result to end_result or cancel_result.
     std::optional<detail::ResultView> begin_result(bool block) override {
+        std::unique_lock take(taking_, std::defer_lock);
+        if (block)
+            take.lock();
+        else if (!take.try_lock())
+            return std::nullopt;  // another thread is taking one
         std::unique_lock lock(mu_);
         if (block) cv_.wait(lock, [&] { return !results_.empty(); });
         if (results_.empty()) return std::nullopt;
@@ -76,12 +82,16 @@ public:
         detail::ResultView v;
         std::memcpy(&v.header, current_.data(), sizeof v.header);
         v.payload = std::span<const std::byte>(current_).subspan(sizeof v.header);
+        take.release();  // still locked: the caller's turn lasts until end_result or cancel_result
         return v;
     }
-    void end_result() override {}
+    void end_result() override { taking_.unlock(); }
     void cancel_result() override {
-        std::lock_guard lock(mu_);
-        results_.push_front(std::move(current_));
+        {
+            std::lock_guard lock(mu_);
+            results_.push_front(std::move(current_));
+        }
+        taking_.unlock();
     }
     bool results_waiting() const noexcept override {
         std::lock_guard lock(mu_);
@@ -158,7 +168,8 @@ private:
     mutable std::mutex mu_;
     std::condition_variable cv_;
     std::deque<std::vector<std::byte>> tasks_, results_;
-    std::vector<std::byte> current_;  // the result between begin_result and end_result
+    std::mutex taking_;
+    std::vector<std::byte> current_;  // the result between begin_result and end_result, under taking_
     std::uint64_t next_ordinal_ = 0;
     bool paused_ = false;
     int stops_ = 0;
