@@ -84,6 +84,7 @@ namespace {
 
 struct CurrentProcess {  // its name: this_process_name() (names.hpp)
     std::vector<int> identity;
+    std::string authkey;  // made on first use in the main process: 32 random bytes
     bool daemon = false;
     int counter = 0;  // for children's identities; restarts at 1 in every process
     std::string parent_name;
@@ -94,6 +95,7 @@ struct CurrentProcess {  // its name: this_process_name() (names.hpp)
 struct ChildInfo {
     std::shared_ptr<ProcessRecord> record;
     std::string name;
+    std::string authkey;
     bool daemon;
     std::vector<int> identity;
 };
@@ -200,11 +202,21 @@ std::shared_ptr<ProcessRecord> track_child(pid_t pid) {
     return record;
 }
 
-void register_child(std::shared_ptr<ProcessRecord> record, const std::string& name, bool daemon,
-                    const std::vector<int>& identity) {
+void register_child(std::shared_ptr<ProcessRecord> record, const std::string& name, const std::string& authkey,
+                    bool daemon, const std::vector<int>& identity) {
     auto& r = registry();
     std::lock_guard lock(r.mu);
-    r.children.push_back({std::move(record), name, daemon, identity});
+    r.children.push_back({std::move(record), name, authkey, daemon, identity});
+}
+
+// Under r.mu.
+const std::string& current_authkey_locked(Registry& r) {
+    if (r.current.authkey.empty()) {  // the main process: Python's os.urandom(32)
+        std::string key(32, '\0');
+        os::random_bytes(std::as_writable_bytes(std::span(key.data(), key.size())));
+        r.current.authkey = std::move(key);
+    }
+    return r.current.authkey;
 }
 
 void become_child(const ChildIdentity& who) {
@@ -218,6 +230,7 @@ void become_child(const ChildIdentity& who) {
     set_this_process_name(who.name);
     r.current.identity = who.identity;
     r.current.daemon = who.daemon;
+    r.current.authkey = who.authkey;
     r.current.counter = 0;
     r.current.parent_name = who.parent_name;
     r.current.parent_pid = who.parent_pid;
@@ -340,7 +353,17 @@ ProcessInfo current_process() {
     info.name_ = detail::this_process_name();
     info.daemon_ = r.current.daemon;
     info.identity_ = r.current.identity;
+    info.authkey_ = detail::current_authkey_locked(r);
     return info;
+}
+
+void ProcessInfo::set_authkey(std::string key) {
+    if (record_ || pid_ != ::getpid()) throw ValueError("can only set the authkey of the current process");
+    if (key.empty()) throw ValueError("authkey must not be empty");
+    auto& r = registry();
+    std::lock_guard lock(r.mu);
+    r.current.authkey = key;
+    authkey_ = std::move(key);
 }
 
 std::optional<ProcessInfo> parent_process() {
@@ -378,6 +401,7 @@ std::vector<ProcessInfo> active_children() {
         info.pid_ = c.record->pid;
         info.name_ = c.name;
         info.daemon_ = c.daemon;
+        info.authkey_ = c.authkey;
         info.identity_ = c.identity;
         info.record_ = c.record;
         out.push_back(std::move(info));
@@ -394,6 +418,12 @@ Process::Process() : creator_pid_(::getpid()) {
     identity_ = r.current.identity;
     identity_.push_back(++r.current.counter);
     daemon_ = r.current.daemon;  // Python: daemon=None inherits the creating process's flag
+    authkey_ = detail::current_authkey_locked(r);
+}
+
+void Process::set_authkey(std::string key) {
+    if (key.empty()) throw ValueError("authkey must not be empty");
+    authkey_ = std::move(key);
 }
 
 Process::Process(Process&& o) noexcept
@@ -402,6 +432,7 @@ Process::Process(Process&& o) noexcept
       name_(std::move(o.name_)),
       identity_(std::move(o.identity_)),
       daemon_(o.daemon_),
+      authkey_(std::move(o.authkey_)),
       creator_pid_(o.creator_pid_),
       running_as_(o.running_as_),
       record_(std::move(o.record_)),
@@ -414,6 +445,7 @@ Process& Process::operator=(Process&& o) noexcept {
         name_ = std::move(o.name_);
         identity_ = std::move(o.identity_);
         daemon_ = o.daemon_;
+        authkey_ = std::move(o.authkey_);
         creator_pid_ = o.creator_pid_;
         running_as_ = o.running_as_;
         record_ = std::move(o.record_);
@@ -485,7 +517,7 @@ void Process::start() {
             break;
     }
     record_ = record;
-    detail::register_child(std::move(record), name_, daemon_, identity_);
+    detail::register_child(std::move(record), name_, authkey_, daemon_, identity_);
     target_.reset();  // Python drops target and args once started: the child has its own copies
 }
 
@@ -511,7 +543,7 @@ std::shared_ptr<detail::ProcessRecord> Process::start_fresh(detail::StartMethod 
                          "object. Pass a function and arguments instead, or use the fork start method.");
     }
     if (target_) entry = target_->encode_for_child(payload);
-    detail::ChildIdentity who{name(), identity_, daemon_, ::getpid(), parent_name};
+    detail::ChildIdentity who{name(), identity_, daemon_, ::getpid(), parent_name, authkey_};
     return detail::start_fresh_child(method, who, entry, payload);
 }
 
@@ -527,7 +559,7 @@ void Process::run_in_child(pid_t parent_pid, const std::string& parent_name) {
     // forks while other threads run gets the one-time warning of warn_if_forking_threads().
     running_as_ = ::getpid();
     if (daemon_) detail::die_with_parent(parent_pid);
-    detail::become_child({name(), identity_, daemon_, parent_pid, parent_name});
+    detail::become_child({name(), identity_, daemon_, parent_pid, parent_name, authkey_});
     detail::set_start_method_in_child(detail::StartMethod::fork);  // Python: the child reports it
     detail::run_child_and_exit([this] { run(); });
 }

@@ -50,6 +50,7 @@ struct ChildIdentity {
     bool daemon = false;
     pid_t parent_pid = 0;
     std::string parent_name;
+    std::string authkey;
 };
 
 // Makes this (new) process the child described: current_process(), parent_process(); the
@@ -69,8 +70,8 @@ void die_with_parent(pid_t parent) noexcept;
 // is killed and reaped before the error propagates.
 std::shared_ptr<ProcessRecord> track_child(pid_t pid);
 // Adds a started child to this process's registry (active_children, exit handler).
-void register_child(std::shared_ptr<ProcessRecord> record, const std::string& name, bool daemon,
-                    const std::vector<int>& identity);
+void register_child(std::shared_ptr<ProcessRecord> record, const std::string& name, const std::string& authkey,
+                    bool daemon, const std::vector<int>& identity);
 void flush_stdio() noexcept;
 void register_exit_function();
 

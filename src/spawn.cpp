@@ -74,8 +74,8 @@ void send_bootstrap(int sock, const std::string& method, const ChildIdentity& wh
     ChildWriter w;
     w.raw(kBootstrapMagic);
     w.raw(startup_objects_fingerprint());
-    w.value(std::tuple<std::string, std::string, std::vector<int>, bool, std::int32_t, std::string>(
-        method, who.name, who.identity, who.daemon, who.parent_pid, who.parent_name));
+    w.value(std::tuple<std::string, std::string, std::vector<int>, bool, std::int32_t, std::string, std::string>(
+        method, who.name, who.identity, who.daemon, who.parent_pid, who.parent_name, who.authkey));
     w.value(late_libraries());
     w.raw(static_cast<std::uint8_t>(entry.has_value()));
     w.raw(entry.value_or(0));
@@ -123,10 +123,10 @@ void send_bootstrap(int sock, const std::string& method, const ChildIdentity& wh
         if (r.raw<std::uint32_t>() != kBootstrapMagic) bootstrap_failed("corrupt bootstrap message");
         if (r.raw<std::uint64_t>() != startup_objects_fingerprint())
             bootstrap_failed("the parent and this child loaded different shared libraries at startup");
-        auto [m, name, identity, daemon, parent_pid, parent_name] =
-            r.value<std::tuple<std::string, std::string, std::vector<int>, bool, std::int32_t, std::string>>();
+        auto [m, name, identity, daemon, parent_pid, parent_name, authkey] = r.value<
+            std::tuple<std::string, std::string, std::vector<int>, bool, std::int32_t, std::string, std::string>>();
         method = m;
-        who = {name, identity, daemon, parent_pid, parent_name};
+        who = {name, identity, daemon, parent_pid, parent_name, authkey};
         late = r.value<std::vector<std::string>>();
         const bool has_entry = r.raw<std::uint8_t>() != 0;
         const auto ref = r.raw<CodeRef>();

@@ -614,3 +614,75 @@ TEST_F(ProcessApi, ManyProcesses) {
     for (int i = 0; i < 50; ++i) EXPECT_EQ(ps[static_cast<std::size_t>(i)].exitcode(), i % 7);
     EXPECT_TRUE(mp::active_children().empty());
 }
+
+// ---- authkey --------------------------------------------------------------------------------------
+
+// Restores the current process's key however a test ends (the tests share one process).
+class AuthkeyRestorer {
+public:
+    AuthkeyRestorer() : saved_(mp::current_process().authkey()) {}
+    ~AuthkeyRestorer() { mp::current_process().set_authkey(saved_); }
+
+private:
+    std::string saved_;
+};
+
+TEST_F(ProcessApi, TheMainProcessHasA32ByteAuthkeyThatChildrenInherit) {
+    const std::string key = mp::current_process().authkey();
+    EXPECT_EQ(key.size(), 32u);
+    EXPECT_EQ(mp::current_process().authkey(), key);  // made once
+    mp::Process p([] {});
+    EXPECT_EQ(p.authkey(), key);  // a copy of the creating process's
+    // In the child (and in its own children) current_process().authkey() is the same key.
+    EXPECT_EQ(in_child([] {
+                  mp::Process grandchild([] {});
+                  return mp::current_process().authkey() + "|" + grandchild.authkey();
+              }),
+              key + "|" + key);
+}
+
+TEST_F(ProcessApi, AnAuthkeySetBeforeStartIsTheChildsAndSettingOursChangesLaterChildren) {
+    AuthkeyRestorer restore;
+    auto [r, w] = mp::Pipe(false);
+    mp::Process p([](mp::Connection& out) { out.send(mp::current_process().authkey()); }, std::move(w));
+    std::string odd_key("key\0with\0zeros", 14);  // bytes, not text
+    p.set_authkey(odd_key);
+    p.start();
+    EXPECT_EQ(r.recv<std::string>(), odd_key);
+    p.join();
+
+    mp::current_process().set_authkey("the new key");
+    mp::Process later([] {});
+    EXPECT_EQ(later.authkey(), "the new key");
+    EXPECT_EQ(in_child([] { return mp::current_process().authkey(); }), "the new key");
+}
+
+TEST_F(ProcessApi, AuthkeyMisuseIsAValueError) {
+    mp::Process p([] {});
+    EXPECT_EQ(message_of<mp::ValueError>([&] { p.set_authkey(""); }), "authkey must not be empty");
+    EXPECT_EQ(message_of<mp::ValueError>([&] { mp::current_process().set_authkey(""); }), "authkey must not be empty");
+    // A child listed while it runs carries its key, and cannot be given another.
+    auto [r, w] = mp::Pipe(false);
+    mp::Process waiting([](mp::Connection& in) { (void)in.recv<int>(); }, std::move(r));
+    waiting.start();
+    bool found = false;
+    for (auto child : mp::active_children()) {
+        if (child.pid() != waiting.pid()) continue;
+        found = true;
+        EXPECT_EQ(child.authkey(), waiting.authkey());
+        EXPECT_EQ(message_of<mp::ValueError>([&] { child.set_authkey("x"); }),
+                  "can only set the authkey of the current process");
+    }
+    EXPECT_TRUE(found);
+    w.send(1);
+    waiting.join();
+    auto parent_of_child = in_child([] {
+        try {
+            mp::parent_process()->set_authkey("x");
+        } catch (const mp::ValueError& e) {
+            return std::string(e.what());
+        }
+        return std::string("(nothing thrown)");
+    });
+    EXPECT_EQ(parent_of_child, "can only set the authkey of the current process");
+}

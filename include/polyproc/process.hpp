@@ -141,6 +141,12 @@ public:
     const std::string& name() const noexcept { return name_; }
     bool daemon() const noexcept { return daemon_; }
     const std::vector<int>& identity() const noexcept { return identity_; }
+    // Python's authkey: the key of the current process (32 random bytes in the main process,
+    // inherited by every child), or the one a child was started with. Empty for a parent.
+    const std::string& authkey() const noexcept { return authkey_; }
+    // Python's `current_process().authkey = key`: children created afterwards inherit it.
+    // mp::ValueError for any other process, and for an empty key.
+    void set_authkey(std::string key);
     // The current process is always alive; a parent is alive until it exits; a child until reaped.
     bool is_alive() const;
     // Waits for the process to end (a child is reaped; a parent is watched through a pidfd).
@@ -159,6 +165,7 @@ private:
     std::string name_;
     bool daemon_ = false;
     std::vector<int> identity_;
+    std::string authkey_;
     std::shared_ptr<detail::ProcessRecord> record_;  // empty for the current process
 };
 
@@ -211,6 +218,10 @@ public:
     void set_name(std::string name);
     bool daemon() const { return daemon_; }
     void set_daemon(bool daemonic);
+    // Python's authkey: a copy of the creating process's at construction; the child's
+    // current_process().authkey() once started. Set it before start() to give the child another.
+    const std::string& authkey() const noexcept { return authkey_; }
+    void set_authkey(std::string key);  // mp::ValueError for an empty key
     // Python's repr(): <Process name='Process-1' pid=7196 parent=7155 stopped exitcode=-SIGTERM>
     std::string repr() const;
 
@@ -231,6 +242,7 @@ private:
     mutable std::string name_;  // Python's default name needs the dynamic type: computed on first use
     std::vector<int> identity_;
     bool daemon_ = false;
+    std::string authkey_;
     pid_t creator_pid_ = 0;
     pid_t running_as_ = 0;  // set in the child: this object *is* the current process there
     std::shared_ptr<detail::ProcessRecord> record_;
