@@ -9,13 +9,14 @@
 #include <thread>
 #include <utility>
 
-#include <sys/mman.h>
 #include <sys/wait.h>
 #include <fcntl.h>
 #include <sys/time.h>
 #include <unistd.h>
 
 #include "os.hpp"
+#include "support.hpp"
+#include "polyproc/detail/shared_region.hpp"
 
 using namespace polyproc;
 
@@ -118,24 +119,10 @@ TEST(Os, ReadFullReportsShortReadAtEof) {
 
 namespace {
 
-// A futex word and its sleepers in memory shared with fork children.
+// A futex word and its sleepers (in memory shared with fork children: make_shared_object).
 struct SharedWait {
     std::uint32_t word = 0;
     polyproc::detail::FutexSleepers sleepers;
-};
-
-class SharedWaitMemory {
-public:
-    SharedWaitMemory() {
-        void* p = ::mmap(nullptr, sizeof(SharedWait), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-        if (p == MAP_FAILED) throw std::system_error(errno, std::system_category(), "mmap");
-        w_ = new (p) SharedWait();
-    }
-    ~SharedWaitMemory() { ::munmap(w_, sizeof(SharedWait)); }
-    SharedWait& operator*() const { return *w_; }
-
-private:
-    SharedWait* w_;
 };
 
 // A fork child, killed and reaped however the test ends.
@@ -167,30 +154,19 @@ std::uint32_t load(const std::uint32_t& v) {
     return std::atomic_ref<std::uint32_t>(const_cast<std::uint32_t&>(v)).load();
 }
 
-template <class Pred>
-bool within_10s(Pred pred) {
-    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (!pred())
-        if (std::chrono::steady_clock::now() > end)
-            return false;
-        else
-            std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    return true;
-}
-
 }  // namespace
 
 TEST(WaiterShape, WakesASleeperInAnotherProcessAndUncountsIt) {
     namespace os = polyproc::os;
-    SharedWaitMemory mem;
-    SharedWait& w = *mem;
+    auto [region, shared] = detail::make_shared_object<SharedWait>();
+    SharedWait& w = *shared;
     Child child([&] {
         const bool ok = os::futex_wait_until(
             w.word, w.sleepers, [&] { return load(w.word) != 0; },
             polyproc::detail::Deadline(std::chrono::seconds(20)));
         return ok ? 0 : 1;
     });
-    ASSERT_TRUE(within_10s([&] { return load(w.sleepers.count) == 1; }));  // asleep, counted
+    ASSERT_TRUE(eventually([&] { return load(w.sleepers.count) == 1; }));  // asleep, counted
     EXPECT_EQ(load(reinterpret_cast<std::uint32_t&>(w.sleepers.slots[0])), std::uint32_t(child.pid()));
     std::atomic_ref<std::uint32_t>(w.word).store(1);
     os::futex_wake_sleepers(w.word, w.sleepers, 1, os::Wake::word_changed);
@@ -212,14 +188,14 @@ TEST(WaiterShape, ReturnsFalseAtTheDeadlineAndLeavesNothingCounted) {
 
 TEST(WaiterShape, ASleeperKilledInItsSleepIsTakenOffTheCount) {
     namespace os = polyproc::os;
-    SharedWaitMemory mem;
-    SharedWait& w = *mem;
+    auto [region, shared] = detail::make_shared_object<SharedWait>();
+    SharedWait& w = *shared;
     Child child([&] {
         os::futex_wait_until(
             w.word, w.sleepers, [] { return false; }, polyproc::detail::Deadline::never());
         return 0;
     });
-    ASSERT_TRUE(within_10s([&] { return load(w.sleepers.count) == 1; }));
+    ASSERT_TRUE(eventually([&] { return load(w.sleepers.count) == 1; }));
     ::kill(child.pid(), SIGKILL);
     EXPECT_EQ(child.wait(), -SIGKILL);
     EXPECT_EQ(load(w.sleepers.count), 1u);  // dead, still counted
