@@ -191,7 +191,8 @@ enum class Wake : bool { word_changed, bump_word };
 
 int enter_sleepers(detail::FutexSleepers& s) noexcept;  // counts this process in; its slot or -1
 void leave_sleepers(detail::FutexSleepers& s, int slot) noexcept;
-// The cold half of futex_wake_sleepers: someone is counted.
+// The cold half of futex_wake_sleepers, when someone is counted; also a wake-up for everyone
+// whether counted or not (a queue's close()). Bumps `word` first if asked.
 void wake_counted(std::uint32_t& word, detail::FutexSleepers& s, int n, Wake how) noexcept;
 
 template <class Ready>

@@ -75,7 +75,7 @@ void PoolCore::submit(const std::shared_ptr<JobBase>& job, std::uint32_t chunk, 
     // could not be written never had an entry, and entries go into the table in ordinal order.
     auto admit = [&](std::uint64_t ordinal) {
         std::lock_guard lock(mu_);
-        if (!(state_ == Phase::run || (feeding && state_ == Phase::close && !stops_put_))) throw_not_running();
+        if (!(state_ == Phase::run || (feeding && state_ == Phase::close && !workers_released_))) throw_not_running();
         // Counted as outstanding at once: a closed pool keeps (or starts) a worker for it.
         outstanding_.fetch_add(1, std::memory_order_relaxed);
         closed = state_ != Phase::run;
@@ -99,8 +99,8 @@ void PoolCore::maybe_release_workers() {
     {
         std::lock_guard lock(mu_);
         std::erase_if(feeders_, [](const FeederRef& r) { return r.weak.expired(); });
-        if (state_ != Phase::close || stops_put_ || !feeders_.empty()) return;
-        stops_put_ = true;  // from now on, submit admits no task: what the backend puts next is last
+        if (state_ != Phase::close || workers_released_ || !feeders_.empty()) return;
+        workers_released_ = true;  // from now on, submit admits no task: what the backend puts next is last
     }
     try {
         backend_->close_workers();
@@ -141,9 +141,7 @@ void PoolCore::join() {
     }
     for (auto& f : feeding) f->feed_all();  // join() finishes what was asked, as Python's does
     maybe_release_workers();
-    std::lock_guard lock(join_mu_);
-    backend_->join();
-    if (result_thread_.joinable() && result_thread_.get_id() != std::this_thread::get_id()) result_thread_.join();
+    join_backend_and_results();
 }
 
 void PoolCore::terminate() noexcept {
@@ -153,6 +151,12 @@ void PoolCore::terminate() noexcept {
         state_ = Phase::terminate;
     }
     backend_->wake();
+    join_backend_and_results();
+}
+
+// Once the backend has stopped it ends the result stream, and the result thread ends with it (a
+// callback that closes or terminates the pool runs on that thread: it does not join itself).
+void PoolCore::join_backend_and_results() {
     std::lock_guard lock(join_mu_);
     backend_->join();
     if (result_thread_.joinable() && result_thread_.get_id() != std::this_thread::get_id()) result_thread_.join();

@@ -86,7 +86,7 @@ private:
     }
     bool workers_released() const override {
         std::lock_guard lock(mu_);
-        return state_ == Phase::close && stops_put_;
+        return state_ == Phase::close && workers_released_;
     }
     void throw_if_terminated() const override {
         std::lock_guard lock(mu_);
@@ -96,6 +96,7 @@ private:
     void break_pool(std::string why) noexcept override;
 
     void maybe_release_workers();  // once closed and no imap is still feeding
+    void join_backend_and_results();
 
     // Result thread.
     void collect_results();
@@ -105,7 +106,7 @@ private:
     const WorkerCounts counts_;
     pid_t creator_;
 
-    // state_, feeders_, stops_put_, broken_. Never held while waiting for room for a task, nor
+    // state_, feeders_, workers_released_, broken_. Never held while waiting for room for a task, nor
     // while a worker starts. Lock order: the backend's order of puts, mu_, table_mu_.
     mutable std::mutex mu_;
     Phase state_ = Phase::run;
@@ -116,7 +117,7 @@ private:
         std::weak_ptr<Feeder> weak;
     };
     std::vector<FeederRef> feeders_;
-    bool stops_put_ = false;  // the backend was told to let its workers finish
+    bool workers_released_ = false;  // the backend was told to let its workers finish
     std::string broken_;      // why the pool stopped on its own; written under mu_
 
     std::mutex table_mu_;  // ordinal -> (job, chunk) of tasks without a result yet

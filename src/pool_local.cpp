@@ -52,7 +52,7 @@ void LocalPoolBackend::start(Owner& owner) {
     try {
         supervisor_ = helper_thread([this] { supervise(); });
     } catch (...) {
-        post(ResultHeader{0, Status::shutdown, 0, 0, 0});
+        end_result_stream();
         throw;
     }
     {
@@ -61,7 +61,7 @@ void LocalPoolBackend::start(Owner& owner) {
     }
     if (start_error_) {
         supervisor_.join();
-        post(ResultHeader{0, Status::shutdown, 0, 0, 0});
+        end_result_stream();
         std::rethrow_exception(start_error_);
     }
 }
@@ -134,6 +134,7 @@ void LocalPoolBackend::close_workers() {
 }
 
 void LocalPoolBackend::post(const ResultHeader& h) { put_record(results_, bytes_of(h)); }
+void LocalPoolBackend::end_result_stream() { post(ResultHeader{0, Status::shutdown, 0, 0, 0}); }
 
 std::optional<ResultView> LocalPoolBackend::begin_result(bool block) {
     std::span<const std::byte> p;

@@ -89,6 +89,7 @@ private:
     void forget_worker(std::size_t slot);
     void kill_overdue();
     void post(const ResultHeader& h);
+    void end_result_stream();  // the last result of all: Status::shutdown
     bool wants_more_workers() const;
     bool held_by_a_live_worker(std::uint64_t task) const noexcept {
         for (std::size_t i = 0; i < workers_.size(); ++i)

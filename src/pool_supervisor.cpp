@@ -246,8 +246,7 @@ void LocalPoolBackend::stop_all_workers() {
         }
         forget_worker(i);
     }
-    ResultHeader h{0, Status::shutdown, 0, 0, 0};
-    post(h);
+    end_result_stream();
 }
 
 }  // namespace polyproc::detail

@@ -209,6 +209,10 @@ void register_child(std::shared_ptr<ProcessRecord> record, const std::string& na
     r.children.push_back({std::move(record), name, authkey, daemon, identity});
 }
 
+void check_authkey(const std::string& key) {
+    if (key.empty()) throw ValueError("authkey must not be empty");
+}
+
 // Under r.mu.
 const std::string& current_authkey_locked(Registry& r) {
     if (r.current.authkey.empty()) {  // the main process: Python's os.urandom(32)
@@ -359,7 +363,7 @@ ProcessInfo current_process() {
 
 void ProcessInfo::set_authkey(std::string key) {
     if (record_ || pid_ != ::getpid()) throw ValueError("can only set the authkey of the current process");
-    if (key.empty()) throw ValueError("authkey must not be empty");
+    detail::check_authkey(key);
     auto& r = registry();
     std::lock_guard lock(r.mu);
     r.current.authkey = key;
@@ -422,7 +426,7 @@ Process::Process() : creator_pid_(::getpid()) {
 }
 
 void Process::set_authkey(std::string key) {
-    if (key.empty()) throw ValueError("authkey must not be empty");
+    detail::check_authkey(key);
     authkey_ = std::move(key);
 }
 

@@ -259,13 +259,8 @@ void QueueCore::close() noexcept {
     // Wake this process's blocked calls so that they see the flag; sleepers elsewhere re-check
     // and sleep again.
     QueueShared& s = *shared_;
-    for (Sleepers* sleepers : {&s.data, &s.space, &s.joiners}) {
-        atomic(sleepers->seq).fetch_add(1);
-        try {
-            os::futex_wake(&sleepers->seq, INT_MAX);
-        } catch (const std::system_error&) {
-        }
-    }
+    for (Sleepers* sleepers : {&s.data, &s.space, &s.joiners})
+        os::wake_counted(sleepers->seq, sleepers->who, INT_MAX, os::Wake::bump_word);  // counted or not
 }
 
 // ---- producers ------------------------------------------------------------------------------

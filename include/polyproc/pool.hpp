@@ -255,7 +255,7 @@ public:
     auto apply_async(Callbacks<C, E> callbacks, F f, A&&... arguments) {
         POLYPROC_CHECK_SENDABLE_FUNCTION(F);
         using Args = std::tuple<detail::sent_as_t<A>...>;
-        static_assert(detail::CallableWith<F&, Args&> || detail::CallableWith<F, Args>,
+        static_assert(detail::CanCallWith<F, Args>,
                       "polyproc::Pool: the function cannot be called with these arguments");
         POLYPROC_CHECK_SERIALIZABLE(Args);
         using R = detail::apply_result_t<F, detail::sent_as_t<A>...>;
@@ -358,7 +358,7 @@ private:
         static_assert(std::is_default_constructible_v<T>,
                       "polyproc::Pool: map's item type must be default-constructible");
         if constexpr (Star)
-            static_assert(detail::CallableWith<F&, T&> || detail::CallableWith<F, T>,
+            static_assert(detail::CanCallWith<F, T>,
                           "polyproc::Pool::starmap: the function cannot be called with the items' tuple elements");
         else
             static_assert(std::is_invocable_v<F&, T&>,

@@ -128,8 +128,7 @@ private:
 };
 
 template <class F, class... Args>
-inline constexpr bool is_process_target = std::is_invocable_v<std::decay_t<F>&, std::decay_t<Args>&...> ||
-                                          std::is_invocable_v<std::decay_t<F>, std::decay_t<Args>...>;
+inline constexpr bool is_process_target = CanCallWith<std::decay_t<F>, std::tuple<std::decay_t<Args>...>>;
 
 }  // namespace detail
 

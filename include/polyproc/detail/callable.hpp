@@ -36,6 +36,11 @@ concept CallableWith = requires {
     std::tuple_size<std::remove_cvref_t<Tuple>>::value;
 } && callable_with_elements<F, Tuple>(std::make_index_sequence<std::tuple_size_v<std::remove_cvref_t<Tuple>>>{});
 
+// call_with(f, args) compiles for an F and a Tuple stored by value (a Process's target and
+// arguments, a Pool task's function and its arguments or a starmap item).
+template <class F, class Tuple>
+concept CanCallWith = CallableWith<F&, Tuple&> || CallableWith<F, Tuple>;
+
 // f(*args), as Python calls a target: with lvalue arguments when f takes them, else with f and
 // the arguments moved in (a move-only Connection taken by value, a one-shot &&-qualified callable).
 template <class F, class Tuple>
