@@ -21,6 +21,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <stdio_ext.h>
+
 #include "names.hpp"
 #include "os.hpp"
 #include "process_internal.hpp"
@@ -170,6 +172,11 @@ std::string join_identity(const std::vector<int>& identity) {
 void register_exit_function() {
     static std::once_flag once;
     std::call_once(once, [] { std::atexit(exit_function); });
+}
+
+void discard_inherited_stdio() noexcept {
+    ::__fpurge(stdout);
+    ::__fpurge(stderr);
 }
 
 void flush_stdio() noexcept {
@@ -561,6 +568,7 @@ void Process::run_in_child(pid_t parent_pid, const std::string& parent_name) {
     // We are in the fork child. With the fork start method the child goes on to run arbitrary
     // user code, as in Python, so this is not restricted to async-signal-safe calls; a parent that
     // forks while other threads run gets the one-time warning of warn_if_forking_threads().
+    detail::discard_inherited_stdio();
     running_as_ = ::getpid();
     if (daemon_) detail::die_with_parent(parent_pid);
     detail::become_child({name(), identity_, daemon_, parent_pid, parent_name, authkey_});

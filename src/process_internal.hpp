@@ -73,6 +73,10 @@ std::shared_ptr<ProcessRecord> track_child(pid_t pid);
 void register_child(std::shared_ptr<ProcessRecord> record, const std::string& name, const std::string& authkey,
                     bool daemon, const std::vector<int>& identity);
 void flush_stdio() noexcept;
+// In a fork child, first thing: what the inherited stdio buffers still hold was written by another
+// of the parent's threads after the forking thread flushed them (flush_stdio, just before fork()).
+// The parent prints it; printing it here too (at the child's exit) would show it twice.
+void discard_inherited_stdio() noexcept;
 void register_exit_function();
 
 // spawn.cpp: starts a spawn or forkserver child that will run `entry` with what `payload` holds
