@@ -40,6 +40,13 @@ struct ExceptionRegistry {
         add<Empty>();
         add<Full>();
         add<BrokenBarrierError>();
+        add<UnpicklingError>();
+        add<KeyError>();
+        add<IndexError>();
+        add<TypeError>();
+        add<AttributeError>();
+        add<OverflowError>();
+        add<RuntimeError>();
         factories[typeid(std::bad_alloc).name()] = [](const std::string&) {
             return std::make_exception_ptr(std::bad_alloc());
         };

@@ -14,6 +14,9 @@
 #include <thread>
 #include <fcntl.h>
 #include <fstream>
+#include <glob.h>
+#include <sstream>
+#include <vector>
 #include <optional>
 #include <string>
 #include <sys/file.h>
@@ -159,3 +162,48 @@ inline std::vector<std::byte> string_to_bytes(std::string_view s) {
             EXPECT_NE(std::string(e__.what()).find(text), std::string::npos) << "message was: " << e__.what(); \
         }                                                                                                      \
     } while (0)
+
+// The Python interpreters tests speak to: python3 from PATH (CMake's choice), then any 3.12+
+// installed under pyenv.
+inline std::vector<std::string> python_interpreters() {
+    std::vector<std::string> found{POLYPROC_TEST_PYTHON};
+    if (const char* home = std::getenv("HOME")) {
+        glob_t g{};
+        const std::string pattern = std::string(home) + "/.pyenv/versions/3.1[2-9]*/bin/python3";
+        if (::glob(pattern.c_str(), 0, nullptr, &g) == 0)
+            for (std::size_t i = 0; i < g.gl_pathc; ++i) found.emplace_back(g.gl_pathv[i]);
+        ::globfree(&g);
+    }
+    return found;
+}
+
+// Runs `python` on `script` with `input` on its stdin and returns what it printed, one string per
+// line (stderr included, so that a traceback shows in the test's failure). Bounded by timeout(1);
+// a non-zero exit is a test failure.
+inline std::vector<std::string> python_output(const std::string& python, const std::string& script,
+                                              const std::string& input = {}) {
+    char dir_template[] = "/tmp/polyproc-py-XXXXXX";
+    const char* dir = ::mkdtemp(dir_template);
+    if (!dir) throw std::system_error(errno, std::generic_category(), "mkdtemp");
+    const std::string script_path = std::string(dir) + "/script.py", input_path = std::string(dir) + "/input";
+    std::ofstream(script_path) << script;
+    std::ofstream(input_path, std::ios::binary) << input;
+    const std::string command =
+        "PYTHONIOENCODING=utf-8 timeout 120 " + python + " " + script_path + " < " + input_path + " 2>&1";
+    std::vector<std::string> lines;
+    if (FILE* out = ::popen(command.c_str(), "r")) {
+        std::string text;
+        char buf[4096];
+        for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, out)) > 0;) text.append(buf, n);
+        const int status = ::pclose(out);
+        std::istringstream stream(text);
+        for (std::string line; std::getline(stream, line);) lines.push_back(line);
+        EXPECT_EQ(status, 0) << python << " failed:\n" << text;
+    } else {
+        ADD_FAILURE() << "popen " << command;
+    }
+    std::remove(script_path.c_str());
+    std::remove(input_path.c_str());
+    ::rmdir(dir);
+    return lines;
+}

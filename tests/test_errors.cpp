@@ -18,6 +18,14 @@ static_assert(std::is_base_of_v<std::runtime_error, mp::Full> && !std::is_base_o
 static_assert(std::is_base_of_v<std::runtime_error, mp::EOFError>);
 static_assert(std::is_base_of_v<std::logic_error, mp::ValueError>);
 static_assert(std::is_base_of_v<std::runtime_error, mp::BrokenBarrierError>);
+static_assert(std::is_base_of_v<mp::DecodeError, mp::UnpicklingError>);
+static_assert(std::is_base_of_v<std::out_of_range, mp::KeyError>);
+static_assert(std::is_base_of_v<std::out_of_range, mp::IndexError>);
+static_assert(std::is_base_of_v<std::logic_error, mp::TypeError>);
+static_assert(std::is_base_of_v<std::logic_error, mp::AttributeError>);
+static_assert(std::is_base_of_v<std::overflow_error, mp::OverflowError>);
+static_assert(std::is_base_of_v<std::runtime_error, mp::RuntimeError> &&
+              !std::is_base_of_v<mp::ProcessError, mp::RuntimeError>);
 
 TEST(Errors, BufferTooShortKeepsTheWholeMessage) {
     mp::BufferTooShort e(std::vector<std::byte>(5, std::byte{7}));

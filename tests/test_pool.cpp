@@ -244,6 +244,9 @@ TEST_F(PoolApi, ExceptionsComeBackAsTheirOwnTypeOrAsRemoteError) {
     EXPECT_THROW_WITH(pool.apply([] { throw std::length_error("long"); }), std::length_error, "long");
     EXPECT_THROW_WITH(pool.apply([] { throw mp::ValueError("bad value"); }), mp::ValueError, "bad value");
     EXPECT_THROW_WITH(pool.apply([] { throw MyError("mine"); }), MyError, "mine");
+    EXPECT_THROW_WITH(pool.apply([] { throw mp::KeyError("'k'"); }), mp::KeyError, "'k'");
+    EXPECT_THROW_WITH(pool.apply([] { throw mp::TypeError("unhashable type: 'list'"); }), mp::TypeError,
+                      "unhashable type: 'list'");
     try {
         pool.apply([] { throw std::system_error(ENOENT, std::generic_category(), "open x"); });
         FAIL() << "no exception";

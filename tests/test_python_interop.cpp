@@ -2,24 +2,11 @@
 // above 2 GiB) and the authentication handshake, in both directions (our Listener with a Python
 // Client, a Python Listener with our Client). Runs against python3 on PATH (3.11: the legacy MD5
 // handshake) and against any 3.12+ interpreter found under pyenv (the {sha256} handshake).
-#include <glob.h>
 #include <unistd.h>
 
 #include "support.hpp"
 
 namespace {
-
-std::vector<std::string> interpreters() {
-    std::vector<std::string> found{POLYPROC_TEST_PYTHON};
-    if (const char* home = std::getenv("HOME")) {
-        glob_t g{};
-        const std::string pattern = std::string(home) + "/.pyenv/versions/3.1[2-9]*/bin/python3";
-        if (::glob(pattern.c_str(), 0, nullptr, &g) == 0)
-            for (std::size_t i = 0; i < g.gl_pathc; ++i) found.emplace_back(g.gl_pathv[i]);
-        ::globfree(&g);
-    }
-    return found;
-}
 
 const std::string kPeer = std::string(POLYPROC_TEST_DIR) + "/python/peer.py";
 
@@ -105,7 +92,7 @@ TEST_P(PythonInterop, PythonListenerRejectsAWrongKey) {
     EXPECT_NE(py.exitcode(), 0);  // Python's accept() raised AuthenticationError
 }
 
-INSTANTIATE_TEST_SUITE_P(Interpreters, PythonInterop, ::testing::ValuesIn(interpreters()),
+INSTANTIATE_TEST_SUITE_P(Interpreters, PythonInterop, ::testing::ValuesIn(python_interpreters()),
                          [](const auto& param_info) { return "python" + std::to_string(param_info.index); });
 
 TEST(PythonInteropBig, MessagesAbove2GiBBothWays) {

@@ -11,6 +11,11 @@
 // (a lock's owner died; new)         mp::OwnerDiedError       mp::ProcessError
 // OSError                            std::system_error naming the failed call
 // pickle.UnpicklingError             mp::DecodeError          mp::ProcessError   (corrupt frame, wrong type)
+//                                    mp::UnpicklingError      mp::DecodeError    (bad pickle bytes)
+// KeyError / IndexError              mp::KeyError / mp::IndexError   std::out_of_range
+// TypeError / AttributeError         mp::TypeError / mp::AttributeError   std::logic_error
+// OverflowError                      mp::OverflowError        std::overflow_error
+// RuntimeError                       mp::RuntimeError         std::runtime_error
 // (worker raised)                    mp::RemoteError          mp::ProcessError
 // (worker died mid-task)             mp::WorkerLostError      mp::ProcessError
 //
@@ -64,6 +69,49 @@ public:
 class DecodeError : public ProcessError {
 public:
     using ProcessError::ProcessError;
+};
+
+// Bytes that should hold a pickle do not: truncated, an unknown opcode, a global outside the
+// types polyproc knows.
+class UnpicklingError : public DecodeError {
+public:
+    using DecodeError::DecodeError;
+};
+
+// A mapping has no such key. what() is the key's repr, as Python's str(KeyError(k)) is.
+class KeyError : public std::out_of_range {
+public:
+    using std::out_of_range::out_of_range;
+};
+
+// A sequence index is out of range; the message is Python's ("list index out of range").
+class IndexError : public std::out_of_range {
+public:
+    using std::out_of_range::out_of_range;
+};
+
+// An operation got a value of the wrong type ("unhashable type: 'list'").
+class TypeError : public std::logic_error {
+public:
+    using std::logic_error::logic_error;
+};
+
+// An object has no such attribute (a Namespace's missing name).
+class AttributeError : public std::logic_error {
+public:
+    using std::logic_error::logic_error;
+};
+
+// A number does not fit where it must go (an int beyond 64 bits).
+class OverflowError : public std::overflow_error {
+public:
+    using std::overflow_error::overflow_error;
+};
+
+// Python's RuntimeError, for the errors Python reports with it ("release unlocked lock").
+class RuntimeError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
 };
 
 class Empty : public std::runtime_error {

@@ -12,7 +12,8 @@
 //       p.join();
 //   }
 //
-// Each component also has its own header, named after CPython's module: errors.hpp,
+// Each component also has its own header, named after CPython's module: errors.hpp, object.hpp
+// (mp::Object, Python's values),
 // context.hpp (start methods, mp::init), reduction.hpp (the codec), connection.hpp, process.hpp, queues.hpp, pool.hpp, synchronize.hpp,
 // sharedctypes.hpp, shared_memory.hpp.
 #pragma once
@@ -20,6 +21,7 @@
 #include "polyproc/connection.hpp"
 #include "polyproc/context.hpp"
 #include "polyproc/errors.hpp"
+#include "polyproc/object.hpp"
 #include "polyproc/pool.hpp"
 #include "polyproc/process.hpp"
 #include "polyproc/queues.hpp"
