@@ -463,3 +463,241 @@ TEST(ObjectModel, IterationYieldsWhatPythonsIterDoes) {
     EXPECT_FALSE(Object::list().truthy());
     EXPECT_TRUE(Object::tuple({mp::None}).truthy());
 }
+
+// ---- pickle ---------------------------------------------------------------------------------------
+
+namespace {
+
+std::string hex(std::string_view bytes) {
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string out;
+    for (char c : bytes) {
+        out += digits[static_cast<unsigned char>(c) >> 4];
+        out += digits[static_cast<unsigned char>(c) & 0xf];
+    }
+    return out;
+}
+std::string unhex(std::string_view text) {
+    std::string out;
+    for (std::size_t i = 0; i + 1 < text.size(); i += 2)
+        out += static_cast<char>(std::stoi(std::string(text.substr(i, 2)), nullptr, 16));
+    return out;
+}
+// wire.md writes bytes as spaced hex ("80 04 4e 2e").
+std::string spaced(std::string_view text) {
+    std::string compact;
+    for (char c : text)
+        if (c != ' ') compact += c;
+    return unhex(compact);
+}
+
+// Lines "dump <proto> <expr>" print pickle.dumps(eval(expr), proto) in hex; "load <hex>" prints
+// repr(pickle.loads(bytes)).
+const char* kPickleScript = R"(
+import pickle, sys
+for line in sys.stdin:
+    kind, rest = line.rstrip('\n').split(' ', 1)
+    try:
+        if kind == 'dump':
+            proto, expr = rest.split(' ', 1)
+            print(pickle.dumps(eval(expr), int(proto)).hex())
+        else:
+            print(repr(pickle.loads(bytes.fromhex(rest))))
+    except Exception as e:
+        print(type(e).__name__ + ': ' + str(e))
+)";
+
+// Values whose Python spelling has no repeated str, bytes or tuple (Python would share those
+// constants and memoize the second one, which an Object cannot).
+std::vector<Case> pickle_corpus() {
+    std::vector<Case> cases = {
+        {Object(), "None"},
+        {true, "True"},
+        {0, "0"},
+        {255, "255"},
+        {256, "256"},
+        {65535, "65535"},
+        {65536, "65536"},
+        {-1, "-1"},
+        {std::int64_t{1} << 31, "2**31"},
+        {-(std::int64_t{1} << 31) - 1, "-2**31-1"},
+        {std::numeric_limits<std::int64_t>::max(), "2**63-1"},
+        {std::numeric_limits<std::int64_t>::min(), "-2**63"},
+        {128, "128"},
+        {-129, "-129"},
+        {1.5, "1.5"},
+        {-0.0, "-0.0"},
+        {utf8({0xe9}), py_str({0xe9})},
+        {utf8({0x1f600, 'x'}), py_str({0x1f600, 'x'})},
+        {mp::Bytes{1, 2, 255}, "bytes([1, 2, 255])"},
+        {Object::tuple(), "()"},
+        {Object::tuple({1}), "(1,)"},
+        {Object::tuple({1, 2, 3, 4}), "(1, 2, 3, 4)"},
+        {Object::list(), "[]"},
+        {Object::list({1, 2}), "[1, 2]"},
+        {Object::list({Object::list({7})}), "[[7]]"},
+        {Object::dict({{"a", 1}, {"b", 2}}), "{'a': 1, 'b': 2}"},
+        {Object::dict({{"k", Object::set({1, 2})}}), "{'k': {1, 2}}"},
+        {Object::set(), "set()"},
+        {Object::tuple({mp::None, "dummy", Object::tuple(), Object::dict()}), "(None, 'dummy', (), {})"},
+        {Object::tuple({"#RETURN", mp::None}), "('#RETURN', None)"},
+    };
+    // Batches of 1000 and frames of 64 KiB.
+    std::vector<Object> many;
+    std::string many_py = "list(range(2500))";
+    for (int i = 0; i < 2500; ++i) many.emplace_back(i);
+    cases.push_back({Object::list(many), many_py});
+    Object d = Object::dict();
+    for (int i = 0; i < 1500; ++i) d[i * 7] = i;
+    cases.push_back({d, "{i * 7: i for i in range(1500)}"});
+    std::vector<Object> floats;
+    for (int i = 0; i < 20000; ++i) floats.emplace_back(i + 0.25);
+    cases.push_back({Object::list(floats), "[i + 0.25 for i in range(20000)]"});
+    cases.push_back({std::string(70000, 'x'), "'x' * 70000"});
+    cases.push_back(
+        {Object::list({1, mp::Bytes(std::string_view(std::string(65536, 'y'))), 2}), "[1, b'y' * 65536, 2]"});
+    return cases;
+}
+
+}  // namespace
+
+TEST(ObjectPickle, WiresExamplesAreWrittenByteForByte) {
+    EXPECT_EQ(mp::pickle_dumps(Object()), spaced("80 04 4e 2e"));
+    EXPECT_EQ(mp::pickle_dumps(true), spaced("80 04 88 2e"));
+    EXPECT_EQ(mp::pickle_dumps(1), spaced("80 04 4b 01 2e"));
+    EXPECT_EQ(mp::pickle_dumps(256), spaced("80 04 95 04 00 00 00 00 00 00 00 4d 00 01 2e"));
+    EXPECT_EQ(mp::pickle_dumps(-1), spaced("80 04 95 06 00 00 00 00 00 00 00 4a ff ff ff ff 2e"));
+    EXPECT_EQ(mp::pickle_dumps(std::int64_t{1} << 31).substr(11), spaced("8a 05 00 00 00 80 00 2e"));
+    EXPECT_EQ(mp::pickle_dumps(-(std::int64_t{1} << 31) - 1).substr(11), spaced("8a 05 ff ff ff 7f ff 2e"));
+    EXPECT_EQ(mp::pickle_dumps(1.5), spaced("80 04 95 0a 00 00 00 00 00 00 00 47 3f f8 00 00 00 00 00 00 2e"));
+    EXPECT_EQ(mp::pickle_dumps(utf8({0xe9})), spaced("80 04 95 06 00 00 00 00 00 00 00 8c 02 c3 a9 94 2e"));
+    EXPECT_EQ(mp::pickle_dumps(Object::tuple()), spaced("80 04 29 2e"));
+    EXPECT_EQ(mp::pickle_dumps(Object::tuple({1, 2, 3, 4})),
+              spaced("80 04 95 0c 00 00 00 00 00 00 00 28 4b 01 4b 02 4b 03 4b 04 74 94 2e"));
+    EXPECT_EQ(mp::pickle_dumps(Object::dict({{"a", 1}, {"b", 2}})),
+              spaced("80 04 95 11 00 00 00 00 00 00 00 7d 94 28 8c 01 61 94 4b 01 8c 01 62 94 4b 02 75 2e"));
+    // wire.md §3.2: FRAME is a hint; a pickle without it, or without PROTO, reads the same.
+    EXPECT_EQ(mp::repr(mp::pickle_loads(spaced("80 04 28 4e 8c 05 64 75 6d 6d 79 29 7d 74 2e"))),
+              "(None, 'dummy', (), {})");
+    EXPECT_EQ(mp::repr(mp::pickle_loads(spaced("80 02 28 4e 8c 05 64 75 6d 6d 79 29 7d 74 2e"))),
+              "(None, 'dummy', (), {})");
+}
+
+TEST(ObjectPickle, PythonReadsWhatWeWriteAndWritesWhatPythonWrites) {
+    const auto cases = pickle_corpus();
+    for (const auto& python : python_interpreters()) {
+        std::string input;
+        for (const auto& c : cases) input += "dump 4 " + c.python + "\n";
+        for (const auto& c : cases) input += "load " + hex(mp::pickle_dumps(c.value)) + "\n";
+        const auto lines = python_output(python, kPickleScript, input);
+        ASSERT_EQ(lines.size(), 2 * cases.size()) << python;
+        for (std::size_t k = 0; k < cases.size(); ++k) {
+            // Our bytes are Python's, and Python reads ours back as the same value.
+            EXPECT_EQ(hex(mp::pickle_dumps(cases[k].value)), lines[k]) << python << ": " << cases[k].python;
+            EXPECT_EQ(mp::repr(cases[k].value), lines[cases.size() + k]) << python << ": " << cases[k].python;
+        }
+    }
+}
+
+TEST(ObjectPickle, ReadsEveryProtocolFromTwoToFive) {
+    std::vector<Case> cases = pickle_corpus();
+    cases.push_back({Object::set({1, 2, 3}), "frozenset({1, 2, 3})"});      // read as a set
+    cases.push_back({mp::Bytes{97, 98}, "bytearray(b'ab')"});               // read as bytes
+    cases.push_back({mp::Bytes{}, "b''"});
+    cases.push_back({Object::list({"ab", "ab"}), "['ab'] * 2"});            // memoized and shared
+    cases.push_back({Object::tuple({Object::list({1}), Object::list({1})}), "(lambda l: (l, l))([1])"});
+    for (const auto& python : python_interpreters()) {
+        const int newest = 5;
+        std::string input;
+        for (int proto = 2; proto <= newest; ++proto)
+            for (const auto& c : cases) input += "dump " + std::to_string(proto) + " " + c.python + "\n";
+        const auto lines = python_output(python, kPickleScript, input);
+        ASSERT_EQ(lines.size(), cases.size() * static_cast<std::size_t>(newest - 1)) << python;
+        std::size_t k = 0;
+        for (int proto = 2; proto <= newest; ++proto)
+            for (const auto& c : cases) {
+                const std::string line = lines[k++];
+                try {
+                    EXPECT_EQ(mp::repr(mp::pickle_loads(unhex(line))), mp::repr(c.value))
+                        << python << " protocol " << proto << ": " << c.python;
+                } catch (const std::exception& e) {
+                    ADD_FAILURE() << python << " protocol " << proto << ": " << c.python << ": " << e.what();
+                }
+            }
+    }
+}
+
+TEST(ObjectPickle, BadPicklesAreUnpicklingErrorsSayingWhatAndWhere) {
+    EXPECT_THROW_WITH(mp::pickle_loads(std::string_view()), mp::UnpicklingError, "it is empty");
+    EXPECT_THROW_WITH(mp::pickle_loads(spaced("80 04 63 6f 73 0a 73 79 73 74 65 6d 0a 2e")), mp::UnpicklingError,
+                      "it refers to os.system, which polyproc does not know");
+    EXPECT_THROW_WITH(mp::pickle_loads(spaced("80 04 8a 09 00 00 00 00 00 00 00 00 01 2e")), mp::UnpicklingError,
+                      "an int beyond the 64-bit ints");
+    EXPECT_EQ(mp::pickle_loads(spaced("80 04 8a 09 ff ff ff ff ff ff ff ff ff 2e")).as_int(), -1);  // sign bytes only
+    EXPECT_THROW_WITH(mp::pickle_loads(std::string_view("I1\n.")), mp::UnpicklingError, "opcode 0x49 is not one");
+    EXPECT_THROW_WITH(mp::pickle_loads(spaced("80 04 68 05 2e")), mp::UnpicklingError, "memo entry 5 was never stored");
+    EXPECT_THROW_WITH(mp::pickle_loads(spaced("80 04 4e 4e 2e")), mp::UnpicklingError, "STOP with 2 values");
+    EXPECT_THROW_WITH(mp::pickle_loads(spaced("80 04 4e 2e 4e")), mp::UnpicklingError, "1 bytes follow STOP");
+    EXPECT_THROW_WITH(mp::pickle_loads(spaced("80 04 58 ff ff ff 7f 61 2e")), mp::UnpicklingError, "runs past the end");
+    EXPECT_THROW_WITH(mp::pickle_loads(spaced("80 04 4b 01 61 2e")), mp::UnpicklingError, "the stack is empty");
+    EXPECT_THROW_WITH(mp::pickle_loads(spaced("80 04 4b 01 4b 02 61 2e")), mp::UnpicklingError,
+                      "APPEND on something that is not a list");
+    EXPECT_THROW_WITH(mp::pickle_loads(spaced("80 04 7d 28 5d 4b 01 75 2e")), mp::UnpicklingError,
+                      "unhashable type: 'list'");
+    EXPECT_THROW_WITH(mp::pickle_loads(spaced("80 04 8c 01 ff 2e")), mp::UnpicklingError, "not valid UTF-8");
+    EXPECT_THROW_WITH(mp::pickle_loads(spaced("80 09 4e 2e")), mp::UnpicklingError, "protocol 9");
+    // A list that holds itself, as Python writes `l = []; l.append(l)`.
+    EXPECT_THROW_WITH(mp::pickle_loads(spaced("80 04 5d 94 68 00 61 2e")), mp::UnpicklingError, "holds itself");
+    // Nesting is bounded (the reader and the Object's destructor recurse).
+    std::string deep = spaced("80 04");
+    for (int i = 0; i < 5000; ++i) deep += spaced("5d 94");
+    for (int i = 0; i < 4999; ++i) deep += spaced("61");
+    deep += spaced("2e");
+    EXPECT_THROW_WITH(mp::pickle_loads(deep), mp::UnpicklingError, "nest deeper than 1000");
+    // A list referenced many times is built once (the Object shares it).
+    std::string wide = spaced("80 04 5d 94 28 5d 94 28");  // [[7, 7, ...], <the same list> * 4999]
+    for (int i = 0; i < 1000; ++i) wide += spaced("4b 07");
+    wide += spaced("65");
+    for (int i = 0; i < 4999; ++i) wide += spaced("68 01");
+    wide += spaced("65 2e");
+    const Object big = mp::pickle_loads(wide);
+    EXPECT_EQ(big.size(), 5000u);
+    EXPECT_EQ(big[4999].size(), 1000u);
+}
+
+TEST(ObjectPickle, EveryTruncationAndRandomDamageIsAnUnpicklingErrorNeverACrash) {
+    const auto cases = pickle_corpus();
+    std::mt19937_64 rng(99);
+    std::size_t damaged_read = 0;
+    for (const auto& c : cases) {
+        const std::string good = mp::pickle_dumps(c.value);
+        if (good.size() > 4096) continue;
+        for (std::size_t n = 0; n < good.size(); ++n)
+            EXPECT_THROW(mp::pickle_loads(std::string_view(good).substr(0, n)), mp::UnpicklingError)
+                << c.python << " cut at " << n;
+        for (int k = 0; k < 200; ++k) {
+            std::string bad = good;
+            for (int flips = 1 + static_cast<int>(rng() % 3); flips > 0; --flips)
+                bad[rng() % bad.size()] = static_cast<char>(rng());
+            try {
+                mp::pickle_loads(bad);
+                ++damaged_read;  // a flip can leave a valid pickle of another value
+            } catch (const mp::UnpicklingError&) {
+            }
+        }
+    }
+    EXPECT_LT(damaged_read, cases.size() * 200);
+}
+
+TEST(ObjectPickle, AnObjectTravelsThroughTheCodec) {
+    const Object value = Object::dict({{1, "1"}, {"2", 2}, {0.25, mp::None}, {"l", Object::list({1, mp::Bytes{0}})}});
+    static_assert(mp::Serializable<Object>);
+    const auto bytes = mp::dumps(value);
+    EXPECT_EQ(mp::loads<Object>(bytes), value);
+    EXPECT_EQ(mp::repr(mp::loads<Object>(bytes)), "{1: '1', '2': 2, 0.25: None, 'l': [1, b'\\x00']}");
+    auto [a, b] = mp::Pipe();
+    a.send(value);
+    EXPECT_EQ(b.recv<Object>(), value);
+    a.send(std::vector<Object>{1, "x"});
+    EXPECT_EQ(mp::repr(Object(b.recv<std::vector<Object>>())), "[1, 'x']");
+}

@@ -29,7 +29,8 @@
 //
 // Process-safety: an Object is a plain value; copies may be used from different threads, one
 // Object from several threads only for reading. It crosses processes through the codec (it is
-// mp::Serializable) and, for Python peers, as a pickle.
+// mp::Serializable: queues, pipes and pools carry it) and, for Python peers, as a pickle
+// (pickle_dumps / pickle_loads below).
 //
 //   mp::Object d = mp::Object::dict();
 //   d[1] = "1"; d["2"] = 2; d[0.25] = mp::None;
@@ -98,6 +99,16 @@ class Object;
 namespace detail {
 class ObjectBody;
 }
+
+// Python's pickle.dumps(value, protocol=4) and pickle.loads(data): the bytes a Python peer reads
+// and writes (Connection::send_bytes / recv_bytes carry them). pickle_dumps frames as CPython
+// does, so small values match Python's bytes exactly. pickle_loads reads protocols 2 to 5 holding
+// the types above (a frozenset reads as a set, a bytearray as bytes); anything else, a truncated
+// or malformed pickle, an int beyond 64 bits or values nested deeper than 1000 levels is an
+// mp::UnpicklingError saying what was found and at which byte.
+std::string pickle_dumps(const Object& value);
+Object pickle_loads(std::string_view data);
+Object pickle_loads(std::span<const std::byte> data);
 
 // How a C++ type becomes an Object and back: specialize with
 //   static Object to_object(const T&);   static T from_object(const Object&);
@@ -238,6 +249,19 @@ public:
 
     // The elements of a tuple or list, without copying them; mp::TypeError for other types.
     std::span<const Object> items_view() const;
+
+    // cereal: an Object travels through polyproc's codec as its pickle, so that one format
+    // carries it everywhere (queues, pipes, pools, managers).
+    template <class Archive>
+    void save(Archive& archive) const {
+        archive(pickle_dumps(*this));
+    }
+    template <class Archive>
+    void load(Archive& archive) {
+        std::string bytes;
+        archive(bytes);
+        *this = pickle_loads(std::string_view(bytes));
+    }
 
 private:
     friend class detail::ObjectBody;

@@ -265,10 +265,10 @@ template <class T>
 std::vector<std::byte> dumps(const T& value) {
     std::vector<std::byte> scratch;
     auto m = detail::encode(value, scratch);
-    std::vector<std::byte> out;
-    out.reserve(m.header.size() + m.payload.size());
-    out.insert(out.end(), m.header.begin(), m.header.end());
-    out.insert(out.end(), m.payload.begin(), m.payload.end());
+    // memcpy rather than two inserts: GCC 12 warns (falsely) about the second insert.
+    std::vector<std::byte> out(m.header.size() + m.payload.size());
+    std::memcpy(out.data(), m.header.data(), m.header.size());
+    if (!m.payload.empty()) std::memcpy(out.data() + m.header.size(), m.payload.data(), m.payload.size());
     return out;
 }
 
