@@ -40,6 +40,14 @@ Measures, with the fork start method unless the name says otherwise:
                                   a fixed loop of integer arithmetic                 tasks per second
   pool_start_2                    Pool(2); map(increment, range(2), chunksize=1); close(); join()
                                                                                      seconds per pool
+  manager_dict_set                Manager().dict(): d[i % 100] = i from the main process
+                                                                                     seconds per set
+  manager_dict_get                the same dict: d[i % 100]                          seconds per get
+  manager_list_append             Manager().list(): l.append(i), cleared every 10 000 untimed
+                                                                                     seconds per append
+  manager_two_writers             two children each set 2 000 keys of one Manager().dict(), timed
+                                  from a go signal until both are done              sets per second
+  manager_start_shutdown          Manager(); shutdown()                              seconds per manager
 Placements, as in bench_common.hpp: cross_cpu pins the parent and the child to two different CPUs,
 same_cpu pins both to one.
 
@@ -666,6 +674,118 @@ class PoolStart2(_Standalone):
         return seconds / calls
 
 
+class _WithManager(_Standalone):
+    unit = "s/op"
+
+    def __enter__(self):
+        self.manager = self.ctx.Manager()
+        self.d = self.manager.dict()
+        for i in range(100):
+            self.d[i] = i
+        self.l = self.manager.list()
+        self.i = 0
+        return self
+
+    def __exit__(self, *exc):
+        self.manager.shutdown()
+        return False
+
+    def measure(self, min_time):
+        seconds, calls = _timed(self.op, min_time)
+        return seconds / calls
+
+
+class ManagerDictSet(_WithManager):
+    name = "manager_dict_set"
+
+    def op(self):
+        self.d[self.i % 100] = self.i
+        self.i += 1
+
+
+class ManagerDictGet(_WithManager):
+    name = "manager_dict_get"
+
+    def op(self):
+        if self.d[self.i % 100] != self.i % 100:
+            raise RuntimeError("wrong value")
+        self.i += 1
+
+
+class ManagerListAppend(_WithManager):
+    name = "manager_list_append"
+
+    def op(self):
+        self.l.append(self.i)
+        self.i += 1
+
+    def measure(self, min_time):
+        total, calls = 0.0, 0
+        while total < min_time:
+            seconds, n = _timed_calls(self.op, 10000)
+            total += seconds
+            calls += n
+            self.l[:] = []
+        return total / calls
+
+
+def _timed_calls(op, n):
+    start = time.perf_counter()
+    for _ in range(n):
+        op()
+    return time.perf_counter() - start, n
+
+
+def _manager_writer(d, conn, who, count):
+    conn.recv()
+    for i in range(count):
+        d[who * 1000000 + i % 1000] = i
+    conn.send(1)
+
+
+class ManagerTwoWriters(_WithManager):
+    name = "manager_two_writers"
+    unit = "sets/s"
+    each = 2000
+
+    def op(self):
+        pipes = [self.ctx.Pipe() for _ in range(2)]
+        procs = [self.ctx.Process(target=_manager_writer, args=(self.d, there, who + 1, self.each))
+                 for who, (here, there) in enumerate(pipes)]
+        for p in procs:
+            p.start()
+        self.d[0] = 0
+        start = time.perf_counter()
+        for here, _ in pipes:
+            here.send(1)
+        for here, _ in pipes:
+            here.recv()
+        elapsed = time.perf_counter() - start
+        for p in procs:
+            p.join()
+        return elapsed
+
+    def measure(self, min_time):
+        total, sets = 0.0, 0
+        while total < min_time:
+            total += self.op()
+            sets += 2 * self.each
+        return sets / total
+
+
+class ManagerStartShutdown(_Standalone):
+    name = "manager_start_shutdown"
+    unit = "s/manager"
+
+    def op(self):
+        m = self.ctx.Manager()
+        m.shutdown()
+
+    def measure(self, min_time):
+        seconds, calls = _timed(self.op, min_time)
+        return seconds / calls
+
+
 def _name(kind):
     return "%s/%s" % (kind.base_name, kind.placement) if hasattr(kind, "base_name") else kind.name
 
@@ -687,7 +807,8 @@ def main():
     kinds = [k for k in (StartJoin, RoundTrip, RoundTripSameCpu, Throughput, LockUncontended, EventPingPong,
                          ConditionPingPong, ValueIncrement, Queue64, QueueRoundTrip, Queue4x4, Queue1MiB,
                          PoolMapChunk1, PoolMapDefault, PpeMapChunk1, PpeMapPoolChunks, PoolApplyAsyncRoundTrip,
-                         PoolCpuBound2, PoolCpuBound1, PoolStart2, StartJoinSpawn, StartJoinForkserver)
+                         PoolCpuBound2, PoolCpuBound1, PoolStart2, ManagerDictSet, ManagerDictGet, ManagerListAppend,
+                         ManagerTwoWriters, ManagerStartShutdown, StartJoinSpawn, StartJoinForkserver)
              if re.search(args.filter, _name(k))]
     samples = {_name(k): [] for k in kinds}
     units = {_name(k): k.unit for k in kinds}

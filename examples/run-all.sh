@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every ported seed example, in the order of the tutorials' story: fork, Process, join,
 # several children, subclasses, isolation, terminate, daemons, pipes, then locks, shared values,
-# semaphores, events, queues and pools. This is polyproc's demo.
+# semaphores, events, queues, pools and managers. This is polyproc's demo.
 #
 # Usage: examples/run-all.sh <build-dir>     (e.g. build/default)
 # The examples run in a temporary directory (multi_children_file_append and the ticket examples
@@ -78,6 +78,8 @@ examples=(
     "pool_crawler_regex|a crawler whose callback extracts films from a (local) page with a regex"
     "pool_collect_without_callback|no callback: join the pool, then collect every result with get()"
     "pool_socket_server_upper|a TCP server on loopback: each accepted connection is handled by a Pool(4) worker (the socket travels as mp::DupFd); six clients, four served at once"
+    "manager_dict_list|a manager's server process holds a dict and a list; a child changes them through proxies, the parent prints them"
+    "manager_dict_lock_count|100 processes decrement a managed dict's count under one Lock; it ends at 0"
 )
 
 workdir=$(mktemp -d)

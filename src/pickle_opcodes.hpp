@@ -68,5 +68,6 @@ inline constexpr std::size_t kFrameSizeTarget = 64 * 1024;  // CPython's _FRAME_
 inline constexpr std::size_t kFrameSizeMin = 4;           // smaller frames get no FRAME opcode
 inline constexpr std::size_t kBatchSize = 1000;           // items per APPENDS / SETITEMS / ADDITEMS
 inline constexpr std::size_t kMaxDepth = 1000;            // nesting the reader accepts
+inline constexpr std::int64_t kMaxRangeItems = 10'000'000;  // a range() reads as a list up to this size
 
 }  // namespace polyproc::detail::pickle

@@ -13,6 +13,7 @@
 #include <unordered_map>
 
 #include "object_body.hpp"
+#include "pickle.hpp"
 #include "pickle_opcodes.hpp"
 
 namespace polyproc {
@@ -36,7 +37,7 @@ struct Node {
 
 class Reader {
 public:
-    explicit Reader(std::string_view in) : in_(in) {}
+    explicit Reader(std::string_view in, const detail::GlobalReducer* reducer = nullptr) : in_(in), reducer_(reducer) {}
 
     Object run() {
         if (in_.empty()) fail(0, "it is empty");
@@ -151,10 +152,7 @@ private:
     }
     void push_global(std::string module, std::string name, std::size_t at) {
         std::string full = module + "." + name;
-        static const char* const known[] = {"builtins.set",          "builtins.frozenset", "builtins.bytearray",
-                                            "builtins.bytes",        "__builtin__.set",    "__builtin__.frozenset",
-                                            "__builtin__.bytearray", "__builtin__.bytes",  "_codecs.encode"};
-        if (std::find(std::begin(known), std::end(known), full) == std::end(known))
+        if (!reducer_ && !is_known(full))
             fail(at, "it refers to " + full +
                          ", which polyproc does not know (mp::Object holds None, bool, int, "
                          "float, str, bytes, tuple, list, dict and set)");
@@ -178,6 +176,10 @@ private:
         if (nodes_[args].kind != Node::tuple) fail(at, "REDUCE with arguments that are not a tuple");
         const std::string name = nodes_[callable].global_name;
         const std::vector<std::uint32_t> a = nodes_[args].items;
+        if (reducer_ && !is_known(name)) {
+            push_value((*reducer_)(name, build(args, 0)));
+            return;
+        }
         const auto base = name.substr(name.find('.') + 1);
         if (base == "set" || base == "frozenset") {
             Node node;
@@ -189,6 +191,30 @@ private:
                 node.items = from.items;
             } else if (!a.empty()) {
                 fail(at, base + "() with " + std::to_string(a.size()) + " arguments");
+            }
+            stack_.push_back(add(std::move(node)));
+        } else if (base == "range" || base == "xrange") {
+            // A range reads as the list of its ints (mp::Object has no range), within a bound.
+            std::int64_t bounds[3] = {0, 0, 1};
+            if (a.size() != 3) fail(at, "range() with " + std::to_string(a.size()) + " arguments");
+            for (std::size_t i = 0; i < 3; ++i) {
+                const Node& n = nodes_[a[i]];
+                if (n.kind != Node::value || n.scalar.type() != Object::Type::integer)
+                    fail(at, "range() of something not an int");
+                bounds[i] = n.scalar.as_int();
+            }
+            const auto [start, stop, step] = bounds;
+            if (step == 0) fail(at, "range() with a step of 0");
+            const long double count = step > 0 ? (static_cast<long double>(stop) - start) / step
+                                               : (static_cast<long double>(start) - stop) / -step;
+            if (count > kMaxRangeItems) fail(at, "a range of more than " + std::to_string(kMaxRangeItems) + " ints");
+            Node node;
+            node.kind = Node::list;
+            for (std::int64_t v = start; step > 0 ? v < stop : v > stop; v += step) {
+                push_value(Object(v));
+                node.items.push_back(stack_.back());
+                stack_.pop_back();
+                if (step > 0 ? v > INT64_MAX - step : v < INT64_MIN - step) break;
             }
             stack_.push_back(add(std::move(node)));
         } else if (base == "bytes" || base == "bytearray") {
@@ -474,7 +500,17 @@ private:
         return out;
     }
 
+    // The globals pickles of the basic types use.
+    static bool is_known(const std::string& name) {
+        static const char* const known[] = {"builtins.set",          "builtins.frozenset", "builtins.bytearray",
+                                            "builtins.bytes",        "__builtin__.set",    "__builtin__.frozenset",
+                                            "__builtin__.bytearray", "__builtin__.bytes",  "_codecs.encode",
+                                            "builtins.range",        "__builtin__.xrange"};
+        return std::find(std::begin(known), std::end(known), name) != std::end(known);
+    }
+
     std::string_view in_;
+    const detail::GlobalReducer* reducer_;
     std::size_t pos_ = 0;
     std::vector<Node> nodes_;
     std::vector<std::uint32_t> stack_;
@@ -485,6 +521,10 @@ private:
 }  // namespace
 
 Object pickle_loads(std::string_view data) { return Reader(data).run(); }
+
+Object detail::pickle_loads_with(std::string_view data, const GlobalReducer& reducer) {
+    return Reader(data, &reducer).run();
+}
 
 Object pickle_loads(std::span<const std::byte> data) {
     return pickle_loads(std::string_view(reinterpret_cast<const char*>(data.data()), data.size()));

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "object_body.hpp"
+#include "pickle.hpp"
 #include "pickle_opcodes.hpp"
 
 namespace polyproc {
@@ -17,16 +18,40 @@ using namespace detail::pickle;
 class Writer {
 public:
     std::string finish(const Object& value) {
+        begin();
+        save(value);
+        return end();
+    }
+
+    // (first, module.name(*args)), as CPython's save_tuple and save_reduce write it.
+    std::string finish_pair_with_call(const Object& first, std::string_view module, std::string_view name,
+                                      const Object& args) {
+        begin();
+        save(first);
+        save_text(module, false);
+        save_text(name, false);
+        op(STACK_GLOBAL);
+        op(MEMOIZE);
+        save(args);
+        op(REDUCE);
+        op(MEMOIZE);
+        op(TUPLE2);
+        op(MEMOIZE);
+        return end();
+    }
+
+private:
+    void begin() {
         out_.push_back(static_cast<char>(PROTO));
         out_.push_back(static_cast<char>(kWriteProtocol));
         start_frame();
-        save(value);
+    }
+    std::string end() {
         out_.push_back(static_cast<char>(STOP));
         commit_frame();
         return std::move(out_);
     }
 
-private:
     void op(Opcode o) { out_.push_back(static_cast<char>(o)); }
     template <class T>
     void little_endian(T v) {
@@ -208,5 +233,11 @@ private:
 }  // namespace
 
 std::string pickle_dumps(const Object& value) { return Writer().finish(value); }
+
+std::string detail::pickle_dumps_pair_with_call(const Object& first, std::string_view module, std::string_view name,
+                                                const Object& args) {
+    if (args.type() != Object::Type::tuple) throw TypeError("a call's arguments must be a tuple");
+    return Writer().finish_pair_with_call(first, module, name, args);
+}
 
 }  // namespace polyproc

@@ -604,6 +604,7 @@ TEST(ObjectPickle, ReadsEveryProtocolFromTwoToFive) {
     cases.push_back({Object::set({1, 2, 3}), "frozenset({1, 2, 3})"});      // read as a set
     cases.push_back({mp::Bytes{97, 98}, "bytearray(b'ab')"});               // read as bytes
     cases.push_back({mp::Bytes{}, "b''"});
+    cases.push_back({Object::list({5, 3, 1}), "range(5, 0, -2)"});  // read as a list
     cases.push_back({Object::list({"ab", "ab"}), "['ab'] * 2"});            // memoized and shared
     cases.push_back({Object::tuple({Object::list({1}), Object::list({1})}), "(lambda l: (l, l))([1])"});
     for (const auto& python : python_interpreters()) {
@@ -635,6 +636,10 @@ TEST(ObjectPickle, BadPicklesAreUnpicklingErrorsSayingWhatAndWhere) {
                       "an int beyond the 64-bit ints");
     EXPECT_EQ(mp::pickle_loads(spaced("80 04 8a 09 ff ff ff ff ff ff ff ff ff 2e")).as_int(), -1);  // sign bytes only
     EXPECT_THROW_WITH(mp::pickle_loads(std::string_view("I1\n.")), mp::UnpicklingError, "opcode 0x49 is not one");
+    // range(0, 2**62): refused, not allocated
+    EXPECT_THROW_WITH(mp::pickle_loads(spaced("80 04 8c 08 62 75 69 6c 74 69 6e 73 8c 05 72 61 6e 67 65 93 4b 00 8a 08 "
+                                              "00 00 00 00 00 00 00 40 4b 01 87 52 2e")),
+                      mp::UnpicklingError, "a range of more than 10000000 ints");
     EXPECT_THROW_WITH(mp::pickle_loads(spaced("80 04 68 05 2e")), mp::UnpicklingError, "memo entry 5 was never stored");
     EXPECT_THROW_WITH(mp::pickle_loads(spaced("80 04 4e 4e 2e")), mp::UnpicklingError, "STOP with 2 values");
     EXPECT_THROW_WITH(mp::pickle_loads(spaced("80 04 4e 2e 4e")), mp::UnpicklingError, "1 bytes follow STOP");

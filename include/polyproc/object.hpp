@@ -103,7 +103,8 @@ class ObjectBody;
 // Python's pickle.dumps(value, protocol=4) and pickle.loads(data): the bytes a Python peer reads
 // and writes (Connection::send_bytes / recv_bytes carry them). pickle_dumps frames as CPython
 // does, so small values match Python's bytes exactly. pickle_loads reads protocols 2 to 5 holding
-// the types above (a frozenset reads as a set, a bytearray as bytes); anything else, a truncated
+// the types above (a frozenset reads as a set, a bytearray as bytes, a range as a list of up to
+// 10 million ints); anything else, a truncated
 // or malformed pickle, an int beyond 64 bits or values nested deeper than 1000 levels is an
 // mp::UnpicklingError saying what was found and at which byte.
 std::string pickle_dumps(const Object& value);

@@ -13,14 +13,15 @@
 //   }
 //
 // Each component also has its own header, named after CPython's module: errors.hpp, object.hpp
-// (mp::Object, Python's values),
-// context.hpp (start methods, mp::init), reduction.hpp (the codec), connection.hpp, process.hpp, queues.hpp, pool.hpp, synchronize.hpp,
+// (mp::Object, Python's values), context.hpp (start methods, mp::init), reduction.hpp (the
+// codec), connection.hpp, process.hpp, queues.hpp, pool.hpp, managers.hpp, synchronize.hpp,
 // sharedctypes.hpp, shared_memory.hpp.
 #pragma once
 
 #include "polyproc/connection.hpp"
 #include "polyproc/context.hpp"
 #include "polyproc/errors.hpp"
+#include "polyproc/managers.hpp"
 #include "polyproc/object.hpp"
 #include "polyproc/pool.hpp"
 #include "polyproc/process.hpp"

@@ -1,0 +1,110 @@
+// bench/bench_managers.cpp — a manager's proxies: dict set and get, list.append, two processes
+// writing one dict, and Manager() start+shutdown. The raw comparisons are a socketpair round trip
+// (bench_connection.cpp: what each proxy call is at least) and a Process start+join; CPython's
+// figures come from bench/cpython_bench.py doing the same with its Manager().
+#include <stdexcept>
+#include <string>
+
+#include "bench_common.hpp"
+
+namespace {
+
+// d[i % 100] = i, from the main process (the server is another process, as always).
+void BM_ManagerDictSet_Polyproc(benchmark::State& state) {
+    bench::run_guarded(state, [&] {
+        auto manager = mp::Manager();
+        auto d = manager.dict<int, int>();
+        for (int i = 0; i < 100; ++i) d[i] = i;  // warm-up: the channel is open, the keys exist
+        int i = 0;
+        for (auto _ : state) {
+            d[i % 100] = i;
+            ++i;
+        }
+        state.SetItemsProcessed(state.iterations());
+    });
+}
+
+// v = d[i % 100]
+void BM_ManagerDictGet_Polyproc(benchmark::State& state) {
+    bench::run_guarded(state, [&] {
+        auto manager = mp::Manager();
+        auto d = manager.dict<int, int>();
+        for (int i = 0; i < 100; ++i) d[i] = i;
+        int i = 0;
+        for (auto _ : state) {
+            const int v = d[i % 100];
+            if (v != i % 100) throw std::runtime_error("wrong value");
+            ++i;
+        }
+        state.SetItemsProcessed(state.iterations());
+    });
+}
+
+// l.append(i), the list cleared every 10 000 appends (outside the timing).
+void BM_ManagerListAppend_Polyproc(benchmark::State& state) {
+    bench::run_guarded(state, [&] {
+        auto manager = mp::Manager();
+        auto l = manager.list<int>();
+        int i = 0;
+        for (auto _ : state) {
+            l.append(i);
+            if (++i % 10'000 == 0) {
+                state.PauseTiming();
+                l.clear();
+                state.ResumeTiming();
+            }
+        }
+        state.SetItemsProcessed(state.iterations());
+    });
+}
+
+void write_keys(mp::DictProxy<int, int> d, mp::Connection go, int who, int count) {
+    go.recv<int>();
+    for (int i = 0; i < count; ++i) d[who * 1'000'000 + i % 1000] = i;
+    go.send(1);
+}
+
+// Two child processes each set 2 000 keys of one dict; timed from the go signal until both are
+// done. Items are the sets of both.
+void BM_ManagerTwoWriters_Polyproc(benchmark::State& state) {
+    constexpr int kEach = 2000;
+    bench::run_guarded(state, [&] {
+        auto manager = mp::Manager();
+        auto d = manager.dict<int, int>();
+        for (auto _ : state) {
+            auto [a_here, a_there] = mp::Pipe();
+            auto [b_here, b_there] = mp::Pipe();
+            mp::Process a(write_keys, d, std::move(a_there), 1, kEach), b(write_keys, d, std::move(b_there), 2, kEach);
+            a.start();
+            b.start();
+            d[0] = 0;  // both children are started; the first call of each opens its channel in the timing
+            const auto start = std::chrono::steady_clock::now();
+            a_here.send(1);
+            b_here.send(1);
+            a_here.recv<int>();
+            b_here.recv<int>();
+            state.SetIterationTime(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+            a.join();
+            b.join();
+        }
+        state.SetItemsProcessed(state.iterations() * 2 * kEach);
+    });
+}
+
+// mp::Manager(), then shutdown() (its destructor).
+void BM_ManagerStartShutdown_Polyproc(benchmark::State& state) {
+    bench::run_guarded(state, [&] {
+        for (auto _ : state) {
+            auto manager = mp::Manager();
+            manager.shutdown();
+        }
+    });
+}
+
+}  // namespace
+
+BENCHMARK(BM_ManagerDictSet_Polyproc)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_ManagerDictGet_Polyproc)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_ManagerListAppend_Polyproc)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_ManagerTwoWriters_Polyproc)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_ManagerStartShutdown_Polyproc)->UseRealTime()->Unit(benchmark::kMillisecond);

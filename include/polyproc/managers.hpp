@@ -1,0 +1,321 @@
+// polyproc/managers.hpp — Python's multiprocessing.managers: a server process that holds objects,
+// and proxies through which any process uses them.
+//
+//   auto manager = mp::Manager();              // a started SyncManager; shut down when it goes
+//   auto d = manager.dict();                   // DictProxy<Object, Object>
+//   auto l = manager.list(std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
+//   mp::Process p([d, l]() mutable { d[1] = "1"; d["2"] = 2; d[0.25] = mp::None; l.reverse(); });
+//   p.start(); p.join();
+//   std::cout << d << '\n' << l << '\n';      // {1: '1', '2': 2, 0.25: None}
+//                                              // [9, 8, 7, 6, 5, 4, 3, 2, 1, 0]
+//
+// What there is today (issue #14, first part): BaseManager (start, connect, shutdown, join,
+// address, RAII), SyncManager with dict, list and Namespace, and proxies for them. The server
+// speaks CPython's protocol (pickled request and reply tuples over an authenticated AF_UNIX
+// connection); its objects are mp::Object values. The synchronization types, Queue, Value,
+// Array, set and register() for user classes come next (docs/managers.md).
+//
+// Process-safety: proxies are cheap copyable handles to one server object; copies may be used
+// from any thread and any process. They reach children by capture (fork) or as Process and Pool
+// arguments (every start method; they are mp::Serializable). Each thread of each process talks
+// to the server on a connection of its own, and the server serves each in a thread of its own.
+// A server object lives while any proxy anywhere refers to it; a process that dies (even by
+// SIGKILL) drops its references when its connections close. The server process dies with the
+// process that started it. A call on a proxy whose server is gone raises mp::ProcessError naming
+// the manager's address; it never hangs.
+//
+// Errors come back as their own types: a missing key is mp::KeyError, a bad index
+// mp::IndexError, a missing Namespace attribute mp::AttributeError, a wrong argument
+// mp::TypeError; what the server could not even run is mp::RemoteError.
+#pragma once
+
+#include <iosfwd>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "polyproc/connection.hpp"
+#include "polyproc/detail/timeout.hpp"
+#include "polyproc/errors.hpp"
+#include "polyproc/object.hpp"
+
+namespace polyproc {
+
+namespace detail::manager {
+// One reference this process holds to a server object (shared by the copies of a proxy);
+// releasing the last one in a process tells the server. Defined in src/manager_client.cpp.
+class ProxyRef;
+std::shared_ptr<ProxyRef> adopt(const Address& address, const std::string& authkey, const std::string& ident,
+                                const std::string& type_id);
+Object call_method(const ProxyRef& ref, const std::string& method, const Object& args, const Object& kwds);
+const std::string& ref_ident(const ProxyRef& ref);
+const std::string& ref_type_id(const ProxyRef& ref);
+const Address& ref_address(const ProxyRef& ref);
+const std::string& ref_authkey(const ProxyRef& ref);
+struct ManagerState;
+}  // namespace detail::manager
+
+// Python's BaseProxy: a reference to one object in a manager's server.
+class BaseProxy {
+public:
+    BaseProxy() = default;  // refers to nothing; what decoding starts from
+
+    bool valid() const noexcept { return ref_ != nullptr; }
+    const std::string& ident() const;    // the server's id of the object
+    const std::string& type_id() const;  // "dict", "list", "Namespace"
+    const Address& address() const;      // the manager's
+
+    // Python's _callmethod(name, args, kwds): the referent's method, run in the server.
+    Object _callmethod(const std::string& method, const Object& args = Object::tuple(),
+                       const Object& kwds = Object::dict()) const;
+    // Python's _getvalue(): a copy of the referent.
+    Object _getvalue() const { return _callmethod("#GETVALUE"); }
+
+    // str(proxy) is str() of the referent, as in Python.
+    friend std::ostream& operator<<(std::ostream& out, const BaseProxy& proxy);
+
+    // A proxy travels (to a spawned child, through a queue) as the manager's address, the
+    // object's id and type; the receiving process takes a reference of its own. The authkey
+    // travels only when it is not the sending process's own (Python never sends it outside a
+    // spawn; polyproc's codec only carries values between processes of the same program).
+    template <class Archive>
+    void save(Archive& archive) const {
+        const auto& [kind, where, port] = address_parts();
+        archive(kind, where, port, ident(), type_id(), authkey_to_send());
+    }
+    template <class Archive>
+    void load(Archive& archive) {
+        int kind = 0;
+        std::string where, ident, type_id, authkey;
+        std::uint16_t port = 0;
+        archive(kind, where, port, ident, type_id, authkey);
+        adopt_from(kind, where, port, ident, type_id, authkey);
+    }
+
+protected:
+    explicit BaseProxy(std::shared_ptr<detail::manager::ProxyRef> ref) : ref_(std::move(ref)) {}
+    std::shared_ptr<detail::manager::ProxyRef> ref_;
+
+private:
+    std::tuple<int, std::string, std::uint16_t> address_parts() const;
+    std::string authkey_to_send() const;
+    void adopt_from(int kind, const std::string& where, std::uint16_t port, const std::string& ident,
+                    const std::string& type_id, const std::string& authkey);
+    friend class BaseManager;
+};
+
+// Python's DictProxy. K and V are mp::Object by default; a typed proxy converts at this end (the
+// server holds Objects), so a Python peer sees the same dict.
+template <class K = Object, class V = Object>
+class DictProxy : public BaseProxy {
+public:
+    DictProxy() = default;
+    explicit DictProxy(BaseProxy base) : BaseProxy(std::move(base)) {}
+
+    // d[k] = v writes through; reading it (V v = d[k]) raises mp::KeyError for a missing key.
+    class Item {
+    public:
+        Item& operator=(const V& value) {
+            dict_->set(key_, value);
+            return *this;
+        }
+        operator V() const { return dict_->at(key_); }
+        V value() const { return dict_->at(key_); }
+
+    private:
+        friend class DictProxy;
+        Item(const DictProxy* dict, K key) : dict_(dict), key_(std::move(key)) {}
+        const DictProxy* dict_;
+        K key_;
+    };
+    Item operator[](const K& key) const { return Item(this, key); }
+
+    V at(const K& key) const { return _callmethod("__getitem__", Object::tuple({Object(key)})).template as<V>(); }
+    void set(const K& key, const V& value) const {
+        _callmethod("__setitem__", Object::tuple({Object(key), Object(value)}));
+    }
+    V get(const K& key, const V& default_value = V()) const {
+        return _callmethod("get", Object::tuple({Object(key), Object(default_value)})).template as<V>();
+    }
+    V setdefault(const K& key, const V& default_value = V()) const {
+        return _callmethod("setdefault", Object::tuple({Object(key), Object(default_value)})).template as<V>();
+    }
+    V pop(const K& key) const { return _callmethod("pop", Object::tuple({Object(key)})).template as<V>(); }
+    V pop(const K& key, const V& default_value) const {
+        return _callmethod("pop", Object::tuple({Object(key), Object(default_value)})).template as<V>();
+    }
+    std::pair<K, V> popitem() const { return _callmethod("popitem").template as<std::pair<K, V>>(); }
+    void update(const Object& other) const { _callmethod("update", Object::tuple({other})); }
+    bool contains(const K& key) const { return _callmethod("__contains__", Object::tuple({Object(key)})).as_bool(); }
+    std::size_t size() const { return static_cast<std::size_t>(_callmethod("__len__").as_int()); }
+    void erase(const K& key) const { _callmethod("__delitem__", Object::tuple({Object(key)})); }
+    void clear() const { _callmethod("clear"); }
+    std::vector<K> keys() const { return _callmethod("keys").template as<std::vector<K>>(); }
+    std::vector<V> values() const { return _callmethod("values").template as<std::vector<V>>(); }
+    std::vector<std::pair<K, V>> items() const {
+        return _callmethod("items").template as<std::vector<std::pair<K, V>>>();
+    }
+    Object copy() const { return _callmethod("copy"); }  // a local dict
+
+    // Iterates over a snapshot of the keys (Python's iter(d) raises if the dict changes meanwhile).
+    auto begin() const { return Snapshot<K>(keys()).begin(); }
+    auto end() const { return typename Snapshot<K>::Iterator(); }
+
+private:
+    template <class T>
+    struct Snapshot {
+        struct Iterator {
+            using iterator_category = std::input_iterator_tag;
+            using value_type = T;
+            using difference_type = std::ptrdiff_t;
+            using pointer = const T*;
+            using reference = const T&;
+            std::shared_ptr<std::vector<T>> items;
+            std::size_t at = 0;
+            const T& operator*() const { return (*items)[at]; }
+            Iterator& operator++() {
+                ++at;
+                return *this;
+            }
+            friend bool operator==(const Iterator& a, const Iterator& b) {
+                const bool a_end = !a.items || a.at >= a.items->size();
+                const bool b_end = !b.items || b.at >= b.items->size();
+                return a_end && b_end ? true : (!a_end && !b_end && a.items == b.items && a.at == b.at);
+            }
+        };
+        explicit Snapshot(std::vector<T> v) : items(std::make_shared<std::vector<T>>(std::move(v))) {}
+        Iterator begin() const { return Iterator{items, 0}; }
+        std::shared_ptr<std::vector<T>> items;
+    };
+};
+
+// Python's ListProxy.
+template <class T = Object>
+class ListProxy : public BaseProxy {
+public:
+    ListProxy() = default;
+    explicit ListProxy(BaseProxy base) : BaseProxy(std::move(base)) {}
+
+    // l[i] = v writes through; reading it raises mp::IndexError out of range. Negative i counts
+    // from the end, as in Python.
+    class Item {
+    public:
+        Item& operator=(const T& value) {
+            list_->set(index_, value);
+            return *this;
+        }
+        operator T() const { return list_->at(index_); }
+        T value() const { return list_->at(index_); }
+
+    private:
+        friend class ListProxy;
+        Item(const ListProxy* list, std::int64_t index) : list_(list), index_(index) {}
+        const ListProxy* list_;
+        std::int64_t index_;
+    };
+    Item operator[](std::int64_t index) const { return Item(this, index); }
+
+    T at(std::int64_t index) const { return _callmethod("__getitem__", Object::tuple({index})).template as<T>(); }
+    void set(std::int64_t index, const T& value) const {
+        _callmethod("__setitem__", Object::tuple({index, Object(value)}));
+    }
+    void append(const T& value) const { _callmethod("append", Object::tuple({Object(value)})); }
+    void extend(const std::vector<T>& values) const { _callmethod("extend", Object::tuple({Object(values)})); }
+    void insert(std::int64_t index, const T& value) const {
+        _callmethod("insert", Object::tuple({index, Object(value)}));
+    }
+    T pop() const { return _callmethod("pop").template as<T>(); }
+    T pop(std::int64_t index) const { return _callmethod("pop", Object::tuple({index})).template as<T>(); }
+    void remove(const T& value) const { _callmethod("remove", Object::tuple({Object(value)})); }
+    std::size_t index(const T& value) const {
+        return static_cast<std::size_t>(_callmethod("index", Object::tuple({Object(value)})).as_int());
+    }
+    std::size_t count(const T& value) const {
+        return static_cast<std::size_t>(_callmethod("count", Object::tuple({Object(value)})).as_int());
+    }
+    bool contains(const T& value) const {
+        return _callmethod("__contains__", Object::tuple({Object(value)})).as_bool();
+    }
+    void reverse() const { _callmethod("reverse"); }
+    void sort(bool reverse = false) const {
+        _callmethod("sort", Object::tuple(), Object::dict({{"reverse", reverse}}));
+    }
+    void erase(std::int64_t index) const { _callmethod("__delitem__", Object::tuple({index})); }
+    void clear() const { _callmethod("clear"); }
+    std::size_t size() const { return static_cast<std::size_t>(_callmethod("__len__").as_int()); }
+    Object copy() const { return _callmethod("copy"); }  // a local list
+    std::vector<T> values() const { return copy().template as<std::vector<T>>(); }
+};
+
+// Python's NamespaceProxy: named attributes.
+class NamespaceProxy : public BaseProxy {
+public:
+    NamespaceProxy() = default;
+    explicit NamespaceProxy(BaseProxy base) : BaseProxy(std::move(base)) {}
+    void set(const std::string& name, const Object& value) const {
+        _callmethod("__setattr__", Object::tuple({Object(name), value}));
+    }
+    template <class T = Object>
+    T get(const std::string& name) const {  // mp::AttributeError when it has no such attribute
+        return _callmethod("__getattribute__", Object::tuple({Object(name)})).template as<T>();
+    }
+    void erase(const std::string& name) const { _callmethod("__delattr__", Object::tuple({Object(name)})); }
+};
+
+// Python's BaseManager: starts a server process (start()) or connects to a running one
+// (connect()), and creates objects in it. Move-only; a manager that start()ed its server shuts
+// it down when destroyed, as Python's `with` block does.
+class BaseManager {
+public:
+    // An empty address is a fresh AF_UNIX path; an empty authkey is current_process().authkey().
+    explicit BaseManager(std::optional<Address> address = {}, std::optional<std::string> authkey = {});
+    BaseManager(BaseManager&&) noexcept;
+    BaseManager& operator=(BaseManager&&) noexcept;
+    virtual ~BaseManager();
+
+    void start();                  // mp::ProcessError "Already started server" / "Manager has shut down"
+    void connect();                // to the server at address(); mp::AuthenticationError on a wrong key
+    void shutdown();               // idempotent; terminates, then kills, a server that does not stop
+    void join(Timeout timeout = {});
+    const Address& address() const;
+    std::optional<int> pid() const;  // the server process's, when this manager started it
+
+    // Creates an object of the given typeid in the server (Python's manager.<typeid>(*args)).
+    BaseProxy create(const std::string& type_id, const Object& args = Object::tuple(),
+                     const Object& kwds = Object::dict());
+    std::size_t number_of_objects() const;  // Python's _number_of_objects()
+
+protected:
+    std::unique_ptr<detail::manager::ManagerState> state_;
+};
+
+// Python's SyncManager (this part: dict, list, Namespace).
+class SyncManager : public BaseManager {
+public:
+    using BaseManager::BaseManager;
+
+    template <class K = Object, class V = Object>
+    DictProxy<K, V> dict(const Object& initial = Object::dict()) {
+        return DictProxy<K, V>(create("dict", Object::tuple({initial})));
+    }
+    template <class K, class V>
+    DictProxy<K, V> dict(const std::map<K, V>& initial) {
+        return DictProxy<K, V>(create("dict", Object::tuple({Object(initial)})));
+    }
+    template <class T = Object>
+    ListProxy<T> list(const Object& initial = Object::list()) {
+        return ListProxy<T>(create("list", Object::tuple({initial})));
+    }
+    template <class T>
+    ListProxy<T> list(const std::vector<T>& initial) {
+        return ListProxy<T>(create("list", Object::tuple({Object(initial)})));
+    }
+    NamespaceProxy Namespace() { return NamespaceProxy(create("Namespace")); }
+};
+
+// Python's multiprocessing.Manager(): a started SyncManager.
+SyncManager Manager();
+
+}  // namespace polyproc

@@ -1,0 +1,293 @@
+// The client side of managers: sessions, channels and references (manager_client.hpp), and the
+// BaseProxy members.
+#include "manager_client.hpp"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <mutex>
+#include <new>
+#include <ostream>
+#include <sstream>
+#include <thread>
+#include <unordered_map>
+
+#include "fork_safety.hpp"
+#include "manager_protocol.hpp"
+#include "names.hpp"
+#include "os.hpp"
+#include "polyproc/process.hpp"
+
+namespace polyproc::detail::manager {
+
+namespace {
+
+// Bumped in every fork child: what this process holds was counted for generation N, and a
+// child's references must be taken anew.
+std::atomic<std::uint64_t> g_generation{1};
+
+// This process's session with one manager: the connection that holds its references, and how
+// many ProxyRefs of each object this process has.
+struct Session {
+    std::mutex mu;
+    Connection conn;
+    std::unordered_map<std::string, std::int64_t> local;
+};
+
+struct Registry {
+    std::mutex mu;
+    std::uint64_t generation = 0;
+    std::string key;  // this process's session key
+    std::unordered_map<std::string, std::shared_ptr<Session>> sessions;  // by address
+};
+Registry* g_registry = nullptr;
+
+// In a fork child, first thing: the lock may have been held by another thread of the parent's.
+// (Async-signal-safe: placement-new of a mutex and an atomic increment.)
+void after_fork_in_child() noexcept {
+    g_generation.fetch_add(1);
+    if (g_registry) new (&g_registry->mu) std::mutex;
+}
+
+Registry& registry() {
+    static Registry* r = [] {
+        register_after_fork(&after_fork_in_child);
+        g_registry = new Registry();  // never destroyed: proxies may be released during exit
+        return g_registry;
+    }();
+    return *r;
+}
+
+[[noreturn]] void throw_gone(const Address& address, const std::exception& e) {
+    throw ProcessError("the manager at " + describe(address) + " is gone (" + e.what() + ")");
+}
+
+std::string_view as_view(const std::vector<std::byte>& bytes) {
+    return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
+}
+
+Reply exchange(Connection& conn, const Address& address, const std::string& request) {
+    try {
+        conn.send_bytes(request);
+        return decode_reply(as_view(conn.recv_bytes()));
+    } catch (const EOFError& e) {
+        conn.close();
+        throw_gone(address, e);
+    } catch (const std::system_error& e) {
+        conn.close();
+        throw_gone(address, e);
+    }
+}
+
+Object returned(const Reply& reply, const Address& address) {
+    if (reply.kind != "#RETURN") raise_reply_error(reply, describe(address));
+    return reply.value;
+}
+
+Connection open_channel(const Address& address, const std::string& authkey, const std::string& name,
+                        const std::string& session_key) {
+    Connection conn;
+    try {
+        conn = Client(address, authkey);
+    } catch (const AuthenticationError&) {
+        throw;
+    } catch (const std::system_error& e) {
+        throw_gone(address, e);
+    } catch (const EOFError& e) {
+        throw_gone(address, e);
+    }
+    returned(exchange(conn, address,
+                      encode_request(Object(), "accept_connection", Object::tuple({Object(name)}),
+                                     Object::dict({{"session", Object(session_key)}}))),
+             address);
+    return conn;
+}
+
+// This process's session with the manager at `address`, opened on first use (and anew in a fork
+// child).
+std::shared_ptr<Session> session_for(const Address& address, const std::string& authkey) {
+    Registry& r = registry();
+    std::lock_guard lock(r.mu);
+    const std::uint64_t generation = g_generation.load();
+    if (r.generation != generation) {
+        r.sessions.clear();  // a fork child: the parent's connections are not ours to use
+        r.generation = generation;
+        r.key = std::to_string(::getpid()) + "-" + os::random_hex(8);
+    }
+    auto& session = r.sessions[describe(address)];
+    if (!session || session->conn.closed()) {
+        auto fresh = std::make_shared<Session>();
+        fresh->conn = open_channel(address, authkey, this_process_name() + "|session", r.key);
+        if (session) fresh->local = std::move(session->local);
+        session = std::move(fresh);
+    }
+    return session;
+}
+
+// A thread's channel for method calls, per manager.
+struct Channels {
+    std::uint64_t generation = 0;
+    std::unordered_map<std::string, Connection> by_address;
+};
+thread_local Channels t_channels;
+
+Connection& channel_for(const Address& address, const std::string& authkey) {
+    const std::uint64_t generation = g_generation.load();
+    if (t_channels.generation != generation) {
+        t_channels.by_address.clear();
+        t_channels.generation = generation;
+    }
+    Connection& conn = t_channels.by_address[describe(address)];
+    if (conn.closed()) {
+        std::string key;
+        {
+            Registry& r = registry();
+            session_for(address, authkey);  // the session first: it makes the key of this generation
+            std::lock_guard lock(r.mu);
+            key = r.key;
+        }
+        std::ostringstream name;
+        name << this_process_name() << "|Thread-" << std::this_thread::get_id();
+        conn = open_channel(address, authkey, name.str(), key);
+    }
+    return conn;
+}
+
+}  // namespace
+
+std::string describe(const Address& address) { return to_string(address); }
+
+ProxyRef::ProxyRef(Address where, std::string key, std::string id, std::string type)
+    : address(std::move(where)),
+      address_text(describe(address)),
+      authkey(std::move(key)),
+      ident(std::move(id)),
+      type_id(std::move(type)) {}
+
+void ProxyRef::ensure_counted() const {
+    const std::uint64_t generation = g_generation.load();
+    if (std::atomic_ref(generation_).load() == generation) return;
+    const auto session = session_for(address, authkey);
+    std::lock_guard lock(session->mu);
+    if (std::atomic_ref(generation_).load() == generation) return;
+    if (session->local[ident]++ == 0) {
+        try {
+            returned(
+                exchange(session->conn, address, encode_request(Object(), "incref", Object::tuple({Object(ident)}))),
+                address);
+        } catch (...) {
+            if (--session->local[ident] == 0) session->local.erase(ident);
+            throw;
+        }
+    }
+    std::atomic_ref(generation_).store(generation);
+}
+
+ProxyRef::~ProxyRef() {
+    if (std::atomic_ref(generation_).load() != g_generation.load()) return;  // never counted in this process
+    try {
+        const auto session = session_for(address, authkey);
+        std::lock_guard lock(session->mu);
+        const auto it = session->local.find(ident);
+        if (it == session->local.end() || --it->second > 0) return;
+        session->local.erase(it);
+        exchange(session->conn, address, encode_request(Object(), "decref", Object::tuple({Object(ident)})));
+    } catch (...) {
+        // The manager is gone or shutting down: there is nothing left to release.
+    }
+}
+
+std::shared_ptr<ProxyRef> adopt_created(const Address& address, const std::string& authkey, const std::string& ident,
+                                        const std::string& type_id) {
+    auto ref = std::make_shared<ProxyRef>(address, authkey, ident, type_id);
+    const auto session = session_for(address, authkey);
+    std::lock_guard lock(session->mu);
+    if (session->local[ident]++ > 0) {
+        // Already held here: the new server reference is one too many.
+        exchange(session->conn, address, encode_request(Object(), "decref", Object::tuple({Object(ident)})));
+    }
+    std::atomic_ref(ref->generation_).store(g_generation.load());
+    return ref;
+}
+
+std::shared_ptr<ProxyRef> adopt(const Address& address, const std::string& authkey, const std::string& ident,
+                                const std::string& type_id) {
+    auto ref = std::make_shared<ProxyRef>(address, authkey, ident, type_id);
+    ref->ensure_counted();
+    return ref;
+}
+
+Object call_server_function(const Address& address, const std::string& authkey, const std::string& function,
+                            const Object& args, const Object& kwds) {
+    const auto session = session_for(address, authkey);
+    std::lock_guard lock(session->mu);
+    return returned(exchange(session->conn, address, encode_request(Object(), function, args, kwds)), address);
+}
+
+Object one_shot(const Address& address, const std::string& authkey, const std::string& function) {
+    Connection conn;
+    try {
+        conn = Client(address, authkey);
+    } catch (const AuthenticationError&) {
+        throw;
+    } catch (const std::system_error& e) {
+        throw_gone(address, e);
+    } catch (const EOFError& e) {
+        throw_gone(address, e);
+    }
+    return returned(exchange(conn, address, encode_request(Object(), function)), address);
+}
+
+Object call_method(const ProxyRef& ref, const std::string& method, const Object& args, const Object& kwds) {
+    ref.ensure_counted();
+    Connection& conn = channel_for(ref.address, ref.authkey);
+    return returned(exchange(conn, ref.address, encode_request(Object(ref.ident), method, args, kwds)), ref.address);
+}
+
+const std::string& ref_ident(const ProxyRef& ref) { return ref.ident; }
+const std::string& ref_type_id(const ProxyRef& ref) { return ref.type_id; }
+const Address& ref_address(const ProxyRef& ref) { return ref.address; }
+const std::string& ref_authkey(const ProxyRef& ref) { return ref.authkey; }
+
+}  // namespace polyproc::detail::manager
+
+namespace polyproc {
+
+namespace {
+const detail::manager::ProxyRef& checked(const std::shared_ptr<detail::manager::ProxyRef>& ref) {
+    if (!ref) throw ValueError("this proxy refers to nothing (default-constructed or moved from)");
+    return *ref;
+}
+}  // namespace
+
+const std::string& BaseProxy::ident() const { return checked(ref_).ident; }
+const std::string& BaseProxy::type_id() const { return checked(ref_).type_id; }
+const Address& BaseProxy::address() const { return checked(ref_).address; }
+
+Object BaseProxy::_callmethod(const std::string& method, const Object& args, const Object& kwds) const {
+    return detail::manager::call_method(checked(ref_), method, args, kwds);
+}
+
+std::ostream& operator<<(std::ostream& out, const BaseProxy& proxy) {
+    return out << proxy._callmethod("__str__").as_str();
+}
+
+std::tuple<int, std::string, std::uint16_t> BaseProxy::address_parts() const {
+    const Address& a = address();
+    if (const auto* path = std::get_if<std::string>(&a)) return {0, *path, 0};
+    const auto& inet = std::get<InetAddress>(a);
+    return {1, inet.host, inet.port};
+}
+
+std::string BaseProxy::authkey_to_send() const {
+    const std::string& key = checked(ref_).authkey;
+    return key == current_process().authkey() ? std::string() : key;
+}
+
+void BaseProxy::adopt_from(int kind, const std::string& where, std::uint16_t port, const std::string& ident,
+                           const std::string& type_id, const std::string& authkey) {
+    Address address = kind == 0 ? Address(where) : Address(InetAddress{where, port});
+    ref_ = detail::manager::adopt(address, authkey.empty() ? current_process().authkey() : authkey, ident, type_id);
+}
+
+}  // namespace polyproc

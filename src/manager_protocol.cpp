@@ -1,0 +1,136 @@
+// The manager protocol's messages (manager_protocol.hpp).
+#include "manager_protocol.hpp"
+
+#include <unistd.h>
+
+#include "pickle.hpp"
+
+namespace polyproc::detail::manager {
+
+namespace {
+
+// How an '#ERROR' payload reads here: a marker tuple the reply decoder takes apart.
+constexpr std::string_view kRaisedMarker = "\x01polyproc-raised";
+
+Object read_reply_object(std::string_view bytes) {
+    return pickle_loads_with(bytes, [](const std::string& qualified, const Object& args) {
+        const auto dot = qualified.rfind('.');
+        return Object::tuple({Object(kRaisedMarker), qualified.substr(0, dot), qualified.substr(dot + 1), args});
+    });
+}
+
+std::string message_of(const Object& args) {
+    if (args.type() == Object::Type::tuple && args.size() == 1) return str(args[0]);
+    if (args.type() == Object::Type::tuple && args.size() == 0) return "";
+    return repr(args);
+}
+
+}  // namespace
+
+std::string encode_request(const Object& ident, std::string_view method, const Object& args, const Object& kwds) {
+    return pickle_dumps(Object::tuple({ident, Object(method), args, kwds}));
+}
+
+Request decode_request(std::string_view bytes) {
+    const Object message = pickle_loads(bytes);
+    if (message.type() != Object::Type::tuple)
+        throw ProtocolError(std::string("TypeError: cannot unpack non-iterable ") + message.type_name() + " object");
+    if (message.size() != 4)
+        throw ProtocolError("ValueError: " + std::string(message.size() < 4 ? "not enough" : "too many") +
+                            " values to unpack (expected 4, got " + std::to_string(message.size()) + ")");
+    Request r;
+    r.ident = message[0];
+    if (!r.ident.is_none() && r.ident.type() != Object::Type::str)
+        throw ProtocolError(std::string("TypeError: an object id must be None or a str, not ") + r.ident.type_name());
+    if (message[1].type() != Object::Type::str)
+        throw ProtocolError(std::string("TypeError: a method name must be a str, not ") + message[1].type_name());
+    r.method = message[1].as_str();
+    r.args = message[2];
+    r.kwds = message[3];
+    if (r.args.type() != Object::Type::tuple && r.args.type() != Object::Type::list)
+        throw ProtocolError(std::string("TypeError: args must be a tuple, not ") + r.args.type_name());
+    if (r.kwds.type() != Object::Type::dict)
+        throw ProtocolError(std::string("TypeError: kwds must be a dict, not ") + r.kwds.type_name());
+    return r;
+}
+
+std::string encode_return(const Object& value) { return pickle_dumps(Object::tuple({"#RETURN", value})); }
+
+std::string encode_error(const RaisedError& error) {
+    return pickle_dumps_pair_with_call("#ERROR", error.module, error.name, error.args);
+}
+
+std::string encode_traceback(std::string_view text) {
+    return pickle_dumps(Object::tuple({"#TRACEBACK", Object(std::string(text))}));
+}
+
+Reply decode_reply(std::string_view bytes) {
+    const Object message = read_reply_object(bytes);
+    if (message.type() != Object::Type::tuple || message.size() != 2 || message[0].type() != Object::Type::str)
+        throw ProtocolError("a manager reply must be a (kind, payload) pair, not " + repr(message).substr(0, 80));
+    Reply r;
+    r.kind = message[0].as_str();
+    r.value = message[1];
+    if (r.kind == "#ERROR") {
+        const Object& p = r.value;
+        if (p.type() != Object::Type::tuple || p.size() != 4 || p[0] != Object(kRaisedMarker))
+            throw ProtocolError("an '#ERROR' reply must hold an exception, not " + repr(p).substr(0, 80));
+        r.error = RaisedError{p[1].as_str(), p[2].as_str(), p[3]};
+    } else if (r.kind != "#RETURN" && r.kind != "#TRACEBACK" && r.kind != "#UNSERIALIZABLE") {
+        throw ProtocolError("Unrecognized message type " + repr(message[0]));
+    }
+    return r;
+}
+
+RaisedError current_exception_as_raised() {
+    const auto as = [](const char* module, const char* name, Object args) {
+        return RaisedError{module, name, std::move(args)};
+    };
+    try {
+        throw;
+    } catch (const Raised& e) {
+        return e.error;
+    } catch (const KeyError& e) {
+        return as("builtins", "KeyError", Object::tuple({Object(std::string(e.what()))}));
+    } catch (const IndexError& e) {
+        return as("builtins", "IndexError", Object::tuple({Object(std::string(e.what()))}));
+    } catch (const ValueError& e) {
+        return as("builtins", "ValueError", Object::tuple({Object(std::string(e.what()))}));
+    } catch (const TypeError& e) {
+        return as("builtins", "TypeError", Object::tuple({Object(std::string(e.what()))}));
+    } catch (const AttributeError& e) {
+        return as("builtins", "AttributeError", Object::tuple({Object(std::string(e.what()))}));
+    } catch (const OverflowError& e) {
+        return as("builtins", "OverflowError", Object::tuple({Object(std::string(e.what()))}));
+    } catch (const RuntimeError& e) {
+        return as("builtins", "RuntimeError", Object::tuple({Object(std::string(e.what()))}));
+    } catch (const std::exception& e) {
+        return as("builtins", "RuntimeError", Object::tuple({Object(std::string(e.what()))}));
+    }
+}
+
+void raise_reply_error(const Reply& reply, const std::string& where) {
+    if (!reply.error) {
+        const std::string text = reply.value.type() == Object::Type::str ? reply.value.as_str() : repr(reply.value);
+        if (reply.kind == "#UNSERIALIZABLE") throw RemoteError("Unserializable message", text, 0);
+        throw RemoteError("RemoteError", "the manager at " + where + " failed: " + text, 0);
+    }
+    const RaisedError& e = *reply.error;
+    const std::string message = message_of(e.args);
+    if (e.module == "builtins") {
+        if (e.name == "KeyError")
+            throw KeyError(e.args.size() == 1 ? repr(e.args[0]) : repr(e.args));  // Python's str()
+        if (e.name == "IndexError") throw IndexError(message);
+        if (e.name == "ValueError" || e.name == "AssertionError") throw ValueError(message);
+        if (e.name == "TypeError") throw TypeError(message);
+        if (e.name == "AttributeError") throw AttributeError(message);
+        if (e.name == "OverflowError") throw OverflowError(message);
+        if (e.name == "RuntimeError") throw RuntimeError(message);
+        if (e.name == "EOFError") throw EOFError(message);
+    }
+    if (e.module == "_queue" && e.name == "Empty") throw Empty();
+    if (e.module == "queue" && e.name == "Full") throw Full();
+    throw RemoteError(e.module + "." + e.name, message, 0);
+}
+
+}  // namespace polyproc::detail::manager

@@ -1,0 +1,67 @@
+// The manager protocol's messages, in one place: CPython's request 4-tuples and reply 2-tuples
+// (wire.md §4), pickled. Both the server and the proxies use these and nothing else, so that a
+// Python peer (issue #15) meets the same bytes.
+//
+//   request   (ident, methodname, args, kwds)   ident None for a server function
+//   reply     ('#RETURN', value) | ('#ERROR', exception) | ('#TRACEBACK', text) | ...
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "polyproc/object.hpp"
+
+namespace polyproc::detail::manager {
+
+struct Request {
+    Object ident;  // None, or the object's id (a str)
+    std::string method;
+    Object args;  // a tuple
+    Object kwds;  // a dict
+};
+
+// An exception as it travels in '#ERROR': its Python class and its args.
+struct RaisedError {
+    std::string module, name;  // "builtins", "KeyError"
+    Object args;               // a tuple
+};
+
+struct Reply {
+    std::string kind;  // "#RETURN", "#ERROR", "#TRACEBACK", "#UNSERIALIZABLE"
+    Object value;      // #RETURN's value, or the text of #TRACEBACK / #UNSERIALIZABLE
+    std::optional<RaisedError> error;
+};
+
+// A malformed request or reply; its what() is what the server puts in its '#TRACEBACK'.
+class ProtocolError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+std::string encode_request(const Object& ident, std::string_view method, const Object& args = Object::tuple(),
+                           const Object& kwds = Object::dict());
+Request decode_request(std::string_view bytes);  // ProtocolError, mp::UnpicklingError
+
+std::string encode_return(const Object& value);
+std::string encode_error(const RaisedError& error);
+std::string encode_traceback(std::string_view text);
+Reply decode_reply(std::string_view bytes);  // ProtocolError, mp::UnpicklingError
+
+// A referent's error with its Python args (KeyError with the missing key itself), thrown on the
+// server where a C++ exception would lose them.
+struct Raised : std::exception {
+    explicit Raised(RaisedError e) : error(std::move(e)) {}
+    const char* what() const noexcept override { return "a manager referent raised"; }
+    RaisedError error;
+};
+
+// The error a method's C++ exception becomes on the wire (mp::KeyError is builtins.KeyError, ...),
+// for the exception being handled now.
+RaisedError current_exception_as_raised();
+
+// Throws what a reply says went wrong, as the C++ type matching the Python one (KeyError as
+// mp::KeyError, ...; an unknown type as mp::RemoteError). `where` names the manager.
+[[noreturn]] void raise_reply_error(const Reply& reply, const std::string& where);
+
+}  // namespace polyproc::detail::manager

@@ -1,0 +1,313 @@
+// A manager's Server: connections, server functions, refcounts and sessions (manager_server.hpp).
+// The referents' methods are in manager_referents.cpp.
+#include "manager_server.hpp"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "fork_safety.hpp"
+#include "os.hpp"
+
+namespace polyproc::detail::manager {
+
+namespace {
+
+std::string_view as_view(const std::vector<std::byte>& bytes) {
+    return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
+}
+
+const Object& arg(const Request& r, std::size_t i, const char* function) {
+    if (r.args.size() <= i)
+        throw ProtocolError(std::string("TypeError: ") + function + "() takes more arguments than the " +
+                            std::to_string(r.args.size()) + " given");
+    return r.args[i];
+}
+
+std::string ident_arg(const Request& r, const char* function) {
+    const Object& ident = arg(r, 0, function);
+    if (ident.type() != Object::Type::str)
+        throw ProtocolError(std::string("TypeError: ") + function + "() wants an object id (a str)");
+    return ident.as_str();
+}
+
+}  // namespace
+
+Server::Server(Listener listener, std::string authkey)
+    : listener_(std::move(listener)), address_(listener_.address()), authkey_(std::move(authkey)) {
+    auto [r, w] = os::pipe();
+    wake_read_ = r.release();
+    wake_write_ = w.release();
+}
+
+Server::~Server() {
+    stop();
+    reap_workers(true);
+    ::close(wake_read_);
+    ::close(wake_write_);
+}
+
+void Server::stop() noexcept {
+    if (stopping_.exchange(true)) return;
+    const char byte = 1;
+    [[maybe_unused]] const auto n = ::write(wake_write_, &byte, 1);
+}
+
+std::size_t Server::number_of_objects() const {
+    std::lock_guard lock(table_mu_);
+    return objects_.size();
+}
+
+std::size_t Server::connections() const {
+    std::lock_guard lock(workers_mu_);
+    return live_workers();
+}
+
+std::size_t Server::live_workers() const {
+    std::size_t n = 0;
+    for (const Worker& w : workers_) n += !w.done;
+    return n;
+}
+
+void Server::serve_forever(int watch_fd) {
+    while (!stopping_.load()) {
+        pollfd fds[3] = {{listener_.fileno(), POLLIN, 0}, {wake_read_, POLLIN, 0}, {watch_fd, POLLIN, 0}};
+        os::poll_until(std::span(fds, watch_fd >= 0 ? 3 : 2), Deadline(std::chrono::milliseconds(500)));
+        if (fds[1].revents || (watch_fd >= 0 && fds[2].revents)) break;
+        reap_workers(false);
+        if (!(fds[0].revents & POLLIN)) continue;
+        Connection conn;
+        try {
+            conn = listener_.accept();  // no authkey on the listener: the handshake runs in the connection's thread
+        } catch (const std::system_error&) {
+            continue;  // the peer gave up (ECONNABORTED), or descriptors ran out: keep serving the others
+        }
+        std::lock_guard lock(workers_mu_);
+        if (live_workers() >= kMaxConnections) continue;  // conn closes: too many at once
+        Worker& w = workers_.emplace_back();
+        w.fd = conn.fileno();
+        w.handshake_deadline = std::chrono::steady_clock::now() + kHandshakeTimeout;
+        try {
+            w.thread = helper_thread([this, c = std::move(conn), self = &w]() mutable { handle(std::move(c), self); });
+        } catch (const std::system_error&) {
+            workers_.pop_back();  // no thread to be had: this one connection is refused
+        }
+    }
+    stopping_.store(true);
+    reap_workers(true);
+}
+
+// Joins the threads that are done. With `all`, first cuts every connection (shutdown(2) wakes a
+// thread blocked on it) and waits for every thread. Also cuts the connections whose handshake is
+// overdue.
+void Server::reap_workers(bool all) {
+    std::list<Worker> finished;
+    {
+        std::lock_guard lock(workers_mu_);
+        const auto now = std::chrono::steady_clock::now();
+        for (Worker& w : workers_)
+            if (w.fd >= 0 && (all || (!w.authenticated && now >= w.handshake_deadline))) ::shutdown(w.fd, SHUT_RDWR);
+        for (auto it = workers_.begin(); it != workers_.end();) {
+            if (all || it->done)
+                finished.splice(finished.end(), workers_, it++);
+            else
+                ++it;
+        }
+    }
+    for (Worker& w : finished)
+        if (w.thread.joinable()) w.thread.join();
+}
+
+void Server::handle(Connection conn, Worker* self) {
+    std::string session;
+    bool channel = false;
+    try {
+        deliver_challenge(conn, authkey_);
+        answer_challenge(conn, authkey_);
+        {
+            std::lock_guard lock(workers_mu_);
+            self->authenticated = true;
+        }
+        const auto bytes = conn.recv_bytes(kMaxMessage);
+        std::string reply;
+        try {
+            const Request request = decode_request(as_view(bytes));
+            reply = server_function(request, conn, session, channel);
+        } catch (const ProtocolError& e) {
+            reply = encode_traceback(e.what());
+        } catch (const UnpicklingError& e) {
+            reply = encode_traceback(std::string("UnpicklingError: ") + e.what());
+        }
+        if (!reply.empty()) conn.send_bytes(reply);
+        if (channel) serve_channel(conn, session);
+    } catch (const std::exception&) {
+        // A failed handshake, a peer gone, a cut connection: this connection ends, nothing else.
+    }
+    if (channel && !session.empty()) {
+        std::lock_guard lock(table_mu_);
+        if (--sessions_[session].channels == 0) drop_session(session);
+    }
+    std::lock_guard lock(workers_mu_);
+    self->fd = -1;  // before the descriptor closes, so that reap_workers never cuts a reused number
+    conn.close();
+    self->done = true;
+}
+
+void Server::serve_channel(Connection& conn, const std::string& session) {
+    for (;;) {
+        const auto bytes = conn.recv_bytes(kMaxMessage);  // EOFError when the client is done
+        Request request;
+        try {
+            request = decode_request(as_view(bytes));
+        } catch (const ProtocolError& e) {
+            conn.send_bytes(encode_traceback(e.what()));
+            return;  // a peer that sends garbage is not served further
+        } catch (const UnpicklingError& e) {
+            conn.send_bytes(encode_traceback(std::string("UnpicklingError: ") + e.what()));
+            return;
+        }
+        std::string reply;
+        if (request.ident.is_none()) {
+            std::string own = session;
+            bool again = false;
+            try {
+                reply = server_function(request, conn, own, again);
+            } catch (const ProtocolError& e) {
+                reply = encode_traceback(e.what());
+            }
+            if (again) reply = encode_traceback("RuntimeError: accept_connection on a channel");
+            if (reply.empty()) return;  // shutdown answered it
+        } else {
+            const std::string& ident = request.ident.as_str();
+            const auto referent = find(ident);
+            if (!referent) {
+                reply = encode_traceback("KeyError: " + repr(request.ident) + " (no such object in this manager)");
+            } else {
+                try {
+                    std::lock_guard lock(referent->mu);
+                    reply = encode_return(call_referent(*referent, request.method, request.args, request.kwds));
+                } catch (const UnknownName& e) {
+                    reply = encode_traceback(e.what());
+                } catch (...) {
+                    reply = encode_error(current_exception_as_raised());
+                }
+            }
+        }
+        conn.send_bytes(reply);
+    }
+}
+
+// One server function; the reply to send, or "" when it was sent already.
+std::string Server::server_function(const Request& r, Connection& conn, std::string& session, bool& channel) {
+    const std::string& f = r.method;
+    if (f == "dummy") return encode_return(Object());
+    if (f == "accept_connection") {
+        // polyproc's clients name their session; Python's do not, and get CPython's refcounting.
+        const Object key = r.kwds.get("session");
+        if (key.type() == Object::Type::str && !key.as_str().empty()) {
+            session = key.as_str();
+            std::lock_guard lock(table_mu_);
+            ++sessions_[session].channels;
+        }
+        channel = true;
+        return encode_return(Object());
+    }
+    if (f == "create") {
+        try {
+            return encode_return(create(r.args, r.kwds, session));
+        } catch (const UnknownName& e) {
+            return encode_traceback(e.what());
+        } catch (const Raised&) {
+            return encode_error(current_exception_as_raised());
+        } catch (const std::exception&) {
+            return encode_error(current_exception_as_raised());
+        }
+    }
+    if (f == "incref" || f == "decref") {
+        const std::string ident = ident_arg(r, f.c_str());
+        try {
+            f == "incref" ? incref(ident, session) : decref(ident, session);
+        } catch (const std::exception& e) {
+            return encode_traceback(e.what());
+        }
+        return encode_return(Object());
+    }
+    if (f == "number_of_objects") return encode_return(static_cast<std::int64_t>(number_of_objects()));
+    if (f == "debug_info") {
+        std::lock_guard lock(table_mu_);
+        std::string text;
+        for (const auto& [ident, count] : refcounts_)
+            text += "  " + ident + ": refcount=" + std::to_string(count) + "\n";
+        return encode_return(Object(text));
+    }
+    if (f == "shutdown") {
+        // CPython answers twice: once itself, once from the generic handler (wire.md §4.3).
+        conn.send_bytes(encode_return(Object()));
+        stop();
+        conn.send_bytes(encode_return(Object()));
+        return {};
+    }
+    return encode_traceback("AssertionError: " + repr(Object(f)) + " unrecognized");
+}
+
+Object Server::create(const Object& args, const Object& kwds, const std::string& session) {
+    if (args.size() == 0 || args[0].type() != Object::Type::str)
+        throw ProtocolError("TypeError: create() wants a typeid (a str) first");
+    const std::string type_id = args[0].as_str();
+    std::vector<Object> ctor_args(args.items_view().begin() + 1, args.items_view().end());
+    auto referent = std::make_shared<Referent>();
+    referent->type_id = type_id;
+    referent->value = make_referent_value(type_id, Object::tuple(std::move(ctor_args)), kwds);
+    std::lock_guard lock(table_mu_);
+    char ident[32];
+    std::snprintf(ident, sizeof ident, "%llx", static_cast<unsigned long long>(next_id_++));
+    objects_[ident] = std::move(referent);
+    refcounts_[ident] = 1;
+    if (!session.empty()) sessions_[session].refs[ident] += 1;
+    return Object::tuple({Object(std::string(ident)), Object::tuple()});
+}
+
+void Server::incref(const std::string& ident, const std::string& session) {
+    std::lock_guard lock(table_mu_);
+    if (!objects_.contains(ident)) throw KeyError(repr(Object(ident)));
+    ++refcounts_[ident];
+    if (!session.empty()) sessions_[session].refs[ident] += 1;
+}
+
+void Server::decref(const std::string& ident, const std::string& session) {
+    std::lock_guard lock(table_mu_);
+    const auto it = refcounts_.find(ident);
+    if (it == refcounts_.end() || it->second <= 0)
+        throw ValueError("AssertionError: decref of " + ident + ", which has no references");
+    if (!session.empty()) {
+        auto& s = sessions_[session];
+        if (auto held = s.refs.find(ident); held != s.refs.end() && --held->second == 0) s.refs.erase(held);
+    }
+    if (--it->second == 0) {
+        refcounts_.erase(it);
+        objects_.erase(ident);
+    }
+}
+
+// The session's last channel closed: its process is gone (or done with this manager).
+void Server::drop_session(const std::string& session) {
+    const auto s = sessions_.find(session);
+    if (s == sessions_.end()) return;
+    for (const auto& [ident, count] : s->second.refs) {
+        const auto it = refcounts_.find(ident);
+        if (it == refcounts_.end()) continue;
+        if ((it->second -= count) <= 0) {
+            refcounts_.erase(it);
+            objects_.erase(ident);
+        }
+    }
+    sessions_.erase(s);
+}
+
+std::shared_ptr<Referent> Server::find(const std::string& ident) const {
+    std::lock_guard lock(table_mu_);
+    const auto it = objects_.find(ident);
+    return it == objects_.end() ? nullptr : it->second;
+}
+
+}  // namespace polyproc::detail::manager

@@ -1,0 +1,111 @@
+// A manager's Server (CPython's managers.Server): it holds the shared objects and serves every
+// connection in a thread of its own, so that one client's call never waits for another's.
+//
+// Connections are CPython's (wire.md §4): after the authkey handshake, a first request calls a
+// server function (create, incref, decref, dummy, number_of_objects, debug_info, shutdown); the
+// function accept_connection turns the connection into a channel of method calls on objects.
+//
+// polyproc's extension, sessions: a polyproc client process names a session (a key of its own)
+// when it opens its channels, and keeps its references on them. When every channel of a session
+// has closed (the process exited, or was SIGKILLed), the session's references are dropped, so a
+// dead client leaks nothing. Peers without a session (Python) get CPython's refcounting.
+//
+// Hostile peers: a connection has 10 s to finish the handshake (a silent one is cut off while
+// everyone else is served), messages are bounded, a malformed request gets a '#TRACEBACK' and its
+// connection is closed, and at most kMaxConnections are served at once.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+
+#include "manager_protocol.hpp"
+#include "polyproc/connection.hpp"
+#include "polyproc/object.hpp"
+
+namespace polyproc::detail::manager {
+
+// One object the server holds.
+struct Referent {
+    std::string type_id;  // "dict", "list", "Namespace"
+    std::mutex mu;        // one method at a time
+    Object value;
+};
+
+class Server {
+public:
+    static constexpr std::size_t kMaxConnections = 1024;
+    static constexpr std::size_t kMaxMessage = std::size_t{256} << 20;
+    static constexpr std::chrono::seconds kHandshakeTimeout{10};
+
+    Server(Listener listener, std::string authkey);
+    ~Server();  // stops, closes every connection and joins every thread
+    Server(const Server&) = delete;
+    Server& operator=(const Server&) = delete;
+
+    const Address& address() const { return address_; }
+
+    // Accepts and serves until a client calls shutdown, stop() is called, or `watch_fd` (when
+    // given: a pidfd of the process that started the manager) becomes readable. Then closes
+    // every connection and joins every thread before returning.
+    void serve_forever(int watch_fd = -1);
+    void stop() noexcept;  // from any thread
+
+    std::size_t number_of_objects() const;
+    std::size_t connections() const;  // open now
+
+private:
+    struct Session {
+        std::unordered_map<std::string, std::int64_t> refs;  // ident -> references it holds
+        int channels = 0;
+    };
+    struct Worker {
+        std::thread thread;
+        int fd = -1;  // for shutdown(2) when the server stops or the handshake times out
+        std::chrono::steady_clock::time_point handshake_deadline;
+        bool authenticated = false;
+        bool done = false;
+    };
+
+    void handle(Connection conn, Worker* self);
+    void serve_channel(Connection& conn, const std::string& session);
+    std::string server_function(const Request& request, Connection& conn, std::string& session, bool& channel);
+    Object create(const Object& args, const Object& kwds, const std::string& session);
+    void incref(const std::string& ident, const std::string& session);
+    void decref(const std::string& ident, const std::string& session);
+    void drop_session(const std::string& session);
+    std::shared_ptr<Referent> find(const std::string& ident) const;
+    void reap_workers(bool all);
+    std::size_t live_workers() const;  // workers_mu_ held
+
+    Listener listener_;
+    Address address_;
+    std::string authkey_;
+    int wake_read_ = -1, wake_write_ = -1;  // a pipe that stop() writes to
+    std::atomic<bool> stopping_{false};
+
+    mutable std::mutex table_mu_;  // objects_, refcounts_, sessions_, next_id_
+    std::unordered_map<std::string, std::shared_ptr<Referent>> objects_;
+    std::unordered_map<std::string, std::int64_t> refcounts_;
+    std::unordered_map<std::string, Session> sessions_;
+    std::uint64_t next_id_ = 1;
+
+    mutable std::mutex workers_mu_;
+    std::list<Worker> workers_;
+};
+
+// The referents: their constructors (create's typeid) and their methods. Errors are thrown as a
+// method would raise them (Raised, or polyproc's exception types); an unknown typeid or method
+// is an UnknownName, which the server reports in a '#TRACEBACK' as CPython does.
+struct UnknownName : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+Object make_referent_value(const std::string& type_id, const Object& args, const Object& kwds);
+Object call_referent(Referent& referent, const std::string& method, const Object& args, const Object& kwds);
+
+}  // namespace polyproc::detail::manager

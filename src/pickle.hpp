@@ -1,0 +1,25 @@
+// What the manager protocol needs from the pickle codec beyond mp::pickle_dumps/pickle_loads:
+// Python objects other than the basic types, in the one shape the protocol uses them, a call
+// `module.name(*args)` (an exception instance in an '#ERROR' reply: `KeyError('k')` is
+// STACK_GLOBAL builtins.KeyError, the tuple ('k',), REDUCE).
+#pragma once
+
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "polyproc/object.hpp"
+
+namespace polyproc::detail {
+
+// Reads a pickle as mp::pickle_loads does, except that a call of a global outside the basic types
+// is handed to `reducer` (its "module.name" and its arguments) and replaced by what it returns;
+// the reducer throws mp::UnpicklingError for a global it does not accept.
+using GlobalReducer = std::function<Object(const std::string& qualified_name, const Object& args)>;
+Object pickle_loads_with(std::string_view data, const GlobalReducer& reducer);
+
+// The pickle of the pair (first, module.name(*args)), byte for byte as CPython writes it.
+std::string pickle_dumps_pair_with_call(const Object& first, std::string_view module, std::string_view name,
+                                        const Object& args);
+
+}  // namespace polyproc::detail

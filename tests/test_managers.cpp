@@ -1,0 +1,396 @@
+// managers.hpp: a manager's server process, its dict, list and Namespace proxies across
+// processes, lifetimes (dead clients, a dead server, a dead starter), and the server against bad
+// input and a real Python client.
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "manager_protocol.hpp"
+#include "manager_server.hpp"
+#include "support.hpp"
+
+namespace {
+
+using mp::Object;
+
+// Seed 002's child: d[1] = '1'; d['2'] = 2; d[0.25] = None; l.reverse()
+void seed_two_child(mp::DictProxy<> d, mp::ListProxy<int> l) {
+    d[1] = "1";
+    d["2"] = 2;
+    d[0.25] = mp::None;
+    l.reverse();
+}
+
+void write_keys(mp::DictProxy<std::string, int> d, int who, int count) {
+    for (int i = 0; i < count; ++i) d[std::to_string(who) + "-" + std::to_string(i)] = i;
+}
+
+void hold_and_wait(mp::DictProxy<> d, mp::Connection done) {
+    d["child"] = true;  // uses it: the child now holds a reference of its own
+    done.send(1);
+    ::pause();
+}
+
+// A child that starts a manager and reports its server's pid, then waits to be killed.
+void start_manager_and_wait(mp::Connection out) {
+    auto manager = mp::Manager();
+    out.send(*manager.pid());
+    ::pause();
+}
+
+}  // namespace
+
+class Managers : public ProcessTest {};
+
+TEST_F(Managers, SeedTwoDictAndListAreChangedByAChildAndPrintAsInPython) {
+    HangGuard guard(std::chrono::seconds(60), "seed 002 with a manager");
+    auto manager = mp::Manager();
+    auto d = manager.dict();
+    auto l = manager.list(std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
+    mp::Process p(&seed_two_child, d, l);
+    p.start();
+    p.join();
+    EXPECT_EQ(p.exitcode(), 0);
+    std::ostringstream out;
+    out << d << '\n' << l;
+    EXPECT_EQ(out.str(), "{1: '1', '2': 2, 0.25: None}\n[9, 8, 7, 6, 5, 4, 3, 2, 1, 0]");
+    EXPECT_EQ(mp::repr(d.copy()), "{1: '1', '2': 2, 0.25: None}");
+    EXPECT_EQ(l.values(), (std::vector<int>{9, 8, 7, 6, 5, 4, 3, 2, 1, 0}));
+}
+
+TEST_F(Managers, DictProxyHasTheDictsMethodsAndItsErrors) {
+    auto manager = mp::Manager();
+    auto d = manager.dict();
+    d["a"] = 1;
+    d.set("b", Object::list({1, 2}));
+    EXPECT_EQ(d.at("a").as_int(), 1);
+    EXPECT_EQ(d["b"].value().size(), 2u);
+    EXPECT_TRUE(d.contains("a"));
+    EXPECT_FALSE(d.contains("zz"));
+    EXPECT_EQ(d.size(), 2u);
+    EXPECT_EQ(d.get("zz", 7).as_int(), 7);
+    EXPECT_EQ(d.setdefault("c", 3).as_int(), 3);
+    EXPECT_EQ(d.pop("c").as_int(), 3);
+    EXPECT_EQ(d.pop("c", "gone").as_str(), "gone");
+    d.update(Object::dict({{"u", 1.5}}));
+    EXPECT_EQ(mp::repr(Object(d.keys())), "['a', 'b', 'u']");
+    EXPECT_EQ(mp::repr(Object(d.values())), "[1, [1, 2], 1.5]");
+    const auto [k, v] = d.popitem();
+    EXPECT_EQ(k.as_str(), "u");
+    std::vector<std::string> seen;
+    for (const Object& key : d) seen.push_back(key.as_str());
+    EXPECT_EQ(seen, (std::vector<std::string>{"a", "b"}));
+    d.erase("a");
+    EXPECT_EQ(mp::repr(d.copy()), "{'b': [1, 2]}");
+
+    EXPECT_THROW_WITH(d.at("missing"), mp::KeyError, "'missing'");
+    EXPECT_THROW_WITH(d.at(Object::tuple({1, "x"})), mp::KeyError, "(1, 'x')");
+    EXPECT_THROW_WITH(d.erase("missing"), mp::KeyError, "'missing'");
+    EXPECT_THROW_WITH(d.pop("missing"), mp::KeyError, "'missing'");
+    EXPECT_THROW_WITH(d.set(Object::list(), 1), mp::TypeError, "unhashable type: 'list'");
+    d.clear();
+    EXPECT_THROW_WITH(d.popitem(), mp::KeyError, "popitem(): dictionary is empty");
+    EXPECT_EQ(d.size(), 0u);
+}
+
+TEST_F(Managers, ListProxyHasTheListsMethodsAndItsErrors) {
+    auto manager = mp::Manager();
+    auto l = manager.list();
+    l.append(3);
+    l.extend({1, 2});
+    l.insert(0, "first");
+    EXPECT_EQ(mp::repr(l.copy()), "['first', 3, 1, 2]");
+    EXPECT_EQ(l.pop().as_int(), 2);
+    EXPECT_EQ(l.pop(0).as_str(), "first");
+    l[0] = 30;
+    EXPECT_EQ(l[-1].value().as_int(), 1);
+    EXPECT_EQ(l.index(1), 1u);
+    EXPECT_EQ(l.count(30), 1u);
+    l.sort();
+    EXPECT_EQ(mp::repr(l.copy()), "[1, 30]");
+    l.sort(true);
+    EXPECT_EQ(mp::repr(l.copy()), "[30, 1]");
+    l.remove(30);
+    EXPECT_TRUE(l.contains(1));
+    EXPECT_EQ(l.size(), 1u);
+
+    EXPECT_THROW_WITH(l.at(5), mp::IndexError, "list index out of range");
+    EXPECT_THROW_WITH(l.set(5, 0), mp::IndexError, "list index out of range");
+    EXPECT_THROW_WITH(l.remove(99), mp::ValueError, "list.remove(x): x not in list");
+    EXPECT_THROW_WITH(l.index(99), mp::ValueError, "99 is not in list");
+    l.append("a");
+    EXPECT_THROW_WITH(l.sort(), mp::TypeError, "'<' not supported between instances of 'str' and 'int'");
+    l.clear();
+    EXPECT_THROW_WITH(l.pop(), mp::IndexError, "pop from empty list");
+    EXPECT_THROW_WITH(l._callmethod("no_such_method"), mp::RemoteError, "method 'no_such_method' of <class 'list'>");
+}
+
+TEST_F(Managers, TypedProxiesConvertAtTheClient) {
+    auto manager = mp::Manager();
+    auto d = manager.dict<std::string, int>();
+    d["x"] = 1;
+    d["y"] = 2;
+    const int x = d["x"];
+    EXPECT_EQ(x, 1);
+    EXPECT_EQ(d.keys(), (std::vector<std::string>{"x", "y"}));
+    EXPECT_EQ(d.items(), (std::vector<std::pair<std::string, int>>{{"x", 1}, {"y", 2}}));
+    mp::DictProxy<> same(d);  // the same server object, seen as Objects
+    same["z"] = "text";
+    EXPECT_THROW_WITH(d.at("z"), mp::TypeError, "holds a str ('text'), not an int");
+    auto l = manager.list(std::vector<double>{0.5});
+    l.append(1.5);
+    EXPECT_EQ(l.values(), (std::vector<double>{0.5, 1.5}));
+}
+
+TEST_F(Managers, NamespaceHasAttributesAndPrintsAsPythons) {
+    auto manager = mp::Manager();
+    auto ns = manager.Namespace();
+    ns.set("name", "Bob");
+    ns.set("n", 3);
+    ns.set("_hidden", 1);
+    EXPECT_EQ(ns.get<std::string>("name"), "Bob");
+    std::ostringstream out;
+    out << ns;
+    EXPECT_EQ(out.str(), "Namespace(name='Bob', n=3)");
+    EXPECT_THROW_WITH(ns.get("y"), mp::AttributeError, "'Namespace' object has no attribute 'y'");
+    ns.erase("n");
+    EXPECT_THROW_WITH(ns.get("n"), mp::AttributeError, "no attribute 'n'");
+}
+
+TEST_F(Managers, TwoProcessesWriteOneDict) {
+    HangGuard guard(std::chrono::seconds(120), "two writers");
+    auto manager = mp::Manager();
+    auto d = manager.dict<std::string, int>();
+    mp::Process a(&write_keys, d, 1, 300), b(&write_keys, d, 2, 300);
+    a.start();
+    b.start();
+    a.join();
+    b.join();
+    EXPECT_EQ(a.exitcode(), 0);
+    EXPECT_EQ(b.exitcode(), 0);
+    EXPECT_EQ(d.size(), 600u);
+    EXPECT_EQ(d["2-299"].value(), 299);
+}
+
+TEST_F(Managers, ObjectsLiveWhileAnyProxyRefersToThemAndNoLonger) {
+    auto manager = mp::Manager();
+    {
+        auto d = manager.dict();
+        auto copy = d;
+        auto l = manager.list();
+        EXPECT_EQ(manager.number_of_objects(), 2u);
+        { auto d2 = std::move(d); }
+        EXPECT_EQ(manager.number_of_objects(), 2u);  // `copy` still refers to the dict
+    }
+    EXPECT_EQ(manager.number_of_objects(), 0u);
+}
+
+TEST_F(Managers, AKilledClientDropsItsReferences) {
+    HangGuard guard(std::chrono::seconds(60), "a killed client");
+    auto manager = mp::Manager();
+    auto [r, w] = mp::Pipe(false);
+    mp::Process child;
+    {
+        auto d = manager.dict();
+        child = mp::Process(&hold_and_wait, d, std::move(w));
+        child.start();
+        ASSERT_EQ(r.recv<int>(), 1);
+    }  // the parent's proxy is gone; the child's reference keeps the dict
+    EXPECT_EQ(manager.number_of_objects(), 1u);
+    child.kill();
+    child.join();
+    EXPECT_TRUE(eventually([&] { return manager.number_of_objects() == 0; })) << "the dead child's reference leaked";
+}
+
+TEST_F(Managers, AProxyWhoseServerIsGoneRaisesAtOnceNamingTheManager) {
+    HangGuard guard(std::chrono::seconds(60), "a dead server");
+    auto manager = mp::Manager();
+    auto d = manager.dict();
+    d["a"] = 1;
+    const std::string where = mp::to_string(manager.address());
+    ASSERT_EQ(::kill(*manager.pid(), SIGKILL), 0);
+    EXPECT_THROW_WITH(d["a"].value(), mp::ProcessError, where);
+    EXPECT_THROW_WITH(d["a"].value(), mp::ProcessError, "is gone");  // and again, reconnecting
+    manager.shutdown();  // reaps it; no error
+}
+
+TEST_F(Managers, TheServerDiesWithTheProcessThatStartedIt) {
+    HangGuard guard(std::chrono::seconds(60), "an orphaned server");
+    auto [r, w] = mp::Pipe(false);
+    mp::Process starter(&start_manager_and_wait, std::move(w));
+    starter.start();
+    const int server = r.recv<int>();
+    ASSERT_TRUE(running(server));
+    starter.kill();
+    starter.join();
+    EXPECT_TRUE(eventually([&] { return !running(server); })) << "the manager's server outlived its starter";
+}
+
+TEST_F(Managers, StartAndShutdownFollowPython) {
+    auto manager = mp::Manager();
+    EXPECT_THROW_WITH(manager.start(), mp::ProcessError, "Already started server");
+    const int server = *manager.pid();
+    manager.shutdown();
+    manager.shutdown();  // idempotent
+    EXPECT_FALSE(running(server));
+    EXPECT_THROW_WITH(manager.start(), mp::ProcessError, "Manager has shut down");
+    EXPECT_THROW_WITH(manager.dict(), mp::ValueError, "Manager has shut down");
+    mp::SyncManager unstarted;
+    EXPECT_THROW_WITH(unstarted.dict(), mp::ValueError, "server not yet started");
+}
+
+TEST_F(Managers, ConnectReachesARunningServerAndAWrongKeyIsRefused) {
+    auto manager = mp::Manager();
+    auto d = manager.dict();
+    d["k"] = "v";
+    mp::SyncManager second(manager.address(), mp::current_process().authkey());
+    second.connect();
+    auto l = second.list(Object::list({1}));
+    EXPECT_EQ(manager.number_of_objects(), 2u);
+    mp::SyncManager wrong(manager.address(), std::string("not the key"));
+    EXPECT_THROW(wrong.connect(), mp::AuthenticationError);
+}
+
+// ---- the server itself, in this process, against bad input -------------------------------------
+
+namespace {
+
+namespace wire = mp::detail::manager;
+
+class InProcessServer {
+public:
+    explicit InProcessServer(std::string key = "secret")
+        : server_(mp::Listener(std::nullopt, 16), std::move(key)), thread_([this] { server_.serve_forever(); }) {}
+    ~InProcessServer() {
+        server_.stop();
+        thread_.join();
+    }
+    wire::Server& server() { return server_; }
+    const mp::Address& address() { return server_.address(); }
+
+private:
+    wire::Server server_;
+    std::thread thread_;
+};
+
+std::string view(const std::vector<std::byte>& b) { return {reinterpret_cast<const char*>(b.data()), b.size()}; }
+
+wire::Reply ask(mp::Connection& c, const std::string& request) {
+    c.send_bytes(request);
+    return wire::decode_reply(view(c.recv_bytes()));
+}
+
+}  // namespace
+
+TEST(ManagerServer, MalformedRequestsGetATracebackAndTheirConnectionClosed) {
+    InProcessServer s;
+    {
+        auto c = mp::Client(s.address(), std::string("secret"));
+        const auto reply = ask(c, mp::pickle_dumps(Object::tuple({mp::None, "dummy"})));
+        EXPECT_EQ(reply.kind, "#TRACEBACK");
+        EXPECT_NE(reply.value.as_str().find("not enough values to unpack (expected 4, got 2)"), std::string::npos);
+        EXPECT_THROW(c.recv_bytes(), mp::EOFError);  // closed after it
+    }
+    {
+        auto c = mp::Client(s.address(), std::string("secret"));
+        const auto reply = ask(c, wire::encode_request(mp::None, "nope"));
+        EXPECT_EQ(reply.kind, "#TRACEBACK");
+        EXPECT_EQ(reply.value.as_str(), "AssertionError: 'nope' unrecognized");
+    }
+    {
+        auto c = mp::Client(s.address(), std::string("secret"));
+        const auto reply = ask(c, "\x80\x04garbage");
+        EXPECT_EQ(reply.kind, "#TRACEBACK");
+        EXPECT_NE(reply.value.as_str().find("UnpicklingError"), std::string::npos);
+    }
+    {
+        auto c = mp::Client(s.address(), std::string("secret"));
+        const auto reply = ask(c, wire::encode_request(mp::None, "create", Object::tuple({"no_such_type"})));
+        EXPECT_EQ(reply.kind, "#TRACEBACK");
+        EXPECT_NE(reply.value.as_str().find("no such typeid"), std::string::npos);
+    }
+    {  // a channel that turns to garbage is closed; the objects made on it stay for their holders
+        auto c = mp::Client(s.address(), std::string("secret"));
+        EXPECT_EQ(ask(c, wire::encode_request(mp::None, "accept_connection", Object::tuple({"t"}))).kind, "#RETURN");
+        const auto created = ask(c, wire::encode_request(mp::None, "create", Object::tuple({"dict"})));
+        ASSERT_EQ(created.kind, "#RETURN");
+        const Object ident = created.value[0];
+        const auto missing = ask(c, wire::encode_request(ident, "__getitem__", Object::tuple({"k"})));
+        ASSERT_EQ(missing.kind, "#ERROR");  // KeyError('k'), as CPython sends it
+        EXPECT_EQ(missing.error->name, "KeyError");
+        EXPECT_EQ(mp::repr(missing.error->args), "('k',)");
+        EXPECT_EQ(ask(c, wire::encode_request("ffff", "__len__")).kind, "#TRACEBACK");  // no such object
+        EXPECT_EQ(ask(c, std::string(100, 'x')).kind, "#TRACEBACK");
+        EXPECT_THROW(c.recv_bytes(), mp::EOFError);
+    }
+    EXPECT_EQ(s.server().number_of_objects(), 1u);  // a session-less create is CPython's: refcount 1
+    EXPECT_TRUE(eventually([&] { return s.server().connections() == 0; })) << "a connection thread lingers";
+}
+
+TEST(ManagerServer, AWrongKeyOrASilentPeerNeverStallsTheOthers) {
+    HangGuard guard(std::chrono::seconds(60), "a silent peer");
+    InProcessServer s;
+    EXPECT_THROW(mp::Client(s.address(), std::string("wrong")), mp::AuthenticationError);
+    // A peer that connects and says nothing holds only its own thread.
+    const int silent = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    const std::string path = std::get<std::string>(s.address());
+    std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
+    ASSERT_EQ(::connect(silent, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+    for (int i = 0; i < 5; ++i) {
+        auto c = mp::Client(s.address(), std::string("secret"));
+        EXPECT_EQ(ask(c, wire::encode_request(mp::None, "dummy")).kind, "#RETURN");
+    }
+    ::close(silent);
+    EXPECT_TRUE(eventually([&] { return s.server().connections() == 0; }));
+}
+
+TEST(ManagerServer, ShutdownAnswersTwiceAsCPythonDoes) {
+    InProcessServer s;
+    auto c = mp::Client(s.address(), std::string("secret"));
+    EXPECT_EQ(ask(c, wire::encode_request(mp::None, "shutdown")).kind, "#RETURN");
+    EXPECT_EQ(wire::decode_reply(view(c.recv_bytes())).kind, "#RETURN");
+}
+
+TEST(ManagerServer, APythonClientUsesOurServer) {
+    HangGuard guard(std::chrono::seconds(120), "a Python client");
+    InProcessServer s;
+    const char* script = R"(
+import sys
+from multiprocessing.managers import BaseManager, DictProxy, ListProxy
+class M(BaseManager):
+    pass
+M.register('dict', dict, DictProxy)
+M.register('list', list, ListProxy)
+m = M(address=sys.argv[1], authkey=b'secret')
+m.connect()
+d = m.dict()
+d['a'] = 1
+d[2] = [1.5, None]
+print(d)
+try:
+    d['missing']
+except KeyError as e:
+    print('KeyError', e)
+l = m.list(range(3))
+l.reverse()
+print(l, len(l))
+)";
+    for (const auto& python : python_interpreters()) {
+        char dir[] = "/tmp/polyproc-mgr-XXXXXX";
+        ASSERT_NE(::mkdtemp(dir), nullptr);
+        const std::string path = std::string(dir) + "/client.py";
+        std::ofstream(path) << script;
+        const auto lines =
+            python_output(python, "import runpy, sys; sys.argv = ['client.py', " +
+                                      mp::repr(Object(std::get<std::string>(s.address()))) + "]; runpy.run_path(" +
+                                      mp::repr(Object(path)) + ", run_name='__main__')\n");
+        std::remove(path.c_str());
+        ::rmdir(dir);
+        EXPECT_EQ(lines, (std::vector<std::string>{"{'a': 1, 2: [1.5, None]}", "KeyError 'missing'", "[2, 1, 0] 3"}))
+            << python;
+    }
+    EXPECT_TRUE(eventually([&] { return s.server().number_of_objects() == 0; }))
+        << "the Python client's objects leaked";
+}
