@@ -2,6 +2,7 @@
 // BaseProxy members.
 #include "manager_client.hpp"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -26,9 +27,37 @@ namespace {
 // child's references must be taken anew.
 std::atomic<std::uint64_t> g_generation{1};
 
+// The descriptors of this process's manager connections (as fd + 1; 0 is a free slot). A fork
+// child lets go of them at once by putting /dev/null in their place: a child that held its
+// parent's session open would keep the parent's references alive after the parent died. The
+// Connection objects keep their numbers, now /dev/null, and close them as usual.
+constexpr int kTrackedFds = 256;
+std::atomic<int> g_tracked[kTrackedFds];
+int g_devnull = -1;
+
+void track(const Connection& conn) {
+    for (auto& slot : g_tracked) {
+        int free = 0;
+        if (slot.compare_exchange_strong(free, conn.fileno() + 1)) return;
+    }  // all taken: this one connection is not let go of in fork children (at worst a late release)
+}
+
+// Untracked before it is closed: a fork in between leaves the child a descriptor to close at
+// exit, never a reused number to overwrite.
+void close_tracked(Connection& conn) {
+    if (conn.closed()) return;
+    const int fd = conn.fileno() + 1;
+    for (auto& slot : g_tracked) {
+        int expected = fd;
+        if (slot.compare_exchange_strong(expected, 0)) break;
+    }
+    conn.close();
+}
+
 // This process's session with one manager: the connection that holds its references, and how
 // many ProxyRefs of each object this process has.
 struct Session {
+    ~Session() { close_tracked(conn); }
     std::mutex mu;
     Connection conn;
     std::unordered_map<std::string, std::int64_t> local;
@@ -47,10 +76,13 @@ Registry* g_registry = nullptr;
 void after_fork_in_child() noexcept {
     g_generation.fetch_add(1);
     if (g_registry) new (&g_registry->mu) std::mutex;
+    for (auto& slot : g_tracked)
+        if (const int fd = slot.load(); fd > 0 && g_devnull >= 0) ::dup3(g_devnull, fd - 1, O_CLOEXEC);
 }
 
 Registry& registry() {
     static Registry* r = [] {
+        g_devnull = os::open("/dev/null", O_RDWR).release();
         register_after_fork(&after_fork_in_child);
         g_registry = new Registry();  // never destroyed: proxies may be released during exit
         return g_registry;
@@ -71,10 +103,10 @@ Reply exchange(Connection& conn, const Address& address, const std::string& requ
         conn.send_bytes(request);
         return decode_reply(as_view(conn.recv_bytes()));
     } catch (const EOFError& e) {
-        conn.close();
+        close_tracked(conn);
         throw_gone(address, e);
     } catch (const std::system_error& e) {
-        conn.close();
+        close_tracked(conn);
         throw_gone(address, e);
     }
 }
@@ -96,10 +128,16 @@ Connection open_channel(const Address& address, const std::string& authkey, cons
     } catch (const EOFError& e) {
         throw_gone(address, e);
     }
-    returned(exchange(conn, address,
-                      encode_request(Object(), "accept_connection", Object::tuple({Object(name)}),
-                                     Object::dict({{"session", Object(session_key)}}))),
-             address);
+    track(conn);
+    try {
+        returned(exchange(conn, address,
+                          encode_request(Object(), "accept_connection", Object::tuple({Object(name)}),
+                                         Object::dict({{"session", Object(session_key)}}))),
+                 address);
+    } catch (...) {
+        close_tracked(conn);
+        throw;
+    }
     return conn;
 }
 
@@ -125,9 +163,16 @@ std::shared_ptr<Session> session_for(const Address& address, const std::string& 
 }
 
 // A thread's channel for method calls, per manager.
+struct Channel {
+    Channel() = default;
+    Channel(const Channel&) = delete;
+    Channel& operator=(const Channel&) = delete;
+    ~Channel() { close_tracked(conn); }
+    Connection conn;
+};
 struct Channels {
     std::uint64_t generation = 0;
-    std::unordered_map<std::string, Connection> by_address;
+    std::unordered_map<std::string, Channel> by_address;
 };
 thread_local Channels t_channels;
 
@@ -137,7 +182,7 @@ Connection& channel_for(const Address& address, const std::string& authkey) {
         t_channels.by_address.clear();
         t_channels.generation = generation;
     }
-    Connection& conn = t_channels.by_address[describe(address)];
+    Connection& conn = t_channels.by_address[describe(address)].conn;
     if (conn.closed()) {
         std::string key;
         {

@@ -168,6 +168,10 @@ void Server::serve_channel(Connection& conn, const std::string& session) {
         }
         std::string reply;
         if (request.ident.is_none()) {
+            if (request.method == "accept_connection") {
+                conn.send_bytes(encode_traceback("RuntimeError: accept_connection on a channel that is one already"));
+                return;
+            }
             std::string own = session;
             bool again = false;
             try {
@@ -175,7 +179,6 @@ void Server::serve_channel(Connection& conn, const std::string& session) {
             } catch (const ProtocolError& e) {
                 reply = encode_traceback(e.what());
             }
-            if (again) reply = encode_traceback("RuntimeError: accept_connection on a channel");
             if (reply.empty()) return;  // shutdown answered it
         } else {
             const std::string& ident = request.ident.as_str();

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
 
 #include "manager_client.hpp"
@@ -24,14 +25,38 @@ struct ManagerState {
     std::string authkey;
     State state = State::initial;
     std::optional<Process> server;  // when start() made it
+    pid_t owner = ::getpid();       // only this process shuts the server down (not a fork child that exits)
+    bool generated_address = false;  // a path the server made: removed here if the server cannot
 };
+
+namespace {
+
+// The server made its socket in a fresh directory of its own; when it was killed, nobody removed
+// them. (What Listener's destructor does in a server that exits normally.)
+void remove_generated_socket(const std::string& path) {
+    if (::unlink(path.c_str()) == 0 || errno != ENOENT) {
+        const auto slash = path.rfind('/');
+        if (slash != std::string::npos) ::rmdir(path.substr(0, slash).c_str());
+    }
+}
+
+}  // namespace
 
 namespace {
 
 std::atomic<int> g_manager_count{0};
 
+// The server this process runs, for SIGTERM: BaseManager::shutdown() stops its server with it
+// (no connection and handshake to pay for), and the server ends as after a 'shutdown' request,
+// its socket removed. Server::stop() is async-signal-safe (an atomic flag and a write(2)).
+Server* g_serving = nullptr;
+extern "C" void stop_serving(int) {
+    if (g_serving) g_serving->stop();
+}
+
 // The server process's body (CPython's BaseManager._run_server): bind, say where, serve until
-// told to stop or until the process that started the manager is gone.
+// told to stop (a 'shutdown' request or SIGTERM) or until the process that started the manager
+// is gone.
 void run_server(Connection& writer, const std::string& authkey, const std::string& path, int creator_pid) {
     ::signal(SIGINT, SIG_IGN);  // Ctrl-C is for the program; its manager stops when it does
     FileDescriptor creator;
@@ -41,6 +66,10 @@ void run_server(Connection& writer, const std::string& authkey, const std::strin
         return;  // already gone: nobody to serve
     }
     Server server(Listener(path.empty() ? std::optional<Address>() : Address(path), 128), authkey);
+    g_serving = &server;
+    struct sigaction on_term {};
+    on_term.sa_handler = stop_serving;
+    ::sigaction(SIGTERM, &on_term, nullptr);
     writer.send(std::get<std::string>(server.address()));
     writer.close();
     server.serve_forever(creator.get());
@@ -94,6 +123,7 @@ void BaseManager::start() {
             }
         }
         state_->address = Address(reader.recv<std::string>());
+        state_->generated_address = path.empty();
     } catch (...) {
         if (server.is_alive()) server.kill();
         server.join();
@@ -110,23 +140,22 @@ void BaseManager::connect() {
 }
 
 void BaseManager::shutdown() {
-    if (!state_ || state_->state != State::started) return;
+    if (!state_ || state_->state != State::started || state_->owner != ::getpid()) return;
     state_->state = State::shut_down;
+    // Python sends a 'shutdown' request; the server that this manager started also stops on
+    // SIGTERM, the same way, which saves a connection and its handshake. One that does not stop
+    // within a second is killed.
     Process& server = *state_->server;
-    try {
-        detail::manager::one_shot(*state_->address, state_->authkey, "shutdown");
-    } catch (const std::exception&) {
-        // It is gone, or will not answer: terminate it below.
-    }
-    server.join(std::chrono::seconds(1));
     if (server.is_alive()) {
         server.terminate();
-        server.join(std::chrono::milliseconds(500));
+        server.join(std::chrono::seconds(1));
         if (server.is_alive()) {
             server.kill();
             server.join();
         }
     }
+    server.join();
+    if (state_->generated_address) detail::manager::remove_generated_socket(std::get<std::string>(*state_->address));
 }
 
 void BaseManager::join(Timeout timeout) {

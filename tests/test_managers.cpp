@@ -31,6 +31,16 @@ void hold_and_wait(mp::DictProxy<> d, mp::Connection done) {
     ::pause();
 }
 
+// Uses the dict (its session now holds a reference), then starts a child that lives on without
+// touching the manager, reports that child's pid and waits to be killed.
+void hold_then_fork_a_survivor(mp::DictProxy<> d, mp::Connection out) {
+    d["parent"] = true;
+    mp::Process survivor([] { ::pause(); });
+    survivor.start();
+    out.send(static_cast<int>(survivor.pid()));
+    ::pause();
+}
+
 // A child that starts a manager and reports its server's pid, then waits to be killed.
 void start_manager_and_wait(mp::Connection out) {
     auto manager = mp::Manager();
@@ -200,6 +210,31 @@ TEST_F(Managers, AKilledClientDropsItsReferences) {
     child.kill();
     child.join();
     EXPECT_TRUE(eventually([&] { return manager.number_of_objects() == 0; })) << "the dead child's reference leaked";
+}
+
+TEST_F(Managers, AForkChildDoesNotKeepItsDeadParentsReferences) {
+    POLYPROC_FORK_ONLY();  // only a fork child inherits its parent's connections
+    HangGuard guard(std::chrono::seconds(60), "a surviving fork child");
+    auto manager = mp::Manager();
+    auto [r, w] = mp::Pipe(false);
+    mp::Process parent;
+    int survivor = 0;
+    {
+        auto d = manager.dict();
+        parent = mp::Process(&hold_then_fork_a_survivor, d, std::move(w));
+        parent.start();
+        survivor = r.recv<int>();  // `parent` holds its own reference now; ours may go
+    }
+    struct KillSurvivor {
+        int pid;
+        ~KillSurvivor() { ::kill(pid, SIGKILL); }
+    } kill_survivor{survivor};
+    EXPECT_EQ(manager.number_of_objects(), 1u);  // held by `parent` alone
+    parent.kill();
+    parent.join();
+    ASSERT_TRUE(running(survivor));
+    EXPECT_TRUE(eventually([&] { return manager.number_of_objects() == 0; }))
+        << "a fork child kept its dead parent's session open";
 }
 
 TEST_F(Managers, AProxyWhoseServerIsGoneRaisesAtOnceNamingTheManager) {

@@ -277,7 +277,7 @@ public:
 
     void start();                  // mp::ProcessError "Already started server" / "Manager has shut down"
     void connect();                // to the server at address(); mp::AuthenticationError on a wrong key
-    void shutdown();               // idempotent; terminates, then kills, a server that does not stop
+    void shutdown();               // idempotent; SIGTERM (handled as a 'shutdown' request), then SIGKILL after 1 s
     void join(Timeout timeout = {});
     const Address& address() const;
     std::optional<int> pid() const;  // the server process's, when this manager started it
