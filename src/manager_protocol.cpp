@@ -128,6 +128,9 @@ void raise_reply_error(const Reply& reply, const std::string& where) {
         if (e.name == "RuntimeError") throw RuntimeError(message);
         if (e.name == "EOFError") throw EOFError(message);
     }
+    if (e.module == "polyproc" && e.name == "OwnerDiedError" && e.args.size() == 1 &&
+        e.args[0].type() == Object::Type::integer)
+        throw OwnerDiedError(static_cast<pid_t>(e.args[0].as_int()));
     if (e.module == "_queue" && e.name == "Empty") throw Empty();
     if (e.module == "queue" && e.name == "Full") throw Full();
     throw RemoteError(e.module + "." + e.name, message, 0);

@@ -31,6 +31,16 @@ std::string ident_arg(const Request& r, const char* function) {
     return ident.as_str();
 }
 
+// What create() answers as a typeid's exposed methods: a Python client's AutoProxy (a Queue's)
+// gets its methods from it; the fixed proxy types (DictProxy, AcquirerProxy...) ignore it.
+Object exposed_methods(const std::string& type_id) {
+    std::vector<Object> names;
+    if (type_id == "Queue" || type_id == "JoinableQueue")
+        for (const char* n : {"empty", "full", "get", "get_nowait", "join", "put", "put_nowait", "qsize", "task_done"})
+            names.emplace_back(n);
+    return Object::tuple(std::move(names));
+}
+
 }  // namespace
 
 Server::Server(Listener listener, std::string authkey)
@@ -139,7 +149,7 @@ void Server::handle(Connection conn, Worker* self) {
             reply = encode_traceback(std::string("UnpicklingError: ") + e.what());
         }
         if (!reply.empty()) conn.send_bytes(reply);
-        if (channel) serve_channel(conn, session);
+        if (channel) serve_channel(conn, session, next_channel_.fetch_add(1));
     } catch (const std::exception&) {
         // A failed handshake, a peer gone, a cut connection: this connection ends, nothing else.
     }
@@ -153,7 +163,8 @@ void Server::handle(Connection conn, Worker* self) {
     self->done = true;
 }
 
-void Server::serve_channel(Connection& conn, const std::string& session) {
+void Server::serve_channel(Connection& conn, const std::string& session, std::uint64_t channel) {
+    const Caller caller{session, conn.fileno(), channel};
     for (;;) {
         const auto bytes = conn.recv_bytes(kMaxMessage);  // EOFError when the client is done
         Request request;
@@ -187,8 +198,18 @@ void Server::serve_channel(Connection& conn, const std::string& session) {
                 reply = encode_traceback("KeyError: " + repr(request.ident) + " (no such object in this manager)");
             } else {
                 try {
-                    std::lock_guard lock(referent->mu);
-                    reply = encode_return(call_referent(*referent, request.method, request.args, request.kwds));
+                    if (referent->native) {
+                        if (request.method == "__repr__" || request.method == "__str__")
+                            reply = encode_return(Object(referent->native->repr()));
+                        else
+                            reply = encode_return(
+                                referent->native->call(request.method, request.args, request.kwds, caller));
+                    } else {
+                        std::lock_guard lock(referent->mu);
+                        reply = encode_return(call_referent(*referent, request.method, request.args, request.kwds));
+                    }
+                } catch (const PeerGone&) {
+                    return;  // nobody to answer
                 } catch (const UnknownName& e) {
                     reply = encode_traceback(e.what());
                 } catch (...) {
@@ -260,14 +281,16 @@ Object Server::create(const Object& args, const Object& kwds, const std::string&
     std::vector<Object> ctor_args(args.items_view().begin() + 1, args.items_view().end());
     auto referent = std::make_shared<Referent>();
     referent->type_id = type_id;
-    referent->value = make_referent_value(type_id, Object::tuple(std::move(ctor_args)), kwds);
+    const Object ctor = Object::tuple(std::move(ctor_args));
+    referent->native = make_native_referent(type_id, ctor, kwds);
+    if (!referent->native) referent->value = make_referent_value(type_id, ctor, kwds);
     std::lock_guard lock(table_mu_);
     char ident[32];
     std::snprintf(ident, sizeof ident, "%llx", static_cast<unsigned long long>(next_id_++));
     objects_[ident] = std::move(referent);
     refcounts_[ident] = 1;
     if (!session.empty()) sessions_[session].refs[ident] += 1;
-    return Object::tuple({Object(std::string(ident)), Object::tuple()});
+    return Object::tuple({Object(std::string(ident)), exposed_methods(type_id)});
 }
 
 void Server::incref(const std::string& ident, const std::string& session) {
@@ -292,8 +315,11 @@ void Server::decref(const std::string& ident, const std::string& session) {
     }
 }
 
-// The session's last channel closed: its process is gone (or done with this manager).
+// The session's last channel closed: its process is gone (or done with this manager). Its
+// locks and semaphore units go back first (table_mu_ held: session_ended never blocks on it).
 void Server::drop_session(const std::string& session) {
+    for (const auto& [ident, referent] : objects_)
+        if (referent->native) referent->native->session_ended(session);
     const auto s = sessions_.find(session);
     if (s == sessions_.end()) return;
     for (const auto& [ident, count] : s->second.refs) {

@@ -30,11 +30,39 @@
 
 namespace polyproc::detail::manager {
 
+// Who is calling a method: the session (empty for a peer without one, such as Python) and the
+// channel's descriptor, which a blocking method watches so that a client that goes away while
+// it waits does not leave a server thread waiting forever.
+struct Caller {
+    std::string session;
+    int fd = -1;
+    std::uint64_t channel = 0;  // unique per connection: an RLock's owner
+};
+
+// The server's synchronization objects and queues (manager_sync.cpp): state that is no
+// mp::Object, methods that block. They lock themselves; the server calls them without the
+// referent's mutex, so that a release can reach a lock while an acquire waits on it.
+class NativeReferent {
+public:
+    virtual ~NativeReferent() = default;
+    virtual Object call(const std::string& method, const Object& args, const Object& kwds, const Caller& caller) = 0;
+    virtual std::string repr() const = 0;
+    // Every connection of `session` has closed: give back what it held (the next acquirer is
+    // told, with OwnerDiedError).
+    virtual void session_ended(const std::string& session) { (void)session; }
+};
+
+// The client of a blocking method went away while it waited.
+struct PeerGone : std::runtime_error {
+    PeerGone() : std::runtime_error("the client went away") {}
+};
+
 // One object the server holds.
 struct Referent {
-    std::string type_id;  // "dict", "list", "Namespace"
-    std::mutex mu;        // one method at a time
+    std::string type_id;  // "dict", "list", "Namespace", "Lock", "Queue", ...
+    std::mutex mu;        // one method at a time (Object referents)
     Object value;
+    std::unique_ptr<NativeReferent> native;
 };
 
 class Server {
@@ -73,7 +101,7 @@ private:
     };
 
     void handle(Connection conn, Worker* self);
-    void serve_channel(Connection& conn, const std::string& session);
+    void serve_channel(Connection& conn, const std::string& session, std::uint64_t channel);
     std::string server_function(const Request& request, Connection& conn, std::string& session, bool& channel);
     Object create(const Object& args, const Object& kwds, const std::string& session);
     void incref(const std::string& ident, const std::string& session);
@@ -94,6 +122,7 @@ private:
     std::unordered_map<std::string, std::int64_t> refcounts_;
     std::unordered_map<std::string, Session> sessions_;
     std::uint64_t next_id_ = 1;
+    std::atomic<std::uint64_t> next_channel_{1};
 
     mutable std::mutex workers_mu_;
     std::list<Worker> workers_;
@@ -107,5 +136,8 @@ struct UnknownName : std::runtime_error {
 };
 Object make_referent_value(const std::string& type_id, const Object& args, const Object& kwds);
 Object call_referent(Referent& referent, const std::string& method, const Object& args, const Object& kwds);
+// A native referent for type_id, or null when the typeid is not one of them.
+std::unique_ptr<NativeReferent> make_native_referent(const std::string& type_id, const Object& args,
+                                                     const Object& kwds);
 
 }  // namespace polyproc::detail::manager

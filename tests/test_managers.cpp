@@ -41,6 +41,35 @@ void hold_then_fork_a_survivor(mp::DictProxy<> d, mp::Connection out) {
     ::pause();
 }
 
+// Seed 003 with the manager's own Lock: d['count'] -= 1 under it.
+void decrement_under(mp::DictProxy<> d, mp::LockProxy lock) {
+    std::lock_guard guard(lock);
+    d["count"] = d["count"].value().as_int() - 1;
+}
+
+void hold_lock_and_wait(mp::LockProxy lock, mp::Connection done) {
+    lock.acquire();
+    done.send(1);
+    ::pause();
+}
+
+void block_in_get(mp::QueueProxy<std::string> q, mp::QueueProxy<std::string> replies) {
+    replies.put("waiting");
+    replies.put("got " + q.get());
+}
+
+void set_event_later(mp::EventProxy e) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    e.set();
+}
+
+int threads_of(pid_t pid) {
+    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+    for (std::string line; std::getline(status, line);)
+        if (line.rfind("Threads:", 0) == 0) return std::stoi(line.substr(8));
+    return -1;
+}
+
 // A child that starts a manager and reports its server's pid, then waits to be killed.
 void start_manager_and_wait(mp::Connection out) {
     auto manager = mp::Manager();
@@ -286,6 +315,150 @@ TEST_F(Managers, ConnectReachesARunningServerAndAWrongKeyIsRefused) {
     EXPECT_THROW(wrong.connect(), mp::AuthenticationError);
 }
 
+// ---- synchronization types and queues ------------------------------------------------------------
+
+TEST_F(Managers, AManagerLockSerializesProcesses) {
+    HangGuard guard(std::chrono::seconds(120), "processes under a manager Lock");
+    auto manager = mp::Manager();
+    auto lock = manager.Lock();
+    auto d = manager.dict(Object::dict({{"count", 20}}));
+    std::vector<mp::Process> ps;
+    for (int i = 0; i < 20; ++i) {
+        ps.emplace_back(&decrement_under, d, lock);
+        ps.back().start();
+    }
+    for (auto& p : ps) p.join();
+    for (auto& p : ps) EXPECT_EQ(p.exitcode(), 0);
+    EXPECT_EQ(mp::repr(d.copy()), "{'count': 0}");
+}
+
+TEST_F(Managers, LocksAndSemaphoresRaiseWhatPythonsThreadingRaises) {
+    auto manager = mp::Manager();
+    auto lock = manager.Lock();
+    EXPECT_THROW_WITH(lock.release(), mp::RuntimeError, "release unlocked lock");
+    EXPECT_TRUE(lock.acquire());
+    EXPECT_FALSE(lock.acquire(false));
+    EXPECT_FALSE(lock.acquire(true, std::chrono::milliseconds(30)));
+    std::ostringstream shown;
+    shown << lock;
+    EXPECT_EQ(shown.str(), "<locked _thread.lock object>");
+    lock.release();
+    { std::lock_guard guard(lock); }
+    EXPECT_TRUE(lock.try_lock());
+    lock.unlock();
+
+    auto rlock = manager.RLock();
+    EXPECT_THROW_WITH(rlock.release(), mp::RuntimeError, "cannot release un-acquired lock");
+    EXPECT_TRUE(rlock.acquire());
+    EXPECT_TRUE(rlock.acquire());  // reentrant for this thread
+    std::thread other([&] { EXPECT_FALSE(rlock.acquire(false)); });  // another thread: another channel
+    other.join();
+    rlock.release();
+    rlock.release();
+    EXPECT_THROW(rlock.release(), mp::RuntimeError);
+
+    auto bounded = manager.BoundedSemaphore(2);
+    EXPECT_THROW_WITH(bounded.release(), mp::ValueError, "Semaphore released too many times");
+    auto sem = manager.Semaphore(0);
+    EXPECT_FALSE(sem.acquire(false));
+    sem.release();
+    EXPECT_TRUE(sem.acquire(false));
+    EXPECT_THROW_WITH(manager.Semaphore(-1), mp::ValueError, "semaphore initial value must be >= 0");
+}
+
+TEST_F(Managers, ALockHeldByAKilledClientPassesToTheNextAcquirerWhoIsTold) {
+    HangGuard guard(std::chrono::seconds(60), "a lock whose holder was killed");
+    auto manager = mp::Manager();
+    auto lock = manager.Lock();
+    auto [r, w] = mp::Pipe(false);
+    mp::Process holder(&hold_lock_and_wait, lock, std::move(w));
+    holder.start();
+    ASSERT_EQ(r.recv<int>(), 1);
+    EXPECT_FALSE(lock.acquire(false));
+    const pid_t pid = holder.pid();
+    holder.kill();
+    holder.join();
+    try {
+        lock.acquire();
+        FAIL() << "the next acquirer was not told";
+    } catch (const mp::OwnerDiedError& e) {
+        EXPECT_EQ(e.pid(), pid);
+    }
+    EXPECT_FALSE(lock.acquire(false));  // it holds the lock now
+    lock.release();
+    EXPECT_TRUE(lock.acquire(false));  // and the news was told once
+    lock.release();
+}
+
+TEST_F(Managers, EventWaitsAcrossProcesses) {
+    HangGuard guard(std::chrono::seconds(60), "an Event");
+    auto manager = mp::Manager();
+    auto e = manager.Event();
+    EXPECT_FALSE(e.is_set());
+    EXPECT_FALSE(e.wait(std::chrono::milliseconds(20)));
+    mp::Process setter(&set_event_later, e);
+    setter.start();
+    EXPECT_TRUE(e.wait());
+    EXPECT_TRUE(e.is_set());
+    setter.join();
+    e.clear();
+    EXPECT_FALSE(e.is_set());
+}
+
+TEST_F(Managers, QueueBlocksPerClientAndRaisesEmptyAndFull) {
+    HangGuard guard(std::chrono::seconds(60), "a manager Queue");
+    auto manager = mp::Manager();
+    auto q = manager.Queue<std::string>();
+    auto replies = manager.Queue<std::string>();
+    auto d = manager.dict();
+    mp::Process getter(&block_in_get, q, replies);
+    getter.start();
+    EXPECT_EQ(replies.get(), "waiting");
+    d["meanwhile"] = 1;  // the getter's blocked call holds only its own server thread
+    EXPECT_EQ(d.size(), 1u);
+    q.put("hello");
+    EXPECT_EQ(replies.get(true, std::chrono::seconds(30)), "got hello");
+    getter.join();
+
+    EXPECT_THROW(q.get(false), mp::Empty);
+    EXPECT_THROW(q.get_nowait(), mp::Empty);
+    EXPECT_THROW(q.get(true, std::chrono::milliseconds(20)), mp::Empty);
+    auto small = manager.Queue<int>(1);
+    small.put(1);
+    EXPECT_TRUE(small.full());
+    EXPECT_THROW(small.put_nowait(2), mp::Full);
+    EXPECT_THROW(small.put(2, true, std::chrono::milliseconds(20)), mp::Full);
+    EXPECT_EQ(small.qsize(), 1u);
+    EXPECT_EQ(small.get(), 1);
+    EXPECT_TRUE(small.empty());
+
+    auto jq = manager.JoinableQueue<int>();
+    jq.put(1);
+    EXPECT_EQ(jq.get(), 1);
+    jq.task_done();
+    jq.join();
+    EXPECT_THROW_WITH(jq.task_done(), mp::ValueError, "task_done() called too many times");
+}
+
+TEST_F(Managers, AClientKilledWhileBlockedFreesItsServerThread) {
+    HangGuard guard(std::chrono::seconds(60), "a client killed in get()");
+    auto manager = mp::Manager();
+    auto q = manager.Queue<std::string>();
+    auto replies = manager.Queue<std::string>();
+    const pid_t server = *manager.pid();
+    EXPECT_EQ(q.qsize(), 0u);  // this thread's channel is open: the baseline counts it
+    const int before = threads_of(server);
+    mp::Process getter(&block_in_get, q, replies);
+    getter.start();
+    EXPECT_EQ(replies.get(), "waiting");
+    EXPECT_GT(threads_of(server), before);  // its session and its channel
+    getter.kill();
+    getter.join();
+    EXPECT_TRUE(eventually([&] { return threads_of(server) == before; })) << threads_of(server) << " vs " << before;
+    q.put("nobody");  // and the item is not taken by the dead client
+    EXPECT_EQ(q.get(), "nobody");
+}
+
 // ---- the server itself, in this process, against bad input -------------------------------------
 
 namespace {
@@ -411,6 +584,24 @@ except KeyError as e:
 l = m.list(range(3))
 l.reverse()
 print(l, len(l))
+import queue
+from multiprocessing.managers import AcquirerProxy
+M.register('Queue', queue.Queue)
+M.register('Lock', None, AcquirerProxy)
+q = m.Queue()
+q.put((1, 'x'))
+print(q.get(), q.qsize())
+try:
+    q.get_nowait()
+except queue.Empty:
+    print('Empty')
+lock = m.Lock()
+with lock:
+    print(lock.acquire(False))
+try:
+    lock.release()
+except RuntimeError as e:
+    print('RuntimeError', e)
 )";
     for (const auto& python : python_interpreters()) {
         char dir[] = "/tmp/polyproc-mgr-XXXXXX";
@@ -423,7 +614,9 @@ print(l, len(l))
                                       mp::repr(Object(path)) + ", run_name='__main__')\n");
         std::remove(path.c_str());
         ::rmdir(dir);
-        EXPECT_EQ(lines, (std::vector<std::string>{"{'a': 1, 2: [1.5, None]}", "KeyError 'missing'", "[2, 1, 0] 3"}))
+        EXPECT_EQ(lines,
+                  (std::vector<std::string>{"{'a': 1, 2: [1.5, None]}", "KeyError 'missing'", "[2, 1, 0] 3",
+                                            "(1, 'x') 0", "Empty", "False", "RuntimeError release unlocked lock"}))
             << python;
     }
     EXPECT_TRUE(eventually([&] { return s.server().number_of_objects() == 0; }))

@@ -10,10 +10,11 @@
 //                                              // [9, 8, 7, 6, 5, 4, 3, 2, 1, 0]
 //
 // What there is today (issue #14, first part): BaseManager (start, connect, shutdown, join,
-// address, RAII), SyncManager with dict, list and Namespace, and proxies for them. The server
-// speaks CPython's protocol (pickled request and reply tuples over an authenticated AF_UNIX
-// connection); its objects are mp::Object values. The synchronization types, Queue, Value,
-// Array, set and register() for user classes come next (docs/managers.md).
+// address, RAII), SyncManager with dict, list, Namespace, Lock, RLock, Semaphore,
+// BoundedSemaphore, Event, Queue and JoinableQueue, and proxies for them. The server speaks
+// CPython's protocol (pickled request and reply tuples over an authenticated AF_UNIX
+// connection); its values are mp::Object values. Condition, Barrier, Value, Array, set and
+// register() for user classes come next (docs/managers.md).
 //
 // Process-safety: proxies are cheap copyable handles to one server object; copies may be used
 // from any thread and any process. They reach children by capture (fork) or as Process and Pool
@@ -29,6 +30,7 @@
 // mp::TypeError; what the server could not even run is mp::RemoteError.
 #pragma once
 
+#include <chrono>
 #include <iosfwd>
 #include <memory>
 #include <optional>
@@ -264,6 +266,76 @@ public:
     void erase(const std::string& name) const { _callmethod("__delattr__", Object::tuple({Object(name)})); }
 };
 
+namespace detail::manager {
+// A timeout as the manager protocol carries it: seconds, or None for "block forever".
+inline Object timeout_object(const Timeout& timeout) {
+    if (!timeout) return Object();
+    return std::chrono::duration<double>(*timeout).count();
+}
+}  // namespace detail::manager
+
+// Python's AcquirerProxy: a manager's Lock, RLock, Semaphore or BoundedSemaphore. Works with
+// std::lock_guard and std::unique_lock (lock/unlock/try_lock). A Lock or units held by a process
+// that died are given back, and the next acquire() raises mp::OwnerDiedError while holding it.
+class AcquirerProxy : public BaseProxy {
+public:
+    AcquirerProxy() = default;
+    explicit AcquirerProxy(BaseProxy base) : BaseProxy(std::move(base)) {}
+    // Python's acquire(blocking=True, timeout=None): false when it timed out or would block.
+    bool acquire(bool blocking = true, Timeout timeout = {}) const {
+        if (!blocking) return _callmethod("acquire", Object::tuple({false})).as_bool();
+        return _callmethod("acquire", Object::tuple({true, detail::manager::timeout_object(timeout)})).as_bool();
+    }
+    // mp::RuntimeError("release unlocked lock") for a Lock, ("cannot release un-acquired lock")
+    // for an RLock this thread does not hold; mp::ValueError for a BoundedSemaphore released
+    // too many times.
+    void release() const { _callmethod("release"); }
+    void lock() const { acquire(); }
+    void unlock() const { release(); }
+    bool try_lock() const { return acquire(false); }
+};
+using LockProxy = AcquirerProxy;
+using RLockProxy = AcquirerProxy;
+using SemaphoreProxy = AcquirerProxy;
+using BoundedSemaphoreProxy = AcquirerProxy;
+
+// Python's EventProxy.
+class EventProxy : public BaseProxy {
+public:
+    EventProxy() = default;
+    explicit EventProxy(BaseProxy base) : BaseProxy(std::move(base)) {}
+    bool is_set() const { return _callmethod("is_set").as_bool(); }
+    void set() const { _callmethod("set"); }
+    void clear() const { _callmethod("clear"); }
+    bool wait(Timeout timeout = {}) const {  // false when it timed out
+        return _callmethod("wait", Object::tuple({detail::manager::timeout_object(timeout)})).as_bool();
+    }
+};
+
+// A manager's Queue (Python's queue.Queue behind an AutoProxy; JoinableQueue is the same).
+// get() raises mp::Empty, put() mp::Full, when they time out or would block.
+template <class T = Object>
+class QueueProxy : public BaseProxy {
+public:
+    QueueProxy() = default;
+    explicit QueueProxy(BaseProxy base) : BaseProxy(std::move(base)) {}
+    void put(const T& item, bool block = true, Timeout timeout = {}) const {
+        _callmethod("put", Object::tuple({Object(item), block, detail::manager::timeout_object(timeout)}));
+    }
+    T get(bool block = true, Timeout timeout = {}) const {
+        return _callmethod("get", Object::tuple({block, detail::manager::timeout_object(timeout)})).template as<T>();
+    }
+    void put_nowait(const T& item) const { _callmethod("put_nowait", Object::tuple({Object(item)})); }
+    T get_nowait() const { return _callmethod("get_nowait").template as<T>(); }
+    std::size_t qsize() const { return static_cast<std::size_t>(_callmethod("qsize").as_int()); }
+    bool empty() const { return _callmethod("empty").as_bool(); }
+    bool full() const { return _callmethod("full").as_bool(); }
+    void task_done() const { _callmethod("task_done"); }  // mp::ValueError when called too many times
+    void join() const { _callmethod("join"); }
+};
+template <class T = Object>
+using JoinableQueueProxy = QueueProxy<T>;
+
 // Python's BaseManager: starts a server process (start()) or connects to a running one
 // (connect()), and creates objects in it. Move-only; a manager that start()ed its server shuts
 // it down when destroyed, as Python's `with` block does.
@@ -313,6 +385,21 @@ public:
         return ListProxy<T>(create("list", Object::tuple({Object(initial)})));
     }
     NamespaceProxy Namespace() { return NamespaceProxy(create("Namespace")); }
+    LockProxy Lock() { return LockProxy(create("Lock")); }
+    RLockProxy RLock() { return RLockProxy(create("RLock")); }
+    SemaphoreProxy Semaphore(int value = 1) { return SemaphoreProxy(create("Semaphore", Object::tuple({value}))); }
+    BoundedSemaphoreProxy BoundedSemaphore(int value = 1) {
+        return BoundedSemaphoreProxy(create("BoundedSemaphore", Object::tuple({value})));
+    }
+    EventProxy Event() { return EventProxy(create("Event")); }
+    template <class T = Object>
+    QueueProxy<T> Queue(std::size_t maxsize = 0) {
+        return QueueProxy<T>(create("Queue", Object::tuple({static_cast<std::int64_t>(maxsize)})));
+    }
+    template <class T = Object>
+    JoinableQueueProxy<T> JoinableQueue(std::size_t maxsize = 0) {
+        return JoinableQueueProxy<T>(create("JoinableQueue", Object::tuple({static_cast<std::int64_t>(maxsize)})));
+    }
 };
 
 // Python's multiprocessing.Manager(): a started SyncManager.

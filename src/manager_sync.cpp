@@ -1,0 +1,319 @@
+// The synchronization objects and queues a manager's server holds: Python's threading.Lock,
+// RLock, Semaphore, BoundedSemaphore and Event, and queue.Queue (which JoinableQueue also is), as
+// SyncManager registers them. Each serves its methods under a mutex of its own; a blocking method
+// waits on a condition variable in slices, watching its client's connection, so that a client
+// that goes away (killed in the middle of acquire() or get()) frees its server thread.
+//
+// polyproc's addition: a lock, or semaphore units, held by a session whose connections have all
+// closed (a dead client process) are given back, and the next acquirer is told with
+// OwnerDiedError, as mp::Lock does (CPython's manager would keep them held forever).
+#include <poll.h>
+
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <deque>
+#include <unordered_map>
+
+#include "manager_server.hpp"
+
+namespace polyproc::detail::manager {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr auto kWatchSlice = std::chrono::milliseconds(100);
+
+bool peer_gone(int fd) {
+    if (fd < 0) return false;
+    pollfd p{fd, POLLRDHUP, 0};
+    return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
+}
+
+// An optional timeout in seconds (None: forever), as Python's acquire/get/wait take it.
+std::optional<Clock::time_point> deadline_from(const Object& timeout) {
+    if (timeout.is_none()) return std::nullopt;
+    const double seconds = timeout.as_float();
+    if (std::isnan(seconds)) throw ValueError("timeout must be a number, not nan");
+    if (seconds < 0) throw ValueError("timeout value must be a non-negative number");
+    return Clock::now() +
+           std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(std::min(seconds, 1e9)));
+}
+
+// Waits until ready() or the deadline; false at the deadline. PeerGone when the caller's client
+// hangs up meanwhile.
+template <class Ready>
+bool wait_until(std::unique_lock<std::mutex>& lock, std::condition_variable& cv,
+                std::optional<Clock::time_point> deadline, const Caller& caller, Ready ready) {
+    while (!ready()) {
+        auto until = Clock::now() + kWatchSlice;
+        if (deadline) {
+            if (Clock::now() >= *deadline) return false;
+            until = std::min(until, *deadline);
+        }
+        cv.wait_until(lock, until);
+        if (!ready() && peer_gone(caller.fd)) throw PeerGone();
+    }
+    return true;
+}
+
+const Object& arg_or(const Object& args, const Object& kwds, std::size_t i, const char* name, const Object& fallback) {
+    if (args.size() > i) return args[i];
+    const auto key = Object(name);
+    if (kwds.contains(key)) return kwds.at(key);
+    return fallback;
+}
+
+// The pid in a polyproc session key ("<pid>-<hex>"), for OwnerDiedError; 0 when there is none.
+std::int64_t session_pid(const std::string& session) {
+    try {
+        return std::stoll(session.substr(0, session.find('-')));
+    } catch (...) {
+        return 0;
+    }
+}
+
+[[noreturn]] void owner_died(std::int64_t pid) {
+    throw Raised(RaisedError{"polyproc", "OwnerDiedError", Object::tuple({pid})});
+}
+
+[[noreturn]] void unknown(const char* type, const std::string& method) {
+    throw UnknownName(std::string("AttributeError: method '") + method + "' of <class '" + type +
+                      "'> object is not exposed");
+}
+
+// Lock, RLock, Semaphore and BoundedSemaphore: a count of free units, and who holds them.
+class Acquirer final : public NativeReferent {
+public:
+    enum class Kind { lock, rlock, semaphore, bounded };
+    Acquirer(Kind kind, std::int64_t value) : kind_(kind), free_(value), initial_(value) {
+        if (value < 0) throw ValueError("semaphore initial value must be >= 0");
+    }
+
+    Object call(const std::string& m, const Object& args, const Object& kwds, const Caller& caller) override {
+        if (m == "acquire") {
+            const bool blocking = arg_or(args, kwds, 0, "blocking", true).truthy();
+            const Object& timeout = arg_or(args, kwds, 1, "timeout", Object());
+            if (!blocking && !timeout.is_none()) throw ValueError("can't specify timeout for non-blocking acquire");
+            return acquire(blocking, deadline_from(timeout), caller);
+        }
+        if (m == "release") {
+            release(caller);
+            return {};
+        }
+        if (m == "__enter__") return acquire(true, std::nullopt, caller);
+        if (m == "__exit__") {
+            release(caller);
+            return {};
+        }
+        unknown(type_name(), m);
+    }
+
+    std::string repr() const override {
+        std::lock_guard lock(mu_);
+        switch (kind_) {
+            case Kind::lock:
+                return std::string("<") + (free_ ? "unlocked" : "locked") + " _thread.lock object>";
+            case Kind::rlock:
+                return std::string("<") + (free_ ? "unlocked" : "locked") +
+                       " _thread.RLock object owner=" + std::to_string(owner_) + " count=" + std::to_string(depth_) +
+                       ">";
+            default:
+                return std::string("<threading.") + (kind_ == Kind::bounded ? "BoundedSemaphore" : "Semaphore") +
+                       " at 0x0: value=" + std::to_string(free_) + ">";
+        }
+    }
+
+    void session_ended(const std::string& session) override {
+        std::lock_guard lock(mu_);
+        const auto it = held_.find(session);
+        if (it == held_.end()) return;
+        free_ += it->second;
+        if (kind_ == Kind::rlock) owner_ = 0, depth_ = 0;
+        held_.erase(it);
+        died_pid_ = session_pid(session);
+        cv_.notify_all();
+    }
+
+private:
+    const char* type_name() const {
+        switch (kind_) {
+            case Kind::lock:
+                return "_thread.lock";
+            case Kind::rlock:
+                return "_thread.RLock";
+            case Kind::semaphore:
+                return "threading.Semaphore";
+            case Kind::bounded:
+                return "threading.BoundedSemaphore";
+        }
+        return "?";
+    }
+
+    Object acquire(bool blocking, std::optional<Clock::time_point> deadline, const Caller& caller) {
+        std::unique_lock lock(mu_);
+        if (kind_ == Kind::rlock && owner_ == caller.channel && depth_ > 0) {
+            ++depth_;
+            return true;
+        }
+        if (!blocking && free_ == 0) return false;
+        if (!wait_until(lock, cv_, deadline, caller, [&] { return free_ > 0; })) return false;
+        --free_;
+        if (kind_ == Kind::rlock) owner_ = caller.channel, depth_ = 1;
+        if (!caller.session.empty()) ++held_[caller.session];
+        if (died_pid_) {
+            const std::int64_t pid = std::exchange(died_pid_, 0);
+            owner_died(pid);  // the caller holds it now: it repairs, then releases
+        }
+        return true;
+    }
+
+    void release(const Caller& caller) {
+        std::lock_guard lock(mu_);
+        switch (kind_) {
+            case Kind::lock:
+                if (free_ > 0) throw RuntimeError("release unlocked lock");
+                break;
+            case Kind::rlock:
+                if (owner_ != caller.channel || depth_ == 0) throw RuntimeError("cannot release un-acquired lock");
+                if (--depth_ > 0) return;
+                owner_ = 0;
+                break;
+            case Kind::bounded:
+                if (free_ >= initial_) throw ValueError("Semaphore released too many times");
+                break;
+            case Kind::semaphore:
+                break;
+        }
+        ++free_;
+        // Units are counted against the session that releases them, if it holds any (a Lock may
+        // be released by another process than the one that acquired it, as in Python).
+        if (auto it = held_.find(caller.session); it != held_.end()) {
+            if (--it->second == 0) held_.erase(it);
+        } else if (!held_.empty()) {
+            auto other = held_.begin();
+            if (--other->second == 0) held_.erase(other);
+        }
+        cv_.notify_one();
+    }
+
+    const Kind kind_;
+    mutable std::mutex mu_;
+    std::condition_variable cv_;
+    std::int64_t free_;
+    const std::int64_t initial_;
+    std::uint64_t owner_ = 0;  // RLock: the channel that holds it
+    std::int64_t depth_ = 0;
+    std::unordered_map<std::string, std::int64_t> held_;  // session -> units it holds
+    std::int64_t died_pid_ = 0;                            // a dead holder's, for the next acquirer
+};
+
+class Event final : public NativeReferent {
+public:
+    Object call(const std::string& m, const Object& args, const Object& kwds, const Caller& caller) override {
+        std::unique_lock lock(mu_);
+        if (m == "is_set") return flag_;
+        if (m == "set") {
+            flag_ = true;
+            cv_.notify_all();
+            return {};
+        }
+        if (m == "clear") {
+            flag_ = false;
+            return {};
+        }
+        if (m == "wait")
+            return wait_until(lock, cv_, deadline_from(arg_or(args, kwds, 0, "timeout", Object())), caller,
+                              [&] { return flag_; });
+        unknown("threading.Event", m);
+    }
+    std::string repr() const override {
+        std::lock_guard lock(mu_);
+        return std::string("<threading.Event at 0x0: ") + (flag_ ? "set" : "unset") + ">";
+    }
+
+private:
+    mutable std::mutex mu_;
+    std::condition_variable cv_;
+    bool flag_ = false;
+};
+
+// queue.Queue: put/get with block and timeout, task_done/join.
+class Queue final : public NativeReferent {
+public:
+    explicit Queue(std::int64_t maxsize) : maxsize_(maxsize) {}
+
+    Object call(const std::string& m, const Object& args, const Object& kwds, const Caller& caller) override {
+        std::unique_lock lock(mu_);
+        if (m == "put" || m == "put_nowait") {
+            if (args.size() < 1) throw TypeError("put() missing 1 required positional argument: 'item'");
+            const bool block = m == "put" && arg_or(args, kwds, 1, "block", true).truthy();
+            const auto deadline = m == "put" ? deadline_from(arg_or(args, kwds, 2, "timeout", Object())) : std::nullopt;
+            const auto room = [&] { return maxsize_ <= 0 || static_cast<std::int64_t>(items_.size()) < maxsize_; };
+            if (!room() && (!block || !wait_until(lock, not_full_, deadline, caller, room)))
+                throw Raised(RaisedError{"queue", "Full", Object::tuple()});
+            items_.push_back(args[0]);
+            ++unfinished_;
+            not_empty_.notify_one();
+            return {};
+        }
+        if (m == "get" || m == "get_nowait") {
+            const bool block = m == "get" && arg_or(args, kwds, 0, "block", true).truthy();
+            const auto deadline = m == "get" ? deadline_from(arg_or(args, kwds, 1, "timeout", Object())) : std::nullopt;
+            const auto any = [&] { return !items_.empty(); };
+            if (!any() && (!block || !wait_until(lock, not_empty_, deadline, caller, any)))
+                throw Raised(RaisedError{"_queue", "Empty", Object::tuple()});
+            Object item = std::move(items_.front());
+            items_.pop_front();
+            not_full_.notify_one();
+            return item;
+        }
+        if (m == "qsize") return static_cast<std::int64_t>(items_.size());
+        if (m == "empty") return items_.empty();
+        if (m == "full") return maxsize_ > 0 && static_cast<std::int64_t>(items_.size()) >= maxsize_;
+        if (m == "task_done") {
+            if (unfinished_ <= 0) throw ValueError("task_done() called too many times");
+            if (--unfinished_ == 0) all_done_.notify_all();
+            return {};
+        }
+        if (m == "join") {
+            wait_until(lock, all_done_, std::nullopt, caller, [&] { return unfinished_ == 0; });
+            return {};
+        }
+        unknown("queue.Queue", m);
+    }
+    std::string repr() const override { return "<queue.Queue object at 0x0>"; }
+
+private:
+    const std::int64_t maxsize_;
+    std::mutex mu_;
+    std::condition_variable not_empty_, not_full_, all_done_;
+    std::deque<Object> items_;
+    std::int64_t unfinished_ = 0;
+};
+
+std::int64_t int_arg(const Object& args, std::size_t i, std::int64_t fallback, const char* what) {
+    if (args.size() <= i) return fallback;
+    if (args[i].type() != Object::Type::integer && args[i].type() != Object::Type::boolean)
+        throw TypeError(std::string(what) + " must be an int, not " + args[i].type_name());
+    return args[i].as_int();
+}
+
+}  // namespace
+
+std::unique_ptr<NativeReferent> make_native_referent(const std::string& type_id, const Object& args,
+                                                     const Object& kwds) {
+    (void)kwds;
+    if (type_id == "Lock") return std::make_unique<Acquirer>(Acquirer::Kind::lock, 1);
+    if (type_id == "RLock") return std::make_unique<Acquirer>(Acquirer::Kind::rlock, 1);
+    if (type_id == "Semaphore")
+        return std::make_unique<Acquirer>(Acquirer::Kind::semaphore, int_arg(args, 0, 1, "Semaphore value"));
+    if (type_id == "BoundedSemaphore")
+        return std::make_unique<Acquirer>(Acquirer::Kind::bounded, int_arg(args, 0, 1, "BoundedSemaphore value"));
+    if (type_id == "Event") return std::make_unique<Event>();
+    if (type_id == "Queue" || type_id == "JoinableQueue")
+        return std::make_unique<Queue>(int_arg(args, 0, 0, "maxsize"));
+    return nullptr;
+}
+
+}  // namespace polyproc::detail::manager
