@@ -265,10 +265,11 @@ std::string Server::server_function(const Request& r, Connection& conn, std::str
         return encode_return(Object(text));
     }
     if (f == "shutdown") {
-        // CPython answers twice: once itself, once from the generic handler (wire.md §4.3).
+        // CPython answers twice: once itself, once from the generic handler (wire.md §4.3). Both
+        // go before the stop, which cuts every connection, this one included.
+        conn.send_bytes(encode_return(Object()));
         conn.send_bytes(encode_return(Object()));
         stop();
-        conn.send_bytes(encode_return(Object()));
         return {};
     }
     return encode_traceback("AssertionError: " + repr(Object(f)) + " unrecognized");
