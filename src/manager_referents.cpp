@@ -1,4 +1,4 @@
-// What a manager's server holds: dict, list and Namespace referents, their constructors and
+// What a manager's server holds: dict, list, set, Namespace, Value and Array referents, their constructors and
 // their methods, called by name as CPython's proxies call them (DictProxy's and ListProxy's
 // exposed methods, Namespace's attribute access). The server holds each as an mp::Object and runs
 // one method at a time on it.
@@ -196,6 +196,99 @@ Object call_namespace(Referent& r, const std::string& m, const Object& a) {
     not_exposed(r, m);
 }
 
+Object call_set(Referent& r, const std::string& m, const Object& a) {
+    Object& s = r.value;
+    if (m == "add") {
+        want_args(a, 1, 1, m);
+        s.add(a[0]);
+        return {};
+    }
+    if (m == "discard") {
+        want_args(a, 1, 1, m);
+        s.discard(a[0]);
+        return {};
+    }
+    if (m == "remove") {
+        want_args(a, 1, 1, m);
+        if (!s.contains(a[0])) raise_key_error(a[0]);
+        s.remove(a[0]);
+        return {};
+    }
+    if (m == "pop") {
+        if (s.size() == 0) raise_key_error(Object("pop from an empty set"));
+        return s.pop();
+    }
+    if (m == "__contains__") {
+        want_args(a, 1, 1, m);
+        return s.contains(a[0]);
+    }
+    if (m == "__len__") return static_cast<std::int64_t>(s.size());
+    if (m == "update") {
+        for (const Object& iterable : a.items_view())
+            for (const Object& item : iterable) s.add(item);
+        return {};
+    }
+    if (m == "clear") {
+        s.clear();
+        return {};
+    }
+    if (m == "copy" || m == "#GETVALUE") return s;
+    not_exposed(r, m);
+}
+
+// managers.Value: a typecode (not enforced, as in Python) and a value, as [typecode, value].
+Object call_value(Referent& r, const std::string& m, const Object& a) {
+    Object& v = r.value;
+    if (m == "get") return v[1];
+    if (m == "set") {
+        want_args(a, 1, 1, m);
+        v[1] = a[0];
+        return {};
+    }
+    if (m == "#GETVALUE") return v[1];
+    not_exposed(r, m);
+}
+
+// array.array: a typecode that is enforced, and the items, as [typecode, [items...]].
+bool array_accepts(const std::string& typecode, const Object& item) {
+    if (typecode == "f" || typecode == "d")
+        return item.type() == Object::Type::floating || item.type() == Object::Type::integer ||
+               item.type() == Object::Type::boolean;
+    return item.type() == Object::Type::integer || item.type() == Object::Type::boolean;
+}
+
+Object array_item(const std::string& typecode, const Object& item) {
+    if (!array_accepts(typecode, item))
+        throw TypeError(
+            std::string(typecode == "f" || typecode == "d" ? "must be real number" : "an integer is required") +
+            ", not " + item.type_name());
+    if (typecode == "f" || typecode == "d") return item.as_float();
+    return item.as_int();
+}
+
+Object call_array(Referent& r, const std::string& m, const Object& a) {
+    const std::string typecode = r.value[0].as_str();
+    Object& items = r.value[1];
+    const auto index = [&](const char* what) {
+        if (a.size() == 0) throw TypeError("an index is required");
+        const std::int64_t n = static_cast<std::int64_t>(items.size());
+        std::int64_t i = a[0].as_int();
+        if (i < 0) i += n;
+        if (i < 0 || i >= n) throw IndexError(what);
+        return i;
+    };
+    if (m == "__len__") return static_cast<std::int64_t>(items.size());
+    if (m == "__getitem__") return items.at(index("array index out of range"));
+    if (m == "__setitem__") {
+        want_args(a, 2, 2, m);
+        const std::int64_t i = index("array assignment index out of range");
+        items.at(i) = array_item(typecode, a[1]);
+        return {};
+    }
+    if (m == "#GETVALUE") return items;
+    not_exposed(r, m);
+}
+
 // Python's repr of a Namespace: Namespace(a=1, b='x'), names starting with '_' left out.
 std::string namespace_repr(const Object& attrs) {
     std::string out = "Namespace(";
@@ -229,14 +322,45 @@ Object make_referent_value(const std::string& type_id, const Object& args, const
         want_args(args, 0, 0, "Namespace");
         return Object::dict(kwds.items());
     }
+    if (type_id == "set") {
+        want_args(args, 0, 1, "set");
+        Object s = Object::set();
+        if (args.size())
+            for (const Object& item : args[0]) s.add(item);
+        return s;
+    }
+    if (type_id == "Value") {
+        want_args(args, 2, 2, "Value");
+        if (args[0].type() != Object::Type::str) throw TypeError("Value's typecode must be a str");
+        return Object::list({args[0], args[1]});
+    }
+    if (type_id == "Array") {
+        want_args(args, 2, 2, "array");
+        const Object& typecode = args[0];
+        static const std::string codes = "bBhHiIlLqQfd";
+        if (typecode.type() != Object::Type::str || typecode.as_str().size() != 1 ||
+            codes.find(typecode.as_str()) == std::string::npos)
+            throw ValueError("bad typecode (must be b, B, u, h, H, i, I, l, L, q, Q, f or d)");
+        Object items = Object::list();
+        for (const Object& item : args[1]) items.append(array_item(typecode.as_str(), item));
+        return Object::list({typecode, items});
+    }
     throw UnknownName("KeyError: " + repr(Object(type_id)) + " (no such typeid in this manager)");
 }
 
 Object call_referent(Referent& r, const std::string& method, const Object& args, const Object& kwds) {
-    if (method == "__repr__" || method == "__str__")
-        return r.type_id == "Namespace" ? namespace_repr(r.value) : repr(r.value);
+    if (method == "__repr__" || method == "__str__") {
+        if (r.type_id == "Namespace") return namespace_repr(r.value);
+        if (r.type_id == "Value") return "Value(" + repr(r.value[0]) + ", " + repr(r.value[1]) + ")";
+        if (r.type_id == "Array")
+            return "array(" + repr(r.value[0]) + (r.value[1].size() ? ", " + repr(r.value[1]) : std::string()) + ")";
+        return repr(r.value);
+    }
     if (r.type_id == "dict") return call_dict(r, method, args, kwds);
     if (r.type_id == "list") return call_list(r, method, args, kwds);
+    if (r.type_id == "set") return call_set(r, method, args);
+    if (r.type_id == "Value") return call_value(r, method, args);
+    if (r.type_id == "Array") return call_array(r, method, args);
     return call_namespace(r, method, args);
 }
 

@@ -459,6 +459,40 @@ TEST_F(Managers, AClientKilledWhileBlockedFreesItsServerThread) {
     EXPECT_EQ(q.get(), "nobody");
 }
 
+TEST_F(Managers, ValueArrayAndSetProxies) {
+    auto manager = mp::Manager();
+    auto v = manager.Value(3.5);
+    EXPECT_EQ(v.get(), 3.5);
+    v.set(-1.0);
+    EXPECT_EQ(v.value(), -1.0);
+    std::ostringstream shown;
+    shown << v;
+    EXPECT_EQ(shown.str(), "Value('d', -1.0)");
+
+    auto a = manager.Array(std::vector<int>{1, 2, 3});
+    a[0] = 10;
+    EXPECT_EQ(a.size(), 3u);
+    EXPECT_EQ(static_cast<int>(a[-1]), 3);
+    EXPECT_EQ(a.values(), (std::vector<int>{10, 2, 3}));
+    EXPECT_THROW_WITH(a.at(3), mp::IndexError, "array index out of range");
+    EXPECT_THROW_WITH(a.set(-4, 0), mp::IndexError, "array assignment index out of range");
+    mp::ArrayProxy<Object> loose(a);  // the server enforces the typecode, as array.array does
+    EXPECT_THROW_WITH(loose.set(0, "x"), mp::TypeError, "an integer is required");
+    std::ostringstream array_shown;
+    array_shown << a;
+    EXPECT_EQ(array_shown.str(), "array('i', [10, 2, 3])");
+
+    auto s = manager.set(std::vector<int>{3, 1});
+    s.add(2);
+    s.discard(7);
+    EXPECT_TRUE(s.contains(2));
+    EXPECT_EQ(s.size(), 3u);
+    EXPECT_EQ(s.values(), (std::vector<int>{1, 2, 3}));  // CPython's order for small ints
+    EXPECT_THROW_WITH(s.remove(7), mp::KeyError, "7");
+    s.clear();
+    EXPECT_THROW_WITH(s.pop(), mp::KeyError, "pop from an empty set");
+}
+
 // ---- the server itself, in this process, against bad input -------------------------------------
 
 namespace {

@@ -11,9 +11,9 @@
 //
 // What there is today (issue #14, first part): BaseManager (start, connect, shutdown, join,
 // address, RAII), SyncManager with dict, list, Namespace, Lock, RLock, Semaphore,
-// BoundedSemaphore, Event, Queue and JoinableQueue, and proxies for them. The server speaks
-// CPython's protocol (pickled request and reply tuples over an authenticated AF_UNIX
-// connection); its values are mp::Object values. Condition, Barrier, Value, Array, set and
+// BoundedSemaphore, Event, Queue, JoinableQueue, Value, Array and set (Python 3.14's), and
+// proxies for them. The server speaks CPython's protocol (pickled request and reply tuples over
+// an authenticated AF_UNIX connection); its values are mp::Object values. Condition, Barrier and
 // register() for user classes come next (docs/managers.md).
 //
 // Process-safety: proxies are cheap copyable handles to one server object; copies may be used
@@ -35,6 +35,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -266,7 +267,45 @@ public:
     void erase(const std::string& name) const { _callmethod("__delattr__", Object::tuple({Object(name)})); }
 };
 
+// Python 3.14's SetProxy.
+template <class T = Object>
+class SetProxy : public BaseProxy {
+public:
+    SetProxy() = default;
+    explicit SetProxy(BaseProxy base) : BaseProxy(std::move(base)) {}
+    void add(const T& item) const { _callmethod("add", Object::tuple({Object(item)})); }
+    void discard(const T& item) const { _callmethod("discard", Object::tuple({Object(item)})); }
+    void remove(const T& item) const { _callmethod("remove", Object::tuple({Object(item)})); }  // mp::KeyError
+    T pop() const { return _callmethod("pop").template as<T>(); }  // mp::KeyError when empty
+    bool contains(const T& item) const { return _callmethod("__contains__", Object::tuple({Object(item)})).as_bool(); }
+    std::size_t size() const { return static_cast<std::size_t>(_callmethod("__len__").as_int()); }
+    void update(const std::vector<T>& items) const { _callmethod("update", Object::tuple({Object(items)})); }
+    void clear() const { _callmethod("clear"); }
+    Object copy() const { return _callmethod("copy"); }  // a local set
+    std::vector<T> values() const {
+        std::vector<T> out;
+        for (const Object& item : copy()) out.push_back(item.template as<T>());
+        return out;
+    }
+};
+
 namespace detail::manager {
+// The array/ctypes typecode of T, as Python's Value and Array take it ("O" when there is none).
+template <class T>
+constexpr const char* typecode_for() {
+    if constexpr (std::is_same_v<T, double>)
+        return "d";
+    else if constexpr (std::is_same_v<T, float>)
+        return "f";
+    else if constexpr (std::is_same_v<T, bool>)
+        return "O";
+    else if constexpr (std::is_integral_v<T>) {
+        constexpr const char* codes[2][4] = {{"B", "H", "I", "Q"}, {"b", "h", "i", "q"}};
+        constexpr int size = sizeof(T) == 1 ? 0 : sizeof(T) == 2 ? 1 : sizeof(T) == 4 ? 2 : 3;
+        return codes[std::is_signed_v<T> ? 1 : 0][size];
+    } else
+        return "O";
+}
 // A timeout as the manager protocol carries it: seconds, or None for "block forever".
 inline Object timeout_object(const Timeout& timeout) {
     if (!timeout) return Object();
@@ -310,6 +349,48 @@ public:
     bool wait(Timeout timeout = {}) const {  // false when it timed out
         return _callmethod("wait", Object::tuple({detail::manager::timeout_object(timeout)})).as_bool();
     }
+};
+
+// Python's ValueProxy: get(), set(v), and value()/set_value(v) as mp::Value has them.
+template <class T = Object>
+class ValueProxy : public BaseProxy {
+public:
+    ValueProxy() = default;
+    explicit ValueProxy(BaseProxy base) : BaseProxy(std::move(base)) {}
+    T get() const { return _callmethod("get").template as<T>(); }
+    void set(const T& value) const { _callmethod("set", Object::tuple({Object(value)})); }
+    T value() const { return get(); }
+    void set_value(const T& v) const { set(v); }
+};
+
+// Python's ArrayProxy (an array.array in the server): len, a[i] read and write. The server
+// enforces the typecode as array.array does (mp::TypeError for a str in an array of ints).
+template <class T>
+class ArrayProxy : public BaseProxy {
+public:
+    ArrayProxy() = default;
+    explicit ArrayProxy(BaseProxy base) : BaseProxy(std::move(base)) {}
+    class Item {
+    public:
+        Item& operator=(const T& value) {
+            array_->set(index_, value);
+            return *this;
+        }
+        operator T() const { return array_->at(index_); }
+
+    private:
+        friend class ArrayProxy;
+        Item(const ArrayProxy* array, std::int64_t index) : array_(array), index_(index) {}
+        const ArrayProxy* array_;
+        std::int64_t index_;
+    };
+    Item operator[](std::int64_t index) const { return Item(this, index); }
+    T at(std::int64_t index) const { return _callmethod("__getitem__", Object::tuple({index})).template as<T>(); }
+    void set(std::int64_t index, const T& value) const {
+        _callmethod("__setitem__", Object::tuple({index, Object(value)}));
+    }
+    std::size_t size() const { return static_cast<std::size_t>(_callmethod("__len__").as_int()); }
+    std::vector<T> values() const { return _getvalue().template as<std::vector<T>>(); }
 };
 
 // A manager's Queue (Python's queue.Queue behind an AutoProxy; JoinableQueue is the same).
@@ -385,6 +466,20 @@ public:
         return ListProxy<T>(create("list", Object::tuple({Object(initial)})));
     }
     NamespaceProxy Namespace() { return NamespaceProxy(create("Namespace")); }
+    template <class T = Object>
+    SetProxy<T> set(const std::vector<T>& initial = {}) {
+        return SetProxy<T>(create("set", Object::tuple({Object(initial)})));
+    }
+    template <class T>
+    ValueProxy<T> Value(const T& value) {
+        return ValueProxy<T>(create("Value", Object::tuple({detail::manager::typecode_for<T>(), Object(value)})));
+    }
+    template <class T>
+    ArrayProxy<T> Array(const std::vector<T>& values) {
+        static_assert(std::is_arithmetic_v<T> && !std::is_same_v<T, bool>,
+                      "manager.Array<T>: T must be an integer or floating point type (array.array's typecodes)");
+        return ArrayProxy<T>(create("Array", Object::tuple({detail::manager::typecode_for<T>(), Object(values)})));
+    }
     LockProxy Lock() { return LockProxy(create("Lock")); }
     RLockProxy RLock() { return RLockProxy(create("RLock")); }
     SemaphoreProxy Semaphore(int value = 1) { return SemaphoreProxy(create("Semaphore", Object::tuple({value}))); }
