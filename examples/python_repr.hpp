@@ -7,15 +7,11 @@
 //
 // An example's own type gets a repr() of its own, a function `std::string repr(const T&)` declared
 // next to the type: py::repr of a vector, optional, ... of that type finds it (by argument-dependent
-// lookup). Not a general Python emulation: non-ASCII text is passed through unchanged, as Python
-// shows printable characters (Python would escape the non-printable ones among them).
+// lookup). Floats and strings are printed by mp::Object's repr, so they are exactly Python's.
 #pragma once
 
-#include <charconv>
-#include <cmath>
 #include <concepts>
 #include <cstddef>
-#include <cstdlib>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,6 +19,8 @@
 #include <utility>
 #include <variant>
 #include <vector>
+
+#include <polyproc/object.hpp>
 
 namespace py {
 
@@ -58,74 +56,11 @@ std::string repr(T n) {
     return std::to_string(n);
 }
 
-// A float: the shortest digits that read back as the same double; positional notation with at
-// least one digit after the point (3.0, 0.0001) when the decimal exponent is from -4 to 15,
-// otherwise scientific (1e+16, 1.5e-05); inf, -inf, nan.
-inline std::string repr(double x) {
-    if (std::isnan(x)) return "nan";
-    if (std::isinf(x)) return x > 0 ? "inf" : "-inf";
-    char buf[64];
-    const char* end = std::to_chars(buf, buf + sizeof buf, x, std::chars_format::scientific).ptr;
-    const std::string_view sci(buf, static_cast<std::size_t>(end - buf));  // -d.ddde+XX
-    const std::size_t e = sci.find('e');
-    const bool negative = sci.front() == '-';
-    std::string digits;
-    for (char c : sci.substr(negative ? 1 : 0, e - (negative ? 1 : 0)))
-        if (c != '.') digits += c;
-    const int exponent = std::atoi(std::string(sci.substr(e + 1)).c_str());
-    const int decpt = exponent + 1;  // the value is 0.<digits> * 10**decpt
-    std::string out = negative ? "-" : "";
-    if (decpt > -4 && decpt <= 16) {
-        if (decpt <= 0) {
-            out += "0.";
-            out.append(static_cast<std::size_t>(-decpt), '0');
-            out += digits;
-        } else if (static_cast<std::size_t>(decpt) >= digits.size()) {
-            out += digits;
-            out.append(static_cast<std::size_t>(decpt) - digits.size(), '0');
-            out += ".0";
-        } else {
-            out += digits;
-            out.insert(out.size() - digits.size() + static_cast<std::size_t>(decpt), 1, '.');
-        }
-    } else {
-        out += digits;
-        if (digits.size() > 1) out.insert(out.size() - digits.size() + 1, 1, '.');
-        const int a = exponent < 0 ? -exponent : exponent;
-        out += exponent < 0 ? "e-" : "e+";
-        if (a < 10) out += '0';
-        out += std::to_string(a);
-    }
-    return out;
-}
+// A float and a str, as mp::Object prints them: exactly Python's repr (the shortest digits that
+// read back as the same double, 1e+16, 1.5e-05, inf; quotes and escapes as Python chooses them).
+inline std::string repr(double x) { return polyproc::repr(polyproc::Object(x)); }
 
-// A str: in single quotes, or double quotes if it holds a ' and no "; backslash escapes for the
-// quote, the backslash and the control characters.
-inline std::string repr(std::string_view s) {
-    const char quote = (s.find('\'') != std::string_view::npos && s.find('"') == std::string_view::npos) ? '"' : '\'';
-    std::string out(1, quote);
-    for (char c : s) {
-        const auto u = static_cast<unsigned char>(c);
-        if (c == quote || c == '\\') {
-            out += '\\';
-            out += c;
-        } else if (c == '\n') {
-            out += "\\n";
-        } else if (c == '\r') {
-            out += "\\r";
-        } else if (c == '\t') {
-            out += "\\t";
-        } else if (u < 0x20 || u == 0x7f) {
-            const char* hex = "0123456789abcdef";
-            out += "\\x";
-            out += hex[u >> 4];
-            out += hex[u & 0xf];
-        } else {
-            out += c;
-        }
-    }
-    return out + quote;
-}
+inline std::string repr(std::string_view s) { return polyproc::repr(polyproc::Object(s)); }
 inline std::string repr(const std::string& s) { return repr(std::string_view(s)); }
 inline std::string repr(const char* s) { return repr(std::string_view(s)); }
 

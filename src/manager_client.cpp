@@ -116,11 +116,10 @@ Object returned(const Reply& reply, const Address& address) {
     return reply.value;
 }
 
-Connection open_channel(const Address& address, const std::string& authkey, const std::string& name,
-                        const std::string& session_key) {
-    Connection conn;
+// A connection to the manager, authenticated; a manager that is not there is "gone".
+Connection connect_to(const Address& address, const std::string& authkey) {
     try {
-        conn = Client(address, authkey);
+        return Client(address, authkey);
     } catch (const AuthenticationError&) {
         throw;
     } catch (const std::system_error& e) {
@@ -128,6 +127,11 @@ Connection open_channel(const Address& address, const std::string& authkey, cons
     } catch (const EOFError& e) {
         throw_gone(address, e);
     }
+}
+
+Connection open_channel(const Address& address, const std::string& authkey, const std::string& name,
+                        const std::string& session_key) {
+    Connection conn = connect_to(address, authkey);
     track(conn);
     try {
         returned(exchange(conn, address,
@@ -153,12 +157,17 @@ std::shared_ptr<Session> session_for(const Address& address, const std::string& 
         r.key = std::to_string(::getpid()) + "-" + os::random_hex(8);
     }
     auto& session = r.sessions[describe(address)];
-    if (!session || session->conn.closed()) {
-        auto fresh = std::make_shared<Session>();
-        fresh->conn = open_channel(address, authkey, this_process_name() + "|session", r.key);
-        if (session) fresh->local = std::move(session->local);
-        session = std::move(fresh);
+    std::unordered_map<std::string, std::int64_t> carried;
+    if (session) {
+        // Another thread may be closing it, or counting in it, under its own lock.
+        std::lock_guard old(session->mu);
+        if (!session->conn.closed()) return session;
+        carried = std::move(session->local);
     }
+    auto fresh = std::make_shared<Session>();
+    fresh->conn = open_channel(address, authkey, this_process_name() + "|session", r.key);
+    fresh->local = std::move(carried);
+    session = std::move(fresh);
     return session;
 }
 
@@ -270,16 +279,7 @@ Object call_server_function(const Address& address, const std::string& authkey, 
 }
 
 Object one_shot(const Address& address, const std::string& authkey, const std::string& function) {
-    Connection conn;
-    try {
-        conn = Client(address, authkey);
-    } catch (const AuthenticationError&) {
-        throw;
-    } catch (const std::system_error& e) {
-        throw_gone(address, e);
-    } catch (const EOFError& e) {
-        throw_gone(address, e);
-    }
+    Connection conn = connect_to(address, authkey);
     return returned(exchange(conn, address, encode_request(Object(), function)), address);
 }
 

@@ -4,6 +4,7 @@
 // the proxies it inherited when it first uses them.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -30,7 +31,8 @@ public:
 private:
     friend std::shared_ptr<ProxyRef> adopt_created(const Address&, const std::string&, const std::string&,
                                                    const std::string&);
-    mutable std::uint64_t generation_ = 0;  // the fork generation it was counted in; 0: not counted
+    // The fork generation it was counted in (0: not counted), read and written through atomic_ref.
+    alignas(std::atomic_ref<std::uint64_t>::required_alignment) mutable std::uint64_t generation_ = 0;
 };
 
 // A reference to an object this process just created on its own session (already counted).

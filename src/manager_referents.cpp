@@ -263,7 +263,38 @@ Object array_item(const std::string& typecode, const Object& item) {
             std::string(typecode == "f" || typecode == "d" ? "must be real number" : "an integer is required") +
             ", not " + item.type_name());
     if (typecode == "f" || typecode == "d") return item.as_float();
-    return item.as_int();
+    // The C type's range, as array.array checks it (l and L are 64 bits, as on Linux).
+    const std::int64_t v = item.as_int();
+    const auto check = [&](long double lo, long double hi, const char* what) {
+        if (v < lo || v > hi) throw OverflowError(what);
+    };
+    switch (typecode[0]) {
+        case 'b':
+            check(-128, 127, "signed char is less than minimum");
+            break;
+        case 'B':
+            check(0, 255, "unsigned byte integer is out of range");
+            break;
+        case 'h':
+            check(-32768, 32767, "signed short integer is out of range");
+            break;
+        case 'H':
+            check(0, 65535, "unsigned short is out of range");
+            break;
+        case 'i':
+            check(-2147483648.0L, 2147483647.0L, "signed integer is out of range");
+            break;
+        case 'I':
+            check(0, 4294967295.0L, "unsigned int is out of range");
+            break;
+        case 'L':
+        case 'Q':
+            check(0, 9.3e18L, "unsigned long is out of range");
+            break;
+        default:
+            break;
+    }
+    return v;
 }
 
 Object call_array(Referent& r, const std::string& m, const Object& a) {

@@ -30,12 +30,20 @@ bool peer_gone(int fd) {
     return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
 }
 
-// An optional timeout in seconds (None: forever), as Python's acquire/get/wait take it.
-std::optional<Clock::time_point> deadline_from(const Object& timeout) {
+// An optional timeout in seconds (None: forever), as Python's methods take it: a lock's
+// acquire(timeout=-1) blocks forever and any other negative value is a ValueError; a queue's
+// negative timeout is a ValueError; Event.wait treats a negative timeout as 0.
+enum class Negative { lock, queue, event };
+std::optional<Clock::time_point> deadline_from(const Object& timeout, Negative negative) {
     if (timeout.is_none()) return std::nullopt;
-    const double seconds = timeout.as_float();
+    double seconds = timeout.as_float();
     if (std::isnan(seconds)) throw ValueError("timeout must be a number, not nan");
-    if (seconds < 0) throw ValueError("timeout value must be a non-negative number");
+    if (seconds < 0) {
+        if (negative == Negative::lock && seconds == -1) return std::nullopt;
+        if (negative == Negative::lock) throw ValueError("timeout value must be a non-negative number");
+        if (negative == Negative::queue) throw ValueError("'timeout' must be a non-negative number");
+        seconds = 0;
+    }
     return Clock::now() +
            std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(std::min(seconds, 1e9)));
 }
@@ -57,7 +65,9 @@ bool wait_until(std::unique_lock<std::mutex>& lock, std::condition_variable& cv,
     return true;
 }
 
-const Object& arg_or(const Object& args, const Object& kwds, std::size_t i, const char* name, const Object& fallback) {
+// Positional argument i, or keyword `name`, or the fallback (a value: the fallback is often a
+// temporary).
+Object arg_or(const Object& args, const Object& kwds, std::size_t i, const char* name, Object fallback) {
     if (args.size() > i) return args[i];
     const auto key = Object(name);
     if (kwds.contains(key)) return kwds.at(key);
@@ -93,9 +103,10 @@ public:
     Object call(const std::string& m, const Object& args, const Object& kwds, const Caller& caller) override {
         if (m == "acquire") {
             const bool blocking = arg_or(args, kwds, 0, "blocking", true).truthy();
-            const Object& timeout = arg_or(args, kwds, 1, "timeout", Object());
-            if (!blocking && !timeout.is_none()) throw ValueError("can't specify timeout for non-blocking acquire");
-            return acquire(blocking, deadline_from(timeout), caller);
+            const Object timeout = arg_or(args, kwds, 1, "timeout", Object());
+            if (!blocking && !timeout.is_none() && timeout.as_float() != -1)
+                throw ValueError("can't specify timeout for non-blocking acquire");
+            return acquire(blocking, deadline_from(timeout, Negative::lock), caller);
         }
         if (m == "release") {
             release(caller);
@@ -161,7 +172,8 @@ private:
         --free_;
         if (kind_ == Kind::rlock) owner_ = caller.channel, depth_ = 1;
         if (!caller.session.empty()) ++held_[caller.session];
-        if (died_pid_) {
+        // The news goes to the first polyproc acquirer (a Python peer could not unpickle it).
+        if (died_pid_ && !caller.session.empty()) {
             const std::int64_t pid = std::exchange(died_pid_, 0);
             owner_died(pid);  // the caller holds it now: it repairs, then releases
         }
@@ -223,8 +235,8 @@ public:
             return {};
         }
         if (m == "wait")
-            return wait_until(lock, cv_, deadline_from(arg_or(args, kwds, 0, "timeout", Object())), caller,
-                              [&] { return flag_; });
+            return wait_until(lock, cv_, deadline_from(arg_or(args, kwds, 0, "timeout", Object()), Negative::event),
+                              caller, [&] { return flag_; });
         unknown("threading.Event", m);
     }
     std::string repr() const override {
@@ -248,7 +260,8 @@ public:
         if (m == "put" || m == "put_nowait") {
             if (args.size() < 1) throw TypeError("put() missing 1 required positional argument: 'item'");
             const bool block = m == "put" && arg_or(args, kwds, 1, "block", true).truthy();
-            const auto deadline = m == "put" ? deadline_from(arg_or(args, kwds, 2, "timeout", Object())) : std::nullopt;
+            const auto deadline =
+                m == "put" ? deadline_from(arg_or(args, kwds, 2, "timeout", Object()), Negative::queue) : std::nullopt;
             const auto room = [&] { return maxsize_ <= 0 || static_cast<std::int64_t>(items_.size()) < maxsize_; };
             if (!room() && (!block || !wait_until(lock, not_full_, deadline, caller, room)))
                 throw Raised(RaisedError{"queue", "Full", Object::tuple()});
@@ -259,7 +272,8 @@ public:
         }
         if (m == "get" || m == "get_nowait") {
             const bool block = m == "get" && arg_or(args, kwds, 0, "block", true).truthy();
-            const auto deadline = m == "get" ? deadline_from(arg_or(args, kwds, 1, "timeout", Object())) : std::nullopt;
+            const auto deadline =
+                m == "get" ? deadline_from(arg_or(args, kwds, 1, "timeout", Object()), Negative::queue) : std::nullopt;
             const auto any = [&] { return !items_.empty(); };
             if (!any() && (!block || !wait_until(lock, not_empty_, deadline, caller, any)))
                 throw Raised(RaisedError{"_queue", "Empty", Object::tuple()});
@@ -292,27 +306,28 @@ private:
     std::int64_t unfinished_ = 0;
 };
 
-std::int64_t int_arg(const Object& args, std::size_t i, std::int64_t fallback, const char* what) {
-    if (args.size() <= i) return fallback;
-    if (args[i].type() != Object::Type::integer && args[i].type() != Object::Type::boolean)
-        throw TypeError(std::string(what) + " must be an int, not " + args[i].type_name());
-    return args[i].as_int();
+// A constructor's int argument, positional or by keyword (Semaphore(value=3), Queue(maxsize=3)).
+std::int64_t int_arg(const Object& args, const Object& kwds, const char* name, std::int64_t fallback) {
+    const Object v = arg_or(args, kwds, 0, name, fallback);
+    if (v.type() != Object::Type::integer && v.type() != Object::Type::boolean)
+        throw TypeError(std::string("'") + v.type_name() + "' object cannot be interpreted as an integer (" + name +
+                        ")");
+    return v.as_int();
 }
 
 }  // namespace
 
 std::unique_ptr<NativeReferent> make_native_referent(const std::string& type_id, const Object& args,
                                                      const Object& kwds) {
-    (void)kwds;
     if (type_id == "Lock") return std::make_unique<Acquirer>(Acquirer::Kind::lock, 1);
     if (type_id == "RLock") return std::make_unique<Acquirer>(Acquirer::Kind::rlock, 1);
     if (type_id == "Semaphore")
-        return std::make_unique<Acquirer>(Acquirer::Kind::semaphore, int_arg(args, 0, 1, "Semaphore value"));
+        return std::make_unique<Acquirer>(Acquirer::Kind::semaphore, int_arg(args, kwds, "value", 1));
     if (type_id == "BoundedSemaphore")
-        return std::make_unique<Acquirer>(Acquirer::Kind::bounded, int_arg(args, 0, 1, "BoundedSemaphore value"));
+        return std::make_unique<Acquirer>(Acquirer::Kind::bounded, int_arg(args, kwds, "value", 1));
     if (type_id == "Event") return std::make_unique<Event>();
     if (type_id == "Queue" || type_id == "JoinableQueue")
-        return std::make_unique<Queue>(int_arg(args, 0, 0, "maxsize"));
+        return std::make_unique<Queue>(int_arg(args, kwds, "maxsize", 0));
     return nullptr;
 }
 

@@ -73,6 +73,8 @@ void run_server(Connection& writer, const std::string& authkey, const std::strin
     writer.send(std::get<std::string>(server.address()));
     writer.close();
     server.serve_forever(creator.get());
+    ::signal(SIGTERM, SIG_IGN);  // a late SIGTERM must not reach a Server that is going away
+    g_serving = nullptr;
 }
 
 }  // namespace

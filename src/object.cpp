@@ -3,6 +3,7 @@
 #include "polyproc/object.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <compare>
 
@@ -170,7 +171,26 @@ std::size_t normalize_index(const Object& index, std::size_t size, const char* t
 namespace detail {
 
 void throw_object_type_error(const Object& got, const char* wanted) {
-    std::string shown = repr(got);
+    // A container is described, not printed: it may be huge.
+    std::string shown;
+    switch (got.type()) {
+        case Object::Type::tuple:
+        case Object::Type::list:
+        case Object::Type::dict:
+        case Object::Type::set:
+            shown = got.size() <= 8 && std::all_of(got.begin(), got.end(),
+                                                   [](const Object& item) {
+                                                       return item.type() != Object::Type::tuple &&
+                                                              item.type() != Object::Type::list &&
+                                                              item.type() != Object::Type::dict &&
+                                                              item.type() != Object::Type::set;
+                                                   })
+                        ? repr(got)
+                        : std::to_string(got.size()) + " items";
+            break;
+        default:
+            shown = repr(got);
+    }
     if (shown.size() > 60) shown = shown.substr(0, 57) + "...";
     const char* article = got.type() == Object::Type::integer ? "an " : "a ";
     throw TypeError("mp::Object holds " + (article + std::string(got.type_name())) + " (" + shown + "), not " + wanted);
@@ -266,9 +286,31 @@ const char* Object::type_name() const noexcept {
 
 const ObjectBody& Object::body() const { return *body_; }
 
+// Copy-on-write: a body shared with other copies is copied before it is written. A body into
+// which a reference was handed out is copied at once instead, when the Object is.
 ObjectBody& Object::mutable_body() {
-    if (body_.use_count() > 1) body_ = std::make_shared<ObjectBody>(*body_);
+    if (body_.use_count() > 1)
+        body_ = std::make_shared<ObjectBody>(*body_);
+    else
+        std::atomic_thread_fence(std::memory_order_acquire);  // after the other copies' last reads
     return *body_;
+}
+
+Object::Object(const Object& other)
+    : type_(other.type_),
+      scalar_(other.scalar_),
+      body_(other.body_ && !other.body_->shareable ? std::make_shared<ObjectBody>(*other.body_) : other.body_) {}
+
+Object& Object::operator=(const Object& other) {
+    if (this != &other) *this = Object(other);
+    return *this;
+}
+
+// A reference into the container is handed out: from now on a copy of this Object copies it.
+ObjectBody& Object::referenced_body() {
+    ObjectBody& b = mutable_body();
+    b.shareable = false;
+    return b;
 }
 
 // ---- scalars ------------------------------------------------------------------------------------
@@ -394,7 +436,7 @@ const Object& Object::at(const Object& key) const {
             const auto& d = body().dict();
             const auto found = d.find(key, key.hash());
             if (!found) throw KeyError(repr(key));
-            return d.entries()[*found].value;
+            return d.entries()[*found]->value;
         }
         case Type::str:
         case Type::bytes:
@@ -408,11 +450,11 @@ Object& Object::at(const Object& key) {
     static_cast<void>(static_cast<const Object&>(*this).at(key));  // raises as the const one does
     switch (type_) {
         case Type::dict: {
-            auto& d = mutable_body().dict();
-            return d.entries()[*d.find(key, key.hash())].value;
+            auto& d = referenced_body().dict();
+            return d.entries()[*d.find(key, key.hash())]->value;
         }
         default: {
-            auto& items = mutable_body().items();
+            auto& items = referenced_body().items();
             return items[normalize_index(key, items.size(), type_name(), "index")];
         }
     }
@@ -423,7 +465,7 @@ const Object& Object::operator[](const Object& key) const { return at(key); }
 Object& Object::operator[](const Object& key) {
     if (type_ != Type::dict) return at(key);
     const std::int64_t h = key.hash();
-    return mutable_body().dict().insert(key, h, Object());
+    return referenced_body().dict().insert(key, h, Object());
 }
 
 void Object::append(Object item) {
@@ -474,7 +516,7 @@ Object Object::pop(const Object& key, Object default_value) {
     const auto found = body().dict().find(key, h);
     if (!found) return default_value;
     auto& d = mutable_body().dict();
-    Object out = std::move(d.entries()[*found].value);
+    Object out = std::move(d.entries()[*found]->value);
     d.erase_entry(*found);
     return out;
 }
@@ -557,13 +599,13 @@ void Object::erase(const Object& index_or_key) {
 Object Object::get(const Object& key, Object default_value) const {
     if (type_ != Type::dict) throw_no_attribute(*this, "get");
     const auto found = body().dict().find(key, key.hash());
-    return found ? body().dict().entries()[*found].value : default_value;
+    return found ? body().dict().entries()[*found]->value : default_value;
 }
 
 Object& Object::setdefault(const Object& key, Object default_value) {
     if (type_ != Type::dict) throw_no_attribute(*this, "setdefault");
     const std::int64_t h = key.hash();
-    return mutable_body().dict().insert(key, h, std::move(default_value));
+    return referenced_body().dict().insert(key, h, std::move(default_value));
 }
 
 void Object::update(const Object& other) {
@@ -591,9 +633,9 @@ std::pair<Object, Object> Object::popitem() {
     if (body().dict().size() == 0) throw KeyError("'popitem(): dictionary is empty'");
     auto& d = mutable_body().dict();
     std::size_t last = d.entries().size();
-    while (!d.entries()[--last].live) {
+    while (!d.entries()[--last]->live) {
     }
-    auto& e = d.entries()[last];
+    auto& e = *d.entries()[last];
     std::pair<Object, Object> out{std::move(e.key), std::move(e.value)};
     d.erase_entry(last);
     return out;
@@ -604,7 +646,7 @@ std::vector<Object> Object::keys() const {
     std::vector<Object> out;
     out.reserve(body().dict().size());
     for (const auto& e : body().dict().entries())
-        if (e.live) out.push_back(e.key);
+        if (e->live) out.push_back(e->key);
     return out;
 }
 
@@ -613,7 +655,7 @@ std::vector<Object> Object::values() const {
     std::vector<Object> out;
     out.reserve(body().dict().size());
     for (const auto& e : body().dict().entries())
-        if (e.live) out.push_back(e.value);
+        if (e->live) out.push_back(e->value);
     return out;
 }
 
@@ -622,7 +664,7 @@ std::vector<std::pair<Object, Object>> Object::items() const {
     std::vector<std::pair<Object, Object>> out;
     out.reserve(body().dict().size());
     for (const auto& e : body().dict().entries())
-        if (e.live) out.emplace_back(e.key, e.value);
+        if (e->live) out.emplace_back(e->key, e->value);
     return out;
 }
 
@@ -678,9 +720,9 @@ bool operator==(const Object& a, const Object& b) {
             const auto &x = a.body().dict(), &y = b.body().dict();
             if (x.size() != y.size()) return false;
             for (const auto& e : x.entries()) {
-                if (!e.live) continue;
-                const auto found = y.find(e.key, e.hash);
-                if (!found || !(y.entries()[*found].value == e.value)) return false;
+                if (!e->live) continue;
+                const auto found = y.find(e->key, e->hash);
+                if (!found || !(y.entries()[*found]->value == e->value)) return false;
             }
             return true;
         }
@@ -739,7 +781,7 @@ void Object::Iterator::skip_to_live() {
     const ObjectBody& b = owner_->body();
     if (owner_->type_ == Type::dict) {
         const auto& entries = b.dict().entries();
-        while (position_ < entries.size() && !entries[position_].live) ++position_;
+        while (position_ < entries.size() && !entries[position_]->live) ++position_;
     } else if (owner_->type_ == Type::set) {
         const auto& slots = b.set().slots();
         while (position_ < slots.size() && slots[position_].state != SetTable::Slot::active) ++position_;
@@ -753,7 +795,7 @@ const Object& Object::Iterator::operator*() const {
         case Type::list:
             return b.items()[position_];
         case Type::dict:
-            return b.dict().entries()[position_].key;
+            return b.dict().entries()[position_]->key;
         case Type::set:
             return b.set().slots()[position_].key;
         case Type::str:

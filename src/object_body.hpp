@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <variant>
@@ -32,9 +33,17 @@ public:
         bool live = false;
     };
 
+    DictTable() = default;
+    DictTable(const DictTable& other);  // copies the entries (each is an allocation of its own)
+    DictTable& operator=(const DictTable& other);
+    DictTable(DictTable&&) noexcept = default;
+    DictTable& operator=(DictTable&&) noexcept = default;
+
     std::size_t size() const noexcept { return live_; }
-    const std::vector<Entry>& entries() const noexcept { return entries_; }
-    std::vector<Entry>& entries() noexcept { return entries_; }
+    // Each entry is allocated on its own, so that a reference to a value (what the non-const
+    // operator[] returns) stays valid while other keys are inserted: `d["x"] = d["y"]`.
+    const std::vector<std::unique_ptr<Entry>>& entries() const noexcept { return entries_; }
+    std::vector<std::unique_ptr<Entry>>& entries() noexcept { return entries_; }
 
     // The entry holding key, or none.
     std::optional<std::size_t> find(const Object& key, std::int64_t hash) const;
@@ -47,7 +56,7 @@ private:
     static constexpr std::uint32_t kEmpty = 0xffffffff, kDeleted = 0xfffffffe;
     void rebuild(std::size_t min_live);
 
-    std::vector<Entry> entries_;        // in insertion order; erased entries stay, not live
+    std::vector<std::unique_ptr<Entry>> entries_;  // in insertion order; erased entries stay, not live
     std::vector<std::uint32_t> index_;  // power-of-two size; entry numbers, kEmpty or kDeleted
     std::size_t live_ = 0;
 };
@@ -85,7 +94,12 @@ class ObjectBody {
 public:
     using Storage = std::variant<std::string, Bytes, std::vector<Object>, DictTable, SetTable>;
     explicit ObjectBody(Storage value) : storage(std::move(value)) {}
+    ObjectBody(const ObjectBody& other) : storage(other.storage) {}  // a fresh copy is shareable
     Storage storage;
+    // False once a reference into it was handed out (operator[], at(), setdefault()): a copy of
+    // the Object then copies the body at once, so that writing through that reference later
+    // cannot reach the copy.
+    bool shareable = true;
 
     std::string& text() { return std::get<std::string>(storage); }
     const std::string& text() const { return std::get<std::string>(storage); }

@@ -90,13 +90,23 @@ struct DictProbe {
 };
 }  // namespace
 
+DictTable::DictTable(const DictTable& other) : index_(other.index_), live_(other.live_) {
+    entries_.reserve(other.entries_.size());
+    for (const auto& e : other.entries_) entries_.push_back(std::make_unique<Entry>(*e));
+}
+
+DictTable& DictTable::operator=(const DictTable& other) {
+    if (this != &other) *this = DictTable(other);
+    return *this;
+}
+
 std::optional<std::size_t> DictTable::find(const Object& key, std::int64_t hash) const {
     if (index_.empty()) return std::nullopt;
     for (DictProbe p(hash, index_.size());; p.next()) {
         const std::uint32_t slot = index_[p.i];
         if (slot == kEmpty) return std::nullopt;
         if (slot != kDeleted) {
-            const Entry& e = entries_[slot];
+            const Entry& e = *entries_[slot];
             if (e.hash == hash && e.key == key) return slot;
         }
     }
@@ -105,21 +115,21 @@ std::optional<std::size_t> DictTable::find(const Object& key, std::int64_t hash)
 Object& DictTable::insert(Object key, std::int64_t hash, Object value, bool* inserted) {
     if (auto found = find(key, hash)) {
         if (inserted) *inserted = false;
-        return entries_[*found].value;
+        return entries_[*found]->value;
     }
     // Keep the index at most 2/3 full of entries, live or erased.
     if ((entries_.size() + 1) * 3 > index_.size() * 2) rebuild(live_ + 1);
     DictProbe p(hash, index_.size());
     while (index_[p.i] != kEmpty && index_[p.i] != kDeleted) p.next();
     index_[p.i] = static_cast<std::uint32_t>(entries_.size());
-    entries_.push_back(Entry{std::move(key), std::move(value), hash, true});
+    entries_.push_back(std::make_unique<Entry>(Entry{std::move(key), std::move(value), hash, true}));
     ++live_;
     if (inserted) *inserted = true;
-    return entries_.back().value;
+    return entries_.back()->value;
 }
 
 void DictTable::erase_entry(std::size_t entry) {
-    Entry& e = entries_[entry];
+    Entry& e = *entries_[entry];
     DictProbe p(e.hash, index_.size());
     while (index_[p.i] != entry) p.next();
     index_[p.i] = kDeleted;
@@ -138,10 +148,10 @@ void DictTable::clear() {
 // min_live entries.
 void DictTable::rebuild(std::size_t min_live) {
     if (live_ != entries_.size()) {
-        std::vector<Entry> kept;
+        std::vector<std::unique_ptr<Entry>> kept;
         kept.reserve(live_ + 1);
-        for (Entry& e : entries_)
-            if (e.live) kept.push_back(std::move(e));
+        for (auto& e : entries_)
+            if (e->live) kept.push_back(std::move(e));
         entries_ = std::move(kept);
     }
     std::size_t size = 8;
@@ -149,7 +159,7 @@ void DictTable::rebuild(std::size_t min_live) {
     if (size > kDeleted) throw std::length_error("mp::Object: dict too large");
     index_.assign(size, kEmpty);
     for (std::size_t n = 0; n < entries_.size(); ++n) {
-        DictProbe p(entries_[n].hash, size);
+        DictProbe p(entries_[n]->hash, size);
         while (index_[p.i] != kEmpty) p.next();
         index_[p.i] = static_cast<std::uint32_t>(n);
     }

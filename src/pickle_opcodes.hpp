@@ -69,5 +69,9 @@ inline constexpr std::size_t kFrameSizeMin = 4;           // smaller frames get 
 inline constexpr std::size_t kBatchSize = 1000;           // items per APPENDS / SETITEMS / ADDITEMS
 inline constexpr std::size_t kMaxDepth = 1000;            // nesting the reader accepts
 inline constexpr std::int64_t kMaxRangeItems = 10'000'000;  // a range() reads as a list up to this size
+// What a pickle of n bytes may make: max(kMinNodeBudget, n) values, expanding (shared parts
+// counted each time they appear) to max(kMinValueBudget, 4n).
+inline constexpr std::size_t kMinNodeBudget = 1'000'000;
+inline constexpr std::uint64_t kMinValueBudget = 10'000'000;
 
 }  // namespace polyproc::detail::pickle

@@ -29,6 +29,11 @@ struct Node {
     std::string global_name;           // global: "module.name"
     enum State : std::uint8_t { unbuilt, building, built } state = unbuilt;
     Object built_object;
+    // Set when built (a value made by a reducer: when made): how deep the value nests, and how many
+    // values it holds with shared parts counted each time they appear (what hashing, printing or
+    // pickling it again costs).
+    std::uint32_t height = 0;
+    std::uint64_t expanded = 1;
 };
 
 [[noreturn]] void fail(std::size_t offset, const std::string& what) {
@@ -37,7 +42,11 @@ struct Node {
 
 class Reader {
 public:
-    explicit Reader(std::string_view in, const detail::GlobalReducer* reducer = nullptr) : in_(in), reducer_(reducer) {}
+    explicit Reader(std::string_view in, const detail::GlobalReducer* reducer = nullptr)
+        : in_(in),
+          reducer_(reducer),
+          node_budget_(std::max<std::size_t>(kMinNodeBudget, in.size())),
+          value_budget_(std::max<std::uint64_t>(kMinValueBudget, 4 * std::uint64_t{in.size()})) {}
 
     Object run() {
         if (in_.empty()) fail(0, "it is empty");
@@ -76,8 +85,10 @@ private:
         return static_cast<std::size_t>(n);
     }
 
+    // Memory stays proportional to the input: a pickle holds at most about one value per byte, so
+    // more (a range() of millions) is refused.
     std::uint32_t add(Node node) {
-        if (nodes_.size() >= 0xffffffffu) fail(pos_, "too many values");
+        if (nodes_.size() >= node_budget_) fail(pos_, "it makes more than " + std::to_string(node_budget_) + " values");
         nodes_.push_back(std::move(node));
         return static_cast<std::uint32_t>(nodes_.size() - 1);
     }
@@ -177,7 +188,11 @@ private:
         const std::string name = nodes_[callable].global_name;
         const std::vector<std::uint32_t> a = nodes_[args].items;
         if (reducer_ && !is_known(name)) {
-            push_value((*reducer_)(name, build(args, 0)));
+            Object made = (*reducer_)(name, build(args, 0));
+            Node node{Node::value, std::move(made)};
+            node.height = nodes_[args].height + 1;
+            node.expanded = nodes_[args].expanded + 1;
+            stack_.push_back(add(std::move(node)));
             return;
         }
         const auto base = name.substr(name.find('.') + 1);
@@ -456,14 +471,28 @@ private:
         }
     }
 
+    // The Object of node n, built once (a node reached again is shared). Refuses values that nest
+    // deeper than kMaxDepth at any place they appear, and values that expand beyond the budget
+    // (t0 = None, t1 = (t0, t0), ... doubles with every level: 64 levels in 135 bytes).
     Object build(std::uint32_t n, std::size_t depth) {
         Node& node = nodes_[n];
-        if (node.state == Node::built) return node.built_object;
         if (node.state == Node::building) fail(pos_, "a container holds itself, which an mp::Object cannot");
-        if (depth > kMaxDepth) fail(pos_, "values nest deeper than " + std::to_string(kMaxDepth));
+        if (depth + node.height > kMaxDepth) fail(pos_, "values nest deeper than " + std::to_string(kMaxDepth));
+        if (node.state == Node::built) return node.built_object;
         node.state = Node::building;
         Object out;
+        std::uint32_t height = node.height;
+        std::uint64_t expanded = node.expanded;
         const std::vector<std::uint32_t> items = node.items;  // nodes_ stays put; the copy keeps recursion simple
+        const auto child = [&](std::uint32_t c) {
+            Object built = build(c, depth + 1);
+            height = std::max(height, nodes_[c].height + 1);
+            expanded = std::min(expanded + nodes_[c].expanded, value_budget_ + 1);
+            if (expanded > value_budget_)
+                fail(pos_, "it expands to more than " + std::to_string(value_budget_) +
+                               " values (shared parts counted each time they appear)");
+            return built;
+        };
         try {
             switch (node.kind) {
                 case Node::value:
@@ -474,7 +503,7 @@ private:
                 case Node::set: {
                     std::vector<Object> built;
                     built.reserve(items.size());
-                    for (std::uint32_t child : items) built.push_back(build(child, depth + 1));
+                    for (std::uint32_t c : items) built.push_back(child(c));
                     const auto kind = nodes_[n].kind;
                     out = kind == Node::tuple  ? Object::tuple(std::move(built))
                           : kind == Node::list ? Object::list(std::move(built))
@@ -484,8 +513,8 @@ private:
                 case Node::dict: {
                     out = Object::dict();
                     for (std::size_t i = 0; i + 1 < items.size(); i += 2) {
-                        Object key = build(items[i], depth + 1);
-                        out[key] = build(items[i + 1], depth + 1);
+                        Object key = child(items[i]);
+                        out[key] = child(items[i + 1]);
                     }
                     break;
                 }
@@ -495,8 +524,11 @@ private:
         } catch (const TypeError& e) {  // an unhashable key or set item
             fail(pos_, e.what());
         }
-        nodes_[n].state = Node::built;
-        nodes_[n].built_object = out;
+        Node& done = nodes_[n];
+        done.state = Node::built;
+        done.built_object = out;
+        done.height = height;
+        done.expanded = expanded;
         return out;
     }
 
@@ -511,6 +543,8 @@ private:
 
     std::string_view in_;
     const detail::GlobalReducer* reducer_;
+    const std::size_t node_budget_;
+    const std::uint64_t value_budget_;
     std::size_t pos_ = 0;
     std::vector<Node> nodes_;
     std::vector<std::uint32_t> stack_;

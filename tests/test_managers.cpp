@@ -122,6 +122,9 @@ TEST_F(Managers, DictProxyHasTheDictsMethodsAndItsErrors) {
     d.erase("a");
     EXPECT_EQ(mp::repr(d.copy()), "{'b': [1, 2]}");
 
+    d["copy"] = d["b"];  // an item assigned from another item writes through, as in Python
+    EXPECT_EQ(mp::repr(d.at("copy")), "[1, 2]");
+    d.erase("copy");
     EXPECT_THROW_WITH(d.at("missing"), mp::KeyError, "'missing'");
     EXPECT_THROW_WITH(d.at(Object::tuple({1, "x"})), mp::KeyError, "(1, 'x')");
     EXPECT_THROW_WITH(d.erase("missing"), mp::KeyError, "'missing'");
@@ -357,6 +360,9 @@ TEST_F(Managers, LocksAndSemaphoresRaiseWhatPythonsThreadingRaises) {
     rlock.release();
     EXPECT_THROW(rlock.release(), mp::RuntimeError);
 
+    auto three = mp::AcquirerProxy(manager.create("Semaphore", Object::tuple(), Object::dict({{"value", 3}})));
+    for (int i = 0; i < 3; ++i) EXPECT_TRUE(three.acquire(false));  // Semaphore(value=3), as Python may call it
+    EXPECT_FALSE(three.acquire(false));
     auto bounded = manager.BoundedSemaphore(2);
     EXPECT_THROW_WITH(bounded.release(), mp::ValueError, "Semaphore released too many times");
     auto sem = manager.Semaphore(0);
@@ -478,6 +484,11 @@ TEST_F(Managers, ValueArrayAndSetProxies) {
     EXPECT_THROW_WITH(a.set(-4, 0), mp::IndexError, "array assignment index out of range");
     mp::ArrayProxy<Object> loose(a);  // the server enforces the typecode, as array.array does
     EXPECT_THROW_WITH(loose.set(0, "x"), mp::TypeError, "an integer is required");
+    auto bytes = manager.Array(std::vector<std::uint8_t>{1});
+    mp::ArrayProxy<int> wide(bytes);
+    EXPECT_THROW_WITH(wide.set(0, 1000), mp::OverflowError, "unsigned byte integer is out of range");
+    auto text = manager.Value("text");
+    EXPECT_EQ(text.get(), "text");
     std::ostringstream array_shown;
     array_shown << a;
     EXPECT_EQ(array_shown.str(), "array('i', [10, 2, 3])");

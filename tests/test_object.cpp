@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <random>
 
+#include "pickle.hpp"
 #include "support.hpp"
 
 namespace {
@@ -408,6 +409,17 @@ TEST(ObjectModel, ListOperationsAndTheirErrorsAreLists) {
     EXPECT_EQ(mp::repr(mixed), "[1, 'a']");  // a failed sort leaves the list as it was
 }
 
+TEST(ObjectModel, ReferencesIntoADictSurviveInsertsAndNeverReachACopy) {
+    Object d = Object::dict({{"y", "why"}});
+    for (int i = 0; i < 200; ++i) d[std::to_string(i)] = d["y"];  // inserts move nothing d["y"] refers to
+    EXPECT_EQ(d.at("199").as_str(), "why");
+    Object& r = d["k"];
+    Object copy = d;
+    r = 1;
+    EXPECT_EQ(d.at("k").as_int(), 1);
+    EXPECT_TRUE(copy.at("k").is_none()) << "writing through a reference reached a copy";
+}
+
 TEST(ObjectModel, DictOperationsKeepInsertionOrderAndRaiseKeyError) {
     Object d = Object::dict();
     for (int i = 0; i < 100; ++i) d[i] = i * i;
@@ -659,6 +671,28 @@ TEST(ObjectPickle, BadPicklesAreUnpicklingErrorsSayingWhatAndWhere) {
     for (int i = 0; i < 4999; ++i) deep += spaced("61");
     deep += spaced("2e");
     EXPECT_THROW_WITH(mp::pickle_loads(deep), mp::UnpicklingError, "nest deeper than 1000");
+    // Sharing cannot amplify: t0 = None, t(i+1) = (t(i), t(i)) doubles 64 times in 135 bytes; the
+    // reader refuses it before anything hashes, prints or pickles it 2**64 times.
+    std::string doubling = spaced("80 04 28 4e");
+    for (int i = 0; i < 64; ++i) doubling += spaced("32 86");
+    EXPECT_THROW_WITH(mp::pickle_loads(doubling + spaced("91 2e")), mp::UnpicklingError, "expands to more than");
+    std::string doubled_tuple = spaced("80 04 4e");
+    for (int i = 0; i < 64; ++i) doubled_tuple += spaced("32 86");
+    EXPECT_THROW_WITH(mp::pickle_loads(doubled_tuple + spaced("2e")), mp::UnpicklingError, "expands to more than");
+    // Nor can a memoized range() called again and again (5 bytes a call).
+    std::string ranges = spaced(
+        "80 04 28 8c 08 62 75 69 6c 74 69 6e 73 8c 05 72 61 6e 67 65 93 94 4b 00 4a 40 42 0f 00 "
+        "4b 01 87 94 68 00 68 01 52");
+    for (int i = 0; i < 20; ++i) ranges += spaced("68 00 68 01 52");
+    EXPECT_THROW_WITH(mp::pickle_loads(ranges + spaced("74 2e")), mp::UnpicklingError, "values");
+    // Values a reducer makes nest as deep as their arguments, and count against the bound too.
+    std::string calls = spaced("80 04 8c 01 6d 8c 01 6e 93 94");
+    for (int i = 0; i < 3000; ++i) calls += spaced("68 00");
+    calls += spaced("4e");
+    for (int i = 0; i < 3000; ++i) calls += spaced("85 52");
+    const mp::detail::GlobalReducer wrap = [](const std::string&, const Object& args) { return Object::tuple({args}); };
+    EXPECT_THROW_WITH(mp::detail::pickle_loads_with(calls + spaced("2e"), wrap), mp::UnpicklingError,
+                      "nest deeper than 1000");
     // A list referenced many times is built once (the Object shares it).
     std::string wide = spaced("80 04 5d 94 28 5d 94 28");  // [[7, 7, ...], <the same list> * 4999]
     for (int i = 0; i < 1000; ++i) wide += spaced("4b 07");

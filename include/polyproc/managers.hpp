@@ -35,6 +35,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -120,10 +121,12 @@ public:
     // d[k] = v writes through; reading it (V v = d[k]) raises mp::KeyError for a missing key.
     class Item {
     public:
+        Item(const Item&) = default;
         Item& operator=(const V& value) {
             dict_->set(key_, value);
             return *this;
         }
+        Item& operator=(const Item& other) { return *this = other.value(); }  // d["x"] = d["y"]
         operator V() const { return dict_->at(key_); }
         V value() const { return dict_->at(key_); }
 
@@ -205,10 +208,12 @@ public:
     // from the end, as in Python.
     class Item {
     public:
+        Item(const Item&) = default;
         Item& operator=(const T& value) {
             list_->set(index_, value);
             return *this;
         }
+        Item& operator=(const Item& other) { return *this = other.value(); }  // l[0] = l[1]
         operator T() const { return list_->at(index_); }
         T value() const { return list_->at(index_); }
 
@@ -372,10 +377,12 @@ public:
     explicit ArrayProxy(BaseProxy base) : BaseProxy(std::move(base)) {}
     class Item {
     public:
+        Item(const Item&) = default;
         Item& operator=(const T& value) {
             array_->set(index_, value);
             return *this;
         }
+        Item& operator=(const Item& other) { return *this = T(other); }  // a[0] = a[1]
         operator T() const { return array_->at(index_); }
 
     private:
@@ -470,9 +477,12 @@ public:
     SetProxy<T> set(const std::vector<T>& initial = {}) {
         return SetProxy<T>(create("set", Object::tuple({Object(initial)})));
     }
-    template <class T>
-    ValueProxy<T> Value(const T& value) {
-        return ValueProxy<T>(create("Value", Object::tuple({detail::manager::typecode_for<T>(), Object(value)})));
+    // A string literal makes a ValueProxy<std::string>.
+    template <class T, class U = std::conditional_t<std::is_convertible_v<const T&, std::string_view> &&
+                                                        !std::is_same_v<T, Object>,
+                                                    std::string, std::decay_t<T>>>
+    ValueProxy<U> Value(const T& value) {
+        return ValueProxy<U>(create("Value", Object::tuple({detail::manager::typecode_for<U>(), Object(U(value))})));
     }
     template <class T>
     ArrayProxy<T> Array(const std::vector<T>& values) {

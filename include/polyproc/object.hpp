@@ -18,7 +18,10 @@
 // until one copy is changed), so there are no shared references and no cycles. An int is 64
 // bits; a value beyond that is an mp::OverflowError, never a wrap. A str holds UTF-8, checked
 // when it is made (mp::ValueError). The non-const operator[] of a dict inserts None for a
-// missing key, as std::map does; the const one and at() raise mp::KeyError as Python does.
+// missing key, as std::map does; the const one and at() raise mp::KeyError as Python does. A
+// reference into a dict that operator[], at() or setdefault() returns stays valid while other
+// keys come and go (d["x"] = d["y"] is safe), until its own key is removed; a reference into a
+// list, as into a std::vector, until the list grows or shrinks.
 //
 // Conversions: an Object is made from None (mp::None, std::nullopt), bool, any integer, float
 // and double, strings, mp::Bytes, std::vector / std::list / std::deque (a list), std::map /
@@ -153,9 +156,9 @@ public:
                  !std::same_as<T, std::nullopt_t> && ObjectConvertible<T>)
     Object(const T& value) : Object(ObjectConversion<std::remove_cvref_t<T>>::to_object(value)) {}
 
-    Object(const Object&) = default;
+    Object(const Object& other);
     Object(Object&&) noexcept = default;
-    Object& operator=(const Object&) = default;
+    Object& operator=(const Object& other);
     Object& operator=(Object&&) noexcept = default;
     ~Object() = default;
 
@@ -272,7 +275,8 @@ private:
     }
     [[noreturn]] static void throw_int_overflow_text(const std::string& digits);
     const detail::ObjectBody& body() const;
-    detail::ObjectBody& mutable_body();  // unshares the container first
+    detail::ObjectBody& mutable_body();     // unshares the container first
+    detail::ObjectBody& referenced_body();  // the same, for handing out a reference into it
     bool is_type(Type t) const noexcept { return type_ == t; }
 
     Type type_ = Type::none;
