@@ -289,10 +289,13 @@ const ObjectBody& Object::body() const { return *body_; }
 // Copy-on-write: a body shared with other copies is copied before it is written. A body into
 // which a reference was handed out is copied at once instead, when the Object is.
 ObjectBody& Object::mutable_body() {
-    if (body_.use_count() > 1)
+    if (body_.use_count() > 1) {
         body_ = std::make_shared<ObjectBody>(*body_);
-    else
+    } else {
+#ifndef __SANITIZE_THREAD__  // (GCC's TSan does not model fences; it sees shared_ptr's own atomics)
         std::atomic_thread_fence(std::memory_order_acquire);  // after the other copies' last reads
+#endif
+    }
     return *body_;
 }
 
