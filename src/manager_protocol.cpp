@@ -131,6 +131,7 @@ void raise_reply_error(const Reply& reply, const std::string& where) {
     if (e.module == "polyproc" && e.name == "OwnerDiedError" && e.args.size() == 1 &&
         e.args[0].type() == Object::Type::integer)
         throw OwnerDiedError(static_cast<pid_t>(e.args[0].as_int()));
+    if (e.module == "threading" && e.name == "BrokenBarrierError") throw BrokenBarrierError();
     if (e.module == "_queue" && e.name == "Empty") throw Empty();
     if (e.module == "queue" && e.name == "Full") throw Full();
     throw RemoteError(e.module + "." + e.name, message, 0);

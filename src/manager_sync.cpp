@@ -1,5 +1,5 @@
 // The synchronization objects and queues a manager's server holds: Python's threading.Lock,
-// RLock, Semaphore, BoundedSemaphore and Event, and queue.Queue (which JoinableQueue also is), as
+// RLock, Semaphore, BoundedSemaphore, Condition, Barrier and Event, and queue.Queue (which JoinableQueue also is), as
 // SyncManager registers them. Each serves its methods under a mutex of its own; a blocking method
 // waits on a condition variable in slices, watching its client's connection, so that a client
 // that goes away (killed in the middle of acquire() or get()) frees its server thread.
@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
+#include <algorithm>
 #include <deque>
 #include <unordered_map>
 
@@ -220,6 +221,183 @@ private:
     std::int64_t died_pid_ = 0;                            // a dead holder's, for the next acquirer
 };
 
+// threading.Condition with its own RLock (Condition(lock) with another manager's lock needs
+// proxies as arguments, which come later). wait() releases the lock however deep it is held,
+// waits for a notify, takes the lock back and restores the depth.
+class Condition final : public NativeReferent {
+public:
+    Object call(const std::string& m, const Object& args, const Object& kwds, const Caller& caller) override {
+        std::unique_lock lock(mu_);
+        if (m == "acquire" || m == "__enter__") {
+            const bool blocking = m == "__enter__" || arg_or(args, kwds, 0, "blocking", true).truthy();
+            const Object timeout = m == "__enter__" ? Object() : arg_or(args, kwds, 1, "timeout", Object());
+            if (owner_ == caller.channel && depth_ > 0) {
+                ++depth_;
+                return true;
+            }
+            const auto free = [&] { return depth_ == 0; };
+            if (!free() &&
+                (!blocking || !wait_until(lock, lock_free_, deadline_from(timeout, Negative::lock), caller, free)))
+                return false;
+            take(caller, 1);
+            return true;
+        }
+        if (m == "release" || m == "__exit__") {
+            if (owner_ != caller.channel || depth_ == 0) throw RuntimeError("cannot release un-acquired lock");
+            if (--depth_ == 0) give_back();
+            return {};
+        }
+        if (m == "wait") {
+            if (owner_ != caller.channel || depth_ == 0) throw RuntimeError("cannot wait on un-acquired lock");
+            const auto deadline = deadline_from(arg_or(args, kwds, 0, "timeout", Object()), Negative::event);
+            const std::int64_t depth = depth_;
+            const std::uint64_t ticket = ++next_ticket_;
+            waiting_.push_back(ticket);
+            depth_ = 0;
+            give_back();
+            const auto notified = [&] { return std::find(waiting_.begin(), waiting_.end(), ticket) == waiting_.end(); };
+            bool woken = false;
+            try {
+                woken = wait_until(lock, notify_, deadline, caller, notified);
+            } catch (...) {
+                std::erase(waiting_, ticket);
+                throw;
+            }
+            if (!woken) std::erase(waiting_, ticket);
+            // The lock back, however long it takes (Python's wait() always returns holding it).
+            wait_until(lock, lock_free_, std::nullopt, caller, [&] { return depth_ == 0; });
+            take(caller, depth);
+            return woken;
+        }
+        if (m == "notify" || m == "notify_all") {
+            if (owner_ != caller.channel || depth_ == 0) throw RuntimeError("cannot notify on un-acquired lock");
+            std::int64_t n =
+                m == "notify_all" ? static_cast<std::int64_t>(waiting_.size()) : arg_or(args, kwds, 0, "n", 1).as_int();
+            while (n-- > 0 && !waiting_.empty()) waiting_.pop_front();
+            notify_.notify_all();
+            return {};
+        }
+        unknown("threading.Condition", m);
+    }
+
+    std::string repr() const override {
+        std::lock_guard lock(mu_);
+        return "<Condition(<" + std::string(depth_ ? "locked" : "unlocked") +
+               " _thread.RLock object owner=" + std::to_string(owner_) + " count=" + std::to_string(depth_) + ">, " +
+               std::to_string(waiting_.size()) + ")>";
+    }
+
+    // A dead holder's lock is freed (its waits ended with its connections).
+    void session_ended(const std::string& session) override {
+        std::lock_guard lock(mu_);
+        if (depth_ > 0 && holder_session_ == session) {
+            depth_ = 0;
+            give_back();
+        }
+    }
+
+private:
+    void take(const Caller& caller, std::int64_t depth) {
+        owner_ = caller.channel;
+        holder_session_ = caller.session;
+        depth_ = depth;
+    }
+    void give_back() {
+        owner_ = 0;
+        holder_session_.clear();
+        lock_free_.notify_one();
+    }
+
+    mutable std::mutex mu_;
+    std::condition_variable lock_free_, notify_;
+    std::uint64_t owner_ = 0;
+    std::string holder_session_;
+    std::int64_t depth_ = 0;
+    std::deque<std::uint64_t> waiting_;  // the tickets of waits not yet notified, oldest first
+    std::uint64_t next_ticket_ = 0;
+};
+
+// threading.Barrier(parties, action=None, timeout=None) without an action (a callable cannot
+// travel to the server); BrokenBarrierError as threading's.
+class Barrier final : public NativeReferent {
+public:
+    Barrier(std::int64_t parties, std::optional<double> timeout) : parties_(parties), timeout_(timeout) {
+        if (parties < 1) throw ValueError("parties must be > 0");
+    }
+    Object call(const std::string& m, const Object& args, const Object& kwds, const Caller& caller) override {
+        std::unique_lock lock(mu_);
+        if (m == "wait") {
+            Object timeout = arg_or(args, kwds, 0, "timeout", Object());
+            if (timeout.is_none() && timeout_) timeout = *timeout_;
+            const auto deadline = deadline_from(timeout, Negative::event);
+            if (broken_) broken();
+            const std::uint64_t generation = generation_;
+            const std::int64_t index = count_++;
+            if (count_ == parties_) {
+                count_ = 0;
+                ++generation_;
+                all_.notify_all();
+                return index;
+            }
+            bool passed = false;
+            try {
+                passed = wait_until(lock, all_, deadline, caller,
+                                    [&] { return generation_ != generation || broken_generation_ == generation; });
+            } catch (...) {
+                break_barrier();  // a party that left breaks it, as a timed-out one does
+                throw;
+            }
+            if (!passed) break_barrier();
+            if (broken_generation_ == generation) broken();
+            return index;
+        }
+        if (m == "abort") {
+            break_barrier();
+            return {};
+        }
+        if (m == "reset") {
+            // The parties waiting now get BrokenBarrierError, as in Python; the barrier is whole again.
+            if (count_ > 0) broken_generation_ = generation_;
+            broken_ = false;
+            count_ = 0;
+            ++generation_;
+            all_.notify_all();
+            return {};
+        }
+        if (m == "__getattribute__" && args.size() == 1 && args[0].type() == Object::Type::str) {
+            const std::string& name = args[0].as_str();
+            if (name == "parties") return parties_;
+            if (name == "n_waiting") return count_;
+            if (name == "broken") return broken_;
+            throw AttributeError("'Barrier' object has no attribute '" + name + "'");
+        }
+        unknown("threading.Barrier", m);
+    }
+    std::string repr() const override {
+        std::lock_guard lock(mu_);
+        if (broken_) return "<threading.Barrier at 0x0: broken>";
+        return "<threading.Barrier at 0x0: waiters=" + std::to_string(count_) + "/" + std::to_string(parties_) + ">";
+    }
+
+private:
+    [[noreturn]] static void broken() { throw Raised(RaisedError{"threading", "BrokenBarrierError", Object::tuple()}); }
+    void break_barrier() {
+        broken_ = true;
+        broken_generation_ = generation_;
+        count_ = 0;
+        all_.notify_all();
+    }
+
+    const std::int64_t parties_;
+    const std::optional<double> timeout_;
+    mutable std::mutex mu_;
+    std::condition_variable all_;
+    std::int64_t count_ = 0;
+    std::uint64_t generation_ = 0;
+    std::uint64_t broken_generation_ = ~std::uint64_t{0};  // the round whose waiters must raise
+    bool broken_ = false;
+};
+
 class Event final : public NativeReferent {
 public:
     Object call(const std::string& m, const Object& args, const Object& kwds, const Caller& caller) override {
@@ -326,6 +504,18 @@ std::unique_ptr<NativeReferent> make_native_referent(const std::string& type_id,
     if (type_id == "BoundedSemaphore")
         return std::make_unique<Acquirer>(Acquirer::Kind::bounded, int_arg(args, kwds, "value", 1));
     if (type_id == "Event") return std::make_unique<Event>();
+    if (type_id == "Condition") {
+        if (args.size() > 0 || kwds.size() > 0)
+            throw TypeError("Condition(lock) with a lock of its own is not supported yet; Condition() makes an RLock");
+        return std::make_unique<Condition>();
+    }
+    if (type_id == "Barrier") {
+        const std::int64_t parties = int_arg(args, kwds, "parties", 0);
+        const Object timeout = arg_or(args, kwds, 2, "timeout", Object());
+        if (!arg_or(args, kwds, 1, "action", Object()).is_none())
+            throw TypeError("a manager's Barrier cannot run an action (a callable does not travel to the server)");
+        return std::make_unique<Barrier>(parties, timeout.is_none() ? std::nullopt : std::optional(timeout.as_float()));
+    }
     if (type_id == "Queue" || type_id == "JoinableQueue")
         return std::make_unique<Queue>(int_arg(args, kwds, "maxsize", 0));
     return nullptr;

@@ -63,6 +63,26 @@ void set_event_later(mp::EventProxy e) {
     e.set();
 }
 
+// Waits under the condition until d["ready"] is set, then answers through d["seen"].
+void wait_for_ready(mp::ConditionProxy cond, mp::DictProxy<> d) {
+    std::lock_guard guard(cond);
+    cond.wait_for([&] { return d.get("ready", false).truthy(); }, std::chrono::seconds(30));
+    d["seen"] = d.get("ready", false);
+}
+
+void pass_barrier(mp::BarrierProxy barrier, mp::QueueProxy<int> indices) {
+    indices.put(barrier.wait(std::chrono::seconds(30)));
+}
+
+void wait_on_barrier_expecting_broken(mp::BarrierProxy barrier, mp::QueueProxy<std::string> out) {
+    try {
+        barrier.wait();
+        out.put("passed");
+    } catch (const mp::BrokenBarrierError&) {
+        out.put("broken");
+    }
+}
+
 int threads_of(pid_t pid) {
     std::ifstream status("/proc/" + std::to_string(pid) + "/status");
     for (std::string line; std::getline(status, line);)
@@ -394,6 +414,67 @@ TEST_F(Managers, ALockHeldByAKilledClientPassesToTheNextAcquirerWhoIsTold) {
     lock.release();
     EXPECT_TRUE(lock.acquire(false));  // and the news was told once
     lock.release();
+}
+
+TEST_F(Managers, ConditionWaitsAndNotifiesAcrossProcesses) {
+    HangGuard hang_guard(std::chrono::seconds(60), "a Condition");
+    auto manager = mp::Manager();
+    auto cond = manager.Condition();
+    auto d = manager.dict();
+    EXPECT_THROW_WITH(cond.wait(), mp::RuntimeError, "cannot wait on un-acquired lock");
+    EXPECT_THROW_WITH(cond.notify(), mp::RuntimeError, "cannot notify on un-acquired lock");
+    EXPECT_THROW_WITH(cond.release(), mp::RuntimeError, "cannot release un-acquired lock");
+    {
+        std::lock_guard guard(cond);
+        EXPECT_FALSE(cond.wait(std::chrono::milliseconds(20)));  // timed out, and holds the lock again
+        EXPECT_TRUE(cond.acquire());                             // reentrant
+        cond.release();
+    }
+    mp::Process waiter(&wait_for_ready, cond, d);
+    waiter.start();
+    EXPECT_TRUE(eventually([&] { return cond._callmethod("__repr__").as_str().find(", 1)>") != std::string::npos; }))
+        << "the child never waited";
+    {
+        std::lock_guard guard(cond);
+        d["ready"] = true;
+        cond.notify_all();
+    }
+    waiter.join();
+    EXPECT_EQ(waiter.exitcode(), 0);
+    EXPECT_EQ(mp::repr(d.get("seen")), "True");
+}
+
+TEST_F(Managers, BarrierLetsThePartiesThroughTogetherAndBreaksAsPythons) {
+    HangGuard guard(std::chrono::seconds(60), "a Barrier");
+    auto manager = mp::Manager();
+    auto barrier = manager.Barrier(3);
+    auto indices = manager.Queue<int>();
+    EXPECT_EQ(barrier.parties(), 3);
+    mp::Process a(&pass_barrier, barrier, indices), b(&pass_barrier, barrier, indices);
+    a.start();
+    b.start();
+    std::set<int> seen{barrier.wait(std::chrono::seconds(30))};
+    seen.insert(indices.get());
+    seen.insert(indices.get());
+    a.join();
+    b.join();
+    EXPECT_EQ(seen, (std::set<int>{0, 1, 2}));
+    EXPECT_EQ(barrier.n_waiting(), 0);
+
+    EXPECT_THROW(barrier.wait(std::chrono::milliseconds(20)), mp::BrokenBarrierError);  // timed out: broken
+    EXPECT_TRUE(barrier.broken());
+    EXPECT_THROW(barrier.wait(), mp::BrokenBarrierError);
+    barrier.reset();
+    EXPECT_FALSE(barrier.broken());
+
+    auto out = manager.Queue<std::string>();
+    mp::Process waiter(&wait_on_barrier_expecting_broken, barrier, out);
+    waiter.start();
+    EXPECT_TRUE(eventually([&] { return barrier.n_waiting() == 1; }));
+    barrier.abort();
+    EXPECT_EQ(out.get(), "broken");
+    waiter.join();
+    EXPECT_THROW_WITH(manager.Barrier(0), mp::ValueError, "parties must be > 0");
 }
 
 TEST_F(Managers, EventWaitsAcrossProcesses) {

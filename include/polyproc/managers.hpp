@@ -11,10 +11,11 @@
 //
 // What there is today (issue #14, first part): BaseManager (start, connect, shutdown, join,
 // address, RAII), SyncManager with dict, list, Namespace, Lock, RLock, Semaphore,
-// BoundedSemaphore, Event, Queue, JoinableQueue, Value, Array and set (Python 3.14's), and
-// proxies for them. The server speaks CPython's protocol (pickled request and reply tuples over
-// an authenticated AF_UNIX connection); its values are mp::Object values. Condition, Barrier and
-// register() for user classes come next (docs/managers.md).
+// BoundedSemaphore, Condition, Event, Barrier, Queue, JoinableQueue, Value, Array and set
+// (Python 3.14's), and proxies for them. The server speaks CPython's protocol (pickled request
+// and reply tuples over an authenticated AF_UNIX connection); its values are mp::Object values.
+// register() for user classes and proxies inside managed containers come next
+// (docs/managers.md).
 //
 // Process-safety: proxies are cheap copyable handles to one server object; copies may be used
 // from any thread and any process. They reach children by capture (fork) or as Process and Pool
@@ -343,6 +344,54 @@ using RLockProxy = AcquirerProxy;
 using SemaphoreProxy = AcquirerProxy;
 using BoundedSemaphoreProxy = AcquirerProxy;
 
+// Python's ConditionProxy: a threading.Condition in the server, with its own RLock (each client
+// thread is an owner of its own). wait_for() is evaluated here, as in Python.
+class ConditionProxy : public AcquirerProxy {
+public:
+    ConditionProxy() = default;
+    explicit ConditionProxy(BaseProxy base) : AcquirerProxy(std::move(base)) {}
+    // mp::RuntimeError("cannot wait on un-acquired lock") when this thread does not hold it.
+    bool wait(Timeout timeout = {}) const {
+        return _callmethod("wait", Object::tuple({detail::manager::timeout_object(timeout)})).as_bool();
+    }
+    template <class Predicate>
+    bool wait_for(Predicate predicate, Timeout timeout = {}) const {
+        const detail::Deadline deadline(timeout);
+        bool result = predicate();
+        while (!result) {
+            const auto left = deadline.remaining();
+            if (left && left->count() == 0) break;
+            wait(left ? Timeout(*left) : Timeout());
+            result = predicate();
+        }
+        return result;
+    }
+    void notify(int n = 1) const { _callmethod("notify", Object::tuple({n})); }
+    void notify_all() const { _callmethod("notify_all"); }
+};
+
+// Python's BarrierProxy (no action: a callable does not travel to the server).
+class BarrierProxy : public BaseProxy {
+public:
+    BarrierProxy() = default;
+    explicit BarrierProxy(BaseProxy base) : BaseProxy(std::move(base)) {}
+    // This party's index, 0 to parties - 1; mp::BrokenBarrierError when the barrier is or becomes
+    // broken (abort(), reset() while waiting, a timeout, a party that went away).
+    int wait(Timeout timeout = {}) const {
+        return static_cast<int>(
+            _callmethod("wait", Object::tuple({detail::manager::timeout_object(timeout)})).as_int());
+    }
+    void abort() const { _callmethod("abort"); }
+    void reset() const { _callmethod("reset"); }
+    int parties() const {
+        return static_cast<int>(_callmethod("__getattribute__", Object::tuple({"parties"})).as_int());
+    }
+    int n_waiting() const {
+        return static_cast<int>(_callmethod("__getattribute__", Object::tuple({"n_waiting"})).as_int());
+    }
+    bool broken() const { return _callmethod("__getattribute__", Object::tuple({"broken"})).as_bool(); }
+};
+
 // Python's EventProxy.
 class EventProxy : public BaseProxy {
 public:
@@ -451,7 +500,7 @@ protected:
     std::unique_ptr<detail::manager::ManagerState> state_;
 };
 
-// Python's SyncManager (this part: dict, list, Namespace).
+// Python's SyncManager.
 class SyncManager : public BaseManager {
 public:
     using BaseManager::BaseManager;
@@ -497,6 +546,11 @@ public:
         return BoundedSemaphoreProxy(create("BoundedSemaphore", Object::tuple({value})));
     }
     EventProxy Event() { return EventProxy(create("Event")); }
+    ConditionProxy Condition() { return ConditionProxy(create("Condition")); }
+    BarrierProxy Barrier(int parties, Timeout timeout = {}) {
+        return BarrierProxy(
+            create("Barrier", Object::tuple({parties, Object(), detail::manager::timeout_object(timeout)})));
+    }
     template <class T = Object>
     QueueProxy<T> Queue(std::size_t maxsize = 0) {
         return QueueProxy<T>(create("Queue", Object::tuple({static_cast<std::int64_t>(maxsize)})));
