@@ -83,6 +83,19 @@ void wait_on_barrier_expecting_broken(mp::BarrierProxy barrier, mp::QueueProxy<s
     }
 }
 
+// Sets and reads its own keys of d until `rounds` are done; exits 3 when the manager goes away.
+void hammer(mp::DictProxy<std::string, int> d, mp::QueueProxy<int> progress, int who, int rounds) {
+    try {
+        for (int i = 0; i < rounds; ++i) {
+            d[std::to_string(who) + "-" + std::to_string(i % 50)] = i;
+            if (d.at(std::to_string(who) + "-" + std::to_string(i % 50)) != i) std::_Exit(2);
+            if (i == 100) progress.put(who);
+        }
+    } catch (const mp::ProcessError&) {
+        std::_Exit(3);
+    }
+}
+
 int threads_of(pid_t pid) {
     std::ifstream status("/proc/" + std::to_string(pid) + "/status");
     for (std::string line; std::getline(status, line);)
@@ -287,6 +300,49 @@ TEST_F(Managers, AForkChildDoesNotKeepItsDeadParentsReferences) {
     ASSERT_TRUE(running(survivor));
     EXPECT_TRUE(eventually([&] { return manager.number_of_objects() == 0; }))
         << "a fork child kept its dead parent's session open";
+}
+
+TEST_F(Managers, AClientKilledMidBurstLeavesTheOthersServedAndNothingBehind) {
+    HangGuard guard(std::chrono::seconds(120), "a client killed mid-burst");
+    auto manager = mp::Manager();
+    auto progress = manager.Queue<int>();
+    std::vector<mp::Process> clients;
+    {
+        auto d = manager.dict<std::string, int>();
+        for (int who = 0; who < 3; ++who) {
+            clients.emplace_back(&hammer, d, progress, who, who == 0 ? 1'000'000 : 2000);
+            clients.back().start();
+        }
+        for (int i = 0; i < 3; ++i) progress.get();  // all three are in the middle of their bursts
+        clients[0].kill();
+        clients[0].join();
+        clients[1].join();
+        clients[2].join();
+        EXPECT_EQ(clients[1].exitcode(), 0);
+        EXPECT_EQ(clients[2].exitcode(), 0);
+        EXPECT_EQ(d.at("2-49"), 1999);
+        EXPECT_EQ(d.size(), 150u);
+    }
+    // The dict went with the last proxy; the dead client's reference went with its connections.
+    EXPECT_TRUE(eventually([&] { return manager.number_of_objects() == 1; })) << manager.number_of_objects();
+}
+
+TEST_F(Managers, AServerKilledMidBurstFailsEveryClientQuickly) {
+    HangGuard guard(std::chrono::seconds(120), "a server killed mid-burst");
+    auto manager = mp::Manager();
+    auto progress = manager.Queue<int>();
+    auto d = manager.dict<std::string, int>();
+    std::vector<mp::Process> clients;
+    for (int who = 0; who < 2; ++who) {
+        clients.emplace_back(&hammer, d, progress, who, 1'000'000);
+        clients.back().start();
+    }
+    for (int i = 0; i < 2; ++i) progress.get();
+    ASSERT_EQ(::kill(*manager.pid(), SIGKILL), 0);
+    for (auto& c : clients) {
+        c.join(std::chrono::seconds(30));
+        EXPECT_EQ(c.exitcode(), 3) << "a client did not see its manager go";
+    }
 }
 
 TEST_F(Managers, AProxyWhoseServerIsGoneRaisesAtOnceNamingTheManager) {
