@@ -5,6 +5,8 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include <filesystem>
+
 #include "manager_protocol.hpp"
 #include "manager_server.hpp"
 #include "support.hpp"
@@ -185,6 +187,9 @@ TEST_F(Managers, ListProxyHasTheListsMethodsAndItsErrors) {
     EXPECT_EQ(mp::repr(l.copy()), "[1, 30]");
     l.sort(true);
     EXPECT_EQ(mp::repr(l.copy()), "[30, 1]");
+    std::vector<std::int64_t> walked;
+    for (const Object& item : l) walked.push_back(item.as_int());
+    EXPECT_EQ(walked, (std::vector<std::int64_t>{30, 1}));
     l.remove(30);
     EXPECT_TRUE(l.contains(1));
     EXPECT_EQ(l.size(), 1u);
@@ -672,8 +677,15 @@ wire::Reply ask(mp::Connection& c, const std::string& request) {
 
 }  // namespace
 
+int open_fds() {
+    int n = 0;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) n += entry.exists() ? 1 : 0;
+    return n;
+}
+
 TEST(ManagerServer, MalformedRequestsGetATracebackAndTheirConnectionClosed) {
     InProcessServer s;
+    const int fds_before = open_fds();
     {
         auto c = mp::Client(s.address(), std::string("secret"));
         const auto reply = ask(c, mp::pickle_dumps(Object::tuple({mp::None, "dummy"})));
@@ -715,6 +727,29 @@ TEST(ManagerServer, MalformedRequestsGetATracebackAndTheirConnectionClosed) {
     }
     EXPECT_EQ(s.server().number_of_objects(), 1u);  // a session-less create is CPython's: refcount 1
     EXPECT_TRUE(eventually([&] { return s.server().connections() == 0; })) << "a connection thread lingers";
+    EXPECT_TRUE(eventually([&] { return open_fds() == fds_before; })) << "descriptors leaked: " << open_fds();
+}
+
+TEST(ManagerServer, APeerThatNeverAuthenticatesIsCutOff) {
+    HangGuard guard(std::chrono::seconds(60), "a silent peer");
+    InProcessServer s;
+    const int silent = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    const std::string path = std::get<std::string>(s.address());
+    std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
+    ASSERT_EQ(::connect(silent, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+    // It reads the challenge, says nothing, and is disconnected after the handshake's 10 s.
+    char buf[256];
+    const auto start = std::chrono::steady_clock::now();
+    ssize_t n;
+    while ((n = ::read(silent, buf, sizeof buf)) > 0) {
+    }
+    const auto waited = std::chrono::steady_clock::now() - start;
+    ::close(silent);
+    EXPECT_EQ(n, 0);
+    EXPECT_GE(waited, std::chrono::seconds(9));
+    EXPECT_TRUE(eventually([&] { return s.server().connections() == 0; }));
 }
 
 TEST(ManagerServer, AWrongKeyOrASilentPeerNeverStallsTheOthers) {

@@ -111,6 +111,35 @@ private:
     friend class BaseManager;
 };
 
+namespace detail::manager {
+// A copy of a container's keys or items that a range-for walks.
+template <class T>
+struct Snapshot {
+    struct Iterator {
+        using iterator_category = std::input_iterator_tag;
+        using value_type = T;
+        using difference_type = std::ptrdiff_t;
+        using pointer = const T*;
+        using reference = const T&;
+        std::shared_ptr<std::vector<T>> items;
+        std::size_t at = 0;
+        const T& operator*() const { return (*items)[at]; }
+        Iterator& operator++() {
+            ++at;
+            return *this;
+        }
+        friend bool operator==(const Iterator& a, const Iterator& b) {
+            const bool a_end = !a.items || a.at >= a.items->size();
+            const bool b_end = !b.items || b.at >= b.items->size();
+            return a_end && b_end ? true : (!a_end && !b_end && a.items == b.items && a.at == b.at);
+        }
+    };
+    explicit Snapshot(std::vector<T> v) : items(std::make_shared<std::vector<T>>(std::move(v))) {}
+    Iterator begin() const { return Iterator{items, 0}; }
+    std::shared_ptr<std::vector<T>> items;
+};
+}  // namespace detail::manager
+
 // Python's DictProxy. K and V are mp::Object by default; a typed proxy converts at this end (the
 // server holds Objects), so a Python peer sees the same dict.
 template <class K = Object, class V = Object>
@@ -167,35 +196,8 @@ public:
     Object copy() const { return _callmethod("copy"); }  // a local dict
 
     // Iterates over a snapshot of the keys (Python's iter(d) raises if the dict changes meanwhile).
-    auto begin() const { return Snapshot<K>(keys()).begin(); }
-    auto end() const { return typename Snapshot<K>::Iterator(); }
-
-private:
-    template <class T>
-    struct Snapshot {
-        struct Iterator {
-            using iterator_category = std::input_iterator_tag;
-            using value_type = T;
-            using difference_type = std::ptrdiff_t;
-            using pointer = const T*;
-            using reference = const T&;
-            std::shared_ptr<std::vector<T>> items;
-            std::size_t at = 0;
-            const T& operator*() const { return (*items)[at]; }
-            Iterator& operator++() {
-                ++at;
-                return *this;
-            }
-            friend bool operator==(const Iterator& a, const Iterator& b) {
-                const bool a_end = !a.items || a.at >= a.items->size();
-                const bool b_end = !b.items || b.at >= b.items->size();
-                return a_end && b_end ? true : (!a_end && !b_end && a.items == b.items && a.at == b.at);
-            }
-        };
-        explicit Snapshot(std::vector<T> v) : items(std::make_shared<std::vector<T>>(std::move(v))) {}
-        Iterator begin() const { return Iterator{items, 0}; }
-        std::shared_ptr<std::vector<T>> items;
-    };
+    auto begin() const { return detail::manager::Snapshot<K>(keys()).begin(); }
+    auto end() const { return typename detail::manager::Snapshot<K>::Iterator(); }
 };
 
 // Python's ListProxy.
@@ -256,6 +258,11 @@ public:
     std::size_t size() const { return static_cast<std::size_t>(_callmethod("__len__").as_int()); }
     Object copy() const { return _callmethod("copy"); }  // a local list
     std::vector<T> values() const { return copy().template as<std::vector<T>>(); }
+
+    // Iterates over a snapshot of the items (Python's iteration calls __getitem__ until
+    // IndexError, so it sees changes made meanwhile; a snapshot costs one call, not one per item).
+    auto begin() const { return detail::manager::Snapshot<T>(values()).begin(); }
+    auto end() const { return typename detail::manager::Snapshot<T>::Iterator(); }
 };
 
 // Python's NamespaceProxy: named attributes.
