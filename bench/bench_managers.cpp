@@ -2,6 +2,7 @@
 // writing one dict, and Manager() start+shutdown. The raw comparisons are a socketpair round trip
 // (bench_connection.cpp: what each proxy call is at least) and a Process start+join; CPython's
 // figures come from bench/cpython_bench.py doing the same with its Manager().
+#include <filesystem>
 #include <stdexcept>
 #include <string>
 
@@ -23,6 +24,38 @@ void BM_ManagerDictSet_Polyproc(benchmark::State& state) {
         state.SetItemsProcessed(state.iterations());
     });
 }
+
+// Pins every thread of process `pid` to `cpu` (threads it starts later inherit it).
+void pin_process(pid_t pid, int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    for (const auto& task : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task"))
+        ::sched_setaffinity(std::stoi(task.path().filename().string()), sizeof set, &set);
+}
+
+// d[i % 100] = i with the client and the server pinned as `placement` says.
+void BM_ManagerDictSetPinned_Polyproc(benchmark::State& state, bench::Placement placement) {
+    bench::run_guarded(state, [&] {
+        bench::PinnedPair pinned(placement);
+        auto manager = mp::Manager();
+        pin_process(*manager.pid(), pinned.child_cpu());
+        auto d = manager.dict<int, int>();
+        for (int i = 0; i < 100; ++i) d[i] = i;
+        int i = 0;
+        for (auto _ : state) {
+            d[i % 100] = i;
+            ++i;
+        }
+        state.SetItemsProcessed(state.iterations());
+    });
+}
+[[maybe_unused]] const bool registered = [] {
+    for (auto p : {bench::Placement::cross_cpu, bench::Placement::same_cpu})
+        bench::register_placed("BM_ManagerDictSetPinned_Polyproc", BM_ManagerDictSetPinned_Polyproc,
+                               benchmark::kMicrosecond, p);
+    return true;
+}();
 
 // v = d[i % 100]
 void BM_ManagerDictGet_Polyproc(benchmark::State& state) {

@@ -42,6 +42,8 @@ Measures, with the fork start method unless the name says otherwise:
                                                                                      seconds per pool
   manager_dict_set                Manager().dict(): d[i % 100] = i from the main process
                                                                                      seconds per set
+  manager_dict_set_pinned/<placement>  the same, the client and every server thread pinned
+                                                                                     seconds per set
   manager_dict_get                the same dict: d[i % 100]                          seconds per get
   manager_list_append             Manager().list(): l.append(i), cleared every 10 000 untimed
                                                                                      seconds per append
@@ -703,6 +705,36 @@ class ManagerDictSet(_WithManager):
         self.i += 1
 
 
+class ManagerDictSetPinned(ManagerDictSet):
+    """The same, the client pinned to the first allowed CPU and every server thread to the second
+    (cross_cpu) or the same one (same_cpu)."""
+    base_name = "manager_dict_set_pinned"
+    placement = "cross_cpu"
+
+    def __enter__(self):
+        self.saved_affinity = os.sched_getaffinity(0)
+        cpus = sorted(self.saved_affinity)
+        if len(cpus) < (2 if self.placement == "cross_cpu" else 1):
+            raise RuntimeError("this placement needs 2 CPUs")
+        os.sched_setaffinity(0, {cpus[0]})
+        super().__enter__()
+        server_cpu = cpus[1] if self.placement == "cross_cpu" else cpus[0]
+        pid = self.manager._process.pid
+        for task in os.listdir("/proc/%d/task" % pid):
+            os.sched_setaffinity(int(task), {server_cpu})
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            return super().__exit__(*exc)
+        finally:
+            os.sched_setaffinity(0, self.saved_affinity)
+
+
+class ManagerDictSetPinnedSameCpu(ManagerDictSetPinned):
+    placement = "same_cpu"
+
+
 class ManagerDictGet(_WithManager):
     name = "manager_dict_get"
 
@@ -807,7 +839,8 @@ def main():
     kinds = [k for k in (StartJoin, RoundTrip, RoundTripSameCpu, Throughput, LockUncontended, EventPingPong,
                          ConditionPingPong, ValueIncrement, Queue64, QueueRoundTrip, Queue4x4, Queue1MiB,
                          PoolMapChunk1, PoolMapDefault, PpeMapChunk1, PpeMapPoolChunks, PoolApplyAsyncRoundTrip,
-                         PoolCpuBound2, PoolCpuBound1, PoolStart2, ManagerDictSet, ManagerDictGet, ManagerListAppend,
+                         PoolCpuBound2, PoolCpuBound1, PoolStart2, ManagerDictSet, ManagerDictSetPinned,
+                         ManagerDictSetPinnedSameCpu, ManagerDictGet, ManagerListAppend,
                          ManagerTwoWriters, ManagerStartShutdown, StartJoinSpawn, StartJoinForkserver)
              if re.search(args.filter, _name(k))]
     samples = {_name(k): [] for k in kinds}
