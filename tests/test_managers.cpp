@@ -677,6 +677,17 @@ wire::Reply ask(mp::Connection& c, const std::string& request) {
 
 }  // namespace
 
+// A raw connection to an AF_UNIX path that never takes part in the handshake; -1 on failure.
+int connect_without_speaking(const std::string& path) {
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0) return fd;
+    ::close(fd);
+    return -1;
+}
+
 int open_fds() {
     int n = 0;
     for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) n += entry.exists() ? 1 : 0;
@@ -733,12 +744,8 @@ TEST(ManagerServer, MalformedRequestsGetATracebackAndTheirConnectionClosed) {
 TEST(ManagerServer, APeerThatNeverAuthenticatesIsCutOff) {
     HangGuard guard(std::chrono::seconds(60), "a silent peer");
     InProcessServer s;
-    const int silent = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un sa{};
-    sa.sun_family = AF_UNIX;
-    const std::string path = std::get<std::string>(s.address());
-    std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
-    ASSERT_EQ(::connect(silent, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+    const int silent = connect_without_speaking(std::get<std::string>(s.address()));
+    ASSERT_GE(silent, 0);
     // It reads the challenge, says nothing, and is disconnected after the handshake's 10 s.
     char buf[256];
     const auto start = std::chrono::steady_clock::now();
@@ -757,12 +764,8 @@ TEST(ManagerServer, AWrongKeyOrASilentPeerNeverStallsTheOthers) {
     InProcessServer s;
     EXPECT_THROW(mp::Client(s.address(), std::string("wrong")), mp::AuthenticationError);
     // A peer that connects and says nothing holds only its own thread.
-    const int silent = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un sa{};
-    sa.sun_family = AF_UNIX;
-    const std::string path = std::get<std::string>(s.address());
-    std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
-    ASSERT_EQ(::connect(silent, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+    const int silent = connect_without_speaking(std::get<std::string>(s.address()));
+    ASSERT_GE(silent, 0);
     for (int i = 0; i < 5; ++i) {
         auto c = mp::Client(s.address(), std::string("secret"));
         EXPECT_EQ(ask(c, wire::encode_request(mp::None, "dummy")).kind, "#RETURN");
