@@ -94,6 +94,18 @@ Object call_dict(Referent& r, const std::string& m, const Object& a, const Objec
         return {};
     }
     if (m == "copy" || m == "#GETVALUE") return d;
+    if (m == "__or__" || m == "__ior__") {  // Python 3.14's DictProxy: d | other, d |= other
+        want_args(a, 1, 1, m);
+        if (a[0].type() != Object::Type::dict)
+            throw TypeError(std::string("unsupported operand type(s) for |: 'dict' and '") + a[0].type_name() + "'");
+        if (m == "__ior__") {
+            d.update(a[0]);
+            return {};
+        }
+        Object merged = d;
+        merged.update(a[0]);
+        return merged;
+    }
     not_exposed(r, m);
 }
 

@@ -156,6 +156,12 @@ TEST_F(Managers, DictProxyHasTheDictsMethodsAndItsErrors) {
     EXPECT_EQ(seen, (std::vector<std::string>{"a", "b"}));
     d.erase("a");
     EXPECT_EQ(mp::repr(d.copy()), "{'b': [1, 2]}");
+    EXPECT_EQ(mp::repr(d | Object::dict({{"z", 0}})), "{'b': [1, 2], 'z': 0}");  // 3.14's d | other
+    EXPECT_EQ(d.size(), 1u);
+    d |= Object::dict({{"z", 0}});
+    EXPECT_EQ(d.size(), 2u);
+    d.erase("z");
+    EXPECT_THROW_WITH(d | Object::list(), mp::TypeError, "unsupported operand type(s) for |: 'dict' and 'list'");
 
     d["copy"] = d["b"];  // an item assigned from another item writes through, as in Python
     EXPECT_EQ(mp::repr(d.at("copy")), "[1, 2]");

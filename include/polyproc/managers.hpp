@@ -194,6 +194,12 @@ public:
         return _callmethod("items").template as<std::vector<std::pair<K, V>>>();
     }
     Object copy() const { return _callmethod("copy"); }  // a local dict
+    // Python 3.14's d | other (a local dict) and d |= other (in the server).
+    Object operator|(const Object& other) const { return _callmethod("__or__", Object::tuple({other})); }
+    const DictProxy& operator|=(const Object& other) const {
+        _callmethod("__ior__", Object::tuple({other}));
+        return *this;
+    }
 
     // Iterates over a snapshot of the keys (Python's iter(d) raises if the dict changes meanwhile).
     auto begin() const { return detail::manager::Snapshot<K>(keys()).begin(); }
