@@ -91,6 +91,38 @@ void BM_ManagerListAppend_Polyproc(benchmark::State& state) {
     });
 }
 
+// q.put(i); q.get() on a manager Queue, from the main process.
+void BM_ManagerQueuePutGet_Polyproc(benchmark::State& state) {
+    bench::run_guarded(state, [&] {
+        auto manager = mp::Manager();
+        auto q = manager.Queue<int>();
+        q.put(0);
+        q.get();
+        int i = 0;
+        for (auto _ : state) {
+            q.put(i);
+            if (q.get() != i) throw std::runtime_error("wrong item");
+            ++i;
+        }
+        state.SetItemsProcessed(state.iterations());
+    });
+}
+
+// lock.acquire(); lock.release() on a manager Lock.
+void BM_ManagerLockAcquireRelease_Polyproc(benchmark::State& state) {
+    bench::run_guarded(state, [&] {
+        auto manager = mp::Manager();
+        auto lock = manager.Lock();
+        lock.acquire();
+        lock.release();
+        for (auto _ : state) {
+            lock.acquire();
+            lock.release();
+        }
+        state.SetItemsProcessed(state.iterations());
+    });
+}
+
 void write_keys(mp::DictProxy<int, int> d, mp::Connection go, int who, int count) {
     go.recv<int>();
     for (int i = 0; i < count; ++i) d[who * 1'000'000 + i % 1000] = i;
@@ -139,5 +171,7 @@ void BM_ManagerStartShutdown_Polyproc(benchmark::State& state) {
 BENCHMARK(BM_ManagerDictSet_Polyproc)->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_ManagerDictGet_Polyproc)->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_ManagerListAppend_Polyproc)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_ManagerQueuePutGet_Polyproc)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_ManagerLockAcquireRelease_Polyproc)->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_ManagerTwoWriters_Polyproc)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_ManagerStartShutdown_Polyproc)->UseRealTime()->Unit(benchmark::kMillisecond);

@@ -47,6 +47,8 @@ Measures, with the fork start method unless the name says otherwise:
   manager_dict_get                the same dict: d[i % 100]                          seconds per get
   manager_list_append             Manager().list(): l.append(i), cleared every 10 000 untimed
                                                                                      seconds per append
+  manager_queue_put_get           Manager().Queue(): q.put(i); q.get()              seconds per pair
+  manager_lock_acquire_release    Manager().Lock(): acquire(); release()             seconds per pair
   manager_two_writers             two children each set 2 000 keys of one Manager().dict(), timed
                                   from a go signal until both are done              sets per second
   manager_start_shutdown          Manager(); shutdown()                              seconds per manager
@@ -744,6 +746,34 @@ class ManagerDictGet(_WithManager):
         self.i += 1
 
 
+class ManagerQueuePutGet(_WithManager):
+    name = "manager_queue_put_get"
+
+    def __enter__(self):
+        super().__enter__()
+        self.q = self.manager.Queue()
+        return self
+
+    def op(self):
+        self.q.put(self.i)
+        if self.q.get() != self.i:
+            raise RuntimeError("wrong item")
+        self.i += 1
+
+
+class ManagerLockAcquireRelease(_WithManager):
+    name = "manager_lock_acquire_release"
+
+    def __enter__(self):
+        super().__enter__()
+        self.lock = self.manager.Lock()
+        return self
+
+    def op(self):
+        self.lock.acquire()
+        self.lock.release()
+
+
 class ManagerListAppend(_WithManager):
     name = "manager_list_append"
 
@@ -840,7 +870,8 @@ def main():
                          ConditionPingPong, ValueIncrement, Queue64, QueueRoundTrip, Queue4x4, Queue1MiB,
                          PoolMapChunk1, PoolMapDefault, PpeMapChunk1, PpeMapPoolChunks, PoolApplyAsyncRoundTrip,
                          PoolCpuBound2, PoolCpuBound1, PoolStart2, ManagerDictSet, ManagerDictSetPinned,
-                         ManagerDictSetPinnedSameCpu, ManagerDictGet, ManagerListAppend,
+                         ManagerDictSetPinnedSameCpu, ManagerDictGet, ManagerListAppend, ManagerQueuePutGet,
+                         ManagerLockAcquireRelease,
                          ManagerTwoWriters, ManagerStartShutdown, StartJoinSpawn, StartJoinForkserver)
              if re.search(args.filter, _name(k))]
     samples = {_name(k): [] for k in kinds}

@@ -72,15 +72,23 @@ std::string message_of(F&& f) {
 // quickly and by name, instead of at ctest's timeout.
 class HangGuard {
 public:
+    // Returns once the watcher runs: a fork while a thread is still starting can leave the child
+    // a lock of the thread library (ASan's thread registry) held forever, and a child that starts
+    // threads of its own (a manager's server) then hangs.
     HangGuard(std::chrono::seconds limit, std::string what)
         : watcher_([this, limit, what = std::move(what)] {
               std::unique_lock lock(mu_);
+              started_ = true;
+              cv_.notify_all();
               if (cv_.wait_for(lock, limit, [this] { return done_; })) return;
               std::fprintf(stderr, "HANG: %s did not finish within %lld s\n", what.c_str(),
                            static_cast<long long>(limit.count()));
               std::fflush(stderr);
               std::abort();
-          }) {}
+          }) {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [this] { return started_; });
+    }
     ~HangGuard() {
         {
             std::lock_guard lock(mu_);
@@ -95,6 +103,7 @@ public:
 private:
     std::mutex mu_;
     std::condition_variable cv_;
+    bool started_ = false;
     bool done_ = false;
     std::thread watcher_;  // last: starts once the rest exists
 };
