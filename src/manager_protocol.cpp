@@ -83,29 +83,28 @@ Reply decode_reply(std::string_view bytes) {
 }
 
 RaisedError current_exception_as_raised() {
-    const auto as = [](const char* module, const char* name, Object args) {
-        return RaisedError{module, name, std::move(args)};
+    // A polyproc error travels as the builtin of the same name, its message the one argument.
+    const auto builtin = [](const char* name, const std::exception& e) {
+        return RaisedError{"builtins", name, Object::tuple({Object(std::string(e.what()))})};
     };
     try {
         throw;
     } catch (const Raised& e) {
         return e.error;
     } catch (const KeyError& e) {
-        return as("builtins", "KeyError", Object::tuple({Object(std::string(e.what()))}));
+        return builtin("KeyError", e);
     } catch (const IndexError& e) {
-        return as("builtins", "IndexError", Object::tuple({Object(std::string(e.what()))}));
+        return builtin("IndexError", e);
     } catch (const ValueError& e) {
-        return as("builtins", "ValueError", Object::tuple({Object(std::string(e.what()))}));
+        return builtin("ValueError", e);
     } catch (const TypeError& e) {
-        return as("builtins", "TypeError", Object::tuple({Object(std::string(e.what()))}));
+        return builtin("TypeError", e);
     } catch (const AttributeError& e) {
-        return as("builtins", "AttributeError", Object::tuple({Object(std::string(e.what()))}));
+        return builtin("AttributeError", e);
     } catch (const OverflowError& e) {
-        return as("builtins", "OverflowError", Object::tuple({Object(std::string(e.what()))}));
-    } catch (const RuntimeError& e) {
-        return as("builtins", "RuntimeError", Object::tuple({Object(std::string(e.what()))}));
-    } catch (const std::exception& e) {
-        return as("builtins", "RuntimeError", Object::tuple({Object(std::string(e.what()))}));
+        return builtin("OverflowError", e);
+    } catch (const std::exception& e) {  // RuntimeError and anything else
+        return builtin("RuntimeError", e);
     }
 }
 

@@ -3,6 +3,7 @@
 // exposed methods, Namespace's attribute access). The server holds each as an mp::Object and runs
 // one method at a time on it.
 #include <algorithm>
+#include <utility>
 
 #include "manager_server.hpp"
 
@@ -41,9 +42,11 @@ Object call_dict(Referent& r, const std::string& m, const Object& a, const Objec
     Object& d = r.value;
     if (m == "__getitem__") {
         want_args(a, 1, 1, m);
-        const Object& key = a[0];
-        if (!d.contains(key)) raise_key_error(key);
-        return d.at(key);
+        try {  // one lookup; const, so that reading never makes the dict unshareable
+            return std::as_const(d).at(a[0]);
+        } catch (const KeyError&) {
+            raise_key_error(a[0]);
+        }
     }
     if (m == "__setitem__") {
         want_args(a, 2, 2, m);
@@ -52,8 +55,11 @@ Object call_dict(Referent& r, const std::string& m, const Object& a, const Objec
     }
     if (m == "__delitem__") {
         want_args(a, 1, 1, m);
-        if (!d.contains(a[0])) raise_key_error(a[0]);
-        d.erase(a[0]);
+        try {
+            d.erase(a[0]);
+        } catch (const KeyError&) {
+            raise_key_error(a[0]);
+        }
         return {};
     }
     if (m == "__contains__") {
@@ -72,8 +78,11 @@ Object call_dict(Referent& r, const std::string& m, const Object& a, const Objec
     if (m == "pop") {
         want_args(a, 1, 2, m);
         if (a.size() == 2) return d.pop(a[0], a[1]);
-        if (!d.contains(a[0])) raise_key_error(a[0]);
-        return d.pop(a[0]);
+        try {
+            return d.pop(a[0]);
+        } catch (const KeyError&) {
+            raise_key_error(a[0]);
+        }
     }
     if (m == "popitem") {
         want_args(a, 0, 0, m);
@@ -113,7 +122,7 @@ Object call_list(Referent& r, const std::string& m, const Object& a, const Objec
     Object& l = r.value;
     if (m == "__getitem__") {
         want_args(a, 1, 1, m);
-        return l.at(a[0]);
+        return std::as_const(l).at(a[0]);
     }
     if (m == "__setitem__") {
         want_args(a, 2, 2, m);
@@ -191,7 +200,7 @@ Object call_namespace(Referent& r, const std::string& m, const Object& a) {
     if (m == "__getattribute__") {
         want_args(a, 1, 1, m);
         if (!attrs.contains(name())) no_attribute(name());
-        return attrs.at(name());
+        return std::as_const(attrs).at(name());
     }
     if (m == "__setattr__") {
         want_args(a, 2, 2, m);
@@ -251,13 +260,13 @@ Object call_set(Referent& r, const std::string& m, const Object& a) {
 // managers.Value: a typecode (not enforced, as in Python) and a value, as [typecode, value].
 Object call_value(Referent& r, const std::string& m, const Object& a) {
     Object& v = r.value;
-    if (m == "get") return v[1];
+    if (m == "get") return std::as_const(v)[1];
     if (m == "set") {
         want_args(a, 1, 1, m);
         v[1] = a[0];
         return {};
     }
-    if (m == "#GETVALUE") return v[1];
+    if (m == "#GETVALUE") return std::as_const(v)[1];
     not_exposed(r, m);
 }
 
@@ -321,7 +330,7 @@ Object call_array(Referent& r, const std::string& m, const Object& a) {
         return i;
     };
     if (m == "__len__") return static_cast<std::int64_t>(items.size());
-    if (m == "__getitem__") return items.at(index("array index out of range"));
+    if (m == "__getitem__") return std::as_const(items).at(index("array index out of range"));
     if (m == "__setitem__") {
         want_args(a, 2, 2, m);
         const std::int64_t i = index("array assignment index out of range");

@@ -241,9 +241,7 @@ std::string Server::server_function(const Request& r, Connection& conn, std::str
             return encode_return(create(r.args, r.kwds, session));
         } catch (const UnknownName& e) {
             return encode_traceback(e.what());
-        } catch (const Raised&) {
-            return encode_error(current_exception_as_raised());
-        } catch (const std::exception&) {
+        } catch (const std::exception&) {  // Raised and polyproc's errors: the constructor raised them
             return encode_error(current_exception_as_raised());
         }
     }

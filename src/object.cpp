@@ -450,16 +450,20 @@ const Object& Object::at(const Object& key) const {
 }
 
 Object& Object::at(const Object& key) {
-    static_cast<void>(static_cast<const Object&>(*this).at(key));  // raises as the const one does
+    // Found (or refused) before the body is unshared; an entry's place survives the unsharing.
     switch (type_) {
         case Type::dict: {
-            auto& d = referenced_body().dict();
-            return d.entries()[*d.find(key, key.hash())]->value;
+            const auto found = body().dict().find(key, key.hash());
+            if (!found) throw KeyError(repr(key));
+            return referenced_body().dict().entries()[*found]->value;
         }
-        default: {
-            auto& items = referenced_body().items();
-            return items[normalize_index(key, items.size(), type_name(), "index")];
+        case Type::tuple:
+        case Type::list: {
+            const std::size_t i = normalize_index(key, body().items().size(), type_name(), "index");
+            return referenced_body().items()[i];
         }
+        default:  // not subscriptable: the const at() raises what Python says
+            return const_cast<Object&>(static_cast<const Object&>(*this).at(key));
     }
 }
 

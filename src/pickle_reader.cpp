@@ -226,9 +226,7 @@ private:
             Node node;
             node.kind = Node::list;
             for (std::int64_t v = start; step > 0 ? v < stop : v > stop; v += step) {
-                push_value(Object(v));
-                node.items.push_back(stack_.back());
-                stack_.pop_back();
+                node.items.push_back(add(Node{Node::value, Object(v)}));
                 if (step > 0 ? v > INT64_MAX - step : v < INT64_MIN - step) break;
             }
             stack_.push_back(add(std::move(node)));
