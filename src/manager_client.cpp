@@ -185,13 +185,14 @@ struct Channels {
 };
 thread_local Channels t_channels;
 
-Connection& channel_for(const Address& address, const std::string& authkey) {
+// `where` is describe(address), which the caller has at hand (made once per ProxyRef, not per call).
+Connection& channel_for(const Address& address, const std::string& where, const std::string& authkey) {
     const std::uint64_t generation = g_generation.load();
     if (t_channels.generation != generation) {
         t_channels.by_address.clear();
         t_channels.generation = generation;
     }
-    Connection& conn = t_channels.by_address[describe(address)].conn;
+    Connection& conn = t_channels.by_address[where].conn;
     if (conn.closed()) {
         std::string key;
         {
@@ -285,7 +286,7 @@ Object one_shot(const Address& address, const std::string& authkey, const std::s
 
 Object call_method(const ProxyRef& ref, const std::string& method, const Object& args, const Object& kwds) {
     ref.ensure_counted();
-    Connection& conn = channel_for(ref.address, ref.authkey);
+    Connection& conn = channel_for(ref.address, ref.address_text, ref.authkey);
     return returned(exchange(conn, ref.address, encode_request(Object(ref.ident), method, args, kwds)), ref.address);
 }
 
