@@ -284,10 +284,40 @@ Object one_shot(const Address& address, const std::string& authkey, const std::s
     return returned(exchange(conn, address, encode_request(Object(), function)), address);
 }
 
-Object call_method(const ProxyRef& ref, const std::string& method, const Object& args, const Object& kwds) {
+namespace {
+Reply call(const ProxyRef& ref, const std::string& method, const Object& args, const Object& kwds) {
     ref.ensure_counted();
     Connection& conn = channel_for(ref.address, ref.address_text, ref.authkey);
-    return returned(exchange(conn, ref.address, encode_request(Object(ref.ident), method, args, kwds)), ref.address);
+    return exchange(conn, ref.address, encode_request(Object(ref.ident), method, args, kwds));
+}
+// The object a '#PROXY' reply names, counted on this process's session (the channel's).
+std::shared_ptr<ProxyRef> adopt_token(const ProxyRef& ref, const Reply& reply) {
+    return adopt_created(ref.address, ref.authkey, reply.token->ident, reply.token->type_id);
+}
+}  // namespace
+
+Object call_method(const ProxyRef& ref, const std::string& method, const Object& args, const Object& kwds) {
+    const Reply reply = call(ref, method, args, kwds);
+    if (reply.kind == "#PROXY") {
+        adopt_token(ref, reply);  // and let go of it at once
+        throw TypeError("the manager's " + ref.type_id + "." + method +
+                        "() returns a proxy (its result stays in the server): call it with _callmethod_for_proxy");
+    }
+    return returned(reply, ref.address);
+}
+
+std::shared_ptr<ProxyRef> call_method_for_proxy(const ProxyRef& ref, const std::string& method, const Object& args,
+                                                const Object& kwds) {
+    const Reply reply = call(ref, method, args, kwds);
+    if (reply.kind == "#PROXY") return adopt_token(ref, reply);
+    returned(reply, ref.address);  // an error raises here
+    throw TypeError("the manager's " + ref.type_id + "." + method + "() returned a value, not a proxy");
+}
+
+std::optional<Object> call_next(const ProxyRef& ref) {
+    const Reply reply = call(ref, "__next__", Object::tuple(), Object::dict());
+    if (reply.error && reply.error->module == "builtins" && reply.error->name == "StopIteration") return std::nullopt;
+    return returned(reply, ref.address);
 }
 
 const std::string& ref_ident(const ProxyRef& ref) { return ref.ident; }
@@ -312,6 +342,10 @@ const Address& BaseProxy::address() const { return checked(ref_).address; }
 
 Object BaseProxy::_callmethod(const std::string& method, const Object& args, const Object& kwds) const {
     return detail::manager::call_method(checked(ref_), method, args, kwds);
+}
+
+BaseProxy BaseProxy::_callmethod_for_proxy(const std::string& method, const Object& args, const Object& kwds) const {
+    return BaseProxy(detail::manager::call_method_for_proxy(checked(ref_), method, args, kwds));
 }
 
 std::ostream& operator<<(std::ostream& out, const BaseProxy& proxy) {

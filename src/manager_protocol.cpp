@@ -12,8 +12,21 @@ namespace {
 // How an '#ERROR' payload reads here: a marker tuple the reply decoder takes apart.
 constexpr std::string_view kRaisedMarker = "\x01polyproc-raised";
 
-Object read_reply_object(std::string_view bytes) {
-    return pickle_loads_with(bytes, [](const std::string& qualified, const Object& args) {
+// How a '#PROXY' reply's Token reads here: the marker, then its state (typeid, address, id).
+constexpr std::string_view kTokenMarker = "\x01polyproc-token";
+constexpr std::string_view kTokenClass = "multiprocessing.managers.Token";
+
+// `called`: the last class the pickle called other than Token (an '#ERROR' reply's exception).
+Object read_reply_object(std::string_view bytes, std::string& called) {
+    return pickle_loads_with(bytes, [&called](const std::string& qualified, const Object& args) {
+        if (qualified == kTokenClass) return Object::tuple({Object(kTokenMarker)});
+        if (qualified.ends_with(".__setstate__")) {
+            if (qualified.substr(0, qualified.size() - 13) != kTokenClass || args.size() != 2)
+                throw UnpicklingError("a manager reply holds an instance of " +
+                                      qualified.substr(0, qualified.size() - 13) + ", which polyproc does not read");
+            return Object::tuple({Object(kTokenMarker), args[1]});
+        }
+        called = qualified;
         const auto dot = qualified.rfind('.');
         return Object::tuple({Object(kRaisedMarker), qualified.substr(0, dot), qualified.substr(dot + 1), args});
     });
@@ -60,22 +73,45 @@ std::string encode_error(const RaisedError& error) {
     return pickle_dumps_pair_with_call("#ERROR", error.module, error.name, error.args);
 }
 
+Object address_object(const Address& address) {
+    if (const auto* path = std::get_if<std::string>(&address)) return Object(*path);
+    const auto& inet = std::get<InetAddress>(address);
+    return Object::tuple({Object(inet.host), Object(inet.port)});
+}
+
+std::string encode_proxy_reply(const Object& exposed, const std::string& type_id, const Object& address,
+                               const std::string& ident) {
+    return pickle_dumps_pair_with_instance("#PROXY", exposed, "multiprocessing.managers", "Token",
+                                           Object::tuple({Object(type_id), address, Object(ident)}));
+}
+
 std::string encode_traceback(std::string_view text) {
     return pickle_dumps(Object::tuple({"#TRACEBACK", Object(std::string(text))}));
 }
 
 Reply decode_reply(std::string_view bytes) {
-    const Object message = read_reply_object(bytes);
+    std::string called;
+    const Object message = read_reply_object(bytes, called);
     if (message.type() != Object::Type::tuple || message.size() != 2 || message[0].type() != Object::Type::str)
         throw ProtocolError("a manager reply must be a (kind, payload) pair, not " + repr(message).substr(0, 80));
     Reply r;
     r.kind = message[0].as_str();
     r.value = message[1];
+    if (!called.empty() && r.kind != "#ERROR")  // only an exception is read as a call
+        throw UnpicklingError("a manager reply holds an instance of " + called + ", which polyproc does not read");
     if (r.kind == "#ERROR") {
         const Object& p = r.value;
         if (p.type() != Object::Type::tuple || p.size() != 4 || p[0] != Object(kRaisedMarker))
             throw ProtocolError("an '#ERROR' reply must hold an exception, not " + repr(p).substr(0, 80));
         r.error = RaisedError{p[1].as_str(), p[2].as_str(), p[3]};
+    } else if (r.kind == "#PROXY") {
+        // (exposed, Token(typeid, address, id))
+        const Object& p = r.value;
+        if (p.type() != Object::Type::tuple || p.size() != 2 || p[1].type() != Object::Type::tuple ||
+            p[1].size() != 2 || p[1][0] != Object(kTokenMarker) || p[1][1].type() != Object::Type::tuple ||
+            p[1][1].size() != 3 || p[1][1][0].type() != Object::Type::str || p[1][1][2].type() != Object::Type::str)
+            throw ProtocolError("a '#PROXY' reply must hold (exposed, Token), not " + repr(p).substr(0, 80));
+        r.token = Token{p[1][1][0].as_str(), p[1][1][2].as_str()};
     } else if (r.kind != "#RETURN" && r.kind != "#TRACEBACK" && r.kind != "#UNSERIALIZABLE") {
         throw ProtocolError("Unrecognized message type " + repr(message[0]));
     }
@@ -105,6 +141,8 @@ RaisedError current_exception_as_raised() {
         return builtin("OverflowError", e);
     } catch (const std::exception& e) {  // RuntimeError and anything else
         return builtin("RuntimeError", e);
+    } catch (...) {  // a user's method may throw anything
+        return RaisedError{"builtins", "RuntimeError", Object::tuple({"a C++ exception that is no std::exception"})};
     }
 }
 

@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "polyproc/connection.hpp"
 #include "polyproc/object.hpp"
 
 namespace polyproc::detail::manager {
@@ -27,10 +28,17 @@ struct RaisedError {
     Object args;               // a tuple
 };
 
+// What a '#PROXY' reply names: an object the server made from a method's result. (Its Token
+// also has the server's address; a proxy uses the address it already has, as CPython's does.)
+struct Token {
+    std::string type_id, ident;
+};
+
 struct Reply {
-    std::string kind;  // "#RETURN", "#ERROR", "#TRACEBACK", "#UNSERIALIZABLE"
+    std::string kind;  // "#RETURN", "#ERROR", "#TRACEBACK", "#UNSERIALIZABLE", "#PROXY"
     Object value;      // #RETURN's value, or the text of #TRACEBACK / #UNSERIALIZABLE
     std::optional<RaisedError> error;
+    std::optional<Token> token;  // #PROXY's
 };
 
 // A malformed request or reply; its what() is what the server puts in its '#TRACEBACK'.
@@ -46,6 +54,10 @@ Request decode_request(std::string_view bytes);  // ProtocolError, mp::Unpicklin
 std::string encode_return(const Object& value);
 std::string encode_error(const RaisedError& error);
 std::string encode_traceback(std::string_view text);
+// ('#PROXY', (exposed, Token(type_id, address, ident))), as CPython's server sends it.
+std::string encode_proxy_reply(const Object& exposed, const std::string& type_id, const Object& address,
+                               const std::string& ident);
+Object address_object(const Address& address);  // as Python has it: a path, or (host, port)
 Reply decode_reply(std::string_view bytes);  // ProtocolError, mp::UnpicklingError
 
 // A referent's error with its Python args (KeyError with the missing key itself), thrown on the

@@ -354,6 +354,30 @@ std::string namespace_repr(const Object& attrs) {
     return out + ")";
 }
 
+// An Iterator holds what is left of its items, last first, so that __next__ pops from the back.
+Object iterator_value(const Object& items) {
+    Object left = Object::list();
+    left.extend(items);
+    left.reverse();
+    return left;
+}
+
+// Python's IteratorProxy: __next__ (StopIteration at the end) and close.
+Object call_iterator(Referent& r, const std::string& m, const Object& a) {
+    if (m == "__next__") {
+        want_args(a, 0, 0, m);
+        if (r.value.size() == 0) throw Raised(RaisedError{"builtins", "StopIteration", Object::tuple()});
+        return r.value.pop();
+    }
+    if (m == "close") {
+        r.value.clear();
+        return {};
+    }
+    if (m == "#GETVALUE")
+        throw Raised(RaisedError{"builtins", "TypeError", Object::tuple({"cannot pickle an Iterator"})});
+    not_exposed(r, m);
+}
+
 }  // namespace
 
 Object make_referent_value(const std::string& type_id, const Object& args, const Object& kwds) {
@@ -397,6 +421,10 @@ Object make_referent_value(const std::string& type_id, const Object& args, const
         for (const Object& item : args[1]) items.append(array_item(typecode.as_str(), item));
         return Object::list({typecode, items});
     }
+    if (type_id == "Iterator") {  // Python's: the object given (here, the items of an iterable)
+        want_args(args, 1, 1, "Iterator");
+        return iterator_value(args[0]);
+    }
     throw UnknownName("KeyError: " + repr(Object(type_id)) + " (no such typeid in this manager)");
 }
 
@@ -413,6 +441,7 @@ Object call_referent(Referent& r, const std::string& method, const Object& args,
     if (r.type_id == "set") return call_set(r, method, args);
     if (r.type_id == "Value") return call_value(r, method, args);
     if (r.type_id == "Array") return call_array(r, method, args);
+    if (r.type_id == "Iterator") return call_iterator(r, method, args);
     return call_namespace(r, method, args);
 }
 

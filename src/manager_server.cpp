@@ -31,20 +31,29 @@ std::string ident_arg(const Request& r, const char* function) {
     return ident.as_str();
 }
 
-// What create() answers as a typeid's exposed methods: a Python client's AutoProxy (a Queue's)
-// gets its methods from it; the fixed proxy types (DictProxy, AcquirerProxy...) ignore it.
-Object exposed_methods(const std::string& type_id) {
+}  // namespace
+
+// What create() answers as a typeid's exposed methods: a Python client's AutoProxy (a Queue's, a
+// registered type's) gets its methods from it; the fixed proxy types (DictProxy,
+// AcquirerProxy...) ignore it.
+Object exposed_methods(const std::string& type_id, const Registry& registry) {
     std::vector<Object> names;
-    if (type_id == "Queue" || type_id == "JoinableQueue")
+    if (const auto it = registry.find(type_id); it != registry.end()) {
+        for (const std::string& name : it->second->exposed()) names.emplace_back(name);
+    } else if (type_id == "Queue" || type_id == "JoinableQueue") {
         for (const char* n : {"empty", "full", "get", "get_nowait", "join", "put", "put_nowait", "qsize", "task_done"})
             names.emplace_back(n);
+    } else if (type_id == "Iterator") {
+        for (const char* n : {"__next__", "send", "throw", "close"}) names.emplace_back(n);
+    }
     return Object::tuple(std::move(names));
 }
 
-}  // namespace
-
-Server::Server(Listener listener, std::string authkey)
-    : listener_(std::move(listener)), address_(listener_.address()), authkey_(std::move(authkey)) {
+Server::Server(Listener listener, std::string authkey, Registry registry)
+    : listener_(std::move(listener)),
+      address_(listener_.address()),
+      authkey_(std::move(authkey)),
+      registry_(std::move(registry)) {
     auto [r, w] = os::pipe();
     wake_read_ = r.release();
     wake_write_ = w.release();
@@ -199,9 +208,16 @@ void Server::serve_channel(Connection& conn, const std::string& session, std::ui
             } else {
                 try {
                     if (referent->native) {
-                        if (request.method == "__repr__" || request.method == "__str__")
+                        if (request.method == "__repr__" || request.method == "__str__") {
                             reply = encode_return(Object(referent->native->repr()));
-                        else
+                        } else if (const auto kept = referent->native->result_type_id(request.method); !kept.empty()) {
+                            auto made = referent->native->call_for_referent(request.method, request.args, request.kwds,
+                                                                            registry_);
+                            const std::string type_id = made->type_id;
+                            const std::string made_ident = add(std::move(made), session);
+                            reply = encode_proxy_reply(exposed_methods(type_id, registry_), type_id,
+                                                       address_object(address_), made_ident);
+                        } else
                             reply = encode_return(
                                 referent->native->call(request.method, request.args, request.kwds, caller));
                     } else {
@@ -241,7 +257,7 @@ std::string Server::server_function(const Request& r, Connection& conn, std::str
             return encode_return(create(r.args, r.kwds, session));
         } catch (const UnknownName& e) {
             return encode_traceback(e.what());
-        } catch (const std::exception&) {  // Raised and polyproc's errors: the constructor raised them
+        } catch (...) {  // Raised, polyproc's errors, a user factory's: the constructor raised them
             return encode_error(current_exception_as_raised());
         }
     }
@@ -281,15 +297,24 @@ Object Server::create(const Object& args, const Object& kwds, const std::string&
     auto referent = std::make_shared<Referent>();
     referent->type_id = type_id;
     const Object ctor = Object::tuple(std::move(ctor_args));
-    referent->native = make_native_referent(type_id, ctor, kwds);
+    if (const auto it = registry_.find(type_id); it != registry_.end())
+        referent->native = make_registered_referent(*it->second, it->second->create(ctor, kwds));
+    else
+        referent->native = make_native_referent(type_id, ctor, kwds);
     if (!referent->native) referent->value = make_referent_value(type_id, ctor, kwds);
+    const std::string ident = add(std::move(referent), session);
+    return Object::tuple({Object(ident), exposed_methods(type_id, registry_)});
+}
+
+// A new object in the table, with one reference (the session's, when there is one).
+std::string Server::add(std::shared_ptr<Referent> referent, const std::string& session) {
     std::lock_guard lock(table_mu_);
     char ident[32];
     std::snprintf(ident, sizeof ident, "%llx", static_cast<unsigned long long>(next_id_++));
     objects_[ident] = std::move(referent);
     refcounts_[ident] = 1;
     if (!session.empty()) sessions_[session].refs[ident] += 1;
-    return Object::tuple({Object(std::string(ident)), exposed_methods(type_id)});
+    return ident;
 }
 
 void Server::incref(const std::string& ident, const std::string& session) {

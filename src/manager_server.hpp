@@ -26,6 +26,7 @@
 
 #include "manager_protocol.hpp"
 #include "polyproc/connection.hpp"
+#include "polyproc/detail/manager_register.hpp"
 #include "polyproc/object.hpp"
 
 namespace polyproc::detail::manager {
@@ -39,6 +40,11 @@ struct Caller {
     std::uint64_t channel = 0;  // unique per connection: an RLock's owner
 };
 
+struct Referent;
+
+// The user types this server can make (BaseManager::register_), by typeid.
+using Registry = std::unordered_map<std::string, const RegisteredType*>;
+
 // The server's synchronization objects and queues (manager_sync.cpp): state that is no
 // mp::Object, methods that block. They lock themselves; the server calls them without the
 // referent's mutex, so that a release can reach a lock while an acquire waits on it.
@@ -50,6 +56,18 @@ public:
     // Every connection of `session` has closed: give back what it held (the next acquirer is
     // told, with OwnerDiedError).
     virtual void session_ended(const std::string& session) { (void)session; }
+    // Python's method_to_typeid: the typeid `method`'s result stays in the server as, or "" when
+    // the method returns its value.
+    virtual std::string_view result_type_id(const std::string& method) const {
+        (void)method;
+        return {};
+    }
+    // Runs such a method: the new object, made as `registry` says its typeid is.
+    virtual std::shared_ptr<Referent> call_for_referent(const std::string& method, const Object& args,
+                                                        const Object& kwds, const Registry& registry) {
+        (void)args, (void)kwds, (void)registry;
+        throw std::logic_error(method + " keeps no result in the server");
+    }
 };
 
 // The client of a blocking method went away while it waited.
@@ -71,7 +89,7 @@ public:
     static constexpr std::size_t kMaxMessage = std::size_t{256} << 20;
     static constexpr std::chrono::seconds kHandshakeTimeout{10};
 
-    Server(Listener listener, std::string authkey);
+    Server(Listener listener, std::string authkey, Registry registry = {});
     ~Server();  // stops, closes every connection and joins every thread
     Server(const Server&) = delete;
     Server& operator=(const Server&) = delete;
@@ -104,6 +122,7 @@ private:
     void serve_channel(Connection& conn, const std::string& session, std::uint64_t channel);
     std::string server_function(const Request& request, Connection& conn, std::string& session, bool& channel);
     Object create(const Object& args, const Object& kwds, const std::string& session);
+    std::string add(std::shared_ptr<Referent> referent, const std::string& session);  // its ident
     void incref(const std::string& ident, const std::string& session);
     void decref(const std::string& ident, const std::string& session);
     void drop_session(const std::string& session);
@@ -114,6 +133,7 @@ private:
     Listener listener_;
     Address address_;
     std::string authkey_;
+    const Registry registry_;
     int wake_read_ = -1, wake_write_ = -1;  // a pipe that stop() writes to
     std::atomic<bool> stopping_{false};
 
@@ -139,5 +159,10 @@ Object call_referent(Referent& referent, const std::string& method, const Object
 // A native referent for type_id, or null when the typeid is not one of them.
 std::unique_ptr<NativeReferent> make_native_referent(const std::string& type_id, const Object& args,
                                                      const Object& kwds);
+// The referent of a registered type around `object`, made by its factory or returned by a method
+// (manager_registered.cpp).
+std::unique_ptr<NativeReferent> make_registered_referent(const RegisteredType& type, std::shared_ptr<void> object);
+// The typeid's exposed methods, as create() and a '#PROXY' reply name them.
+Object exposed_methods(const std::string& type_id, const Registry& registry);
 
 }  // namespace polyproc::detail::manager

@@ -11,6 +11,7 @@
 #include "manager_protocol.hpp"
 #include "manager_server.hpp"
 #include "os.hpp"
+#include "polyproc/detail/code_ref.hpp"
 #include "polyproc/managers.hpp"
 #include "polyproc/process.hpp"
 
@@ -27,6 +28,9 @@ struct ManagerState {
     std::optional<Process> server;  // when start() made it
     pid_t owner = ::getpid();       // only this process shuts the server down (not a fork child that exits)
     bool generated_address = false;  // a path the server made: removed here if the server cannot
+    // register_()ed types: typeid and the code reference of its registered_type<Reg> (a spawned
+    // server finds the function again from it).
+    std::vector<std::pair<std::string, std::uint64_t>> registrations;
 };
 
 namespace {
@@ -57,7 +61,8 @@ extern "C" void stop_serving(int) {
 // The server process's body (CPython's BaseManager._run_server): bind, say where, serve until
 // told to stop (a 'shutdown' request or SIGTERM) or until the process that started the manager
 // is gone.
-void run_server(Connection& writer, const std::string& authkey, const std::string& path, int creator_pid) {
+void run_server(Connection& writer, const std::string& authkey, const std::string& path, int creator_pid,
+                const std::vector<std::pair<std::string, std::uint64_t>>& registrations) {
     ::signal(SIGINT, SIG_IGN);  // Ctrl-C is for the program; its manager stops when it does
     FileDescriptor creator;
     try {
@@ -65,7 +70,10 @@ void run_server(Connection& writer, const std::string& authkey, const std::strin
     } catch (const std::system_error&) {
         return;  // already gone: nobody to serve
     }
-    Server server(Listener(path.empty() ? std::optional<Address>() : Address(path), 128), authkey);
+    Registry registry;
+    for (const auto& [type_id, getter] : registrations)
+        registry[type_id] = reinterpret_cast<RegisteredTypeGetter>(code_address(getter))();
+    Server server(Listener(path.empty() ? std::optional<Address>() : Address(path), 128), authkey, std::move(registry));
     g_serving = &server;
     struct sigaction on_term {};
     on_term.sa_handler = stop_serving;
@@ -110,8 +118,8 @@ void BaseManager::start() {
     if (state_->state == State::shut_down) throw ProcessError("Manager has shut down");
     auto [reader, writer] = Pipe(false);
     const std::string path = state_->address ? std::get<std::string>(*state_->address) : std::string();
-    Process server(&detail::manager::run_server, std::move(writer), state_->authkey, path,
-                   static_cast<int>(::getpid()));
+    Process server(&detail::manager::run_server, std::move(writer), state_->authkey, path, static_cast<int>(::getpid()),
+                   state_->registrations);
     server.set_daemon(true);  // never outlives the program, even when it forgets shutdown()
     server.set_name("SyncManager-" + std::to_string(++detail::manager::g_manager_count));
     server.start();
@@ -133,6 +141,18 @@ void BaseManager::start() {
     }
     state_->server.emplace(std::move(server));
     state_->state = State::started;
+}
+
+void BaseManager::register_type(std::string type_id, std::uintptr_t getter) {
+    if (state_->state != State::initial)
+        throw ProcessError("register_() after start(): the server has its types already");
+    const std::uint64_t ref = detail::code_offset(getter);
+    for (auto& [id, known] : state_->registrations)
+        if (id == type_id) {  // registered again: replaced, as in Python
+            known = ref;
+            return;
+        }
+    state_->registrations.emplace_back(std::move(type_id), ref);
 }
 
 void BaseManager::connect() {

@@ -14,12 +14,19 @@ namespace polyproc::detail {
 
 // Reads a pickle as mp::pickle_loads does, except that a call of a global outside the basic types
 // is handed to `reducer` (its "module.name" and its arguments) and replaced by what it returns;
-// the reducer throws mp::UnpicklingError for a global it does not accept.
+// the reducer throws mp::UnpicklingError for a global it does not accept. An instance made by
+// NEWOBJ (module.name.__new__(module.name, *args)) is handed over the same way, and a BUILD on
+// what the reducer made calls it again with "module.name.__setstate__" and (made, state).
 using GlobalReducer = std::function<Object(const std::string& qualified_name, const Object& args)>;
 Object pickle_loads_with(std::string_view data, const GlobalReducer& reducer);
 
 // The pickle of the pair (first, module.name(*args)), byte for byte as CPython writes it.
 std::string pickle_dumps_pair_with_call(const Object& first, std::string_view module, std::string_view name,
                                         const Object& args);
+
+// The pickle of (first, (second, an object of class module.name whose __setstate__ gets
+// `state`)), byte for byte as CPython writes it for a class with __getstate__ (a manager's Token).
+std::string pickle_dumps_pair_with_instance(const Object& first, const Object& second, std::string_view module,
+                                            std::string_view name, const Object& state);
 
 }  // namespace polyproc::detail

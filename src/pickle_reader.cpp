@@ -26,7 +26,7 @@ struct Node {
     enum Kind : std::uint8_t { value, tuple, list, dict, set, global } kind = value;
     Object scalar;                    // value: the scalar itself
     std::vector<std::uint32_t> items;  // tuple/list/set: items; dict: key, value, key, value...
-    std::string global_name;           // global: "module.name"
+    std::string global_name;           // global: "module.name"; a value the reducer made: its class
     enum State : std::uint8_t { unbuilt, building, built } state = unbuilt;
     Object built_object;
     // Set when built (a value made by a reducer: when made): how deep the value nests, and how many
@@ -179,6 +179,35 @@ private:
             fail(at, "STACK_GLOBAL wants two strs");
         return node.scalar.as_str();
     }
+    // What the reducer makes of `called`(*args), remembered as an instance of `cls` for a BUILD.
+    void push_reduced(const std::string& called, const std::string& cls, std::uint32_t args) {
+        Object made = (*reducer_)(called, build(args, 0));
+        Node node{Node::value, std::move(made)};
+        node.global_name = cls;
+        node.height = nodes_[args].height + 1;
+        node.expanded = nodes_[args].expanded + 1;
+        stack_.push_back(add(std::move(node)));
+    }
+    // NEWOBJ cls args: an instance, which only a reducer can make.
+    void new_object(std::size_t at) {
+        const std::uint32_t args = pop(at), cls = pop(at);
+        if (!reducer_ || nodes_[cls].kind != Node::global) fail(at, "NEWOBJ of something that is not a class");
+        if (nodes_[args].kind != Node::tuple) fail(at, "NEWOBJ with arguments that are not a tuple");
+        const std::string name = nodes_[cls].global_name;
+        push_reduced(name, name, args);
+    }
+    // BUILD state: __setstate__ on an instance the reducer made.
+    void build_state(std::size_t at) {
+        const std::uint32_t state = pop(at), target = pop(at);
+        const Node& made = nodes_[target];
+        if (!reducer_ || made.kind != Node::value || made.global_name.empty())
+            fail(at, "BUILD of something that is not an instance");
+        const std::string cls = made.global_name;
+        push_tuple({target, state});
+        const std::uint32_t call = pop(at);
+        push_reduced(cls + ".__setstate__", cls, call);
+    }
+
     // REDUCE of the few callables pickles of basic types use: set(list), frozenset(list),
     // bytearray(bytes), bytes(), and protocol 2's _codecs.encode(str, 'latin1') for bytes.
     void reduce(std::size_t at) {
@@ -188,11 +217,7 @@ private:
         const std::string name = nodes_[callable].global_name;
         const std::vector<std::uint32_t> a = nodes_[args].items;
         if (reducer_ && !is_known(name)) {
-            Object made = (*reducer_)(name, build(args, 0));
-            Node node{Node::value, std::move(made)};
-            node.height = nodes_[args].height + 1;
-            node.expanded = nodes_[args].expanded + 1;
-            stack_.push_back(add(std::move(node)));
+            push_reduced(name, name, args);
             return;
         }
         const auto base = name.substr(name.find('.') + 1);
@@ -460,6 +485,12 @@ private:
             }
             case REDUCE:
                 reduce(at);
+                return;
+            case NEWOBJ:
+                new_object(at);
+                return;
+            case BUILD:
+                build_state(at);
                 return;
             default: {
                 char hex[8];

@@ -40,6 +40,29 @@ public:
         return end();
     }
 
+    // (first, (second, module.name object with `state`)): Python's copyreg.__newobj__ for a class
+    // with __getstate__ (a manager's Token in a '#PROXY' reply).
+    std::string finish_pair_with_instance(const Object& first, const Object& second, std::string_view module,
+                                          std::string_view name, const Object& state) {
+        begin();
+        save(first);
+        save(second);
+        save_text(module, false);
+        save_text(name, false);
+        op(STACK_GLOBAL);
+        op(MEMOIZE);
+        op(EMPTY_TUPLE);
+        op(NEWOBJ);
+        op(MEMOIZE);
+        save(state);
+        op(BUILD);
+        op(TUPLE2);
+        op(MEMOIZE);
+        op(TUPLE2);
+        op(MEMOIZE);
+        return end();
+    }
+
 private:
     void begin() {
         out_.push_back(static_cast<char>(PROTO));
@@ -238,6 +261,11 @@ std::string detail::pickle_dumps_pair_with_call(const Object& first, std::string
                                                 const Object& args) {
     if (args.type() != Object::Type::tuple) throw TypeError("a call's arguments must be a tuple");
     return Writer().finish_pair_with_call(first, module, name, args);
+}
+
+std::string detail::pickle_dumps_pair_with_instance(const Object& first, const Object& second, std::string_view module,
+                                                    std::string_view name, const Object& state) {
+    return Writer().finish_pair_with_instance(first, second, module, name, state);
 }
 
 }  // namespace polyproc

@@ -112,6 +112,60 @@ void start_manager_and_wait(mp::Connection out) {
     ::pause();
 }
 
+// ---- a user class in a manager (register_) -----------------------------------------------------
+
+// A plain class with no locks of its own: the server runs one method at a time on it.
+class Counter {
+public:
+    explicit Counter(int start) : value_(start) { history_.push_back(start); }
+    void add(int n) {
+        value_ += n;
+        history_.push_back(value_);
+    }
+    int value() const { return value_; }
+    std::string describe(const std::string& prefix, double scale) const {
+        return prefix + std::to_string(static_cast<int>(value_ * scale));
+    }
+    std::vector<int> history() const { return history_; }
+    void fail(const std::string& why) { throw mp::ValueError(why); }
+    void fail_oddly() { throw 42; }  // not a std::exception
+    // A child object that stays in the server (method_to_typeid).
+    std::unique_ptr<Counter> spawn_child(int start) const { return std::make_unique<Counter>(start + value_); }
+    Counter copy_as_value() const { return *this; }  // exposed as "wrong" typeid in a test
+    friend std::ostream& operator<<(std::ostream& out, const Counter& c) {
+        return out << "Counter(" << c.value_ << ")";
+    }
+
+private:
+    int value_;
+    std::vector<int> history_;
+};
+
+struct Opaque {  // no operator<<, no ObjectConversion
+    int x = 0;
+    int get() const { return x; }
+};
+
+using CounterType = mp::Registration<"Counter", &mp::construct<Counter, int>, mp::Method<"add", &Counter::add>,
+                                     mp::Method<"value", &Counter::value>, mp::Method<"describe", &Counter::describe>,
+                                     mp::Method<"history", &Counter::history, "Iterator">,
+                                     mp::Method<"fail", &Counter::fail>, mp::Method<"fail_oddly", &Counter::fail_oddly>,
+                                     mp::Method<"spawn_child", &Counter::spawn_child, "Counter">,
+                                     mp::Method<"opaque_child", &Counter::copy_as_value, "Opaque">>;
+using OpaqueType = mp::Registration<"Opaque", +[]() { return Opaque{7}; }, mp::Method<"get", &Opaque::get>>;
+
+class CounterManager : public mp::BaseManager {
+public:
+    CounterManager() {
+        register_<CounterType>();
+        register_<OpaqueType>();
+    }
+};
+
+void add_many(mp::AutoProxy<CounterType> counter, int times) {
+    for (int i = 0; i < times; ++i) counter.call<&Counter::add>(1);
+}
+
 }  // namespace
 
 class Managers : public ProcessTest {};
@@ -652,6 +706,86 @@ TEST_F(Managers, ValueArrayAndSetProxies) {
     EXPECT_THROW_WITH(s.pop(), mp::KeyError, "pop from an empty set");
 }
 
+TEST_F(Managers, ARegisteredClassIsMadeAndCalledInTheServerWithTypedMethods) {
+    HangGuard guard(std::chrono::seconds(60), "a registered class");
+    CounterManager manager;
+    manager.start();
+    auto counter = manager.create<CounterType>(10);
+    EXPECT_EQ(counter.type_id(), "Counter");
+    counter.call<&Counter::add>(5);
+    EXPECT_EQ(counter.call<&Counter::value>(), 15);
+    EXPECT_EQ(counter.call<&Counter::describe>("x", 2.0), "x30");
+    std::ostringstream shown;
+    shown << counter;
+    EXPECT_EQ(shown.str(), "Counter(15)");
+
+    // Children under this start method share the one object; the server serializes the calls.
+    std::vector<mp::Process> children;
+    for (int i = 0; i < 4; ++i) children.emplace_back(&add_many, counter, 50);
+    for (auto& c : children) c.start();
+    for (auto& c : children) c.join();
+    for (auto& c : children) EXPECT_EQ(c.exitcode(), 0);
+    EXPECT_EQ(counter.call<&Counter::value>(), 215);
+
+    // An "Iterator" result walks the method's range from the server, item by item.
+    std::vector<int> seen;
+    auto history = counter.call<&Counter::history>();
+    EXPECT_EQ(history.type_id(), "Iterator");
+    for (int v : history) seen.push_back(v);
+    ASSERT_EQ(seen.size(), 202u);
+    EXPECT_EQ(seen.front(), 10);
+    EXPECT_EQ(seen[1], 15);
+    EXPECT_EQ(seen.back(), 215);
+    EXPECT_FALSE(history.next().has_value());  // exhausted stays exhausted
+
+    // method_to_typeid: the result stays in the server, and comes back as a proxy to it.
+    mp::AutoProxy<CounterType> child(counter.call<&Counter::spawn_child>(1));
+    EXPECT_EQ(child.call<&Counter::value>(), 216);
+    child.call<&Counter::add>(4);
+    EXPECT_EQ(child.call<&Counter::value>(), 220);
+    EXPECT_EQ(counter.call<&Counter::value>(), 215);
+    EXPECT_EQ(manager.number_of_objects(), 3u);  // counter, history, child
+}
+
+TEST_F(Managers, ARegisteredClassesErrorsComeBackAndNothingLeaks) {
+    HangGuard guard(std::chrono::seconds(60), "a registered class's errors");
+    CounterManager manager;
+    manager.start();
+    {
+        auto counter = manager.create<CounterType>(1);
+        EXPECT_THROW_WITH(counter.call<&Counter::fail>("bad input"), mp::ValueError, "bad input");
+        EXPECT_THROW_WITH(counter.call<&Counter::fail_oddly>(), mp::RuntimeError, "no std::exception");
+        // What only a dynamic caller can get wrong: a wrong type, a wrong count, an unexposed name.
+        EXPECT_THROW_WITH(counter._callmethod("add", Object::tuple({"one"})), mp::TypeError, "str");
+        EXPECT_THROW_WITH(counter._callmethod("add", Object::tuple()), mp::TypeError,
+                          "add() takes exactly 1 argument (0 given)");
+        EXPECT_THROW_WITH(counter._callmethod("add", Object::tuple({1}), Object::dict({{"n", 1}})), mp::TypeError,
+                          "add() takes no keyword arguments");
+        EXPECT_THROW_WITH(counter._callmethod("secret"), mp::RemoteError, "is not in exposed=('add', 'value'");
+        EXPECT_THROW_WITH(counter._callmethod("spawn_child", Object::tuple({1})), mp::TypeError, "returns a proxy");
+        // A method_to_typeid result of another type than that typeid holds is refused.
+        EXPECT_THROW_WITH(counter.call<&Counter::copy_as_value>(), mp::RemoteError, "not the");
+        EXPECT_THROW_WITH(manager.create("Counter", Object::tuple({"x"})), mp::TypeError, "str");
+        EXPECT_THROW_WITH(manager.create("Nope"), mp::RemoteError, "no such typeid");
+        EXPECT_EQ(counter.call<&Counter::value>(), 1);  // still served
+
+        auto opaque = manager.create<OpaqueType>();
+        EXPECT_EQ(opaque.call<&Opaque::get>(), 7);
+        std::ostringstream shown;
+        shown << opaque;
+        EXPECT_NE(shown.str().find("Opaque object at 0x"), std::string::npos) << shown.str();
+        EXPECT_THROW_WITH(opaque._getvalue(), mp::TypeError, "cannot pickle");
+        EXPECT_THROW_WITH(counter._getvalue(), mp::TypeError, "Counter' object (it has no mp::ObjectConversion)");
+    }
+    EXPECT_TRUE(eventually([&] { return manager.number_of_objects() == 0; }));
+    EXPECT_THROW_WITH(manager.register_<CounterType>(), mp::ProcessError, "after start()");
+}
+
+TEST_F(Managers, ATypeTheServerWasNotToldAboutIsAClearError) {
+    auto manager = mp::Manager();
+    EXPECT_THROW_WITH(manager.create<CounterType>(1), mp::RemoteError, "no such typeid");
+}
+
 // ---- the server itself, in this process, against bad input -------------------------------------
 
 namespace {
@@ -660,8 +794,9 @@ namespace wire = mp::detail::manager;
 
 class InProcessServer {
 public:
-    explicit InProcessServer(std::string key = "secret")
-        : server_(mp::Listener(std::nullopt, 16), std::move(key)), thread_([this] { server_.serve_forever(); }) {}
+    explicit InProcessServer(std::string key = "secret", wire::Registry registry = {})
+        : server_(mp::Listener(std::nullopt, 16), std::move(key), std::move(registry)),
+          thread_([this] { server_.serve_forever(); }) {}
     ~InProcessServer() {
         server_.stop();
         thread_.join();
@@ -847,4 +982,83 @@ except RuntimeError as e:
     }
     EXPECT_TRUE(eventually([&] { return s.server().number_of_objects() == 0; }))
         << "the Python client's objects leaked";
+}
+
+TEST(ManagerServer, APythonClientUsesARegisteredClassAndItsProxyResults) {
+    HangGuard guard(std::chrono::seconds(120), "a Python client of a registered class");
+    InProcessServer s("secret", {{"Counter", wire::registered_type<CounterType>()}});
+    const char* script = R"(
+import sys
+from multiprocessing.managers import BaseManager, IteratorProxy
+class M(BaseManager):
+    pass
+M.register('Counter')
+M.register('Iterator', proxytype=IteratorProxy, create_method=False)
+m = M(address=sys.argv[1], authkey=b'secret')
+m.connect()
+c = m.Counter(3)
+c.add(4)
+print(c.value(), c.describe('v', 0.5), str(c))
+print(list(c.history()))
+child = c.spawn_child(10)
+print(type(child).__name__, child.value())
+try:
+    c.add('x')
+except TypeError as e:
+    print('TypeError')
+try:
+    c.fail('no')
+except ValueError as e:
+    print('ValueError', e)
+del child, c
+)";
+    for (const auto& python : python_interpreters()) {
+        char dir[] = "/tmp/polyproc-mgr-XXXXXX";
+        ASSERT_NE(::mkdtemp(dir), nullptr);
+        const std::string path = std::string(dir) + "/client.py";
+        std::ofstream(path) << script;
+        const auto lines =
+            python_output(python, "import runpy, sys; sys.argv = ['client.py', " +
+                                      mp::repr(Object(std::get<std::string>(s.address()))) + "]; runpy.run_path(" +
+                                      mp::repr(Object(path)) + ", run_name='__main__')\n");
+        std::remove(path.c_str());
+        ::rmdir(dir);
+        EXPECT_EQ(lines, (std::vector<std::string>{"7 v3 Counter(7)", "[3, 7]", "AutoProxy[Counter] 17", "TypeError",
+                                                   "ValueError no"}))
+            << python;
+    }
+    EXPECT_TRUE(eventually([&] { return s.server().number_of_objects() == 0; }))
+        << "the Python client's objects leaked";
+}
+
+TEST(ManagerProtocol, AProxyReplyIsCPythonsBytes) {
+    const std::string ours = wire::encode_proxy_reply(Object::tuple({"a", "b"}), "Tree", Object("/tmp/x"), "7f");
+    const auto python = python_output(python_interpreters().front(),
+                                      "import pickle, sys\n"
+                                      "from multiprocessing.managers import Token\n"
+                                      "sys.stdout.write(pickle.dumps(('#PROXY', (('a', 'b'), Token('Tree', '/tmp/x', "
+                                      "'7f'))), 4).hex() + '\\n')\n");
+    std::string hex;
+    for (unsigned char c : ours) {
+        static const char* digits = "0123456789abcdef";
+        hex += digits[c >> 4];
+        hex += digits[c & 15];
+    }
+    ASSERT_EQ(python.size(), 1u);
+    EXPECT_EQ(hex, python[0]);
+    const auto reply = wire::decode_reply(ours);
+    EXPECT_EQ(reply.kind, "#PROXY");
+    ASSERT_TRUE(reply.token.has_value());
+    EXPECT_EQ(reply.token->type_id, "Tree");
+    EXPECT_EQ(reply.token->ident, "7f");
+    // An instance of anything else in a reply is refused, not guessed at.
+    const auto other = python_output(python_interpreters().front(),
+                                     "import pickle, sys, fractions\n"
+                                     "sys.stdout.write(pickle.dumps(('#RETURN', fractions.Fraction(1, 3)), 4).hex() + "
+                                     "'\\n')\n");
+    ASSERT_EQ(other.size(), 1u);
+    std::string bytes;
+    for (std::size_t i = 0; i + 1 < other[0].size(); i += 2)
+        bytes += static_cast<char>(std::stoi(other[0].substr(i, 2), nullptr, 16));
+    EXPECT_THROW(wire::decode_reply(bytes), std::exception);
 }

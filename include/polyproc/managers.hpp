@@ -42,6 +42,7 @@
 #include <vector>
 
 #include "polyproc/connection.hpp"
+#include "polyproc/detail/manager_register.hpp"
 #include "polyproc/detail/timeout.hpp"
 #include "polyproc/errors.hpp"
 #include "polyproc/object.hpp"
@@ -55,6 +56,11 @@ class ProxyRef;
 std::shared_ptr<ProxyRef> adopt(const Address& address, const std::string& authkey, const std::string& ident,
                                 const std::string& type_id);
 Object call_method(const ProxyRef& ref, const std::string& method, const Object& args, const Object& kwds);
+// A method whose result stays in the server (a '#PROXY' reply): a reference to the new object.
+std::shared_ptr<ProxyRef> call_method_for_proxy(const ProxyRef& ref, const std::string& method, const Object& args,
+                                                const Object& kwds);
+// An Iterator's __next__: its item, or nothing once it raised StopIteration.
+std::optional<Object> call_next(const ProxyRef& ref);
 const std::string& ref_ident(const ProxyRef& ref);
 const std::string& ref_type_id(const ProxyRef& ref);
 const Address& ref_address(const ProxyRef& ref);
@@ -77,6 +83,10 @@ public:
                        const Object& kwds = Object::dict()) const;
     // Python's _getvalue(): a copy of the referent.
     Object _getvalue() const { return _callmethod("#GETVALUE"); }
+    // _callmethod for a method whose result the server keeps (Python's method_to_typeid): a proxy
+    // to the new object.
+    BaseProxy _callmethod_for_proxy(const std::string& method, const Object& args = Object::tuple(),
+                                    const Object& kwds = Object::dict()) const;
 
     // str(proxy) is str() of the referent, as in Python.
     friend std::ostream& operator<<(std::ostream& out, const BaseProxy& proxy);
@@ -486,6 +496,157 @@ public:
 template <class T = Object>
 using JoinableQueueProxy = QueueProxy<T>;
 
+// ---- register: user classes in a manager -------------------------------------------------------
+//
+// Python's BaseManager.register(typeid, callable, exposed=..., method_to_typeid=...) as a type,
+// so that proxies call member functions with their own parameter types (a wrong argument is a
+// compile-time error):
+//
+//   class Counter { public: explicit Counter(int start); void add(int n); int value() const;
+//                   std::vector<int> history() const; };
+//   using CounterType = mp::Registration<"Counter", &mp::construct<Counter, int>,
+//                                        mp::Method<"add", &Counter::add>,
+//                                        mp::Method<"value", &Counter::value>,
+//                                        mp::Method<"history", &Counter::history, "Iterator">>;
+//   mp::BaseManager manager;
+//   manager.register_<CounterType>();               // before start()
+//   manager.start();
+//   auto counter = manager.create<CounterType>(10);  // mp::AutoProxy<CounterType>
+//   counter.call<&Counter::add>(5);                  // runs in the server
+//   int v = counter.call<&Counter::value>();         // 15
+//   for (int x : counter.call<&Counter::history>()) ...
+//
+// The factory is a function pointer or a lambda without captures; it returns the object, a
+// std::unique_ptr or a std::shared_ptr to it (mp::construct<T, Args...> calls T's constructor).
+// Arguments and results cross as mp::Object (ObjectConversion, which user types can specialize).
+// A Method's third argument is Python's method_to_typeid: the result stays in the server as an
+// object of that registered typeid (its type must be the one that registration holds) and the
+// call returns a proxy to it; "Iterator" walks a returned range one __next__ at a time (the range
+// is copied into the server's iterator when the method returns).
+//
+// The server runs one method at a time on each registered object (CPython runs them concurrently
+// and leaves locking to the class); the class needs no locks of its own.
+
+// Calls T's constructor: a factory for Registration.
+template <class T, class... Args>
+std::unique_ptr<T> construct(Args... args) {
+    return std::make_unique<T>(std::move(args)...);
+}
+
+// One exposed method: its name on the wire, the member function, and (optionally) the typeid its
+// result stays in the server as.
+template <detail::manager::FixedName Name, auto Member, detail::manager::FixedName ResultTypeId = "">
+struct Method {
+    using Traits = detail::manager::MemberTraits<decltype(Member)>;
+    static_assert(Traits::valid, "mp::Method: the second argument must be a pointer to a member function");
+    static constexpr std::string_view name = Name.view();
+    static constexpr auto member = Member;
+    static constexpr std::string_view result_type_id = ResultTypeId.view();
+};
+
+template <detail::manager::FixedName TypeId, auto Factory, class... Methods>
+struct Registration {
+    static constexpr std::string_view type_id = TypeId.view();
+    static constexpr auto factory = Factory;
+    using type =
+        detail::manager::held_t<typename detail::manager::FactoryTraits<std::remove_cv_t<decltype(Factory)>>::result>;
+    using methods = std::tuple<Methods...>;
+    static_assert(!type_id.empty(), "mp::Registration: the typeid must not be empty");
+    static_assert((std::is_base_of_v<typename Methods::Traits::owner, type> && ...),
+                  "mp::Registration: a Method's member function is not one of the factory's type");
+};
+
+namespace detail::manager {
+template <class Reg, auto Member, std::size_t I = 0>
+constexpr std::size_t method_index() {
+    using Methods = typename Reg::methods;
+    if constexpr (I == std::tuple_size_v<Methods>) {
+        return I;
+    } else {
+        using M = std::tuple_element_t<I, Methods>;
+        if constexpr (std::is_same_v<std::remove_cv_t<decltype(M::member)>, decltype(Member)>) {
+            if constexpr (M::member == Member) return I;
+        }
+        return method_index<Reg, Member, I + 1>();
+    }
+}
+template <class Range>
+using range_item_t = std::remove_cvref_t<decltype(*std::begin(std::declval<Range&>()))>;
+}  // namespace detail::manager
+
+// Python's IteratorProxy: a server-side iterator, walked with __next__ (one round trip per item).
+template <class T = Object>
+class IteratorProxy : public BaseProxy {
+public:
+    IteratorProxy() = default;
+    explicit IteratorProxy(BaseProxy base) : BaseProxy(std::move(base)) {}
+    // The next item, or nothing once the iterator is exhausted (Python's StopIteration).
+    std::optional<T> next() const {
+        auto item = detail::manager::call_next(*ref_);
+        if (!item) return std::nullopt;
+        return item->template as<T>();
+    }
+    struct Iterator {
+        using iterator_category = std::input_iterator_tag;
+        using value_type = T;
+        using difference_type = std::ptrdiff_t;
+        const IteratorProxy* proxy = nullptr;
+        std::optional<T> current;
+        const T& operator*() const { return *current; }
+        Iterator& operator++() {
+            current = proxy->next();
+            return *this;
+        }
+        friend bool operator==(const Iterator& a, const Iterator& b) { return !a.current && !b.current; }
+    };
+    Iterator begin() const { return Iterator{this, next()}; }
+    Iterator end() const { return Iterator{this, std::nullopt}; }
+};
+
+// Python's AutoProxy, typed: a proxy to an object of registration Reg, whose methods are called
+// through their member pointers.
+template <class Reg>
+class AutoProxy : public BaseProxy {
+public:
+    AutoProxy() = default;
+    // mp::TypeError when `base` refers to an object of another typeid.
+    explicit AutoProxy(BaseProxy base) : BaseProxy(std::move(base)) {
+        if (valid() && type_id() != Reg::type_id)
+            throw TypeError("a proxy to a '" + type_id() + "' is not a proxy to a '" + std::string(Reg::type_id) + "'");
+    }
+
+    // Runs the exposed method `Member` in the server with `args`, which must convert to its
+    // parameters. Returns its result; a proxy for a method_to_typeid method (IteratorProxy for
+    // "Iterator", BaseProxy otherwise, to wrap in the AutoProxy of that registration).
+    template <auto Member, class... Args>
+    auto call(Args&&... args) const {
+        constexpr std::size_t index = detail::manager::method_index<Reg, Member>();
+        static_assert(index < std::tuple_size_v<typename Reg::methods>,
+                      "mp::AutoProxy::call: this member function is not an exposed mp::Method of the registration");
+        using M = std::tuple_element_t<index, typename Reg::methods>;
+        using Traits = typename M::Traits;
+        using Params = typename Traits::params;
+        static_assert(sizeof...(Args) == Traits::arity,
+                      "mp::AutoProxy::call: the number of arguments does not match the method's parameters");
+        const Object packed = [&]<std::size_t... I>(std::index_sequence<I...>) {
+            static_assert((std::is_convertible_v<Args&&, std::tuple_element_t<I, Params>> && ...),
+                          "mp::AutoProxy::call: an argument does not convert to the method's parameter type");
+            return Object::tuple({Object(std::tuple_element_t<I, Params>(std::forward<Args>(args)))...});
+        }(std::make_index_sequence<sizeof...(Args)>());
+        const std::string name(M::name);
+        using R = typename Traits::result;
+        if constexpr (M::result_type_id == "Iterator") {
+            return IteratorProxy<detail::manager::range_item_t<R>>(_callmethod_for_proxy(name, packed));
+        } else if constexpr (!M::result_type_id.empty()) {
+            return _callmethod_for_proxy(name, packed);
+        } else if constexpr (std::is_void_v<R>) {
+            _callmethod(name, packed);
+        } else {
+            return _callmethod(name, packed).template as<std::remove_cvref_t<R>>();
+        }
+    }
+};
+
 // Python's BaseManager: starts a server process (start()) or connects to a running one
 // (connect()), and creates objects in it. Move-only; a manager that start()ed its server shuts
 // it down when destroyed, as Python's `with` block does.
@@ -507,10 +668,37 @@ public:
     // Creates an object of the given typeid in the server (Python's manager.<typeid>(*args)).
     BaseProxy create(const std::string& type_id, const Object& args = Object::tuple(),
                      const Object& kwds = Object::dict());
+
+    // Python's register(): the server this manager starts can make objects of registration Reg
+    // (mp::ProcessError once started). A typeid registered again is replaced, as in Python; a
+    // SyncManager's own typeids can be replaced too.
+    template <class Reg>
+    void register_() {
+        register_type(std::string(Reg::type_id),
+                      reinterpret_cast<std::uintptr_t>(&detail::manager::registered_type<Reg>));
+    }
+    // Creates an object of registration Reg with the factory's arguments (a wrong type does not
+    // compile); the server must know Reg (register_<Reg>() before start(), or the server's own).
+    template <class Reg, class Proxy = AutoProxy<Reg>, class... Args>
+    Proxy create(Args&&... args) {
+        using Traits = detail::manager::FactoryTraits<std::remove_cv_t<decltype(Reg::factory)>>;
+        using Params = typename Traits::params;
+        static_assert(sizeof...(Args) == Traits::arity,
+                      "BaseManager::create: the number of arguments does not match the registration's factory");
+        const Object packed = [&]<std::size_t... I>(std::index_sequence<I...>) {
+            static_assert((std::is_convertible_v<Args&&, std::tuple_element_t<I, Params>> && ...),
+                          "BaseManager::create: an argument does not convert to the factory's parameter type");
+            return Object::tuple({Object(std::tuple_element_t<I, Params>(std::forward<Args>(args)))...});
+        }(std::make_index_sequence<sizeof...(Args)>());
+        return Proxy(create(std::string(Reg::type_id), packed));
+    }
     std::size_t number_of_objects() const;  // Python's _number_of_objects()
 
 protected:
     std::unique_ptr<detail::manager::ManagerState> state_;
+
+private:
+    void register_type(std::string type_id, std::uintptr_t getter);
 };
 
 // Python's SyncManager.
