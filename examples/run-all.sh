@@ -80,6 +80,7 @@ examples=(
     "pool_socket_server_upper|a TCP server on loopback: each accepted connection is handled by a Pool(4) worker (the socket travels as mp::DupFd); six clients, four served at once"
     "manager_dict_list|a manager's server process holds a dict and a list; a child changes them through proxies, the parent prints them"
     "manager_dict_lock_count|100 processes decrement a managed dict's count under one Lock; it ends at 0"
+    "manager_register_maths|user classes registered with a manager: Python's MathsClass, and a ledger four processes deposit into"
 )
 
 workdir=$(mktemp -d)
