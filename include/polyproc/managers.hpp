@@ -9,13 +9,12 @@
 //   std::cout << d << '\n' << l << '\n';      // {1: '1', '2': 2, 0.25: None}
 //                                              // [9, 8, 7, 6, 5, 4, 3, 2, 1, 0]
 //
-// What there is today (issue #14, first part): BaseManager (start, connect, shutdown, join,
-// address, RAII), SyncManager with dict, list, Namespace, Lock, RLock, Semaphore,
-// BoundedSemaphore, Condition, Event, Barrier, Queue, JoinableQueue, Value, Array and set
-// (Python 3.14's), and proxies for them. The server speaks CPython's protocol (pickled request
-// and reply tuples over an authenticated AF_UNIX connection); its values are mp::Object values.
-// register() for user classes and proxies inside managed containers come next
-// (docs/managers.md).
+// What there is (issue #14): BaseManager (start, connect, shutdown, join, address, RAII, and
+// register_ for user classes: see "register" below), SyncManager with dict, list, Namespace,
+// Lock, RLock, Semaphore, BoundedSemaphore, Condition, Event, Barrier, Queue, JoinableQueue, Value,
+// Array and set (Python 3.14's), and proxies for them. The server speaks CPython's protocol
+// (pickled request and reply tuples over an authenticated AF_UNIX connection); its values are
+// mp::Object values. Proxies inside managed containers come next (docs/managers.md).
 //
 // Process-safety: proxies are cheap copyable handles to one server object; copies may be used
 // from any thread and any process. They reach children by capture (fork) or as Process and Pool
