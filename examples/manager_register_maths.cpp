@@ -42,9 +42,9 @@ private:
 
 using MathsType = mp::Registration<"Maths", &mp::construct<MathsClass>, mp::Method<"add", &MathsClass::add>,
                                    mp::Method<"mul", &MathsClass::mul>>;
-using LedgerType = mp::Registration<"Ledger", &mp::construct<Ledger>, mp::Method<"deposit", &Ledger::deposit>,
-                                    mp::Method<"total", &Ledger::total>,
-                                    mp::Method<"entries", &Ledger::entries, "Iterator">>;
+using LedgerType =
+    mp::Registration<"Ledger", &mp::construct<Ledger>, mp::Method<"deposit", &Ledger::deposit>,
+                     mp::Method<"total", &Ledger::total>, mp::Method<"entries", &Ledger::entries, "Iterator">>;
 
 class MyManager : public mp::BaseManager {
 public:

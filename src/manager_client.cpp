@@ -98,10 +98,11 @@ std::string_view as_view(const std::vector<std::byte>& bytes) {
     return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
 }
 
-Reply exchange(Connection& conn, const Address& address, const std::string& request) {
+Reply exchange(Connection& conn, const Address& address, const std::string& request,
+               const ProxyMaker& make_proxy = {}) {
     try {
         conn.send_bytes(request);
-        return decode_reply(as_view(conn.recv_bytes()));
+        return decode_reply(as_view(conn.recv_bytes()), make_proxy);
     } catch (const EOFError& e) {
         close_tracked(conn);
         throw_gone(address, e);
@@ -285,10 +286,29 @@ Object one_shot(const Address& address, const std::string& authkey, const std::s
 }
 
 namespace {
+
+// What a proxy Object carries in this process: the reference of the proxy it was made from, or,
+// read from a reply, the key of the manager that sent it (a proxy made from it connects with it).
+struct ProxyHold : ObjectAttachment {
+    explicit ProxyHold(std::shared_ptr<ProxyRef> r) : ref(std::move(r)) {}
+    std::shared_ptr<ProxyRef> ref;
+};
+struct ProxyKey : ObjectAttachment {
+    explicit ProxyKey(std::string key) : authkey(std::move(key)) {}
+    std::string authkey;
+};
+
+Object proxy_instance(const Object& args, std::shared_ptr<const ObjectAttachment> attachment) {
+    return Object::instance(std::string(kProxyModule), std::string(kProxyClass), args, std::move(attachment));
+}
+
 Reply call(const ProxyRef& ref, const std::string& method, const Object& args, const Object& kwds) {
     ref.ensure_counted();
     Connection& conn = channel_for(ref.address, ref.address_text, ref.authkey);
-    return exchange(conn, ref.address, encode_request(Object(ref.ident), method, args, kwds));
+    return exchange(conn, ref.address, encode_request(Object(ref.ident), method, args, kwds),
+                    [&ref](const Object& proxy_args) {
+                        return proxy_instance(proxy_args, std::make_shared<ProxyKey>(ref.authkey));
+                    });
 }
 // The object a '#PROXY' reply names, counted on this process's session (the channel's).
 std::shared_ptr<ProxyRef> adopt_token(const ProxyRef& ref, const Reply& reply) {
@@ -318,6 +338,32 @@ std::optional<Object> call_next(const ProxyRef& ref) {
     const Reply reply = call(ref, "__next__", Object::tuple(), Object::dict());
     if (reply.error && reply.error->module == "builtins" && reply.error->name == "StopIteration") return std::nullopt;
     return returned(reply, ref.address);
+}
+
+Object proxy_to_object(const BaseProxy& proxy) {
+    if (!proxy.ref_) throw ValueError("this proxy refers to nothing (default-constructed or moved from)");
+    const ProxyRef& ref = *proxy.ref_;
+    return proxy_instance(Object::tuple({Object(ref.type_id), address_object(ref.address), Object(ref.ident)}),
+                          std::make_shared<ProxyHold>(proxy.ref_));
+}
+
+BaseProxy proxy_from_object(const Object& object) {
+    const bool is_proxy = object.type() == Object::Type::instance && object.instance_module() == kProxyModule &&
+                          object.instance_name() == kProxyClass;
+    if (!is_proxy) detail::throw_object_type_error(object, "a manager proxy");
+    if (const auto* hold = dynamic_cast<const ProxyHold*>(object.instance_attachment().get()))
+        return BaseProxy(hold->ref);
+    const Object& a = object.instance_args();
+    const bool well_formed = a.size() == 3 && a[0].type() == Object::Type::str && a[2].type() == Object::Type::str &&
+                             (a[1].type() == Object::Type::str ||
+                              (a[1].type() == Object::Type::tuple && a[1].size() == 2 &&
+                               a[1][0].type() == Object::Type::str && a[1][1].type() == Object::Type::integer));
+    if (!well_formed) throw TypeError("a manager proxy must be (typeid, address, id), not " + repr(a).substr(0, 80));
+    const Address address = a[1].type() == Object::Type::str
+                                ? Address(a[1].as_str())
+                                : Address(InetAddress{a[1][0].as_str(), static_cast<std::uint16_t>(a[1][1].as_int())});
+    const auto* key = dynamic_cast<const ProxyKey*>(object.instance_attachment().get());
+    return BaseProxy(adopt(address, key ? key->authkey : current_process().authkey(), a[2].as_str(), a[0].as_str()));
 }
 
 const std::string& ref_ident(const ProxyRef& ref) { return ref.ident; }

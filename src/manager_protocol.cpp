@@ -17,8 +17,19 @@ constexpr std::string_view kTokenMarker = "\x01polyproc-token";
 constexpr std::string_view kTokenClass = "multiprocessing.managers.Token";
 
 // `called`: the last class the pickle called other than Token (an '#ERROR' reply's exception).
-Object read_reply_object(std::string_view bytes, std::string& called) {
-    return pickle_loads_with(bytes, [&called](const std::string& qualified, const Object& args) {
+// A polyproc.Proxy, made by `make_proxy` when there is one.
+Object proxy_instance(const ProxyMaker& make_proxy, const Object& args) {
+    if (make_proxy) return make_proxy(args);
+    return Object::instance(std::string(kProxyModule), std::string(kProxyClass), args);
+}
+bool is_proxy_class(const std::string& qualified) {
+    return qualified.size() == kProxyModule.size() + 1 + kProxyClass.size() && qualified.starts_with(kProxyModule) &&
+           qualified.ends_with(kProxyClass) && qualified[kProxyModule.size()] == '.';
+}
+
+Object read_reply_object(std::string_view bytes, std::string& called, const ProxyMaker& make_proxy) {
+    return pickle_loads_with(bytes, [&](const std::string& qualified, const Object& args) {
+        if (is_proxy_class(qualified)) return proxy_instance(make_proxy, args);
         if (qualified == kTokenClass) return Object::tuple({Object(kTokenMarker)});
         if (qualified.ends_with(".__setstate__")) {
             if (qualified.substr(0, qualified.size() - 13) != kTokenClass || args.size() != 2)
@@ -44,8 +55,14 @@ std::string encode_request(const Object& ident, std::string_view method, const O
     return pickle_dumps(Object::tuple({ident, Object(method), args, kwds}));
 }
 
-Request decode_request(std::string_view bytes) {
-    const Object message = pickle_loads(bytes);
+Request decode_request(std::string_view bytes, const ProxyMaker& make_proxy) {
+    const Object message = pickle_loads_with(bytes, [&](const std::string& qualified, const Object& args) {
+        if (!is_proxy_class(qualified))
+            throw UnpicklingError("a manager request refers to " + qualified +
+                                  ", which polyproc does not know (mp::Object holds None, bool, int, float, str, "
+                                  "bytes, tuple, list, dict, set and manager proxies)");
+        return proxy_instance(make_proxy, args);
+    });
     if (message.type() != Object::Type::tuple)
         throw ProtocolError(std::string("TypeError: cannot unpack non-iterable ") + message.type_name() + " object");
     if (message.size() != 4)
@@ -89,9 +106,9 @@ std::string encode_traceback(std::string_view text) {
     return pickle_dumps(Object::tuple({"#TRACEBACK", Object(std::string(text))}));
 }
 
-Reply decode_reply(std::string_view bytes) {
+Reply decode_reply(std::string_view bytes, const ProxyMaker& make_proxy) {
     std::string called;
-    const Object message = read_reply_object(bytes, called);
+    const Object message = read_reply_object(bytes, called, make_proxy);
     if (message.type() != Object::Type::tuple || message.size() != 2 || message[0].type() != Object::Type::str)
         throw ProtocolError("a manager reply must be a (kind, payload) pair, not " + repr(message).substr(0, 80));
     Reply r;

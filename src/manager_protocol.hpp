@@ -6,6 +6,7 @@
 //   reply     ('#RETURN', value) | ('#ERROR', exception) | ('#TRACEBACK', text) | ...
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -47,9 +48,16 @@ public:
     using std::runtime_error::runtime_error;
 };
 
+// A proxy inside a value (a ListProxy stored in a managed dict) travels as the instance
+// polyproc.Proxy(typeid, address, ident). Reading one, each end makes its own instance Object
+// (the server holds a reference to the object while the value exists; a client keeps the key to
+// reach it with); without a maker it reads as a bare instance.
+inline constexpr std::string_view kProxyModule = "polyproc", kProxyClass = "Proxy";
+using ProxyMaker = std::function<Object(const Object& args)>;
+
 std::string encode_request(const Object& ident, std::string_view method, const Object& args = Object::tuple(),
                            const Object& kwds = Object::dict());
-Request decode_request(std::string_view bytes);  // ProtocolError, mp::UnpicklingError
+Request decode_request(std::string_view bytes, const ProxyMaker& make_proxy = {});  // ProtocolError, UnpicklingError
 
 std::string encode_return(const Object& value);
 std::string encode_error(const RaisedError& error);
@@ -58,7 +66,7 @@ std::string encode_traceback(std::string_view text);
 std::string encode_proxy_reply(const Object& exposed, const std::string& type_id, const Object& address,
                                const std::string& ident);
 Object address_object(const Address& address);  // as Python has it: a path, or (host, port)
-Reply decode_reply(std::string_view bytes);  // ProtocolError, mp::UnpicklingError
+Reply decode_reply(std::string_view bytes, const ProxyMaker& make_proxy = {});  // ProtocolError, UnpicklingError
 
 // A referent's error with its Python args (KeyError with the missing key itself), thrown on the
 // server where a C++ exception would lose them.

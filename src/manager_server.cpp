@@ -54,6 +54,7 @@ Server::Server(Listener listener, std::string authkey, Registry registry)
       address_(listener_.address()),
       authkey_(std::move(authkey)),
       registry_(std::move(registry)) {
+    link_->server.store(this);
     auto [r, w] = os::pipe();
     wake_read_ = r.release();
     wake_write_ = w.release();
@@ -62,6 +63,8 @@ Server::Server(Listener listener, std::string authkey, Registry registry)
 Server::~Server() {
     stop();
     reap_workers(true);
+    link_->server.store(nullptr);  // no thread is left; the objects go now and release nothing
+    objects_.clear();
     ::close(wake_read_);
     ::close(wake_write_);
 }
@@ -150,7 +153,7 @@ void Server::handle(Connection conn, Worker* self) {
         const auto bytes = conn.recv_bytes(kMaxMessage);
         std::string reply;
         try {
-            const Request request = decode_request(as_view(bytes));
+            const Request request = decode_request(as_view(bytes), [this](const Object& a) { return hold_proxy(a); });
             reply = server_function(request, conn, session, channel);
         } catch (const ProtocolError& e) {
             reply = encode_traceback(e.what());
@@ -163,8 +166,9 @@ void Server::handle(Connection conn, Worker* self) {
         // A failed handshake, a peer gone, a cut connection: this connection ends, nothing else.
     }
     if (channel && !session.empty()) {
+        std::vector<std::shared_ptr<Referent>> doomed;
         std::lock_guard lock(table_mu_);
-        if (--sessions_[session].channels == 0) drop_session(session);
+        if (--sessions_[session].channels == 0) drop_session(session, doomed);
     }
     std::lock_guard lock(workers_mu_);
     self->fd = -1;  // before the descriptor closes, so that reap_workers never cuts a reused number
@@ -178,7 +182,7 @@ void Server::serve_channel(Connection& conn, const std::string& session, std::ui
         const auto bytes = conn.recv_bytes(kMaxMessage);  // EOFError when the client is done
         Request request;
         try {
-            request = decode_request(as_view(bytes));
+            request = decode_request(as_view(bytes), [this](const Object& a) { return hold_proxy(a); });
         } catch (const ProtocolError& e) {
             conn.send_bytes(encode_traceback(e.what()));
             return;  // a peer that sends garbage is not served further
@@ -325,6 +329,7 @@ void Server::incref(const std::string& ident, const std::string& session) {
 }
 
 void Server::decref(const std::string& ident, const std::string& session) {
+    std::shared_ptr<Referent> doomed;  // destroyed after the lock is released
     std::lock_guard lock(table_mu_);
     const auto it = refcounts_.find(ident);
     if (it == refcounts_.end() || it->second <= 0)
@@ -335,13 +340,16 @@ void Server::decref(const std::string& ident, const std::string& session) {
     }
     if (--it->second == 0) {
         refcounts_.erase(it);
-        objects_.erase(ident);
+        if (const auto object = objects_.find(ident); object != objects_.end()) {
+            doomed = std::move(object->second);
+            objects_.erase(object);
+        }
     }
 }
 
 // The session's last channel closed: its process is gone (or done with this manager). Its
 // locks and semaphore units go back first (table_mu_ held: session_ended never blocks on it).
-void Server::drop_session(const std::string& session) {
+void Server::drop_session(const std::string& session, std::vector<std::shared_ptr<Referent>>& doomed) {
     for (const auto& [ident, referent] : objects_)
         if (referent->native) referent->native->session_ended(session);
     const auto s = sessions_.find(session);
@@ -351,10 +359,50 @@ void Server::drop_session(const std::string& session) {
         if (it == refcounts_.end()) continue;
         if ((it->second -= count) <= 0) {
             refcounts_.erase(it);
-            objects_.erase(ident);
+            if (const auto object = objects_.find(ident); object != objects_.end()) {
+                doomed.push_back(std::move(object->second));
+                objects_.erase(object);
+            }
         }
     }
     sessions_.erase(s);
+}
+
+namespace {
+// A reference the server holds for a proxy inside a value; the value's last copy releases it.
+class HeldProxy : public ObjectAttachment {
+public:
+    explicit HeldProxy(std::function<void()> release) : release_(std::move(release)) {}
+    ~HeldProxy() override { release_(); }
+
+private:
+    std::function<void()> release_;
+};
+}  // namespace
+
+Object Server::hold_proxy(const Object& args) {
+    const auto bare = [&] { return Object::instance(std::string(kProxyModule), std::string(kProxyClass), args); };
+    if (args.size() != 3 || args[0].type() != Object::Type::str || args[2].type() != Object::Type::str ||
+        args[1] != address_object(address_))
+        return bare();
+    const std::string ident = args[2].as_str();
+    try {
+        incref(ident, "");
+    } catch (const KeyError&) {
+        return bare();  // gone already: a proxy that fails when it is used
+    }
+    auto release = [link = link_, ident] {
+        if (Server* server = link->server.load()) server->release_hold(ident);
+    };
+    return Object::instance(std::string(kProxyModule), std::string(kProxyClass), args,
+                            std::make_shared<HeldProxy>(std::move(release)));
+}
+
+void Server::release_hold(const std::string& ident) noexcept {
+    try {
+        decref(ident, "");
+    } catch (...) {  // nothing to release: the books already say so
+    }
 }
 
 std::shared_ptr<Referent> Server::find(const std::string& ident) const {

@@ -23,6 +23,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <vector>
 
 #include "manager_protocol.hpp"
 #include "polyproc/connection.hpp"
@@ -105,6 +106,12 @@ public:
     std::size_t number_of_objects() const;
     std::size_t connections() const;  // open now
 
+    // A proxy to one of this server's objects, read inside a request: an instance Object that
+    // holds a reference to the object for as long as any copy of it exists (in a container the
+    // server holds, or in flight). A proxy to another manager's object, or to one that is gone,
+    // reads as a bare instance.
+    Object hold_proxy(const Object& args);
+
 private:
     struct Session {
         std::unordered_map<std::string, std::int64_t> refs;  // ident -> references it holds
@@ -125,7 +132,8 @@ private:
     std::string add(std::shared_ptr<Referent> referent, const std::string& session);  // its ident
     void incref(const std::string& ident, const std::string& session);
     void decref(const std::string& ident, const std::string& session);
-    void drop_session(const std::string& session);
+    void drop_session(const std::string& session, std::vector<std::shared_ptr<Referent>>& doomed);
+    void release_hold(const std::string& ident) noexcept;  // a held proxy's last copy went
     std::shared_ptr<Referent> find(const std::string& ident) const;
     void reap_workers(bool all);
     std::size_t live_workers() const;  // workers_mu_ held
@@ -137,7 +145,17 @@ private:
     int wake_read_ = -1, wake_write_ = -1;  // a pipe that stop() writes to
     std::atomic<bool> stopping_{false};
 
-    mutable std::mutex table_mu_;  // objects_, refcounts_, sessions_, next_id_
+    // What a held proxy reaches its server through; cleared when the server goes, so that the
+    // objects it destroys last release nothing into it.
+    struct HoldLink {
+        std::atomic<Server*> server{nullptr};
+    };
+    std::shared_ptr<HoldLink> link_ = std::make_shared<HoldLink>();
+
+    // table_mu_ guards objects_, refcounts_, sessions_, next_id_. No Referent is destroyed while
+    // it is held: a referent's value may hold proxies, whose release takes it again. Erased
+    // referents are moved out ("doomed") and dropped after it is released.
+    mutable std::mutex table_mu_;
     std::unordered_map<std::string, std::shared_ptr<Referent>> objects_;
     std::unordered_map<std::string, std::int64_t> refcounts_;
     std::unordered_map<std::string, Session> sessions_;

@@ -258,6 +258,33 @@ Object Object::set(std::vector<Object> items) {
     return o;
 }
 
+Object Object::instance(std::string module, std::string name, Object args,
+                        std::shared_ptr<const ObjectAttachment> attachment) {
+    if (args.type_ != Type::tuple) throw TypeError("an instance's arguments must be a tuple");
+    Object o;
+    o.type_ = Type::instance;
+    o.body_ = std::make_shared<ObjectBody>(
+        detail::Instance{std::move(module), std::move(name), std::move(args), std::move(attachment)});
+    return o;
+}
+
+const std::string& Object::instance_module() const {
+    if (type_ != Type::instance) detail::throw_object_type_error(*this, "an instance");
+    return body().instance().module;
+}
+const std::string& Object::instance_name() const {
+    if (type_ != Type::instance) detail::throw_object_type_error(*this, "an instance");
+    return body().instance().name;
+}
+const Object& Object::instance_args() const {
+    if (type_ != Type::instance) detail::throw_object_type_error(*this, "an instance");
+    return body().instance().args;
+}
+const std::shared_ptr<const ObjectAttachment>& Object::instance_attachment() const {
+    if (type_ != Type::instance) detail::throw_object_type_error(*this, "an instance");
+    return body().instance().attachment;
+}
+
 const char* Object::type_name() const noexcept {
     switch (type_) {
         case Type::none:
@@ -280,6 +307,8 @@ const char* Object::type_name() const noexcept {
             return "dict";
         case Type::set:
             return "set";
+        case Type::instance:
+            return body().instance().name.c_str();
     }
     return "?";
 }
@@ -367,6 +396,8 @@ bool Object::truthy() const noexcept {
             return body().dict().size() != 0;
         case Type::set:
             return body().set().size() != 0;
+        case Type::instance:
+            return true;
     }
     return false;
 }
@@ -705,6 +736,10 @@ std::int64_t Object::hash() const {
             return detail::python_text_hash(body().bytes().view(), true);
         case Type::tuple:
             return detail::python_tuple_hash(body().items());
+        case Type::instance: {  // by identity, as object.__hash__
+            const auto h = static_cast<std::int64_t>(reinterpret_cast<std::uintptr_t>(body_.get()) >> 4);
+            return h == -1 ? -2 : h;
+        }
         default:
             throw TypeError(std::string("unhashable type: '") + type_name() + "'");
     }

@@ -90,9 +90,16 @@ private:
     std::size_t finger_ = 0;           // where pop() looks first
 };
 
+// An instance Object's body: Python's reduction module.name(*args), and its attachment.
+struct Instance {
+    std::string module, name;
+    Object args;
+    std::shared_ptr<const ObjectAttachment> attachment;
+};
+
 class ObjectBody {
 public:
-    using Storage = std::variant<std::string, Bytes, std::vector<Object>, DictTable, SetTable>;
+    using Storage = std::variant<std::string, Bytes, std::vector<Object>, DictTable, SetTable, Instance>;
     explicit ObjectBody(Storage value) : storage(std::move(value)) {}
     ObjectBody(const ObjectBody& other) : storage(other.storage) {}  // a fresh copy is shareable
     Storage storage;
@@ -110,6 +117,7 @@ public:
     const DictTable& dict() const { return std::get<DictTable>(storage); }
     SetTable& set() { return std::get<SetTable>(storage); }
     const SetTable& set() const { return std::get<SetTable>(storage); }
+    const Instance& instance() const { return std::get<Instance>(storage); }
 };
 
 // Python's repr of a float ("1e+16", "0.1", "3.0", "inf"), and whether a code point prints

@@ -184,6 +184,11 @@ void repr_into(std::string& out, const Object& o) {
         case Object::Type::bytes:
             repr_bytes(out, o.as_bytes().view());
             return;
+        case Object::Type::instance:  // <module.name('args', ...)>
+            out += '<' + o.instance_module() + '.' + o.instance_name() + '(';
+            repr_items(out, o.instance_args().items_view());
+            out += ")>";
+            return;
         case Object::Type::tuple:
             out += '(';
             repr_items(out, o.items_view());

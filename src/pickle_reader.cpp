@@ -163,7 +163,7 @@ private:
     }
     void push_global(std::string module, std::string name, std::size_t at) {
         std::string full = module + "." + name;
-        if (!reducer_ && !is_known(full))
+        if (!reducer_ && !is_known(full) && !is_polyproc(full))
             fail(at, "it refers to " + full +
                          ", which polyproc does not know (mp::Object holds None, bool, int, "
                          "float, str, bytes, tuple, list, dict and set)");
@@ -218,6 +218,15 @@ private:
         const std::vector<std::uint32_t> a = nodes_[args].items;
         if (reducer_ && !is_known(name)) {
             push_reduced(name, name, args);
+            return;
+        }
+        if (is_polyproc(name)) {  // polyproc's own class (a manager proxy): an instance Object
+            const auto dot = name.rfind('.');
+            Object made = Object::instance(name.substr(0, dot), name.substr(dot + 1), build(args, 0));
+            Node node{Node::value, std::move(made)};
+            node.height = nodes_[args].height + 1;
+            node.expanded = nodes_[args].expanded + 1;
+            stack_.push_back(add(std::move(node)));
             return;
         }
         const auto base = name.substr(name.find('.') + 1);
@@ -562,6 +571,7 @@ private:
     }
 
     // The globals pickles of the basic types use.
+    static bool is_polyproc(const std::string& name) { return name.starts_with("polyproc."); }
     static bool is_known(const std::string& name) {
         static const char* const known[] = {"builtins.set",          "builtins.frozenset", "builtins.bytearray",
                                             "builtins.bytes",        "__builtin__.set",    "__builtin__.frozenset",

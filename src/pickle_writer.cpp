@@ -223,6 +223,15 @@ private:
                 op(MEMOIZE);
                 return;
             }
+            case Object::Type::instance:  // module.name(*args), as Python's __reduce__ gives it
+                save_text(value.instance_module(), false);
+                save_text(value.instance_name(), false);
+                op(STACK_GLOBAL);
+                op(MEMOIZE);
+                save(value.instance_args());
+                op(REDUCE);
+                op(MEMOIZE);
+                return;
             case Object::Type::list: {
                 op(EMPTY_LIST);
                 op(MEMOIZE);

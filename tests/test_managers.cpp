@@ -168,6 +168,22 @@ void add_many(mp::AutoProxy<CounterType> counter, int times) {
 
 }  // namespace
 
+// Reaches a list and a dict that live inside a managed dict, and changes them.
+void change_nested(mp::DictProxy<> d) {
+    auto inner = d["inner"].value().as<mp::ListProxy<int>>();
+    inner.append(42);
+    auto table = d.at("table").as<mp::DictProxy<>>();
+    table["seen"] = true;
+    auto rows = d.at("rows").as<mp::ListProxy<>>();
+    rows.at(0).as<mp::DictProxy<>>()["row"] = 0;
+}
+
+void store_and_die(mp::DictProxy<> d, mp::ListProxy<> l, mp::Connection done) {
+    d["kept"] = l;
+    done.send(1);
+    ::pause();
+}
+
 class Managers : public ProcessTest {};
 
 TEST_F(Managers, SeedTwoDictAndListAreChangedByAChildAndPrintAsInPython) {
@@ -784,6 +800,63 @@ TEST_F(Managers, ARegisteredClassesErrorsComeBackAndNothingLeaks) {
 TEST_F(Managers, ATypeTheServerWasNotToldAboutIsAClearError) {
     auto manager = mp::Manager();
     EXPECT_THROW_WITH(manager.create<CounterType>(1), mp::RemoteError, "no such typeid");
+}
+
+TEST_F(Managers, AProxyInsideAManagedContainerStaysLiveForEveryProcess) {
+    HangGuard guard(std::chrono::seconds(60), "proxies inside managed containers");
+    auto manager = mp::Manager();
+    auto d = manager.dict();
+    {
+        auto l = manager.list(std::vector<int>{1});
+        d["inner"] = l;
+        d["table"] = manager.dict();  // a temporary: from here on only d holds it
+        auto rows = manager.list();
+        rows.append(manager.dict());  // a dict inside a list inside the dict
+        d["rows"] = rows;
+    }
+    EXPECT_EQ(manager.number_of_objects(), 5u) << "the nested objects live while d holds them";
+
+    mp::Process p(&change_nested, d);
+    p.start();
+    p.join();
+    EXPECT_EQ(p.exitcode(), 0);
+    {
+        auto inner = d["inner"].value().as<mp::ListProxy<int>>();
+        EXPECT_EQ(inner.values(), (std::vector<int>{1, 42})) << "the child's append reached the list itself";
+        EXPECT_EQ(d.at("table").as<mp::DictProxy<>>().copy(), Object::dict({{"seen", true}}));
+        auto rows = d.at("rows").as<mp::ListProxy<>>();
+        EXPECT_EQ(rows.at(0).as<mp::DictProxy<>>().copy(), Object::dict({{"row", 0}}));
+        EXPECT_NE(mp::repr(d.copy()).find("'inner': <polyproc.Proxy('list', "), std::string::npos)
+            << mp::repr(d.copy());
+        EXPECT_THROW_WITH(d.at("inner").as<mp::ListProxy<>>().at(5), mp::IndexError, "list index out of range");
+        EXPECT_THROW_WITH(d.at("nothing").as<mp::ListProxy<>>(), mp::KeyError, "nothing");
+    }
+    // Taken out of the dict, and no proxy left: gone.
+    d.erase("inner");
+    EXPECT_TRUE(eventually([&] { return manager.number_of_objects() == 4; })) << manager.number_of_objects();
+    d.clear();
+    EXPECT_TRUE(eventually([&] { return manager.number_of_objects() == 1; })) << manager.number_of_objects();
+    d["x"] = 1;
+    EXPECT_THROW_WITH(d.at("x").as<mp::ListProxy<>>(), mp::TypeError, "not a manager proxy");
+}
+
+TEST_F(Managers, AProxyStoredByAClientThatDiesStaysLiveWhileItsContainerHoldsIt) {
+    HangGuard guard(std::chrono::seconds(60), "a nested proxy outliving the process that stored it");
+    auto manager = mp::Manager();
+    auto d = manager.dict();
+    {
+        auto l = manager.list();
+        l.append("x");
+        auto [r, w] = mp::Pipe(false);
+        mp::Process p(&store_and_die, d, l, std::move(w));
+        p.start();
+        EXPECT_EQ(r.recv<int>(), 1);
+        p.kill();
+        p.join();
+    }  // nobody but the dict refers to the list now
+    EXPECT_TRUE(eventually([&] { return manager.number_of_objects() == 2; })) << manager.number_of_objects();
+    EXPECT_EQ(d.at("kept").as<mp::ListProxy<std::string>>().values(), (std::vector<std::string>{"x"}));
+    EXPECT_EQ(manager.number_of_objects(), 2u);
 }
 
 // ---- the server itself, in this process, against bad input -------------------------------------

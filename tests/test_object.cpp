@@ -728,6 +728,60 @@ TEST(ObjectPickle, EveryTruncationAndRandomDamageIsAnUnpicklingErrorNeverACrash)
     EXPECT_LT(damaged_read, cases.size() * 200);
 }
 
+namespace {
+struct Marker : mp::ObjectAttachment {
+    explicit Marker(int* alive) : alive_(alive) { ++*alive_; }
+    ~Marker() override { --*alive_; }
+    int* alive_;
+};
+}  // namespace
+
+TEST(ObjectModel, AnInstanceIsItselfOnlyAndCarriesItsAttachmentWithItsCopies) {
+    int alive = 0;
+    {
+        const Object a = Object::instance("polyproc", "Proxy", Object::tuple({"list", "/tmp/x", "1f"}),
+                                          std::make_shared<Marker>(&alive));
+        EXPECT_EQ(a.type(), Object::Type::instance);
+        EXPECT_STREQ(a.type_name(), "Proxy");
+        EXPECT_EQ(mp::repr(a), "<polyproc.Proxy('list', '/tmp/x', '1f')>");
+        Object copy = a;
+        EXPECT_EQ(copy, a);
+        EXPECT_EQ(copy.hash(), a.hash());
+        const Object other = Object::instance("polyproc", "Proxy", Object::tuple({"list", "/tmp/x", "1f"}));
+        EXPECT_NE(other, a) << "equal only to itself, as a Python object without __eq__";
+        EXPECT_TRUE(a.truthy());
+        Object d = Object::dict({{a, 1}});
+        EXPECT_EQ(d[copy], 1);
+        EXPECT_THROW(a.size(), mp::TypeError);
+        EXPECT_THROW_WITH((void)(a < other), mp::TypeError, "'<' not supported");
+        EXPECT_THROW_WITH(Object(1).instance_args(), mp::TypeError, "not an instance");
+        Object holder = Object::list({a});
+        holder.append(2);  // a copied body still shares the attachment
+        EXPECT_EQ(alive, 1);
+
+        // Pickled as module.name(*args); read back without the attachment, which is this process's.
+        const std::string bytes = mp::pickle_dumps(a);
+        const Object back = mp::pickle_loads(bytes);
+        EXPECT_EQ(back.instance_module(), "polyproc");
+        EXPECT_EQ(back.instance_name(), "Proxy");
+        EXPECT_EQ(back.instance_args(), a.instance_args());
+        EXPECT_EQ(back.instance_attachment(), nullptr);
+        // Python reads it as that call (here with a stand-in module named polyproc).
+        const auto python = python_output(python_interpreters().front(),
+                                          "import pickle, sys, types\n"
+                                          "m = types.ModuleType('polyproc')\n"
+                                          "m.Proxy = lambda *a: ('Proxy',) + a\n"
+                                          "sys.modules['polyproc'] = m\n"
+                                          "print(pickle.loads(bytes.fromhex(sys.stdin.readline())))\n",
+                                          hex(bytes) + "\n");
+        EXPECT_EQ(python, (std::vector<std::string>{"('Proxy', 'list', '/tmp/x', '1f')"}));
+        // A class other than polyproc's is still refused.
+        EXPECT_THROW_WITH(mp::pickle_loads(std::string_view("\x80\x04\x8c\x02os\x8c\x06system\x93)R.")),
+                          mp::UnpicklingError, "os.system");
+    }
+    EXPECT_EQ(alive, 0) << "the attachment goes with the instance's last copy";
+}
+
 TEST(ObjectPickle, AnObjectTravelsThroughTheCodec) {
     const Object value = Object::dict({{1, "1"}, {"2", 2}, {0.25, mp::None}, {"l", Object::list({1, mp::Bytes{0}})}});
     static_assert(mp::Serializable<Object>);

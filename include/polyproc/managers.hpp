@@ -67,6 +67,14 @@ const std::string& ref_authkey(const ProxyRef& ref);
 struct ManagerState;
 }  // namespace detail::manager
 
+class BaseProxy;
+namespace detail::manager {
+// A proxy as an mp::Object (an instance polyproc.Proxy(typeid, address, ident) that keeps this
+// process's reference while it exists), and back (mp::TypeError for anything else).
+Object proxy_to_object(const BaseProxy& proxy);
+BaseProxy proxy_from_object(const Object& object);
+}  // namespace detail::manager
+
 // Python's BaseProxy: a reference to one object in a manager's server.
 class BaseProxy {
 public:
@@ -113,11 +121,29 @@ protected:
     std::shared_ptr<detail::manager::ProxyRef> ref_;
 
 private:
+    friend Object detail::manager::proxy_to_object(const BaseProxy& proxy);
+    friend BaseProxy detail::manager::proxy_from_object(const Object& object);
     std::tuple<int, std::string, std::uint16_t> address_parts() const;
     std::string authkey_to_send() const;
     void adopt_from(int kind, const std::string& where, std::uint16_t port, const std::string& ident,
                     const std::string& type_id, const std::string& authkey);
     friend class BaseManager;
+};
+
+// A proxy is an mp::Object value too, so that it can be stored in a managed container and stay
+// live: `d["inner"] = manager.list()` stores a reference to the list, which lives while the dict
+// holds it; `d["inner"].value().as<mp::ListProxy<>>()` (or ListProxy<>(d.at("inner")) through
+// as<>) is a proxy to that same list, in any process.
+template <class P>
+    requires std::derived_from<P, BaseProxy>
+struct ObjectConversion<P> {
+    static Object to_object(const P& proxy) { return detail::manager::proxy_to_object(proxy); }
+    static P from_object(const Object& object) {
+        if constexpr (std::is_same_v<P, BaseProxy>)
+            return detail::manager::proxy_from_object(object);
+        else
+            return P(detail::manager::proxy_from_object(object));
+    }
 };
 
 namespace detail::manager {

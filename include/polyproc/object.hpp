@@ -103,6 +103,13 @@ namespace detail {
 class ObjectBody;
 }
 
+// What an instance Object may carry besides its reduction, for the process that holds it (a
+// manager proxy's reference; never pickled). Shared by the instance's copies.
+class ObjectAttachment {
+public:
+    virtual ~ObjectAttachment() = default;
+};
+
 // Python's pickle.dumps(value, protocol=4) and pickle.loads(data): the bytes a Python peer reads
 // and writes (Connection::send_bytes / recv_bytes carry them). pickle_dumps frames as CPython
 // does, so small values match Python's bytes exactly. pickle_loads reads protocols 2 to 5 holding
@@ -129,7 +136,9 @@ concept ObjectConvertible = requires(const T& value, const Object& object) {
 class Object {
 public:
     // Python's types, in the order their names appear in docs/object.md.
-    enum class Type : std::uint8_t { none, boolean, integer, floating, str, bytes, tuple, list, dict, set };
+    // `instance` is an object of a class mp::Object does not model, carried as Python's reduction
+    // of it, module.name(*args) (polyproc's own: a manager proxy held in a managed container).
+    enum class Type : std::uint8_t { none, boolean, integer, floating, str, bytes, tuple, list, dict, set, instance };
 
     Object() noexcept = default;  // None
     Object(NoneType) noexcept {}
@@ -171,6 +180,10 @@ public:
     static Object dict(std::vector<std::pair<Object, Object>> items);
     static Object set(std::initializer_list<Object> items = {});
     static Object set(std::vector<Object> items);
+    // An object of class module.name, pickled as module.name(*args) (args: a tuple). Equal only to
+    // itself and its copies, hashed by identity, as a Python object without __eq__.
+    static Object instance(std::string module, std::string name, Object args,
+                           std::shared_ptr<const ObjectAttachment> attachment = {});
 
     Type type() const noexcept { return type_; }
     const char* type_name() const noexcept;  // Python's: "NoneType", "int", "dict", ...
@@ -250,6 +263,12 @@ public:
     friend bool operator<=(const Object& a, const Object& b);
     friend bool operator>(const Object& a, const Object& b);
     friend bool operator>=(const Object& a, const Object& b);
+
+    // An instance's class and arguments, and what it carries; mp::TypeError for other types.
+    const std::string& instance_module() const;
+    const std::string& instance_name() const;
+    const Object& instance_args() const;
+    const std::shared_ptr<const ObjectAttachment>& instance_attachment() const;
 
     // The elements of a tuple or list, without copying them; mp::TypeError for other types.
     std::span<const Object> items_view() const;
