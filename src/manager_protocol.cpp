@@ -22,6 +22,11 @@ Object proxy_instance(const ProxyMaker& make_proxy, const Object& args) {
     if (make_proxy) return make_proxy(args);
     return Object::instance(std::string(kProxyModule), std::string(kProxyClass), args);
 }
+// An mp::Object of a Serializable type (polyproc.Native): a plain instance; None for any other class.
+Object polyproc_instance(const std::string& qualified, const Object& args) {
+    if (qualified != "polyproc.Native") return {};
+    return Object::instance("polyproc", "Native", args);
+}
 bool is_proxy_class(const std::string& qualified) {
     return qualified.size() == kProxyModule.size() + 1 + kProxyClass.size() && qualified.starts_with(kProxyModule) &&
            qualified.ends_with(kProxyClass) && qualified[kProxyModule.size()] == '.';
@@ -30,6 +35,7 @@ bool is_proxy_class(const std::string& qualified) {
 Object read_reply_object(std::string_view bytes, std::string& called, const ProxyMaker& make_proxy) {
     return pickle_loads_with(bytes, [&](const std::string& qualified, const Object& args) {
         if (is_proxy_class(qualified)) return proxy_instance(make_proxy, args);
+        if (Object own = polyproc_instance(qualified, args); !own.is_none()) return own;
         if (qualified == kTokenClass) return Object::tuple({Object(kTokenMarker)});
         if (qualified.ends_with(".__setstate__")) {
             if (qualified.substr(0, qualified.size() - 13) != kTokenClass || args.size() != 2)
@@ -57,6 +63,7 @@ std::string encode_request(const Object& ident, std::string_view method, const O
 
 Request decode_request(std::string_view bytes, const ProxyMaker& make_proxy) {
     const Object message = pickle_loads_with(bytes, [&](const std::string& qualified, const Object& args) {
+        if (Object own = polyproc_instance(qualified, args); !own.is_none() && !is_proxy_class(qualified)) return own;
         if (!is_proxy_class(qualified))
             throw UnpicklingError("a manager request refers to " + qualified +
                                   ", which polyproc does not know (mp::Object holds None, bool, int, float, str, "

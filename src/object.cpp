@@ -285,6 +285,19 @@ const std::shared_ptr<const ObjectAttachment>& Object::instance_attachment() con
     return body().instance().attachment;
 }
 
+Object detail::native_object(std::string_view type_name, std::vector<std::byte> bytes) {
+    return Object::instance("polyproc", "Native", Object::tuple({Object(type_name), Object(Bytes(std::span(bytes)))}));
+}
+
+std::span<const std::byte> detail::native_bytes(const Object& o, std::string_view wanted_type_name) {
+    const bool native = o.type() == Object::Type::instance && o.instance_module() == "polyproc" &&
+                        o.instance_name() == "Native" && o.instance_args().size() == 2 &&
+                        o.instance_args()[1].type() == Object::Type::bytes;
+    if (!native) detail::throw_object_type_error(o, ("a " + std::string(wanted_type_name)).c_str());
+    const std::string_view bytes = o.instance_args()[1].as_bytes().view();
+    return {reinterpret_cast<const std::byte*>(bytes.data()), bytes.size()};
+}
+
 const char* Object::type_name() const noexcept {
     switch (type_) {
         case Type::none:
@@ -736,9 +749,10 @@ std::int64_t Object::hash() const {
             return detail::python_text_hash(body().bytes().view(), true);
         case Type::tuple:
             return detail::python_tuple_hash(body().items());
-        case Type::instance: {  // by identity, as object.__hash__
-            const auto h = static_cast<std::int64_t>(reinterpret_cast<std::uintptr_t>(body_.get()) >> 4);
-            return h == -1 ? -2 : h;
+        case Type::instance: {
+            const auto& in = body().instance();
+            const Object key[] = {Object(in.module), Object(in.name), in.args};
+            return detail::python_tuple_hash(key);
         }
         default:
             throw TypeError(std::string("unhashable type: '") + type_name() + "'");
@@ -771,6 +785,10 @@ bool operator==(const Object& a, const Object& b) {
         case Object::Type::set: {
             const auto &x = a.body().set(), &y = b.body().set();
             return x.size() == y.size() && is_subset(x, y);
+        }
+        case Object::Type::instance: {
+            const auto &x = a.body().instance(), &y = b.body().instance();
+            return x.module == y.module && x.name == y.name && x.args == y.args;
         }
         default:
             return false;

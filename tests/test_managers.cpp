@@ -178,6 +178,22 @@ void change_nested(mp::DictProxy<> d) {
     rows.at(0).as<mp::DictProxy<>>()["row"] = 0;
 }
 
+// Neither an mp::Object nor convertible to one: a struct the codec carries (cereal).
+struct Reading {
+    std::string sensor;
+    std::vector<double> values;
+    template <class Archive>
+    void serialize(Archive& archive) {
+        archive(sensor, values);
+    }
+};
+
+void record_readings(mp::DictProxy<std::string, Reading> latest, mp::QueueProxy<Reading> queue) {
+    Reading r{"t1", {20.5, 21.0}};
+    latest["t1"] = r;
+    queue.put(r);
+}
+
 void store_and_die(mp::DictProxy<> d, mp::ListProxy<> l, mp::Connection done) {
     d["kept"] = l;
     done.send(1);
@@ -790,7 +806,7 @@ TEST_F(Managers, ARegisteredClassesErrorsComeBackAndNothingLeaks) {
         std::ostringstream shown;
         shown << opaque;
         EXPECT_NE(shown.str().find("Opaque object at 0x"), std::string::npos) << shown.str();
-        EXPECT_THROW_WITH(opaque._getvalue(), mp::TypeError, "cannot pickle");
+        EXPECT_EQ(opaque._getvalue().as<Opaque>().x, 7) << "trivially copyable: Serializable, so it travels";
         EXPECT_THROW_WITH(counter._getvalue(), mp::TypeError, "Counter' object (it has no mp::ObjectConversion)");
     }
     EXPECT_TRUE(eventually([&] { return manager.number_of_objects() == 0; }));
@@ -857,6 +873,32 @@ TEST_F(Managers, AProxyStoredByAClientThatDiesStaysLiveWhileItsContainerHoldsIt)
     EXPECT_TRUE(eventually([&] { return manager.number_of_objects() == 2; })) << manager.number_of_objects();
     EXPECT_EQ(d.at("kept").as<mp::ListProxy<std::string>>().values(), (std::vector<std::string>{"x"}));
     EXPECT_EQ(manager.number_of_objects(), 2u);
+}
+
+TEST_F(Managers, TypedContainersHoldAnySerializableType) {
+    HangGuard guard(std::chrono::seconds(60), "typed containers of a Serializable struct");
+    auto manager = mp::Manager();
+    auto latest = manager.dict<std::string, Reading>();
+    auto queue = manager.Queue<Reading>();
+    mp::Process p(&record_readings, latest, queue);
+    p.start();
+    p.join();
+    EXPECT_EQ(p.exitcode(), 0);
+    const Reading r = latest["t1"];
+    EXPECT_EQ(r.sensor, "t1");
+    EXPECT_EQ(r.values, (std::vector<double>{20.5, 21.0}));
+    EXPECT_EQ(queue.get().values.size(), 2u);
+    auto history = manager.list<Reading>();
+    history.append(r);
+    history.append(Reading{"t2", {}});
+    EXPECT_EQ(history.at(-1).sensor, "t2");
+    EXPECT_EQ(history.values().size(), 2u);
+    // The server holds them opaquely; an untyped proxy sees the instance, and reading it as
+    // another type says so.
+    mp::DictProxy<> untyped(latest);
+    EXPECT_EQ(untyped.at("t1").instance_name(), "Native");
+    mp::DictProxy<std::string, int> wrong(latest);
+    EXPECT_THROW(wrong.at("t1"), mp::TypeError);
 }
 
 // ---- the server itself, in this process, against bad input -------------------------------------

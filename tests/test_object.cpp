@@ -747,11 +747,14 @@ TEST(ObjectModel, AnInstanceIsItselfOnlyAndCarriesItsAttachmentWithItsCopies) {
         Object copy = a;
         EXPECT_EQ(copy, a);
         EXPECT_EQ(copy.hash(), a.hash());
-        const Object other = Object::instance("polyproc", "Proxy", Object::tuple({"list", "/tmp/x", "1f"}));
-        EXPECT_NE(other, a) << "equal only to itself, as a Python object without __eq__";
+        const Object same = Object::instance("polyproc", "Proxy", Object::tuple({"list", "/tmp/x", "1f"}));
+        EXPECT_EQ(same, a) << "equal by class and args";
+        EXPECT_EQ(same.hash(), a.hash());
+        const Object other = Object::instance("polyproc", "Proxy", Object::tuple({"list", "/tmp/x", "20"}));
+        EXPECT_NE(other, a);
         EXPECT_TRUE(a.truthy());
         Object d = Object::dict({{a, 1}});
-        EXPECT_EQ(d[copy], 1);
+        EXPECT_EQ(d[same], 1);
         EXPECT_THROW(a.size(), mp::TypeError);
         EXPECT_THROW_WITH((void)(a < other), mp::TypeError, "'<' not supported");
         EXPECT_THROW_WITH(Object(1).instance_args(), mp::TypeError, "not an instance");
@@ -780,6 +783,38 @@ TEST(ObjectModel, AnInstanceIsItselfOnlyAndCarriesItsAttachmentWithItsCopies) {
                           mp::UnpicklingError, "os.system");
     }
     EXPECT_EQ(alive, 0) << "the attachment goes with the instance's last copy";
+}
+
+namespace {
+struct Point {
+    int x = 0, y = 0;
+    std::string label;
+    template <class Archive>
+    void serialize(Archive& archive) {
+        archive(x, y, label);
+    }
+    friend bool operator==(const Point&, const Point&) = default;
+};
+struct Other {
+    double z = 0;
+};
+}  // namespace
+
+TEST(ObjectModel, AnySerializableTypeIsAnOpaqueNativeInstance) {
+    const Point p{1, 2, "a"};
+    const Object o(p);  // explicit: a Native never converts behind one's back
+    static_assert(!std::is_convertible_v<Point, Object>);
+    EXPECT_EQ(o.type(), Object::Type::instance);
+    EXPECT_EQ(o.instance_name(), "Native");
+    EXPECT_EQ(o.as<Point>(), p);
+    EXPECT_EQ(mp::pickle_loads(mp::pickle_dumps(o)).as<Point>(), p) << "through its pickle";
+    EXPECT_EQ(Object(Point{1, 2, "a"}), o) << "equal bytes, equal values";
+    EXPECT_EQ(Object::dict({{o, 1}})[Object(p)], 1);
+    const auto points = Object(std::vector<Point>{p, {3, 4, "b"}});
+    EXPECT_EQ(points.size(), 2u);
+    EXPECT_EQ(points.as<std::vector<Point>>()[1].label, "b");
+    EXPECT_THROW(o.as<Other>(), mp::DecodeError) << "another type's bytes are refused";
+    EXPECT_THROW_WITH(Object(3).as<Point>(), mp::TypeError, "not a");
 }
 
 TEST(ObjectPickle, AnObjectTravelsThroughTheCodec) {

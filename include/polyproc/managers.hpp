@@ -14,7 +14,8 @@
 // Lock, RLock, Semaphore, BoundedSemaphore, Condition, Event, Barrier, Queue, JoinableQueue, Value,
 // Array and set (Python 3.14's), and proxies for them. The server speaks CPython's protocol
 // (pickled request and reply tuples over an authenticated AF_UNIX connection); its values are
-// mp::Object values. Proxies inside managed containers come next (docs/managers.md).
+// mp::Object values; a proxy stored in a managed container stays live (a proxy is an Object too),
+// and typed containers hold any mp::Serializable type.
 //
 // Process-safety: proxies are cheap copyable handles to one server object; copies may be used
 // from any thread and any process. They reach children by capture (fork) or as Process and Pool
@@ -78,6 +79,7 @@ BaseProxy proxy_from_object(const Object& object);
 // Python's BaseProxy: a reference to one object in a manager's server.
 class BaseProxy {
 public:
+    using polyproc_object_conversion = void;  // an mp::Object as a proxy (below), not as a Native
     BaseProxy() = default;  // refers to nothing; what decoding starts from
 
     bool valid() const noexcept { return ref_ != nullptr; }

@@ -70,6 +70,7 @@
 #include <vector>
 
 #include "polyproc/errors.hpp"
+#include "polyproc/reduction.hpp"
 
 namespace polyproc {
 
@@ -121,6 +122,24 @@ std::string pickle_dumps(const Object& value);
 Object pickle_loads(std::string_view data);
 Object pickle_loads(std::span<const std::byte> data);
 
+namespace detail {
+template <class T, template <class...> class Template>
+inline constexpr bool is_specialization_of = false;
+template <template <class...> class Template, class... Args>
+inline constexpr bool is_specialization_of<Template<Args...>, Template> = true;
+// The types whose conversions are the ones above (or a proxy's, which says so with a member).
+template <class T>
+inline constexpr bool has_builtin_conversion =
+    std::is_arithmetic_v<T> || std::is_same_v<T, std::string> || std::is_same_v<T, Bytes> ||
+    std::is_same_v<T, Object> || std::is_same_v<T, NoneType> || std::is_same_v<T, std::nullopt_t> ||
+    std::is_convertible_v<const T&, std::string_view> || is_specialization_of<T, std::optional> ||
+    is_specialization_of<T, std::vector> || is_specialization_of<T, std::list> || is_specialization_of<T, std::deque> ||
+    is_specialization_of<T, std::map> || is_specialization_of<T, std::unordered_map> ||
+    is_specialization_of<T, std::set> || is_specialization_of<T, std::unordered_set> ||
+    is_specialization_of<T, std::tuple> || is_specialization_of<T, std::pair> ||
+    requires { typename T::polyproc_object_conversion; };
+}  // namespace detail
+
 // How a C++ type becomes an Object and back: specialize with
 //   static Object to_object(const T&);   static T from_object(const Object&);
 template <class T, class Enable = void>
@@ -158,12 +177,15 @@ public:
     Object(const std::string& text) : Object(std::string_view(text)) {}
     Object(std::string&& text);
     Object(Bytes bytes);
-    // Any other convertible type: containers, tuples, optionals, user types.
+    // Any other convertible type: containers, tuples, optionals, proxies, user types. A type held
+    // as an opaque polyproc.Native (any other Serializable one) converts only explicitly,
+    // Object(point), so that it never slips into an overload meant for Objects (operator<<).
     template <class T>
         requires(!std::same_as<std::remove_cvref_t<T>, Object> && !std::is_arithmetic_v<T> &&
                  !std::is_convertible_v<T, std::string_view> && !std::same_as<T, Bytes> && !std::same_as<T, NoneType> &&
                  !std::same_as<T, std::nullopt_t> && ObjectConvertible<T>)
-    Object(const T& value) : Object(ObjectConversion<std::remove_cvref_t<T>>::to_object(value)) {}
+    explicit(!detail::has_builtin_conversion<std::remove_cvref_t<T>>) Object(const T& value)
+        : Object(ObjectConversion<std::remove_cvref_t<T>>::to_object(value)) {}
 
     Object(const Object& other);
     Object(Object&&) noexcept = default;
@@ -180,8 +202,8 @@ public:
     static Object dict(std::vector<std::pair<Object, Object>> items);
     static Object set(std::initializer_list<Object> items = {});
     static Object set(std::vector<Object> items);
-    // An object of class module.name, pickled as module.name(*args) (args: a tuple). Equal only to
-    // itself and its copies, hashed by identity, as a Python object without __eq__.
+    // An object of class module.name, pickled as module.name(*args) (args: a tuple). Equal to an
+    // instance of the same class with equal args, and hashed as its args are.
     static Object instance(std::string module, std::string name, Object args,
                            std::shared_ptr<const ObjectAttachment> attachment = {});
 
@@ -519,6 +541,22 @@ struct ObjectConversion<std::pair<A, B>> {
         auto [a, b] = ObjectConversion<std::tuple<A, B>>::from_object(o);
         return {std::move(a), std::move(b)};
     }
+};
+
+// Any other mp::Serializable type (a struct with a cereal serialize(), a trivially copyable
+// one): an opaque instance polyproc.Native(type name, codec bytes). A typed managed container
+// (manager.dict<std::string, Point>()) holds these; only this program reads them back (a
+// Python peer sees the instance and cannot load it), and reading one as another type is an
+// mp::DecodeError naming both.
+namespace detail {
+Object native_object(std::string_view type_name, std::vector<std::byte> bytes);
+std::span<const std::byte> native_bytes(const Object& o, std::string_view wanted_type_name);
+}  // namespace detail
+template <class T>
+    requires(!detail::has_builtin_conversion<T> && Serializable<T>)
+struct ObjectConversion<T> {
+    static Object to_object(const T& value) { return detail::native_object(detail::type_name<T>(), dumps(value)); }
+    static T from_object(const Object& o) { return loads<T>(detail::native_bytes(o, detail::type_name<T>())); }
 };
 
 }  // namespace polyproc
