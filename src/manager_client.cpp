@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <limits>
+#include <optional>
 #include <mutex>
 #include <new>
 #include <ostream>
@@ -14,6 +16,7 @@
 #include <unordered_map>
 
 #include "fork_safety.hpp"
+#include "manager_mailbox.hpp"
 #include "manager_protocol.hpp"
 #include "names.hpp"
 #include "os.hpp"
@@ -130,15 +133,22 @@ Connection connect_to(const Address& address, const std::string& authkey) {
     }
 }
 
+// A channel on the session `session_key`; with a mailbox for `fast_path` (the server hands it over
+// right after its reply).
 Connection open_channel(const Address& address, const std::string& authkey, const std::string& name,
-                        const std::string& session_key) {
+                        const std::string& session_key, std::optional<Mailbox>* fast_path = nullptr) {
     Connection conn = connect_to(address, authkey);
     track(conn);
     try {
-        returned(exchange(conn, address,
-                          encode_request(Object(), "accept_connection", Object::tuple({Object(name)}),
-                                         Object::dict({{"session", Object(session_key)}}))),
-                 address);
+        Object kwds = Object::dict({{"session", Object(session_key)}});
+        if (fast_path) kwds["mailbox"] = true;
+        returned(
+            exchange(conn, address, encode_request(Object(), "accept_connection", Object::tuple({Object(name)}), kwds)),
+            address);
+        if (fast_path) fast_path->emplace(Mailbox::attach(conn.recv_handle()));
+    } catch (const EOFError& e) {
+        close_tracked(conn);
+        throw_gone(address, e);
     } catch (...) {
         close_tracked(conn);
         throw;
@@ -172,13 +182,28 @@ std::shared_ptr<Session> session_for(const Address& address, const std::string& 
     return session;
 }
 
-// A thread's channel for method calls, per manager.
+// A thread's channel for method calls, per manager: its calls go through the mailbox.
 struct Channel {
     Channel() = default;
     Channel(const Channel&) = delete;
     Channel& operator=(const Channel&) = delete;
     ~Channel() { close_tracked(conn); }
     Connection conn;
+    std::optional<Mailbox> mailbox;
+
+    Reply exchange(const Address& address, const std::string& request, const ProxyMaker& make_proxy) {
+        try {
+            mailbox->send(Mailbox::Side::client, conn, request);
+            const auto bytes = mailbox->recv(Mailbox::Side::client, conn, std::numeric_limits<std::size_t>::max());
+            return decode_reply(as_view(bytes), make_proxy);
+        } catch (const EOFError& e) {
+            close_tracked(conn);
+            throw_gone(address, e);
+        } catch (const std::system_error& e) {
+            close_tracked(conn);
+            throw_gone(address, e);
+        }
+    }
 };
 struct Channels {
     std::uint64_t generation = 0;
@@ -187,14 +212,14 @@ struct Channels {
 thread_local Channels t_channels;
 
 // `where` is describe(address), which the caller has at hand (made once per ProxyRef, not per call).
-Connection& channel_for(const Address& address, const std::string& where, const std::string& authkey) {
+Channel& channel_for(const Address& address, const std::string& where, const std::string& authkey) {
     const std::uint64_t generation = g_generation.load();
     if (t_channels.generation != generation) {
         t_channels.by_address.clear();
         t_channels.generation = generation;
     }
-    Connection& conn = t_channels.by_address[where].conn;
-    if (conn.closed()) {
+    Channel& channel = t_channels.by_address[where];
+    if (channel.conn.closed()) {
         std::string key;
         {
             Registry& r = registry();
@@ -204,9 +229,10 @@ Connection& channel_for(const Address& address, const std::string& where, const 
         }
         std::ostringstream name;
         name << this_process_name() << "|Thread-" << std::this_thread::get_id();
-        conn = open_channel(address, authkey, name.str(), key);
+        channel.mailbox.reset();
+        channel.conn = open_channel(address, authkey, name.str(), key, &channel.mailbox);
     }
-    return conn;
+    return channel;
 }
 
 }  // namespace
@@ -304,11 +330,11 @@ Object proxy_instance(const Object& args, std::shared_ptr<const ObjectAttachment
 
 Reply call(const ProxyRef& ref, const std::string& method, const Object& args, const Object& kwds) {
     ref.ensure_counted();
-    Connection& conn = channel_for(ref.address, ref.address_text, ref.authkey);
-    return exchange(conn, ref.address, encode_request(Object(ref.ident), method, args, kwds),
-                    [&ref](const Object& proxy_args) {
-                        return proxy_instance(proxy_args, std::make_shared<ProxyKey>(ref.authkey));
-                    });
+    Channel& channel = channel_for(ref.address, ref.address_text, ref.authkey);
+    return channel.exchange(ref.address, encode_request(Object(ref.ident), method, args, kwds),
+                            [&ref](const Object& proxy_args) {
+                                return proxy_instance(proxy_args, std::make_shared<ProxyKey>(ref.authkey));
+                            });
 }
 // The object a '#PROXY' reply names, counted on this process's session (the channel's).
 std::shared_ptr<ProxyRef> adopt_token(const ProxyRef& ref, const Reply& reply) {

@@ -142,7 +142,7 @@ void Server::reap_workers(bool all) {
 
 void Server::handle(Connection conn, Worker* self) {
     std::string session;
-    bool channel = false;
+    bool channel = false, wants_mailbox = false;
     try {
         deliver_challenge(conn, authkey_);
         answer_challenge(conn, authkey_);
@@ -155,13 +155,22 @@ void Server::handle(Connection conn, Worker* self) {
         try {
             const Request request = decode_request(as_view(bytes), [this](const Object& a) { return hold_proxy(a); });
             reply = server_function(request, conn, session, channel);
+            wants_mailbox = channel && request.kwds.get("mailbox").truthy();
         } catch (const ProtocolError& e) {
             reply = encode_traceback(e.what());
         } catch (const UnpicklingError& e) {
             reply = encode_traceback(std::string("UnpicklingError: ") + e.what());
         }
         if (!reply.empty()) conn.send_bytes(reply);
-        if (channel) serve_channel(conn, session, next_channel_.fetch_add(1));
+        if (channel) {
+            // A polyproc client's channel takes its calls through shared memory (manager_mailbox.hpp).
+            std::optional<Mailbox> mailbox;
+            if (wants_mailbox) {
+                mailbox.emplace(Mailbox::create());
+                conn.send_handle(mailbox->fd());
+            }
+            serve_channel(conn, mailbox ? &*mailbox : nullptr, session, next_channel_.fetch_add(1));
+        }
     } catch (const std::exception&) {
         // A failed handshake, a peer gone, a cut connection: this connection ends, nothing else.
     }
@@ -176,24 +185,29 @@ void Server::handle(Connection conn, Worker* self) {
     self->done = true;
 }
 
-void Server::serve_channel(Connection& conn, const std::string& session, std::uint64_t channel) {
+void Server::serve_channel(Connection& conn, Mailbox* mailbox, const std::string& session, std::uint64_t channel) {
     const Caller caller{session, conn.fileno(), channel};
+    const auto send = [&](const std::string& reply) {
+        mailbox ? mailbox->send(Mailbox::Side::server, conn, reply) : conn.send_bytes(reply);
+    };
     for (;;) {
-        const auto bytes = conn.recv_bytes(kMaxMessage);  // EOFError when the client is done
+        // EOFError when the client is done
+        const auto bytes =
+            mailbox ? mailbox->recv(Mailbox::Side::server, conn, kMaxMessage) : conn.recv_bytes(kMaxMessage);
         Request request;
         try {
             request = decode_request(as_view(bytes), [this](const Object& a) { return hold_proxy(a); });
         } catch (const ProtocolError& e) {
-            conn.send_bytes(encode_traceback(e.what()));
+            send(encode_traceback(e.what()));
             return;  // a peer that sends garbage is not served further
         } catch (const UnpicklingError& e) {
-            conn.send_bytes(encode_traceback(std::string("UnpicklingError: ") + e.what()));
+            send(encode_traceback(std::string("UnpicklingError: ") + e.what()));
             return;
         }
         std::string reply;
         if (request.ident.is_none()) {
             if (request.method == "accept_connection") {
-                conn.send_bytes(encode_traceback("RuntimeError: accept_connection on a channel that is one already"));
+                send(encode_traceback("RuntimeError: accept_connection on a channel that is one already"));
                 return;
             }
             std::string own = session;
@@ -237,7 +251,7 @@ void Server::serve_channel(Connection& conn, const std::string& session, std::ui
                 }
             }
         }
-        conn.send_bytes(reply);
+        send(reply);
     }
 }
 

@@ -25,6 +25,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "manager_mailbox.hpp"
 #include "manager_protocol.hpp"
 #include "polyproc/connection.hpp"
 #include "polyproc/detail/manager_register.hpp"
@@ -126,7 +127,7 @@ private:
     };
 
     void handle(Connection conn, Worker* self);
-    void serve_channel(Connection& conn, const std::string& session, std::uint64_t channel);
+    void serve_channel(Connection& conn, Mailbox* mailbox, const std::string& session, std::uint64_t channel);
     std::string server_function(const Request& request, Connection& conn, std::string& session, bool& channel);
     Object create(const Object& args, const Object& kwds, const std::string& session);
     std::string add(std::shared_ptr<Referent> referent, const std::string& session);  // its ident

@@ -1,0 +1,50 @@
+// A manager channel's fast path (polyproc's own): its requests and replies through shared memory
+// instead of the socket. A channel carries one request, then its reply, then the next request, so
+// one buffer serves both ways; a sequence word per direction says a message is there, and the
+// receiver spins briefly before it sleeps on that word (a wake-up across cores costs ~40 µs here,
+// a socket round trip ~5 µs, this one well under 1 µs).
+//
+// The socket stays beside it: it carries a message that does not fit (64 KiB), and it is how
+// either side notices that the other is gone (a sleeper looks every 100 ms; blocking referents
+// watch it as before). The server makes the mailbox after the handshake and hands it over the
+// socket (SCM_RIGHTS), so only an authenticated client ever maps it. The server copies a request
+// out of shared memory before it reads it, and checks its length: a client that scribbles on the
+// mailbox harms only its own channel.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "polyproc/connection.hpp"
+#include "polyproc/detail/fd.hpp"
+#include "polyproc/detail/shared_region.hpp"
+
+namespace polyproc::detail::manager {
+
+class Mailbox {
+public:
+    static constexpr std::size_t kCapacity = std::size_t{64} << 10;
+    enum class Side : std::uint8_t { client, server };
+
+    static Mailbox create();                          // the server's, for a new channel
+    static Mailbox attach(FileDescriptor memfd);      // the client's; mp::ValueError for a bad one
+    int fd() const noexcept { return region_->fd(); }  // what the server sends
+
+    // Sends one message from `side` to the other (over `socket` when it does not fit).
+    void send(Side side, Connection& socket, std::string_view message);
+    // The next message for `side`. EOFError when the socket shows the peer gone while it waits;
+    // ProtocolError-like std::runtime_error for a length that cannot be.
+    std::vector<std::byte> recv(Side side, Connection& socket, std::size_t max_bytes);
+
+private:
+    struct Shared;
+    explicit Mailbox(std::shared_ptr<SharedRegion> region);
+    std::shared_ptr<SharedRegion> region_;
+    Shared* shared_ = nullptr;
+    std::uint32_t received_ = 0;  // messages this side took so far
+};
+
+}  // namespace polyproc::detail::manager
