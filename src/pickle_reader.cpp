@@ -46,7 +46,11 @@ public:
         : in_(in),
           reducer_(reducer),
           node_budget_(std::max<std::size_t>(kMinNodeBudget, in.size())),
-          value_budget_(std::max<std::uint64_t>(kMinValueBudget, 4 * std::uint64_t{in.size()})) {}
+          value_budget_(std::max<std::uint64_t>(kMinValueBudget, 4 * std::uint64_t{in.size()})) {
+        nodes_.reserve(std::min<std::size_t>(in.size() / 2 + 4, 64));
+        stack_.reserve(16);
+        memo_dense_.reserve(16);
+    }
 
     Object run() {
         if (in_.empty()) fail(0, "it is empty");
@@ -141,14 +145,27 @@ private:
                 return "value";
         }
     }
+    // The memo: a vector for the indices MEMOIZE gives (0, 1, 2...) and whatever BINPUT stores
+    // below the node budget; a map for the rest.
     void memo_put(std::uint64_t index, std::size_t at) {
         const std::uint32_t n = top(at);
-        memo_[index] = n;
+        if (index < node_budget_) {
+            if (index >= memo_dense_.size()) memo_dense_.resize(index + 1, kNoMemo);
+            memo_size_ += memo_dense_[index] == kNoMemo;
+            memo_dense_[index] = n;
+        } else {
+            memo_size_ += memo_.insert_or_assign(index, n).second;
+        }
     }
     void memo_get(std::uint64_t index, std::size_t at) {
-        const auto it = memo_.find(index);
-        if (it == memo_.end()) fail(at, "memo entry " + std::to_string(index) + " was never stored");
-        stack_.push_back(it->second);
+        std::uint32_t n = kNoMemo;
+        if (index < memo_dense_.size()) {
+            n = memo_dense_[index];
+        } else if (const auto it = memo_.find(index); it != memo_.end()) {
+            n = it->second;
+        }
+        if (n == kNoMemo) fail(at, "memo entry " + std::to_string(index) + " was never stored");
+        stack_.push_back(n);
     }
     void push_tuple(std::vector<std::uint32_t> items) {
         Node node;
@@ -459,7 +476,7 @@ private:
                 return;
             }
             case MEMOIZE:
-                memo_put(memo_.size(), at);
+                memo_put(memo_size_, at);  // Python: len(memo)
                 return;
             case BINPUT:
                 memo_put(little_endian(1), at);
@@ -588,7 +605,10 @@ private:
     std::vector<Node> nodes_;
     std::vector<std::uint32_t> stack_;
     std::vector<std::size_t> marks_;  // stack sizes at each MARK
+    static constexpr std::uint32_t kNoMemo = 0xffffffff;
+    std::vector<std::uint32_t> memo_dense_;
     std::unordered_map<std::uint64_t, std::uint32_t> memo_;
+    std::uint64_t memo_size_ = 0;  // entries stored: MEMOIZE's next index
 };
 
 }  // namespace

@@ -65,6 +65,7 @@ public:
 
 private:
     void begin() {
+        out_.reserve(128);
         out_.push_back(static_cast<char>(PROTO));
         out_.push_back(static_cast<char>(kWriteProtocol));
         start_frame();
