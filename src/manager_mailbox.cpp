@@ -5,20 +5,12 @@
 
 #include <atomic>
 #include <cstring>
+#include <limits>
 
 #include "os.hpp"
 #include "polyproc/detail/futex_sleepers.hpp"
 
 namespace polyproc::detail::manager {
-
-// The mapping both sides share. Only the sender of a message bumps its direction's word.
-struct Mailbox::Shared {
-    static constexpr std::uint32_t kOnSocket = 0xffffffff;  // `length` when the message took the socket
-    alignas(64) std::uint32_t sent[2] = {0, 0};              // messages sent to the client [0], the server [1]
-    alignas(64) FutexSleepers sleepers[2] = {};
-    alignas(64) std::uint32_t length = 0;
-    alignas(64) std::byte data[kCapacity];
-};
 
 namespace {
 constexpr std::size_t to(Mailbox::Side side) { return side == Mailbox::Side::client ? 0 : 1; }
@@ -35,6 +27,11 @@ bool peer_gone(const Connection& socket) {
 
 Mailbox::Mailbox(std::shared_ptr<SharedRegion> region)
     : region_(std::move(region)), shared_(static_cast<Shared*>(region_->data())) {}
+
+void Mailbox::interrupt() noexcept {
+    interrupted_->store(true);
+    for (std::uint32_t& word : shared_->sent) os::futex_wake(&word, std::numeric_limits<int>::max());
+}
 
 Mailbox Mailbox::create() {
     auto region = std::make_shared<SharedRegion>(sizeof(Shared));
@@ -64,11 +61,14 @@ std::vector<std::byte> Mailbox::recv(Side side, Connection& socket, std::size_t 
     Shared& s = *shared_;
     const std::size_t mine = to(side);
     const std::uint32_t expected = received_;
-    const auto arrived = [&] { return std::atomic_ref(s.sent[mine]).load(std::memory_order_acquire) != expected; };
+    const auto arrived = [&] {
+        return std::atomic_ref(s.sent[mine]).load(std::memory_order_acquire) != expected || interrupted_->load();
+    };
     os::WaitStyle style;
     style.sleep_while = expected;
     while (!os::futex_wait_until(s.sent[mine], s.sleepers[mine], arrived, Deadline(Timeout(kLookForAGonePeer)), style))
         if (peer_gone(socket)) throw EOFError("the manager channel's peer went away");
+    if (interrupted_->load()) throw EOFError("the manager channel was closed");
     ++received_;
     const std::uint32_t length = std::atomic_ref(s.length).load(std::memory_order_relaxed);
     if (length == Shared::kOnSocket) return socket.recv_bytes(max_bytes);

@@ -12,6 +12,7 @@
 // mailbox harms only its own channel.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -20,13 +21,25 @@
 
 #include "polyproc/connection.hpp"
 #include "polyproc/detail/fd.hpp"
+#include "polyproc/detail/futex_sleepers.hpp"
 #include "polyproc/detail/shared_region.hpp"
 
 namespace polyproc::detail::manager {
 
+// The shared mapping (the start of the memfd). Only the sender of a message bumps its direction's
+// word, after writing `length` and `data`; the receiver sleeps on that word.
+struct MailboxLayout {
+    static constexpr std::size_t kCapacity = std::size_t{64} << 10;
+    static constexpr std::uint32_t kOnSocket = 0xffffffff;  // `length` when the message took the socket
+    alignas(64) std::uint32_t sent[2] = {0, 0};              // messages sent to the client [0], the server [1]
+    alignas(64) FutexSleepers sleepers[2] = {};
+    alignas(64) std::uint32_t length = 0;
+    alignas(64) std::byte data[kCapacity];
+};
+
 class Mailbox {
 public:
-    static constexpr std::size_t kCapacity = std::size_t{64} << 10;
+    static constexpr std::size_t kCapacity = MailboxLayout::kCapacity;
     enum class Side : std::uint8_t { client, server };
 
     static Mailbox create();                          // the server's, for a new channel
@@ -39,12 +52,19 @@ public:
     // ProtocolError-like std::runtime_error for a length that cannot be.
     std::vector<std::byte> recv(Side side, Connection& socket, std::size_t max_bytes);
 
+    // Ends a recv() waiting in this process now (it throws EOFError): a server that stops. From
+    // any thread.
+    void interrupt() noexcept;
+
+    MailboxLayout& layout() noexcept { return *shared_; }  // for tests that play a hostile peer
+
 private:
-    struct Shared;
+    using Shared = MailboxLayout;
     explicit Mailbox(std::shared_ptr<SharedRegion> region);
     std::shared_ptr<SharedRegion> region_;
     Shared* shared_ = nullptr;
     std::uint32_t received_ = 0;  // messages this side took so far
+    std::shared_ptr<std::atomic<bool>> interrupted_ = std::make_shared<std::atomic<bool>>(false);
 };
 
 }  // namespace polyproc::detail::manager

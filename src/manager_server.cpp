@@ -127,8 +127,10 @@ void Server::reap_workers(bool all) {
     {
         std::lock_guard lock(workers_mu_);
         const auto now = std::chrono::steady_clock::now();
-        for (Worker& w : workers_)
+        for (Worker& w : workers_) {
             if (w.fd >= 0 && (all || (!w.authenticated && now >= w.handshake_deadline))) ::shutdown(w.fd, SHUT_RDWR);
+            if (all && w.mailbox) w.mailbox->interrupt();  // a thread asleep on it wakes now
+        }
         for (auto it = workers_.begin(); it != workers_.end();) {
             if (all || it->done)
                 finished.splice(finished.end(), workers_, it++);
@@ -168,7 +170,13 @@ void Server::handle(Connection conn, Worker* self) {
             if (wants_mailbox) {
                 mailbox.emplace(Mailbox::create());
                 conn.send_handle(mailbox->fd());
+                set_mailbox(self, &*mailbox);
             }
+            struct Unset {  // before the mailbox goes, however serve_channel ends
+                Server* server;
+                Worker* self;
+                ~Unset() { server->set_mailbox(self, nullptr); }
+            } unset{this, self};
             serve_channel(conn, mailbox ? &*mailbox : nullptr, session, next_channel_.fetch_add(1));
         }
     } catch (const std::exception&) {
@@ -183,6 +191,12 @@ void Server::handle(Connection conn, Worker* self) {
     self->fd = -1;  // before the descriptor closes, so that reap_workers never cuts a reused number
     conn.close();
     self->done = true;
+}
+
+void Server::set_mailbox(Worker* self, Mailbox* mailbox) {
+    std::lock_guard lock(workers_mu_);
+    self->mailbox = mailbox;
+    if (mailbox && stopping_.load()) mailbox->interrupt();  // stop() came first
 }
 
 void Server::serve_channel(Connection& conn, Mailbox* mailbox, const std::string& session, std::uint64_t channel) {

@@ -124,9 +124,11 @@ private:
         std::chrono::steady_clock::time_point handshake_deadline;
         bool authenticated = false;
         bool done = false;
+        Mailbox* mailbox = nullptr;  // while its channel uses one: interrupted when the server stops
     };
 
     void handle(Connection conn, Worker* self);
+    void set_mailbox(Worker* self, Mailbox* mailbox);
     void serve_channel(Connection& conn, Mailbox* mailbox, const std::string& session, std::uint64_t channel);
     std::string server_function(const Request& request, Connection& conn, std::string& session, bool& channel);
     Object create(const Object& args, const Object& kwds, const std::string& session);

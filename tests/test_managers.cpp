@@ -1177,3 +1177,52 @@ TEST(ManagerProtocol, AProxyReplyIsCPythonsBytes) {
         bytes += static_cast<char>(std::stoi(other[0].substr(i, 2), nullptr, 16));
     EXPECT_THROW(wire::decode_reply(bytes), std::exception);
 }
+
+TEST_F(Managers, AMessageTooBigForTheMailboxTakesTheSocket) {
+    HangGuard guard(std::chrono::seconds(60), "big values through a channel");
+    auto manager = mp::Manager();
+    auto d = manager.dict<std::string, std::string>();
+    const std::string big(wire::Mailbox::kCapacity * 3 + 17, 'x');
+    d["big"] = big;  // a request larger than the mailbox
+    EXPECT_EQ(d.at("big"), big);  // and a reply
+    d["small"] = "s";  // and the mailbox again after
+    EXPECT_EQ(d.at("small"), "s");
+    EXPECT_EQ(d.size(), 2u);
+}
+
+TEST(ManagerServer, AClientThatScribblesOnItsMailboxLosesOnlyItsChannel) {
+    HangGuard guard(std::chrono::seconds(60), "a hostile mailbox");
+    InProcessServer s;
+    const int fds_before = open_fds();
+    {
+        auto c = mp::Client(s.address(), std::string("secret"));
+        EXPECT_EQ(ask(c, wire::encode_request(mp::None, "accept_connection", Object::tuple({"x"}),
+                                              Object::dict({{"mailbox", true}})))
+                      .kind,
+                  "#RETURN");
+        auto mailbox = wire::Mailbox::attach(c.recv_handle());
+        // A length beyond the buffer, then the word that says a request is there.
+        auto& layout = mailbox.layout();
+        std::atomic_ref(layout.length).store(std::uint32_t{1} << 30);
+        std::atomic_ref(layout.sent[1]).fetch_add(1);
+        EXPECT_TRUE(eventually([&] { return c.poll(std::chrono::milliseconds(10)); }));
+        EXPECT_THROW(c.recv_bytes(), mp::EOFError) << "the server closed this channel";
+    }
+    {  // everyone else is still served, through a mailbox of their own
+        auto c = mp::Client(s.address(), std::string("secret"));
+        EXPECT_EQ(ask(c, wire::encode_request(mp::None, "accept_connection", Object::tuple({"y"}),
+                                              Object::dict({{"mailbox", true}})))
+                      .kind,
+                  "#RETURN");
+        auto mailbox = wire::Mailbox::attach(c.recv_handle());
+        mailbox.send(wire::Mailbox::Side::client, c, wire::encode_request(mp::None, "create", Object::tuple({"dict"})));
+        const auto reply = wire::decode_reply(view(mailbox.recv(wire::Mailbox::Side::client, c, 1 << 20)));
+        EXPECT_EQ(reply.kind, "#RETURN");
+        mailbox.send(wire::Mailbox::Side::client, c, "garbage");
+        EXPECT_EQ(wire::decode_reply(view(mailbox.recv(wire::Mailbox::Side::client, c, 1 << 20))).kind, "#TRACEBACK");
+        EXPECT_THROW(mailbox.recv(wire::Mailbox::Side::client, c, 1 << 20), mp::EOFError)
+            << "closed after garbage, and a sleeper on a mailbox notices";
+    }
+    EXPECT_TRUE(eventually([&] { return s.server().connections() == 0; }));
+    EXPECT_TRUE(eventually([&] { return open_fds() == fds_before; })) << "the mailboxes' memfds are closed";
+}
