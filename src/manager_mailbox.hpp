@@ -37,6 +37,10 @@ struct MailboxLayout {
     alignas(64) std::byte data[kCapacity];
 };
 
+// The offsets docs/design.md gives.
+static_assert(offsetof(MailboxLayout, sleepers) == 64 && offsetof(MailboxLayout, length) == 320 &&
+              offsetof(MailboxLayout, data) == 384);
+
 class Mailbox {
 public:
     static constexpr std::size_t kCapacity = MailboxLayout::kCapacity;

@@ -569,6 +569,7 @@ struct Method {
     static constexpr std::string_view name = Name.view();
     static constexpr auto member = Member;
     static constexpr std::string_view result_type_id = ResultTypeId.view();
+    using tag = detail::manager::MemberTag<Member>;
 };
 
 template <detail::manager::FixedName TypeId, auto Factory, class... Methods>
@@ -590,11 +591,12 @@ constexpr std::size_t method_index() {
     if constexpr (I == std::tuple_size_v<Methods>) {
         return I;
     } else {
-        using M = std::tuple_element_t<I, Methods>;
-        if constexpr (std::is_same_v<std::remove_cv_t<decltype(M::member)>, decltype(Member)>) {
-            if constexpr (M::member == Member) return I;
-        }
-        return method_index<Reg, Member, I + 1>();
+        // By type (two member pointers are equal template arguments or not), since comparing
+        // their values is not a constant expression under every compiler mode (UBSan).
+        if constexpr (std::is_same_v<typename std::tuple_element_t<I, Methods>::tag, MemberTag<Member>>)
+            return I;
+        else
+            return method_index<Reg, Member, I + 1>();
     }
 }
 template <class Range>

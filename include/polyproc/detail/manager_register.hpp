@@ -34,6 +34,10 @@ struct FixedName {
     constexpr std::string_view view() const { return {text, N - 1}; }
 };
 
+// A member pointer as a type: Method<..., &T::f> finds its Method by it.
+template <auto Member>
+struct MemberTag {};
+
 // What a member function pointer takes and gives.
 template <class M>
 struct MemberTraits {
