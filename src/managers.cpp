@@ -58,6 +58,14 @@ extern "C" void stop_serving(int) {
     if (g_serving) g_serving->stop();
 }
 
+// register_()ed types as the server takes them: code references resolved in this process.
+Registry resolve(const std::vector<std::pair<std::string, std::uint64_t>>& registrations) {
+    Registry registry;
+    for (const auto& [type_id, getter] : registrations)
+        registry[type_id] = reinterpret_cast<RegisteredTypeGetter>(code_address(getter))();
+    return registry;
+}
+
 // The server process's body (CPython's BaseManager._run_server): bind, say where, serve until
 // told to stop (a 'shutdown' request or SIGTERM) or until the process that started the manager
 // is gone.
@@ -141,6 +149,24 @@ void BaseManager::start() {
     }
     state_->server.emplace(std::move(server));
     state_->state = State::started;
+}
+
+Server::Server(std::unique_ptr<detail::manager::Server> server) : server_(std::move(server)) {}
+Server::Server(Server&&) noexcept = default;
+Server& Server::operator=(Server&&) noexcept = default;
+Server::~Server() = default;
+void Server::serve_forever() { server_->serve_forever(); }
+void Server::stop() noexcept { server_->stop(); }
+const Address& Server::address() const { return server_->address(); }
+
+Server BaseManager::get_server() {
+    if (state_->state == State::started || state_->state == State::connected)
+        throw ProcessError("Already started server");
+    if (state_->state == State::shut_down) throw ProcessError("Manager has shut down");
+    auto server = std::make_unique<detail::manager::Server>(Listener(state_->address, 128), state_->authkey,
+                                                            detail::manager::resolve(state_->registrations));
+    state_->address = server->address();
+    return Server(std::move(server));
 }
 
 void BaseManager::register_type(std::string type_id, std::uintptr_t getter) {

@@ -901,6 +901,28 @@ TEST_F(Managers, TypedContainersHoldAnySerializableType) {
     EXPECT_THROW(wrong.at("t1"), mp::TypeError);
 }
 
+TEST_F(Managers, GetServerServesFromThisProcess) {
+    HangGuard guard(std::chrono::seconds(60), "get_server().serve_forever()");
+    CounterManager manager;
+    auto server = manager.get_server();
+    std::thread serving([&] { server.serve_forever(); });
+    {
+        mp::SyncManager client(server.address());
+        client.connect();
+        auto d = client.dict();
+        d["a"] = 1;
+        EXPECT_EQ(d.copy(), Object::dict({{"a", 1}}));
+        auto counter = client.create<CounterType>(3);  // the server knows the manager's registrations
+        counter.call<&Counter::add>(2);
+        EXPECT_EQ(counter.call<&Counter::value>(), 5);
+        EXPECT_EQ(client.number_of_objects(), 2u);
+    }
+    server.stop();
+    serving.join();
+    auto started = mp::Manager();
+    EXPECT_THROW_WITH(started.get_server(), mp::ProcessError, "Already started server");
+}
+
 // ---- the server itself, in this process, against bad input -------------------------------------
 
 namespace {

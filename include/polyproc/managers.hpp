@@ -66,6 +66,7 @@ const std::string& ref_type_id(const ProxyRef& ref);
 const Address& ref_address(const ProxyRef& ref);
 const std::string& ref_authkey(const ProxyRef& ref);
 struct ManagerState;
+class Server;
 }  // namespace detail::manager
 
 class BaseProxy;
@@ -676,6 +677,24 @@ public:
     }
 };
 
+// Python's managers.Server as BaseManager.get_server() returns it: the manager's server, run in
+// this process. serve_forever() serves until a client sends 'shutdown' or stop() is called (from
+// another thread, or a signal handler: it is async-signal-safe).
+class Server {
+public:
+    Server(Server&&) noexcept;
+    Server& operator=(Server&&) noexcept;
+    ~Server();
+    void serve_forever();
+    void stop() noexcept;
+    const Address& address() const;
+
+private:
+    friend class BaseManager;
+    explicit Server(std::unique_ptr<detail::manager::Server> server);
+    std::unique_ptr<detail::manager::Server> server_;
+};
+
 // Python's BaseManager: starts a server process (start()) or connects to a running one
 // (connect()), and creates objects in it. Move-only; a manager that start()ed its server shuts
 // it down when destroyed, as Python's `with` block does.
@@ -691,6 +710,9 @@ public:
     void connect();                // to the server at address(); mp::AuthenticationError on a wrong key
     void shutdown();               // idempotent; SIGTERM (handled as a 'shutdown' request), then SIGKILL after 1 s
     void join(Timeout timeout = {});
+    // Python's get_server(): a server for this manager's address, authkey and registered types,
+    // to run in this process (mp::ProcessError once started).
+    Server get_server();
     const Address& address() const;
     std::optional<int> pid() const;  // the server process's, when this manager started it
 
