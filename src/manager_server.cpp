@@ -329,10 +329,17 @@ Object Server::create(const Object& args, const Object& kwds, const std::string&
     auto referent = std::make_shared<Referent>();
     referent->type_id = type_id;
     const Object ctor = Object::tuple(std::move(ctor_args));
-    if (const auto it = registry_.find(type_id); it != registry_.end())
+    if (const auto it = registry_.find(type_id); it != registry_.end()) {
         referent->native = make_registered_referent(*it->second, it->second->create(ctor, kwds));
-    else
+    } else if (type_id == "Condition" && ctor.size() == 1 && ctor[0].type() == Object::Type::instance &&
+               ctor[0].instance_name() == kProxyClass && ctor[0].instance_args().size() == 3) {
+        // Condition(lock): the lock is another object of this server.
+        const Object& lock_ident = ctor[0].instance_args()[2];
+        referent->native =
+            make_condition_on(lock_ident.type() == Object::Type::str ? find(lock_ident.as_str()) : nullptr, ctor[0]);
+    } else {
         referent->native = make_native_referent(type_id, ctor, kwds);
+    }
     if (!referent->native) referent->value = make_referent_value(type_id, ctor, kwds);
     const std::string ident = add(std::move(referent), session);
     return Object::tuple({Object(ident), exposed_methods(type_id, registry_)});

@@ -180,6 +180,9 @@ Object call_referent(Referent& referent, const std::string& method, const Object
 // A native referent for type_id, or null when the typeid is not one of them.
 std::unique_ptr<NativeReferent> make_native_referent(const std::string& type_id, const Object& args,
                                                      const Object& kwds);
+// Condition(lock) on a manager's Lock or RLock (`held`: the proxy instance that keeps the server's
+// reference to it); mp::TypeError for another referent.
+std::unique_ptr<NativeReferent> make_condition_on(std::shared_ptr<Referent> lock, Object held);
 // The referent of a registered type around `object`, made by its factory or returned by a method
 // (manager_registered.cpp).
 std::unique_ptr<NativeReferent> make_registered_referent(const RegisteredType& type, std::shared_ptr<void> object);

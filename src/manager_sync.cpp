@@ -118,8 +118,42 @@ public:
             release(caller);
             return {};
         }
+        // What threading.Condition asks of its lock (CPython's RLock has these; for a Lock,
+        // Condition does the same with acquire and release).
+        if (m == "_is_owned") return is_owned(caller);
+        if (m == "_release_save") return release_save(caller);
+        if (m == "_acquire_restore") {
+            acquire_restore(arg_or(args, kwds, 0, "state", 1).as_int(), caller);
+            return {};
+        }
         unknown(type_name(), m);
     }
+
+    bool is_owned(const Caller& caller) const {
+        std::lock_guard lock(mu_);
+        if (kind_ == Kind::rlock) return owner_ == caller.channel && depth_ > 0;
+        return free_ == 0;  // Condition's test for a Lock: held by someone
+    }
+    // Releases the lock however deep this caller holds it; the depth, to restore.
+    std::int64_t release_save(const Caller& caller) {
+        std::int64_t depth = 1;
+        {
+            std::lock_guard lock(mu_);
+            if (kind_ == Kind::rlock) {
+                if (owner_ != caller.channel || depth_ == 0) throw RuntimeError("cannot release un-acquired lock");
+                depth = depth_;
+                depth_ = 1;
+            }
+        }
+        release(caller);
+        return depth;
+    }
+    void acquire_restore(std::int64_t depth, const Caller& caller) {
+        acquire(true, std::nullopt, caller);
+        std::lock_guard lock(mu_);
+        if (kind_ == Kind::rlock) depth_ = std::max<std::int64_t>(depth, 1);
+    }
+    bool is_lock() const { return kind_ == Kind::lock || kind_ == Kind::rlock; }
 
     std::string repr() const override {
         std::lock_guard lock(mu_);
@@ -221,8 +255,7 @@ private:
     std::int64_t died_pid_ = 0;                            // a dead holder's, for the next acquirer
 };
 
-// threading.Condition with its own RLock (Condition(lock) with another manager's lock needs
-// proxies as arguments, which come later). wait() releases the lock however deep it is held,
+// threading.Condition with its own RLock (Condition(lock) is ConditionOnLock, below). wait() releases the lock however deep it is held,
 // waits for a notify, takes the lock back and restores the depth.
 class Condition final : public NativeReferent {
 public:
@@ -495,6 +528,84 @@ std::int64_t int_arg(const Object& args, const Object& kwds, const char* name, s
 
 }  // namespace
 
+namespace {
+
+// threading.Condition(lock) with a manager's Lock or RLock: acquire and release are the lock's
+// own, and wait() follows CPython's: _release_save, wait for a notify, _acquire_restore.
+class ConditionOnLock final : public NativeReferent {
+public:
+    ConditionOnLock(std::shared_ptr<Referent> lock, Object held)
+        : lock_referent_(std::move(lock)),
+          held_(std::move(held)),
+          lock_(dynamic_cast<Acquirer&>(*lock_referent_->native)) {}
+
+    Object call(const std::string& m, const Object& args, const Object& kwds, const Caller& caller) override {
+        if (m == "acquire" || m == "__enter__" || m == "release" || m == "__exit__")
+            return lock_.call(m, args, kwds, caller);
+        if (m == "wait") {
+            if (!lock_.is_owned(caller)) throw RuntimeError("cannot wait on un-acquired lock");
+            const auto deadline = deadline_from(arg_or(args, kwds, 0, "timeout", Object()), Negative::event);
+            std::uint64_t ticket;
+            {
+                std::lock_guard lock(mu_);
+                ticket = ++next_ticket_;
+                waiting_.push_back(ticket);
+            }
+            const std::int64_t saved = lock_.release_save(caller);
+            bool woken = false;
+            {
+                std::unique_lock lock(mu_);
+                const auto notified = [&] {
+                    return std::find(waiting_.begin(), waiting_.end(), ticket) == waiting_.end();
+                };
+                try {
+                    woken = wait_until(lock, notify_, deadline, caller, notified);
+                } catch (...) {
+                    std::erase(waiting_, ticket);
+                    throw;  // the client is gone: nobody to give the lock back to
+                }
+                if (!woken) std::erase(waiting_, ticket);
+            }
+            lock_.acquire_restore(saved, caller);  // not under mu_: a notifier holds the lock and wants mu_
+            return woken;
+        }
+        if (m == "notify" || m == "notify_all") {
+            if (!lock_.is_owned(caller)) throw RuntimeError("cannot notify on un-acquired lock");
+            std::lock_guard lock(mu_);
+            std::int64_t n =
+                m == "notify_all" ? static_cast<std::int64_t>(waiting_.size()) : arg_or(args, kwds, 0, "n", 1).as_int();
+            while (n-- > 0 && !waiting_.empty()) waiting_.pop_front();
+            notify_.notify_all();
+            return {};
+        }
+        unknown("threading.Condition", m);
+    }
+
+    std::string repr() const override {
+        std::lock_guard lock(mu_);
+        return "<Condition(" + lock_.repr() + ", " + std::to_string(waiting_.size()) + ")>";
+    }
+
+private:
+    std::shared_ptr<Referent> lock_referent_;  // the lock itself, while this lives
+    Object held_;  // and the server's reference to it
+    Acquirer& lock_;
+    mutable std::mutex mu_;
+    std::condition_variable notify_;
+    std::deque<std::uint64_t> waiting_;
+    std::uint64_t next_ticket_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<NativeReferent> make_condition_on(std::shared_ptr<Referent> lock, Object held) {
+    const auto* acquirer = lock && lock->native ? dynamic_cast<const Acquirer*>(lock->native.get()) : nullptr;
+    if (!acquirer || !acquirer->is_lock())
+        throw TypeError("Condition(lock) wants a manager's Lock or RLock, not a '" + (lock ? lock->type_id : "?") +
+                        "'");
+    return std::make_unique<ConditionOnLock>(std::move(lock), std::move(held));
+}
+
 std::unique_ptr<NativeReferent> make_native_referent(const std::string& type_id, const Object& args,
                                                      const Object& kwds) {
     if (type_id == "Lock") return std::make_unique<Acquirer>(Acquirer::Kind::lock, 1);
@@ -505,8 +616,8 @@ std::unique_ptr<NativeReferent> make_native_referent(const std::string& type_id,
         return std::make_unique<Acquirer>(Acquirer::Kind::bounded, int_arg(args, kwds, "value", 1));
     if (type_id == "Event") return std::make_unique<Event>();
     if (type_id == "Condition") {
-        if (args.size() > 0 || kwds.size() > 0)
-            throw TypeError("Condition(lock) with a lock of its own is not supported yet; Condition() makes an RLock");
+        if (args.size() > 0 || kwds.size() > 0)  // Server::create makes Condition(lock) (make_condition_on)
+            throw TypeError("Condition(lock) wants a manager's Lock or RLock (a proxy)");
         return std::make_unique<Condition>();
     }
     if (type_id == "Barrier") {

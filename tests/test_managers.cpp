@@ -194,6 +194,14 @@ void record_readings(mp::DictProxy<std::string, Reading> latest, mp::QueueProxy<
     queue.put(r);
 }
 
+// Waits on a Condition built on a manager RLock until d["go"] is set, then reports.
+void wait_on_shared_lock(mp::ConditionProxy cond, mp::DictProxy<> d, mp::QueueProxy<std::string> out) {
+    std::lock_guard guard(cond);
+    out.put("waiting");
+    const bool ok = cond.wait_for([&] { return d.get("go", false).truthy(); }, std::chrono::seconds(30));
+    out.put(ok ? "went" : "timed out");
+}
+
 void store_and_die(mp::DictProxy<> d, mp::ListProxy<> l, mp::Connection done) {
     d["kept"] = l;
     done.send(1);
@@ -921,6 +929,44 @@ TEST_F(Managers, GetServerServesFromThisProcess) {
     serving.join();
     auto started = mp::Manager();
     EXPECT_THROW_WITH(started.get_server(), mp::ProcessError, "Already started server");
+}
+
+TEST_F(Managers, AConditionOnAManagerLockSharesThatLock) {
+    HangGuard guard(std::chrono::seconds(60), "Condition(lock)");
+    auto manager = mp::Manager();
+    auto lock = manager.RLock();
+    auto cond = manager.Condition(lock);
+    auto d = manager.dict();
+    auto out = manager.Queue<std::string>();
+    mp::Process p(&wait_on_shared_lock, cond, d, out);
+    p.start();
+    EXPECT_EQ(out.get(true, std::chrono::seconds(30)), "waiting");
+    {
+        std::lock_guard held(lock);  // the lock itself, not the condition: they are one
+        d["go"] = true;
+        cond.notify();
+    }
+    EXPECT_EQ(out.get(true, std::chrono::seconds(30)), "went");
+    p.join();
+    EXPECT_EQ(p.exitcode(), 0);
+
+    EXPECT_THROW_WITH(cond.wait(std::chrono::milliseconds(1)), mp::RuntimeError, "cannot wait on un-acquired lock");
+    EXPECT_THROW_WITH(cond.notify(), mp::RuntimeError, "cannot notify on un-acquired lock");
+    {  // wait() gives the RLock back however deep it is held, and restores the depth
+        std::lock_guard outer(lock);
+        std::lock_guard inner(cond);
+        EXPECT_FALSE(cond.wait(std::chrono::milliseconds(20)));
+    }
+    EXPECT_TRUE(lock.acquire(false)) << "released as many times as it was taken";
+    lock.release();
+    auto plain = manager.Lock();
+    auto on_plain = manager.Condition(plain);
+    {
+        std::lock_guard held(on_plain);
+        EXPECT_FALSE(on_plain.wait(std::chrono::milliseconds(10)));
+        EXPECT_FALSE(plain.acquire(false)) << "held again after the wait";
+    }
+    EXPECT_THROW_WITH(manager.Condition(manager.Semaphore(2)), mp::TypeError, "wants a manager's Lock or RLock");
 }
 
 // ---- the server itself, in this process, against bad input -------------------------------------

@@ -396,7 +396,8 @@ using SemaphoreProxy = AcquirerProxy;
 using BoundedSemaphoreProxy = AcquirerProxy;
 
 // Python's ConditionProxy: a threading.Condition in the server, with its own RLock (each client
-// thread is an owner of its own). wait_for() is evaluated here, as in Python.
+// thread is an owner of its own) or a manager Lock/RLock given to Condition(lock). wait_for() is
+// evaluated here, as in Python.
 class ConditionProxy : public AcquirerProxy {
 public:
     ConditionProxy() = default;
@@ -799,6 +800,10 @@ public:
     }
     EventProxy Event() { return EventProxy(create("Event")); }
     ConditionProxy Condition() { return ConditionProxy(create("Condition")); }
+    // Python's Condition(lock): on a Lock or RLock of this manager (mp::TypeError for another).
+    ConditionProxy Condition(const AcquirerProxy& lock) {
+        return ConditionProxy(create("Condition", Object::tuple({Object(lock)})));
+    }
     BarrierProxy Barrier(int parties, Timeout timeout = {}) {
         return BarrierProxy(
             create("Barrier", Object::tuple({parties, Object(), detail::manager::timeout_object(timeout)})));
