@@ -101,11 +101,12 @@ std::string_view as_view(const std::vector<std::byte>& bytes) {
     return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
 }
 
-Reply exchange(Connection& conn, const Address& address, const std::string& request,
-               const ProxyMaker& make_proxy = {}) {
+// One request and its reply by `transfer`; a connection that fails meanwhile is closed, and the
+// manager is "gone".
+template <class Transfer>
+Reply exchange_by(Connection& conn, const Address& address, Transfer&& transfer) {
     try {
-        conn.send_bytes(request);
-        return decode_reply(as_view(conn.recv_bytes()), make_proxy);
+        return transfer();
     } catch (const EOFError& e) {
         close_tracked(conn);
         throw_gone(address, e);
@@ -113,6 +114,13 @@ Reply exchange(Connection& conn, const Address& address, const std::string& requ
         close_tracked(conn);
         throw_gone(address, e);
     }
+}
+
+Reply exchange(Connection& conn, const Address& address, const std::string& request) {
+    return exchange_by(conn, address, [&] {
+        conn.send_bytes(request);
+        return decode_reply(as_view(conn.recv_bytes()));
+    });
 }
 
 Object returned(const Reply& reply, const Address& address) {
@@ -192,17 +200,11 @@ struct Channel {
     std::optional<Mailbox> mailbox;
 
     Reply exchange(const Address& address, const std::string& request, const ProxyMaker& make_proxy) {
-        try {
+        return exchange_by(conn, address, [&] {
             mailbox->send(Mailbox::Side::client, conn, request);
             const auto bytes = mailbox->recv(Mailbox::Side::client, conn, std::numeric_limits<std::size_t>::max());
             return decode_reply(as_view(bytes), make_proxy);
-        } catch (const EOFError& e) {
-            close_tracked(conn);
-            throw_gone(address, e);
-        } catch (const std::system_error& e) {
-            close_tracked(conn);
-            throw_gone(address, e);
-        }
+        });
     }
 };
 struct Channels {

@@ -93,6 +93,16 @@ std::int64_t session_pid(const std::string& session) {
                       "'> object is not exposed");
 }
 
+// A Condition's notify(n) or notify_all(): the oldest waits' tickets taken off `waiting`, so that
+// those waiters see they were notified (the condition's own mutex held).
+void notify_waiters(const std::string& m, const Object& args, const Object& kwds, std::deque<std::uint64_t>& waiting,
+                    std::condition_variable& cv) {
+    std::int64_t n =
+        m == "notify_all" ? static_cast<std::int64_t>(waiting.size()) : arg_or(args, kwds, 0, "n", 1).as_int();
+    while (n-- > 0 && !waiting.empty()) waiting.pop_front();
+    cv.notify_all();
+}
+
 // Lock, RLock, Semaphore and BoundedSemaphore: a count of free units, and who holds them.
 class Acquirer final : public NativeReferent {
 public:
@@ -304,10 +314,7 @@ public:
         }
         if (m == "notify" || m == "notify_all") {
             if (owner_ != caller.channel || depth_ == 0) throw RuntimeError("cannot notify on un-acquired lock");
-            std::int64_t n =
-                m == "notify_all" ? static_cast<std::int64_t>(waiting_.size()) : arg_or(args, kwds, 0, "n", 1).as_int();
-            while (n-- > 0 && !waiting_.empty()) waiting_.pop_front();
-            notify_.notify_all();
+            notify_waiters(m, args, kwds, waiting_, notify_);
             return {};
         }
         unknown("threading.Condition", m);
@@ -572,10 +579,7 @@ public:
         if (m == "notify" || m == "notify_all") {
             if (!lock_.is_owned(caller)) throw RuntimeError("cannot notify on un-acquired lock");
             std::lock_guard lock(mu_);
-            std::int64_t n =
-                m == "notify_all" ? static_cast<std::int64_t>(waiting_.size()) : arg_or(args, kwds, 0, "n", 1).as_int();
-            while (n-- > 0 && !waiting_.empty()) waiting_.pop_front();
-            notify_.notify_all();
+            notify_waiters(m, args, kwds, waiting_, notify_);
             return {};
         }
         unknown("threading.Condition", m);

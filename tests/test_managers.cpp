@@ -1018,6 +1018,20 @@ int open_fds() {
     return n;
 }
 
+// The lines a Python client script prints, run with the server's address as sys.argv[1].
+std::vector<std::string> run_python_client(const std::string& python, const char* script, const mp::Address& address) {
+    char dir[] = "/tmp/polyproc-mgr-XXXXXX";
+    if (!::mkdtemp(dir)) throw std::system_error(errno, std::generic_category(), "mkdtemp");
+    const std::string path = std::string(dir) + "/client.py";
+    std::ofstream(path) << script;
+    const auto lines = python_output(
+        python, "import runpy, sys; sys.argv = ['client.py', " + mp::repr(Object(std::get<std::string>(address))) +
+                    "]; runpy.run_path(" + mp::repr(Object(path)) + ", run_name='__main__')\n");
+    std::remove(path.c_str());
+    ::rmdir(dir);
+    return lines;
+}
+
 TEST(ManagerServer, MalformedRequestsGetATracebackAndTheirConnectionClosed) {
     InProcessServer s;
     const int fds_before = open_fds();
@@ -1148,16 +1162,7 @@ except RuntimeError as e:
     print('RuntimeError', e)
 )";
     for (const auto& python : python_interpreters()) {
-        char dir[] = "/tmp/polyproc-mgr-XXXXXX";
-        ASSERT_NE(::mkdtemp(dir), nullptr);
-        const std::string path = std::string(dir) + "/client.py";
-        std::ofstream(path) << script;
-        const auto lines =
-            python_output(python, "import runpy, sys; sys.argv = ['client.py', " +
-                                      mp::repr(Object(std::get<std::string>(s.address()))) + "]; runpy.run_path(" +
-                                      mp::repr(Object(path)) + ", run_name='__main__')\n");
-        std::remove(path.c_str());
-        ::rmdir(dir);
+        const auto lines = run_python_client(python, script, s.address());
         EXPECT_EQ(lines,
                   (std::vector<std::string>{"{'a': 1, 2: [1.5, None]}", "KeyError 'missing'", "[2, 1, 0] 3",
                                             "(1, 'x') 0", "Empty", "False", "RuntimeError release unlocked lock"}))
@@ -1196,16 +1201,7 @@ except ValueError as e:
 del child, c
 )";
     for (const auto& python : python_interpreters()) {
-        char dir[] = "/tmp/polyproc-mgr-XXXXXX";
-        ASSERT_NE(::mkdtemp(dir), nullptr);
-        const std::string path = std::string(dir) + "/client.py";
-        std::ofstream(path) << script;
-        const auto lines =
-            python_output(python, "import runpy, sys; sys.argv = ['client.py', " +
-                                      mp::repr(Object(std::get<std::string>(s.address()))) + "]; runpy.run_path(" +
-                                      mp::repr(Object(path)) + ", run_name='__main__')\n");
-        std::remove(path.c_str());
-        ::rmdir(dir);
+        const auto lines = run_python_client(python, script, s.address());
         EXPECT_EQ(lines, (std::vector<std::string>{"7 v3 Counter(7)", "[3, 7]", "AutoProxy[Counter] 17", "TypeError",
                                                    "ValueError no"}))
             << python;
