@@ -1,6 +1,7 @@
 // A manager channel's shared-memory fast path (manager_mailbox.hpp).
 #include "manager_mailbox.hpp"
 
+#include <fcntl.h>
 #include <poll.h>
 
 #include <atomic>
@@ -25,36 +26,55 @@ bool peer_gone(const Connection& socket) {
 }
 }  // namespace
 
-Mailbox::Mailbox(std::shared_ptr<SharedRegion> region)
-    : region_(std::move(region)), shared_(static_cast<Shared*>(region_->data())) {}
+Mailbox::Mailbox(std::shared_ptr<void> mapping)
+    : mapping_(std::move(mapping)), shared_(static_cast<Shared*>(mapping_.get())) {}
 
-void Mailbox::interrupt() noexcept {
-    interrupted_->store(true);
-    for (std::uint32_t& word : shared_->sent) os::futex_wake(&word, std::numeric_limits<int>::max());
+namespace {
+std::shared_ptr<void> map_mailbox(int fd) {
+    void* p = os::map_shared_fd(fd, sizeof(MailboxLayout));
+    return std::shared_ptr<void>(p, [](void* q) { os::unmap(q, sizeof(MailboxLayout)); });
 }
+}  // namespace
 
-Mailbox Mailbox::create() {
-    auto region = std::make_shared<SharedRegion>(sizeof(Shared));
-    ::new (region->data()) Shared();
-    return Mailbox(std::move(region));
+std::pair<Mailbox, FileDescriptor> Mailbox::create() {
+    FileDescriptor fd = os::memfd_create("polyproc-mailbox", true);
+    os::ftruncate(fd.get(), sizeof(Shared));
+    os::seal_size(fd.get());
+    Mailbox mailbox(map_mailbox(fd.get()));
+    ::new (mailbox.shared_) Shared();
+    return {std::move(mailbox), std::move(fd)};
 }
 
 Mailbox Mailbox::attach(FileDescriptor memfd) {
-    return Mailbox(std::make_shared<SharedRegion>(SharedRegion::attach(std::move(memfd), 0, sizeof(Shared))));
+    // Only a file that can no longer change size is safe to keep mapped.
+    const int seals = ::fcntl(memfd.get(), F_GET_SEALS);
+    if (seals < 0 || (seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW) ||
+        os::fstat_size(memfd.get()) != static_cast<off_t>(sizeof(Shared)))
+        throw ValueError("the manager sent a mailbox that is not a sealed file of the expected size");
+    return Mailbox(map_mailbox(memfd.get()));  // the descriptor closes here; the mapping stays
+}
+
+void Mailbox::interrupt() noexcept {
+    interrupted_->store(true);
+    for (std::uint32_t& word : shared_->sent) {
+        try {
+            os::futex_wake(&word, std::numeric_limits<int>::max());
+        } catch (...) {  // a sleeper then notices within its 100 ms slice
+        }
+    }
 }
 
 void Mailbox::send(Side side, Connection& socket, std::string_view message) {
     Shared& s = *shared_;
     const std::size_t peer = to(other(side));
-    if (message.size() <= kCapacity) {
-        std::memcpy(s.data, message.data(), message.size());
-        std::atomic_ref(s.length).store(static_cast<std::uint32_t>(message.size()), std::memory_order_relaxed);
-    } else {
-        std::atomic_ref(s.length).store(Shared::kOnSocket, std::memory_order_relaxed);
-        socket.send_bytes(message);
-    }
+    const bool fits = message.size() <= kCapacity;
+    if (fits) std::memcpy(s.data, message.data(), message.size());
+    std::atomic_ref(s.length).store(fits ? static_cast<std::uint32_t>(message.size()) : Shared::kOnSocket,
+                                    std::memory_order_relaxed);
     std::atomic_ref(s.sent[peer]).fetch_add(1, std::memory_order_seq_cst);  // publishes data and length
     os::futex_wake_sleepers(s.sent[peer], s.sleepers[peer], 1, os::Wake::word_changed);
+    // After the word: a message larger than the socket's buffer is written while the peer reads it.
+    if (!fits) socket.send_bytes(message);
 }
 
 std::vector<std::byte> Mailbox::recv(Side side, Connection& socket, std::size_t max_bytes) {

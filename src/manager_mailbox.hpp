@@ -7,22 +7,24 @@
 // The socket stays beside it: it carries a message that does not fit (64 KiB), and it is how
 // either side notices that the other is gone (a sleeper looks every 100 ms; blocking referents
 // watch it as before). The server makes the mailbox after the handshake and hands it over the
-// socket (SCM_RIGHTS), so only an authenticated client ever maps it. The server copies a request
-// out of shared memory before it reads it, and checks its length: a client that scribbles on the
-// mailbox harms only its own channel.
+// socket (SCM_RIGHTS), so only an authenticated client ever maps it; the memfd's size is sealed
+// first (a client that could truncate it would crash the server with SIGBUS), and neither side
+// keeps the descriptor once it is mapped. The server copies a request out of shared memory before
+// it reads it, and checks its length: a client that scribbles on the mailbox harms only its own
+// channel.
 #pragma once
 
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <utility>
 #include <string_view>
 #include <vector>
 
 #include "polyproc/connection.hpp"
 #include "polyproc/detail/fd.hpp"
 #include "polyproc/detail/futex_sleepers.hpp"
-#include "polyproc/detail/shared_region.hpp"
 
 namespace polyproc::detail::manager {
 
@@ -46,9 +48,15 @@ public:
     static constexpr std::size_t kCapacity = MailboxLayout::kCapacity;
     enum class Side : std::uint8_t { client, server };
 
-    static Mailbox create();                          // the server's, for a new channel
-    static Mailbox attach(FileDescriptor memfd);      // the client's; mp::ValueError for a bad one
-    int fd() const noexcept { return region_->fd(); }  // what the server sends
+    // The server's, for a new channel, and the descriptor to send (then close) it by.
+    static std::pair<Mailbox, FileDescriptor> create();
+    // The client's; mp::ValueError for a descriptor that is not a sealed mailbox.
+    static Mailbox attach(FileDescriptor memfd);
+
+    Mailbox(Mailbox&&) noexcept = default;
+    Mailbox& operator=(Mailbox&&) noexcept = default;
+    Mailbox(const Mailbox&) = delete;  // `received_` is this end's
+    Mailbox& operator=(const Mailbox&) = delete;
 
     // Sends one message from `side` to the other (over `socket` when it does not fit).
     void send(Side side, Connection& socket, std::string_view message);
@@ -64,8 +72,8 @@ public:
 
 private:
     using Shared = MailboxLayout;
-    explicit Mailbox(std::shared_ptr<SharedRegion> region);
-    std::shared_ptr<SharedRegion> region_;
+    explicit Mailbox(std::shared_ptr<void> mapping);
+    std::shared_ptr<void> mapping_;  // munmap when the last copy goes
     Shared* shared_ = nullptr;
     std::uint32_t received_ = 0;  // messages this side took so far
     std::shared_ptr<std::atomic<bool>> interrupted_ = std::make_shared<std::atomic<bool>>(false);

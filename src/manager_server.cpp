@@ -44,7 +44,7 @@ Object exposed_methods(const std::string& type_id, const Registry& registry) {
         for (const char* n : {"empty", "full", "get", "get_nowait", "join", "put", "put_nowait", "qsize", "task_done"})
             names.emplace_back(n);
     } else if (type_id == "Iterator") {
-        for (const char* n : {"__next__", "send", "throw", "close"}) names.emplace_back(n);
+        for (const char* n : {"__next__", "close"}) names.emplace_back(n);
     }
     return Object::tuple(std::move(names));
 }
@@ -168,8 +168,9 @@ void Server::handle(Connection conn, Worker* self) {
             // A polyproc client's channel takes its calls through shared memory (manager_mailbox.hpp).
             std::optional<Mailbox> mailbox;
             if (wants_mailbox) {
-                mailbox.emplace(Mailbox::create());
-                conn.send_handle(mailbox->fd());
+                auto [made, fd] = Mailbox::create();
+                mailbox.emplace(std::move(made));
+                conn.send_handle(fd.get());  // and closed: the mapping is all this end keeps
                 set_mailbox(self, &*mailbox);
             }
             struct Unset {  // before the mailbox goes, however serve_channel ends
@@ -333,10 +334,11 @@ Object Server::create(const Object& args, const Object& kwds, const std::string&
         referent->native = make_registered_referent(*it->second, it->second->create(ctor, kwds));
     } else if (type_id == "Condition" && ctor.size() == 1 && ctor[0].type() == Object::Type::instance &&
                ctor[0].instance_name() == kProxyClass && ctor[0].instance_args().size() == 3) {
-        // Condition(lock): the lock is another object of this server.
+        // Condition(lock): the lock must be an object of this server, which hold_proxy() holds (a
+        // proxy to another manager's object reads as a bare instance, without an attachment).
         const Object& lock_ident = ctor[0].instance_args()[2];
-        referent->native =
-            make_condition_on(lock_ident.type() == Object::Type::str ? find(lock_ident.as_str()) : nullptr, ctor[0]);
+        const bool ours = ctor[0].instance_attachment() != nullptr && lock_ident.type() == Object::Type::str;
+        referent->native = make_condition_on(ours ? find(lock_ident.as_str()) : nullptr, ctor[0]);
     } else {
         referent->native = make_native_referent(type_id, ctor, kwds);
     }
@@ -433,10 +435,27 @@ Object Server::hold_proxy(const Object& args) {
                             std::make_shared<HeldProxy>(std::move(release)));
 }
 
+// Releasing one reference may free a referent whose value holds more proxies, and so on down a
+// chain of containers: those releases are queued and done here in a loop, not nested (a chain of
+// 100 000 lists would overflow the thread's stack).
 void Server::release_hold(const std::string& ident) noexcept {
+    thread_local std::vector<std::string> queued;
+    thread_local bool releasing = false;
     try {
-        decref(ident, "");
-    } catch (...) {  // nothing to release: the books already say so
+        queued.push_back(ident);
+        if (releasing) return;  // the loop below, further up this thread's stack, takes it
+        releasing = true;
+        while (!queued.empty()) {
+            const std::string next = std::move(queued.back());
+            queued.pop_back();
+            try {
+                decref(next, "");
+            } catch (...) {  // nothing to release: the books already say so
+            }
+        }
+        releasing = false;
+    } catch (...) {  // out of memory queueing: that one reference stays (a leak, never a crash)
+        releasing = false;
     }
 }
 

@@ -159,9 +159,17 @@ public:
         return depth;
     }
     void acquire_restore(std::int64_t depth, const Caller& caller) {
-        acquire(true, std::nullopt, caller);
-        std::lock_guard lock(mu_);
-        if (kind_ == Kind::rlock) depth_ = std::max<std::int64_t>(depth, 1);
+        const auto restore = [&] {
+            std::lock_guard lock(mu_);
+            if (kind_ == Kind::rlock) depth_ = std::max<std::int64_t>(depth, 1);
+        };
+        try {
+            acquire(true, std::nullopt, caller);
+        } catch (const Raised&) {  // OwnerDiedError: taken all the same, at the depth it had
+            restore();
+            throw;
+        }
+        restore();
     }
     bool is_lock() const { return kind_ == Kind::lock || kind_ == Kind::rlock; }
 
@@ -558,7 +566,14 @@ public:
                 ticket = ++next_ticket_;
                 waiting_.push_back(ticket);
             }
-            const std::int64_t saved = lock_.release_save(caller);
+            std::int64_t saved = 0;
+            try {
+                saved = lock_.release_save(caller);  // a plain Lock released meanwhile by someone else
+            } catch (...) {
+                std::lock_guard lock(mu_);
+                std::erase(waiting_, ticket);
+                throw;
+            }
             bool woken = false;
             {
                 std::unique_lock lock(mu_);
@@ -605,8 +620,8 @@ private:
 std::unique_ptr<NativeReferent> make_condition_on(std::shared_ptr<Referent> lock, Object held) {
     const auto* acquirer = lock && lock->native ? dynamic_cast<const Acquirer*>(lock->native.get()) : nullptr;
     if (!acquirer || !acquirer->is_lock())
-        throw TypeError("Condition(lock) wants a manager's Lock or RLock, not a '" + (lock ? lock->type_id : "?") +
-                        "'");
+        throw TypeError("Condition(lock) wants a Lock or RLock of the same manager, not a '" +
+                        (lock ? lock->type_id : std::string("proxy to another manager's object")) + "'");
     return std::make_unique<ConditionOnLock>(std::move(lock), std::move(held));
 }
 

@@ -78,10 +78,8 @@ void run_server(Connection& writer, const std::string& authkey, const std::strin
     } catch (const std::system_error&) {
         return;  // already gone: nobody to serve
     }
-    Registry registry;
-    for (const auto& [type_id, getter] : registrations)
-        registry[type_id] = reinterpret_cast<RegisteredTypeGetter>(code_address(getter))();
-    Server server(Listener(path.empty() ? std::optional<Address>() : Address(path), 128), authkey, std::move(registry));
+    Server server(Listener(path.empty() ? std::optional<Address>() : Address(path), 128), authkey,
+                  resolve(registrations));
     g_serving = &server;
     struct sigaction on_term {};
     on_term.sa_handler = stop_serving;
@@ -155,9 +153,17 @@ Server::Server(std::unique_ptr<detail::manager::Server> server) : server_(std::m
 Server::Server(Server&&) noexcept = default;
 Server& Server::operator=(Server&&) noexcept = default;
 Server::~Server() = default;
-void Server::serve_forever() { server_->serve_forever(); }
-void Server::stop() noexcept { server_->stop(); }
-const Address& Server::address() const { return server_->address(); }
+void Server::serve_forever() {
+    if (!server_) throw ValueError("this Server was moved from");
+    server_->serve_forever();
+}
+void Server::stop() noexcept {
+    if (server_) server_->stop();
+}
+const Address& Server::address() const {
+    if (!server_) throw ValueError("this Server was moved from");
+    return server_->address();
+}
 
 Server BaseManager::get_server() {
     if (state_->state == State::started || state_->state == State::connected)

@@ -382,8 +382,13 @@ void fallocate(int fd, off_t size) {
     check("fallocate", [&] { return ::fallocate(fd, 0, 0, size); });
 }
 
-FileDescriptor memfd_create(const char* name) {
-    return FileDescriptor(check("memfd_create", [&] { return ::memfd_create(name, MFD_CLOEXEC); }));
+FileDescriptor memfd_create(const char* name, bool sealable) {
+    const unsigned flags = MFD_CLOEXEC | (sealable ? MFD_ALLOW_SEALING : 0u);
+    return FileDescriptor(check("memfd_create", [&] { return ::memfd_create(name, flags); }));
+}
+
+void seal_size(int fd) {
+    check("fcntl(F_ADD_SEALS)", [&] { return ::fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL); });
 }
 
 void random_bytes(std::span<std::byte> out) {

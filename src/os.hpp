@@ -247,7 +247,11 @@ off_t fstat_size(int fd);
 // memory only once touched, and discard_pages gives them back.
 void* map_shared_fd(int fd, std::size_t size, bool noreserve = false);
 // memfd_create(2), close-on-exec: an anonymous file for shared state that can be sent to a child.
-FileDescriptor memfd_create(const char* name);
+// `sealable` (MFD_ALLOW_SEALING) for one whose size is then sealed (seal_size).
+FileDescriptor memfd_create(const char* name, bool sealable = false);
+// F_ADD_SEALS(SHRINK | GROW | SEAL): nobody the file is given to can truncate it under a mapping
+// (which would make the next access a SIGBUS).
+void seal_size(int fd);
 // fallocate(2) of [0, size): the memory is taken now (ENOMEM here, not SIGBUS at first touch).
 void fallocate(int fd, off_t size);
 // Fills `out` from getrandom(2) (the kernel's CSPRNG; Python's secrets.token_hex).

@@ -149,7 +149,7 @@ private:
     // below the node budget; a map for the rest.
     void memo_put(std::uint64_t index, std::size_t at) {
         const std::uint32_t n = top(at);
-        if (index < node_budget_) {
+        if (index < std::max<std::size_t>(64, in_.size())) {  // a pickle memoizes fewer values than it has bytes
             if (index >= memo_dense_.size()) memo_dense_.resize(index + 1, kNoMemo);
             memo_size_ += memo_dense_[index] == kNoMemo;
             memo_dense_[index] = n;

@@ -957,8 +957,12 @@ TEST_F(Managers, AConditionOnAManagerLockSharesThatLock) {
         std::lock_guard inner(cond);
         EXPECT_FALSE(cond.wait(std::chrono::milliseconds(20)));
     }
-    EXPECT_TRUE(lock.acquire(false)) << "released as many times as it was taken";
-    lock.release();
+    bool free_elsewhere = false;  // another thread is another owner: only a free RLock lets it in
+    std::thread([&] {
+        free_elsewhere = lock.acquire(false);
+        if (free_elsewhere) lock.release();
+    }).join();
+    EXPECT_TRUE(free_elsewhere) << "released as many times as it was taken";
     auto plain = manager.Lock();
     auto on_plain = manager.Condition(plain);
     {
@@ -966,7 +970,28 @@ TEST_F(Managers, AConditionOnAManagerLockSharesThatLock) {
         EXPECT_FALSE(on_plain.wait(std::chrono::milliseconds(10)));
         EXPECT_FALSE(plain.acquire(false)) << "held again after the wait";
     }
-    EXPECT_THROW_WITH(manager.Condition(manager.Semaphore(2)), mp::TypeError, "wants a manager's Lock or RLock");
+    EXPECT_THROW_WITH(manager.Condition(manager.Semaphore(2)), mp::TypeError, "wants a Lock or RLock");
+    auto other = mp::Manager();
+    EXPECT_THROW_WITH(manager.Condition(other.Lock()), mp::TypeError, "another manager's");
+}
+
+TEST_F(Managers, ALongChainOfNestedContainersIsFreedWithoutRecursion) {
+    HangGuard guard(std::chrono::seconds(120), "a chain of nested containers");
+    auto manager = mp::Manager();
+    {
+        auto head = manager.list();
+        for (int i = 0; i < 20000; ++i) {  // each list holds the one before: freeing is a chain
+            auto next = manager.list();
+            next.append(head);
+            head = next;
+        }
+        EXPECT_EQ(manager.number_of_objects(), 20001u);
+    }
+    EXPECT_TRUE(eventually([&] { return manager.number_of_objects() == 0; }, std::chrono::seconds(60)))
+        << manager.number_of_objects();
+    auto d = manager.dict();  // and the server is still there
+    d["alive"] = true;
+    EXPECT_EQ(d.size(), 1u);
 }
 
 // ---- the server itself, in this process, against bad input -------------------------------------
@@ -1246,7 +1271,7 @@ TEST_F(Managers, AMessageTooBigForTheMailboxTakesTheSocket) {
     HangGuard guard(std::chrono::seconds(60), "big values through a channel");
     auto manager = mp::Manager();
     auto d = manager.dict<std::string, std::string>();
-    const std::string big(wire::Mailbox::kCapacity * 3 + 17, 'x');
+    const std::string big((std::size_t{4} << 20) + 17, 'x');  // far beyond the socket's buffer too
     d["big"] = big;  // a request larger than the mailbox
     EXPECT_EQ(d.at("big"), big);  // and a reply
     d["small"] = "s";  // and the mailbox again after
@@ -1264,7 +1289,10 @@ TEST(ManagerServer, AClientThatScribblesOnItsMailboxLosesOnlyItsChannel) {
                                               Object::dict({{"mailbox", true}})))
                       .kind,
                   "#RETURN");
-        auto mailbox = wire::Mailbox::attach(c.recv_handle());
+        auto fd = c.recv_handle();
+        EXPECT_NE(::ftruncate(fd.get(), 0), 0) << "sealed: a client cannot shrink the server's mapping";
+        EXPECT_NE(::ftruncate(fd.get(), 1 << 20), 0) << "nor grow it";
+        auto mailbox = wire::Mailbox::attach(std::move(fd));
         // A length beyond the buffer, then the word that says a request is there.
         auto& layout = mailbox.layout();
         std::atomic_ref(layout.length).store(std::uint32_t{1} << 30);

@@ -601,6 +601,20 @@ constexpr std::size_t method_index() {
             return method_index<Reg, Member, I + 1>();
     }
 }
+// A call's arguments as the tuple the server gets, each converted to its parameter's type first.
+// (mp::AutoProxy::call, and BaseManager::create for a registration's factory.)
+template <class Params, class... Args>
+Object pack_arguments(Args&&... args) {
+    static_assert(sizeof...(Args) == std::tuple_size_v<Params>,
+                  "mp::AutoProxy::call / BaseManager::create: the number of arguments does not match the "
+                  "parameters (of the method, or of the registration's factory)");
+    return [&]<std::size_t... I>(std::index_sequence<I...>) {
+        static_assert((std::is_convertible_v<Args&&, std::tuple_element_t<I, Params>> && ...),
+                      "mp::AutoProxy::call / BaseManager::create: an argument does not convert to the parameter "
+                      "type (of the method, or of the registration's factory)");
+        return Object::tuple({Object(std::tuple_element_t<I, Params>(std::forward<Args>(args)))...});
+    }(std::make_index_sequence<sizeof...(Args)>());
+}
 template <class Range>
 using range_item_t = std::remove_cvref_t<decltype(*std::begin(std::declval<Range&>()))>;
 }  // namespace detail::manager
@@ -657,13 +671,7 @@ public:
         using M = std::tuple_element_t<index, typename Reg::methods>;
         using Traits = typename M::Traits;
         using Params = typename Traits::params;
-        static_assert(sizeof...(Args) == Traits::arity,
-                      "mp::AutoProxy::call: the number of arguments does not match the method's parameters");
-        const Object packed = [&]<std::size_t... I>(std::index_sequence<I...>) {
-            static_assert((std::is_convertible_v<Args&&, std::tuple_element_t<I, Params>> && ...),
-                          "mp::AutoProxy::call: an argument does not convert to the method's parameter type");
-            return Object::tuple({Object(std::tuple_element_t<I, Params>(std::forward<Args>(args)))...});
-        }(std::make_index_sequence<sizeof...(Args)>());
+        const Object packed = detail::manager::pack_arguments<Params>(std::forward<Args>(args)...);
         const std::string name(M::name);
         using R = typename Traits::result;
         if constexpr (M::result_type_id == "Iterator") {
@@ -733,15 +741,9 @@ public:
     // compile); the server must know Reg (register_<Reg>() before start(), or the server's own).
     template <class Reg, class Proxy = AutoProxy<Reg>, class... Args>
     Proxy create(Args&&... args) {
-        using Traits = detail::manager::FactoryTraits<std::remove_cv_t<decltype(Reg::factory)>>;
-        using Params = typename Traits::params;
-        static_assert(sizeof...(Args) == Traits::arity,
-                      "BaseManager::create: the number of arguments does not match the registration's factory");
-        const Object packed = [&]<std::size_t... I>(std::index_sequence<I...>) {
-            static_assert((std::is_convertible_v<Args&&, std::tuple_element_t<I, Params>> && ...),
-                          "BaseManager::create: an argument does not convert to the factory's parameter type");
-            return Object::tuple({Object(std::tuple_element_t<I, Params>(std::forward<Args>(args)))...});
-        }(std::make_index_sequence<sizeof...(Args)>());
+        const Object packed = detail::manager::pack_arguments<
+            typename detail::manager::FactoryTraits<std::remove_cv_t<decltype(Reg::factory)>>::params>(
+            std::forward<Args>(args)...);
         return Proxy(create(std::string(Reg::type_id), packed));
     }
     std::size_t number_of_objects() const;  // Python's _number_of_objects()

@@ -184,7 +184,7 @@ public:
         requires(!std::same_as<std::remove_cvref_t<T>, Object> && !std::is_arithmetic_v<T> &&
                  !std::is_convertible_v<T, std::string_view> && !std::same_as<T, Bytes> && !std::same_as<T, NoneType> &&
                  !std::same_as<T, std::nullopt_t> && ObjectConvertible<T>)
-    explicit(!detail::has_builtin_conversion<std::remove_cvref_t<T>>) Object(const T& value)
+    explicit(requires { typename ObjectConversion<std::remove_cvref_t<T>>::opaque_native; }) Object(const T& value)
         : Object(ObjectConversion<std::remove_cvref_t<T>>::to_object(value)) {}
 
     Object(const Object& other);
@@ -555,6 +555,7 @@ std::span<const std::byte> native_bytes(const Object& o, std::string_view wanted
 template <class T>
     requires(!detail::has_builtin_conversion<T> && Serializable<T>)
 struct ObjectConversion<T> {
+    using opaque_native = void;  // converts only explicitly (Object's constructor)
     static Object to_object(const T& value) { return detail::native_object(detail::type_name<T>(), dumps(value)); }
     static T from_object(const Object& o) { return loads<T>(detail::native_bytes(o, detail::type_name<T>())); }
 };
