@@ -326,17 +326,12 @@ struct ProxyKey : ObjectAttachment {
     std::string authkey;
 };
 
-Object proxy_instance(const Object& args, std::shared_ptr<const ObjectAttachment> attachment) {
-    return Object::instance(std::string(kProxyModule), std::string(kProxyClass), args, std::move(attachment));
-}
-
 Reply call(const ProxyRef& ref, const std::string& method, const Object& args, const Object& kwds) {
     ref.ensure_counted();
     Channel& channel = channel_for(ref.address, ref.address_text, ref.authkey);
-    return channel.exchange(ref.address, encode_request(Object(ref.ident), method, args, kwds),
-                            [&ref](const Object& proxy_args) {
-                                return proxy_instance(proxy_args, std::make_shared<ProxyKey>(ref.authkey));
-                            });
+    return channel.exchange(
+        ref.address, encode_request(Object(ref.ident), method, args, kwds),
+        [&ref](const Object& proxy_args) { return proxy_object(proxy_args, std::make_shared<ProxyKey>(ref.authkey)); });
 }
 // The object a '#PROXY' reply names, counted on this process's session (the channel's).
 std::shared_ptr<ProxyRef> adopt_token(const ProxyRef& ref, const Reply& reply) {
@@ -371,14 +366,12 @@ std::optional<Object> call_next(const ProxyRef& ref) {
 Object proxy_to_object(const BaseProxy& proxy) {
     if (!proxy.ref_) throw ValueError("this proxy refers to nothing (default-constructed or moved from)");
     const ProxyRef& ref = *proxy.ref_;
-    return proxy_instance(Object::tuple({Object(ref.type_id), address_object(ref.address), Object(ref.ident)}),
-                          std::make_shared<ProxyHold>(proxy.ref_));
+    return proxy_object(Object::tuple({Object(ref.type_id), address_object(ref.address), Object(ref.ident)}),
+                        std::make_shared<ProxyHold>(proxy.ref_));
 }
 
 BaseProxy proxy_from_object(const Object& object) {
-    const bool is_proxy = object.type() == Object::Type::instance && object.instance_module() == kProxyModule &&
-                          object.instance_name() == kProxyClass;
-    if (!is_proxy) detail::throw_object_type_error(object, "a manager proxy");
+    if (!is_proxy_object(object)) detail::throw_object_type_error(object, "a manager proxy");
     if (const auto* hold = dynamic_cast<const ProxyHold*>(object.instance_attachment().get()))
         return BaseProxy(hold->ref);
     const Object& a = object.instance_args();

@@ -16,26 +16,25 @@ constexpr std::string_view kRaisedMarker = "\x01polyproc-raised";
 constexpr std::string_view kTokenMarker = "\x01polyproc-token";
 constexpr std::string_view kTokenClass = "multiprocessing.managers.Token";
 
-// `called`: the last class the pickle called other than Token (an '#ERROR' reply's exception).
 // A polyproc.Proxy, made by `make_proxy` when there is one.
 Object proxy_instance(const ProxyMaker& make_proxy, const Object& args) {
-    if (make_proxy) return make_proxy(args);
-    return Object::instance(std::string(kProxyModule), std::string(kProxyClass), args);
+    return make_proxy ? make_proxy(args) : proxy_object(args);
 }
 // An mp::Object of a Serializable type (polyproc.Native): a plain instance; None for any other class.
-Object polyproc_instance(const std::string& qualified, const Object& args) {
+Object native_instance(const std::string& qualified, const Object& args) {
     if (qualified != "polyproc.Native") return {};
     return Object::instance("polyproc", "Native", args);
 }
 bool is_proxy_class(const std::string& qualified) {
     return qualified.size() == kProxyModule.size() + 1 + kProxyClass.size() && qualified.starts_with(kProxyModule) &&
-           qualified.ends_with(kProxyClass) && qualified[kProxyModule.size()] == '.';
+           qualified[kProxyModule.size()] == '.' && qualified.ends_with(kProxyClass);
 }
 
+// `called`: the last class the pickle called other than Token (an '#ERROR' reply's exception).
 Object read_reply_object(std::string_view bytes, std::string& called, const ProxyMaker& make_proxy) {
     return pickle_loads_with(bytes, [&](const std::string& qualified, const Object& args) {
         if (is_proxy_class(qualified)) return proxy_instance(make_proxy, args);
-        if (Object own = polyproc_instance(qualified, args); !own.is_none()) return own;
+        if (Object own = native_instance(qualified, args); !own.is_none()) return own;
         if (qualified == kTokenClass) return Object::tuple({Object(kTokenMarker)});
         if (qualified.ends_with(".__setstate__")) {
             if (qualified.substr(0, qualified.size() - 13) != kTokenClass || args.size() != 2)
@@ -63,12 +62,11 @@ std::string encode_request(const Object& ident, std::string_view method, const O
 
 Request decode_request(std::string_view bytes, const ProxyMaker& make_proxy) {
     const Object message = pickle_loads_with(bytes, [&](const std::string& qualified, const Object& args) {
-        if (Object own = polyproc_instance(qualified, args); !own.is_none() && !is_proxy_class(qualified)) return own;
-        if (!is_proxy_class(qualified))
-            throw UnpicklingError("a manager request refers to " + qualified +
-                                  ", which polyproc does not know (mp::Object holds None, bool, int, float, str, "
-                                  "bytes, tuple, list, dict, set and manager proxies)");
-        return proxy_instance(make_proxy, args);
+        if (is_proxy_class(qualified)) return proxy_instance(make_proxy, args);
+        if (Object own = native_instance(qualified, args); !own.is_none()) return own;
+        throw UnpicklingError("a manager request refers to " + qualified +
+                              ", which polyproc does not know (mp::Object holds None, bool, int, float, str, "
+                              "bytes, tuple, list, dict, set and manager proxies)");
     });
     if (message.type() != Object::Type::tuple)
         throw ProtocolError(std::string("TypeError: cannot unpack non-iterable ") + message.type_name() + " object");
@@ -95,6 +93,10 @@ std::string encode_return(const Object& value) { return pickle_dumps(Object::tup
 
 std::string encode_error(const RaisedError& error) {
     return pickle_dumps_pair_with_call("#ERROR", error.module, error.name, error.args);
+}
+
+Object proxy_object(const Object& args, std::shared_ptr<const ObjectAttachment> attachment) {
+    return Object::instance(std::string(kProxyModule), std::string(kProxyClass), args, std::move(attachment));
 }
 
 Object address_object(const Address& address) {

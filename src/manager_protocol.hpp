@@ -54,6 +54,9 @@ public:
 // reach it with); without a maker it reads as a bare instance.
 inline constexpr std::string_view kProxyModule = "polyproc", kProxyClass = "Proxy";
 using ProxyMaker = std::function<Object(const Object& args)>;
+// The instance polyproc.Proxy(*args), carrying `attachment`; and whether an Object is one.
+Object proxy_object(const Object& args, std::shared_ptr<const ObjectAttachment> attachment = {});
+inline bool is_proxy_object(const Object& o) { return o.is_instance_of(kProxyModule, kProxyClass); }
 
 std::string encode_request(const Object& ident, std::string_view method, const Object& args = Object::tuple(),
                            const Object& kwds = Object::dict());

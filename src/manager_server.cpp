@@ -52,6 +52,7 @@ Object exposed_methods(const std::string& type_id, const Registry& registry) {
 Server::Server(Listener listener, std::string authkey, Registry registry)
     : listener_(std::move(listener)),
       address_(listener_.address()),
+      address_object_(address_object(address_)),
       authkey_(std::move(authkey)),
       registry_(std::move(registry)) {
     link_->server.store(this);
@@ -248,8 +249,8 @@ void Server::serve_channel(Connection& conn, Mailbox* mailbox, const std::string
                                                                             registry_);
                             const std::string type_id = made->type_id;
                             const std::string made_ident = add(std::move(made), session);
-                            reply = encode_proxy_reply(exposed_methods(type_id, registry_), type_id,
-                                                       address_object(address_), made_ident);
+                            reply = encode_proxy_reply(exposed_methods(type_id, registry_), type_id, address_object_,
+                                                       made_ident);
                         } else
                             reply = encode_return(
                                 referent->native->call(request.method, request.args, request.kwds, caller));
@@ -332,8 +333,8 @@ Object Server::create(const Object& args, const Object& kwds, const std::string&
     const Object ctor = Object::tuple(std::move(ctor_args));
     if (const auto it = registry_.find(type_id); it != registry_.end()) {
         referent->native = make_registered_referent(*it->second, it->second->create(ctor, kwds));
-    } else if (type_id == "Condition" && ctor.size() == 1 && ctor[0].type() == Object::Type::instance &&
-               ctor[0].instance_name() == kProxyClass && ctor[0].instance_args().size() == 3) {
+    } else if (type_id == "Condition" && ctor.size() == 1 && is_proxy_object(ctor[0]) &&
+               ctor[0].instance_args().size() == 3) {
         // Condition(lock): the lock must be an object of this server, which hold_proxy() holds (a
         // proxy to another manager's object reads as a bare instance, without an attachment).
         const Object& lock_ident = ctor[0].instance_args()[2];
@@ -418,21 +419,19 @@ private:
 }  // namespace
 
 Object Server::hold_proxy(const Object& args) {
-    const auto bare = [&] { return Object::instance(std::string(kProxyModule), std::string(kProxyClass), args); };
     if (args.size() != 3 || args[0].type() != Object::Type::str || args[2].type() != Object::Type::str ||
-        args[1] != address_object(address_))
-        return bare();
+        args[1] != address_object_)
+        return proxy_object(args);
     const std::string ident = args[2].as_str();
     try {
         incref(ident, "");
     } catch (const KeyError&) {
-        return bare();  // gone already: a proxy that fails when it is used
+        return proxy_object(args);  // gone already: a proxy that fails when it is used
     }
     auto release = [link = link_, ident] {
         if (Server* server = link->server.load()) server->release_hold(ident);
     };
-    return Object::instance(std::string(kProxyModule), std::string(kProxyClass), args,
-                            std::make_shared<HeldProxy>(std::move(release)));
+    return proxy_object(args, std::make_shared<HeldProxy>(std::move(release)));
 }
 
 // Releasing one reference may free a referent whose value holds more proxies, and so on down a

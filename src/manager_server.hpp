@@ -143,6 +143,7 @@ private:
 
     Listener listener_;
     Address address_;
+    const Object address_object_;  // as a Token and a polyproc.Proxy carry it
     std::string authkey_;
     const Registry registry_;
     int wake_read_ = -1, wake_write_ = -1;  // a pipe that stop() writes to

@@ -285,13 +285,16 @@ const std::shared_ptr<const ObjectAttachment>& Object::instance_attachment() con
     return body().instance().attachment;
 }
 
+bool Object::is_instance_of(std::string_view module, std::string_view name) const noexcept {
+    return type_ == Type::instance && body().instance().module == module && body().instance().name == name;
+}
+
 Object detail::native_object(std::string_view type_name, std::vector<std::byte> bytes) {
     return Object::instance("polyproc", "Native", Object::tuple({Object(type_name), Object(Bytes(std::span(bytes)))}));
 }
 
 std::span<const std::byte> detail::native_bytes(const Object& o, std::string_view wanted_type_name) {
-    const bool native = o.type() == Object::Type::instance && o.instance_module() == "polyproc" &&
-                        o.instance_name() == "Native" && o.instance_args().size() == 2 &&
+    const bool native = o.is_instance_of("polyproc", "Native") && o.instance_args().size() == 2 &&
                         o.instance_args()[1].type() == Object::Type::bytes;
     if (!native) detail::throw_object_type_error(o, ("a " + std::string(wanted_type_name)).c_str());
     const std::string_view bytes = o.instance_args()[1].as_bytes().view();

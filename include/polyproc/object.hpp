@@ -291,6 +291,8 @@ public:
     const std::string& instance_name() const;
     const Object& instance_args() const;
     const std::shared_ptr<const ObjectAttachment>& instance_attachment() const;
+    // An instance of class module.name (false for every other type).
+    bool is_instance_of(std::string_view module, std::string_view name) const noexcept;
 
     // The elements of a tuple or list, without copying them; mp::TypeError for other types.
     std::span<const Object> items_view() const;
