@@ -2,7 +2,6 @@
 #include "manager_mailbox.hpp"
 
 #include <fcntl.h>
-#include <poll.h>
 
 #include <atomic>
 #include <cstring>
@@ -19,11 +18,6 @@ constexpr Mailbox::Side other(Mailbox::Side side) {
     return side == Mailbox::Side::client ? Mailbox::Side::server : Mailbox::Side::client;
 }
 constexpr auto kLookForAGonePeer = std::chrono::milliseconds(100);
-
-bool peer_gone(const Connection& socket) {
-    pollfd p{socket.fileno(), POLLRDHUP, 0};
-    return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
-}
 }  // namespace
 
 Mailbox::Mailbox(std::shared_ptr<void> mapping)
@@ -87,7 +81,7 @@ std::vector<std::byte> Mailbox::recv(Side side, Connection& socket, std::size_t 
     os::WaitStyle style;
     style.sleep_while = expected;
     while (!os::futex_wait_until(s.sent[mine], s.sleepers[mine], arrived, Deadline(Timeout(kLookForAGonePeer)), style))
-        if (peer_gone(socket)) throw EOFError("the manager channel's peer went away");
+        if (os::peer_hung_up(socket.fileno())) throw EOFError("the manager channel's peer went away");
     if (interrupted_->load()) throw EOFError("the manager channel was closed");
     ++received_;
     const std::uint32_t length = std::atomic_ref(s.length).load(std::memory_order_relaxed);

@@ -7,7 +7,6 @@
 // polyproc's addition: a lock, or semaphore units, held by a session whose connections have all
 // closed (a dead client process) are given back, and the next acquirer is told with
 // OwnerDiedError, as mp::Lock does (CPython's manager would keep them held forever).
-#include <poll.h>
 
 #include <chrono>
 #include <cmath>
@@ -17,6 +16,7 @@
 #include <unordered_map>
 
 #include "manager_server.hpp"
+#include "os.hpp"
 
 namespace polyproc::detail::manager {
 
@@ -24,12 +24,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr auto kWatchSlice = std::chrono::milliseconds(100);
-
-bool peer_gone(int fd) {
-    if (fd < 0) return false;
-    pollfd p{fd, POLLRDHUP, 0};
-    return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
-}
 
 // An optional timeout in seconds (None: forever), as Python's methods take it: a lock's
 // acquire(timeout=-1) blocks forever and any other negative value is a ValueError; a queue's
@@ -61,7 +55,7 @@ bool wait_until(std::unique_lock<std::mutex>& lock, std::condition_variable& cv,
             until = std::min(until, *deadline);
         }
         cv.wait_until(lock, until);
-        if (!ready() && peer_gone(caller.fd)) throw PeerGone();
+        if (!ready() && os::peer_hung_up(caller.fd)) throw PeerGone();
     }
     return true;
 }
@@ -93,15 +87,44 @@ std::int64_t session_pid(const std::string& session) {
                       "'> object is not exposed");
 }
 
-// A Condition's notify(n) or notify_all(): the oldest waits' tickets taken off `waiting`, so that
-// those waiters see they were notified (the condition's own mutex held).
-void notify_waiters(const std::string& m, const Object& args, const Object& kwds, std::deque<std::uint64_t>& waiting,
-                    std::condition_variable& cv) {
-    std::int64_t n =
-        m == "notify_all" ? static_cast<std::int64_t>(waiting.size()) : arg_or(args, kwds, 0, "n", 1).as_int();
-    while (n-- > 0 && !waiting.empty()) waiting.pop_front();
-    cv.notify_all();
-}
+// A Condition's waits not yet notified, oldest first, as tickets: notify(n) takes the n oldest
+// off, and a waiter whose ticket is gone was notified. Used under the condition's own mutex.
+class Waiters {
+public:
+    std::uint64_t enter() {
+        tickets_.push_back(++next_);
+        return next_;
+    }
+    void leave(std::uint64_t ticket) { std::erase(tickets_, ticket); }
+    // Waits for `ticket` to be notified: false at the deadline; PeerGone when the caller's client
+    // hangs up. Either way the ticket is gone afterwards.
+    bool wait(std::unique_lock<std::mutex>& lock, std::uint64_t ticket, std::optional<Clock::time_point> deadline,
+              const Caller& caller) {
+        const auto notified = [&] { return std::find(tickets_.begin(), tickets_.end(), ticket) == tickets_.end(); };
+        bool woken = false;
+        try {
+            woken = wait_until(lock, cv_, deadline, caller, notified);
+        } catch (...) {
+            leave(ticket);
+            throw;
+        }
+        if (!woken) leave(ticket);
+        return woken;
+    }
+    // notify(n) or notify_all() (`m`), with the call's arguments.
+    void notify(const std::string& m, const Object& args, const Object& kwds) {
+        std::int64_t n =
+            m == "notify_all" ? static_cast<std::int64_t>(tickets_.size()) : arg_or(args, kwds, 0, "n", 1).as_int();
+        while (n-- > 0 && !tickets_.empty()) tickets_.pop_front();
+        cv_.notify_all();
+    }
+    std::size_t size() const { return tickets_.size(); }
+
+private:
+    std::deque<std::uint64_t> tickets_;
+    std::uint64_t next_ = 0;
+    std::condition_variable cv_;
+};
 
 // Lock, RLock, Semaphore and BoundedSemaphore: a count of free units, and who holds them.
 class Acquirer final : public NativeReferent {
@@ -273,8 +296,9 @@ private:
     std::int64_t died_pid_ = 0;                            // a dead holder's, for the next acquirer
 };
 
-// threading.Condition with its own RLock (Condition(lock) is ConditionOnLock, below). wait() releases the lock however deep it is held,
-// waits for a notify, takes the lock back and restores the depth.
+// threading.Condition with its own RLock (Condition(lock) is ConditionOnLock, below). wait()
+// releases the lock however deep it is held, waits for a notify, takes the lock back and restores
+// the depth.
 class Condition final : public NativeReferent {
 public:
     Object call(const std::string& m, const Object& args, const Object& kwds, const Caller& caller) override {
@@ -302,19 +326,10 @@ public:
             if (owner_ != caller.channel || depth_ == 0) throw RuntimeError("cannot wait on un-acquired lock");
             const auto deadline = deadline_from(arg_or(args, kwds, 0, "timeout", Object()), Negative::event);
             const std::int64_t depth = depth_;
-            const std::uint64_t ticket = ++next_ticket_;
-            waiting_.push_back(ticket);
+            const std::uint64_t ticket = waiters_.enter();
             depth_ = 0;
             give_back();
-            const auto notified = [&] { return std::find(waiting_.begin(), waiting_.end(), ticket) == waiting_.end(); };
-            bool woken = false;
-            try {
-                woken = wait_until(lock, notify_, deadline, caller, notified);
-            } catch (...) {
-                std::erase(waiting_, ticket);
-                throw;
-            }
-            if (!woken) std::erase(waiting_, ticket);
+            const bool woken = waiters_.wait(lock, ticket, deadline, caller);
             // The lock back, however long it takes (Python's wait() always returns holding it).
             wait_until(lock, lock_free_, std::nullopt, caller, [&] { return depth_ == 0; });
             take(caller, depth);
@@ -322,7 +337,7 @@ public:
         }
         if (m == "notify" || m == "notify_all") {
             if (owner_ != caller.channel || depth_ == 0) throw RuntimeError("cannot notify on un-acquired lock");
-            notify_waiters(m, args, kwds, waiting_, notify_);
+            waiters_.notify(m, args, kwds);
             return {};
         }
         unknown("threading.Condition", m);
@@ -332,7 +347,7 @@ public:
         std::lock_guard lock(mu_);
         return "<Condition(<" + std::string(depth_ ? "locked" : "unlocked") +
                " _thread.RLock object owner=" + std::to_string(owner_) + " count=" + std::to_string(depth_) + ">, " +
-               std::to_string(waiting_.size()) + ")>";
+               std::to_string(waiters_.size()) + ")>";
     }
 
     // A dead holder's lock is freed (its waits ended with its connections).
@@ -357,12 +372,11 @@ private:
     }
 
     mutable std::mutex mu_;
-    std::condition_variable lock_free_, notify_;
+    std::condition_variable lock_free_;
     std::uint64_t owner_ = 0;
     std::string holder_session_;
     std::int64_t depth_ = 0;
-    std::deque<std::uint64_t> waiting_;  // the tickets of waits not yet notified, oldest first
-    std::uint64_t next_ticket_ = 0;
+    Waiters waiters_;
 };
 
 // threading.Barrier(parties, action=None, timeout=None) without an action (a callable cannot
@@ -563,30 +577,20 @@ public:
             std::uint64_t ticket;
             {
                 std::lock_guard lock(mu_);
-                ticket = ++next_ticket_;
-                waiting_.push_back(ticket);
+                ticket = waiters_.enter();
             }
             std::int64_t saved = 0;
             try {
                 saved = lock_.release_save(caller);  // a plain Lock released meanwhile by someone else
             } catch (...) {
                 std::lock_guard lock(mu_);
-                std::erase(waiting_, ticket);
+                waiters_.leave(ticket);
                 throw;
             }
             bool woken = false;
             {
                 std::unique_lock lock(mu_);
-                const auto notified = [&] {
-                    return std::find(waiting_.begin(), waiting_.end(), ticket) == waiting_.end();
-                };
-                try {
-                    woken = wait_until(lock, notify_, deadline, caller, notified);
-                } catch (...) {
-                    std::erase(waiting_, ticket);
-                    throw;  // the client is gone: nobody to give the lock back to
-                }
-                if (!woken) std::erase(waiting_, ticket);
+                woken = waiters_.wait(lock, ticket, deadline, caller);  // PeerGone: nobody to give the lock back to
             }
             lock_.acquire_restore(saved, caller);  // not under mu_: a notifier holds the lock and wants mu_
             return woken;
@@ -594,7 +598,7 @@ public:
         if (m == "notify" || m == "notify_all") {
             if (!lock_.is_owned(caller)) throw RuntimeError("cannot notify on un-acquired lock");
             std::lock_guard lock(mu_);
-            notify_waiters(m, args, kwds, waiting_, notify_);
+            waiters_.notify(m, args, kwds);
             return {};
         }
         unknown("threading.Condition", m);
@@ -602,7 +606,7 @@ public:
 
     std::string repr() const override {
         std::lock_guard lock(mu_);
-        return "<Condition(" + lock_.repr() + ", " + std::to_string(waiting_.size()) + ")>";
+        return "<Condition(" + lock_.repr() + ", " + std::to_string(waiters_.size()) + ")>";
     }
 
 private:
@@ -610,9 +614,7 @@ private:
     Object held_;  // and the server's reference to it
     Acquirer& lock_;
     mutable std::mutex mu_;
-    std::condition_variable notify_;
-    std::deque<std::uint64_t> waiting_;
-    std::uint64_t next_ticket_ = 0;
+    Waiters waiters_;
 };
 
 }  // namespace

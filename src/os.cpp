@@ -124,6 +124,12 @@ bool is_socket(int fd) {
 
 bool is_valid_fd(int fd) { return fd >= 0 && ::fcntl(fd, F_GETFD) != -1; }
 
+bool peer_hung_up(int fd) noexcept {
+    if (fd < 0) return false;
+    pollfd p{fd, POLLRDHUP, 0};
+    return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
+}
+
 bool poll_readable_now(int fd) {
     pollfd p{fd, POLLIN, 0};
     int r = check("poll", [&] { return ::poll(&p, 1, 0); });

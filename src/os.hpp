@@ -79,6 +79,9 @@ int poll_until(std::span<pollfd> fds, const detail::Deadline& deadline, const ch
 // Waits until fd is readable (data, EOF or error). false on timeout.
 bool wait_readable(int fd, detail::Deadline deadline);
 bool poll_readable_now(int fd);
+// Whether the peer of socket fd has hung up (POLLRDHUP, HUP or an error), without waiting; false
+// for fd -1. For a thread that waits on something else but must not outlive its client.
+bool peer_hung_up(int fd) noexcept;
 
 // Reads exactly buf.size() bytes. Returns the count read before EOF (== size on success).
 size_t read_full(int fd, std::span<std::byte> buf);
