@@ -66,6 +66,12 @@ Registry resolve(const std::vector<std::pair<std::string, std::uint64_t>>& regis
     return registry;
 }
 
+// What start() and get_server() say, as Python's, when the manager is past its initial state.
+void require_initial(State state) {
+    if (state == State::started || state == State::connected) throw ProcessError("Already started server");
+    if (state == State::shut_down) throw ProcessError("Manager has shut down");
+}
+
 // The server process's body (CPython's BaseManager._run_server): bind, say where, serve until
 // told to stop (a 'shutdown' request or SIGTERM) or until the process that started the manager
 // is gone.
@@ -119,9 +125,7 @@ BaseManager::~BaseManager() {
 }
 
 void BaseManager::start() {
-    if (state_->state == State::started || state_->state == State::connected)
-        throw ProcessError("Already started server");
-    if (state_->state == State::shut_down) throw ProcessError("Manager has shut down");
+    detail::manager::require_initial(state_->state);
     auto [reader, writer] = Pipe(false);
     const std::string path = state_->address ? std::get<std::string>(*state_->address) : std::string();
     Process server(&detail::manager::run_server, std::move(writer), state_->authkey, path, static_cast<int>(::getpid()),
@@ -166,9 +170,7 @@ const Address& Server::address() const {
 }
 
 Server BaseManager::get_server() {
-    if (state_->state == State::started || state_->state == State::connected)
-        throw ProcessError("Already started server");
-    if (state_->state == State::shut_down) throw ProcessError("Manager has shut down");
+    detail::manager::require_initial(state_->state);
     auto server = std::make_unique<detail::manager::Server>(Listener(state_->address, 128), state_->authkey,
                                                             detail::manager::resolve(state_->registrations));
     state_->address = server->address();

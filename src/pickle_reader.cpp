@@ -198,9 +198,12 @@ private:
     }
     // What the reducer makes of `called`(*args), remembered as an instance of `cls` for a BUILD.
     void push_reduced(const std::string& called, const std::string& cls, std::uint32_t args) {
-        Object made = (*reducer_)(called, build(args, 0));
+        push_made((*reducer_)(called, build(args, 0)), args, cls);
+    }
+    // A value made from the values of node `args`: one level above them; `cls` for a BUILD.
+    void push_made(Object made, std::uint32_t args, std::string cls = {}) {
         Node node{Node::value, std::move(made)};
-        node.global_name = cls;
+        node.global_name = std::move(cls);
         node.height = nodes_[args].height + 1;
         node.expanded = nodes_[args].expanded + 1;
         stack_.push_back(add(std::move(node)));
@@ -239,11 +242,7 @@ private:
         }
         if (is_polyproc(name)) {  // polyproc's own class (a manager proxy): an instance Object
             const auto dot = name.rfind('.');
-            Object made = Object::instance(name.substr(0, dot), name.substr(dot + 1), build(args, 0));
-            Node node{Node::value, std::move(made)};
-            node.height = nodes_[args].height + 1;
-            node.expanded = nodes_[args].expanded + 1;
-            stack_.push_back(add(std::move(node)));
+            push_made(Object::instance(name.substr(0, dot), name.substr(dot + 1), build(args, 0)), args);
             return;
         }
         const auto base = name.substr(name.find('.') + 1);

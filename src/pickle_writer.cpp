@@ -28,10 +28,7 @@ public:
                                       const Object& args) {
         begin();
         save(first);
-        save_text(module, false);
-        save_text(name, false);
-        op(STACK_GLOBAL);
-        op(MEMOIZE);
+        save_global(module, name);
         save(args);
         op(REDUCE);
         op(MEMOIZE);
@@ -47,10 +44,7 @@ public:
         begin();
         save(first);
         save(second);
-        save_text(module, false);
-        save_text(name, false);
-        op(STACK_GLOBAL);
-        op(MEMOIZE);
+        save_global(module, name);
         op(EMPTY_TUPLE);
         op(NEWOBJ);
         op(MEMOIZE);
@@ -77,6 +71,13 @@ private:
     }
 
     void op(Opcode o) { out_.push_back(static_cast<char>(o)); }
+    // module.name as protocol 4 names a class: two strs, STACK_GLOBAL, memoized.
+    void save_global(std::string_view module, std::string_view name) {
+        save_text(module, false);
+        save_text(name, false);
+        op(STACK_GLOBAL);
+        op(MEMOIZE);
+    }
     template <class T>
     void little_endian(T v) {
         for (std::size_t i = 0; i < sizeof(T); ++i)
@@ -225,10 +226,7 @@ private:
                 return;
             }
             case Object::Type::instance:  // module.name(*args), as Python's __reduce__ gives it
-                save_text(value.instance_module(), false);
-                save_text(value.instance_name(), false);
-                op(STACK_GLOBAL);
-                op(MEMOIZE);
+                save_global(value.instance_module(), value.instance_name());
                 save(value.instance_args());
                 op(REDUCE);
                 op(MEMOIZE);

@@ -578,8 +578,8 @@ template <detail::manager::FixedName TypeId, auto Factory, class... Methods>
 struct Registration {
     static constexpr std::string_view type_id = TypeId.view();
     static constexpr auto factory = Factory;
-    using type =
-        detail::manager::held_t<typename detail::manager::FactoryTraits<std::remove_cv_t<decltype(Factory)>>::result>;
+    using factory_traits = detail::manager::FactoryTraits<decltype(Factory)>;
+    using type = detail::manager::held_t<typename factory_traits::result>;
     using methods = std::tuple<Methods...>;
     static_assert(!type_id.empty(), "mp::Registration: the typeid must not be empty");
     static_assert((std::is_base_of_v<typename Methods::Traits::owner, type> && ...),
@@ -741,9 +741,8 @@ public:
     // compile); the server must know Reg (register_<Reg>() before start(), or the server's own).
     template <class Reg, class Proxy = AutoProxy<Reg>, class... Args>
     Proxy create(Args&&... args) {
-        const Object packed = detail::manager::pack_arguments<
-            typename detail::manager::FactoryTraits<std::remove_cv_t<decltype(Reg::factory)>>::params>(
-            std::forward<Args>(args)...);
+        const Object packed =
+            detail::manager::pack_arguments<typename Reg::factory_traits::params>(std::forward<Args>(args)...);
         return Proxy(create(std::string(Reg::type_id), packed));
     }
     std::size_t number_of_objects() const;  // Python's _number_of_objects()

@@ -9,7 +9,6 @@
 
 #include <cstddef>
 #include <memory>
-#include <ranges>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -144,7 +143,7 @@ typename Tr::params checked_args(std::string_view method, const Object& args, co
 // self.*member(args converted to its parameters).
 template <class M, class T>
 decltype(auto) run_method(T& self, std::string_view method, const Object& args, const Object& kwds) {
-    using Tr = MemberTraits<std::remove_cv_t<decltype(M::member)>>;
+    using Tr = typename M::Traits;
     auto params = checked_args<Tr>(method, args, kwds);
     return std::apply([&](auto&... p) -> decltype(auto) { return (self.*M::member)(std::move(p)...); }, params);
 }
@@ -192,7 +191,7 @@ struct RegisteredOps {
         }(std::make_index_sequence<kCount>());
     }
     static std::shared_ptr<void> create(const Object& args, const Object& kwds) {
-        using Tr = FactoryTraits<std::remove_cv_t<decltype(Reg::factory)>>;
+        using Tr = typename Reg::factory_traits;
         auto params = checked_args<Tr>(Reg::type_id, args, kwds);
         return hold<T>(std::apply([](auto&... p) { return Reg::factory(std::move(p)...); }, params));
     }
@@ -204,7 +203,7 @@ struct RegisteredOps {
     static Object call(void* self, std::string_view method, const Object& args, const Object& kwds) {
         Object result;
         const bool found = with_method(method, [&]<class M>() {
-            using R = typename MemberTraits<std::remove_cv_t<decltype(M::member)>>::result;
+            using R = typename M::Traits::result;
             T& object = *static_cast<T*>(self);
             if constexpr (M::result_type_id == "Iterator") {
                 result = list_of_range(run_method<M>(object, method, args, kwds));
@@ -225,7 +224,7 @@ struct RegisteredOps {
         std::pair<std::shared_ptr<void>, const std::type_info*> held{};
         const bool found = with_method(method, [&]<class M>() {
             if constexpr (!M::result_type_id.empty() && M::result_type_id != "Iterator") {
-                using R = typename MemberTraits<std::remove_cv_t<decltype(M::member)>>::result;
+                using R = typename M::Traits::result;
                 using Held = held_t<R>;
                 held = {hold<Held>(run_method<M>(*static_cast<T*>(self), method, args, kwds)), &typeid(Held)};
             }
@@ -234,15 +233,12 @@ struct RegisteredOps {
         return held;
     }
     static std::string str(const void* self) {
-        if constexpr (Streamable<T>) {
-            std::ostringstream out;
+        std::ostringstream out;
+        if constexpr (Streamable<T>)
             out << *static_cast<const T*>(self);
-            return out.str();
-        } else {
-            std::ostringstream out;
+        else
             out << "<" << type_name<T>() << " object at " << self << ">";
-            return out.str();
-        }
+        return out.str();
     }
     static Object value(const void* self) {
         if constexpr (ObjectConvertible<T>)
