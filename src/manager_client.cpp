@@ -330,7 +330,7 @@ Reply call(const ProxyRef& ref, const std::string& method, const Object& args, c
     ref.ensure_counted();
     Channel& channel = channel_for(ref.address, ref.address_text, ref.authkey);
     return channel.exchange(
-        ref.address, encode_request(Object(ref.ident), method, args, kwds),
+        ref.address, encode_request(Object(ref.ident), method, args, kwds, Encoding::compact),
         [&ref](const Object& proxy_args) { return proxy_object(proxy_args, std::make_shared<ProxyKey>(ref.authkey)); });
 }
 // The object a '#PROXY' reply names, counted on this process's session (the channel's).

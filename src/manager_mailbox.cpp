@@ -50,9 +50,9 @@ Mailbox Mailbox::attach(FileDescriptor memfd) {
 
 void Mailbox::interrupt() noexcept {
     interrupted_->store(true);
-    for (std::uint32_t& word : shared_->sent) {
+    for (Shared::Direction& way : shared_->to) {
         try {
-            os::futex_wake(&word, std::numeric_limits<int>::max());
+            os::futex_wake(&way.sent, std::numeric_limits<int>::max());
         } catch (...) {  // a sleeper then notices within its 100 ms slice
         }
     }
@@ -61,37 +61,44 @@ void Mailbox::interrupt() noexcept {
 void Mailbox::send(Side side, Connection& socket, std::string_view message) {
     Shared& s = *shared_;
     const std::size_t peer = to(other(side));
-    const bool fits = message.size() <= kCapacity;
-    if (fits) std::memcpy(s.data, message.data(), message.size());
-    std::atomic_ref(s.length).store(fits ? static_cast<std::uint32_t>(message.size()) : Shared::kOnSocket,
-                                    std::memory_order_relaxed);
-    std::atomic_ref(s.sent[peer]).fetch_add(1, std::memory_order_seq_cst);  // publishes data and length
-    os::futex_wake_sleepers(s.sent[peer], s.sleepers[peer], 1, os::Wake::word_changed);
+    Shared::Direction& way = s.to[peer];
+    std::uint32_t length = Shared::kOnSocket;
+    if (message.size() <= Shared::kInline) {
+        std::memcpy(way.short_data, message.data(), message.size());
+        length = static_cast<std::uint32_t>(message.size());
+    } else if (message.size() <= kCapacity) {
+        std::memcpy(s.data, message.data(), message.size());
+        length = static_cast<std::uint32_t>(message.size());
+    }
+    std::atomic_ref(way.length).store(length, std::memory_order_relaxed);
+    std::atomic_ref(way.sent).fetch_add(1, std::memory_order_seq_cst);  // publishes the message and length
+    os::futex_wake_sleepers(way.sent, s.sleepers[peer], 1, os::Wake::word_changed);
     // After the word: a message larger than the socket's buffer is written while the peer reads it.
-    if (!fits) socket.send_bytes(message);
+    if (length == Shared::kOnSocket) socket.send_bytes(message);
 }
 
 std::vector<std::byte> Mailbox::recv(Side side, Connection& socket, std::size_t max_bytes) {
     Shared& s = *shared_;
     const std::size_t mine = to(side);
+    Shared::Direction& way = s.to[mine];
     const std::uint32_t expected = received_;
     const auto arrived = [&] {
-        return std::atomic_ref(s.sent[mine]).load(std::memory_order_acquire) != expected || interrupted_->load();
+        return std::atomic_ref(way.sent).load(std::memory_order_acquire) != expected || interrupted_->load();
     };
     os::WaitStyle style;
     style.sleep_while = expected;
-    while (!os::futex_wait_until(s.sent[mine], s.sleepers[mine], arrived, Deadline(Timeout(kLookForAGonePeer)), style))
+    while (!os::futex_wait_until(way.sent, s.sleepers[mine], arrived, Deadline(Timeout(kLookForAGonePeer)), style))
         if (os::peer_hung_up(socket.fileno())) throw EOFError("the manager channel's peer went away");
     if (interrupted_->load()) throw EOFError("the manager channel was closed");
     ++received_;
-    const std::uint32_t length = std::atomic_ref(s.length).load(std::memory_order_relaxed);
+    const std::uint32_t length = std::atomic_ref(way.length).load(std::memory_order_relaxed);
     if (length == Shared::kOnSocket) return socket.recv_bytes(max_bytes);
     if (length > kCapacity || length > max_bytes)
         throw std::runtime_error("a manager mailbox message of " + std::to_string(length) + " bytes (at most " +
                                  std::to_string(std::min(kCapacity, max_bytes)) + ")");
-    std::vector<std::byte> message(length);  // a copy: what is read next can no longer change under it
-    std::memcpy(message.data(), s.data, length);
-    return message;
+    // A copy: what is read next can no longer change under it.
+    const std::byte* from = length <= Shared::kInline ? way.short_data : s.data;
+    return std::vector<std::byte>(from, from + length);
 }
 
 }  // namespace polyproc::detail::manager

@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include "manager_compact.hpp"
 #include "pickle.hpp"
 
 namespace polyproc::detail::manager {
@@ -56,11 +57,15 @@ std::string message_of(const Object& args) {
 
 }  // namespace
 
-std::string encode_request(const Object& ident, std::string_view method, const Object& args, const Object& kwds) {
+std::string encode_request(const Object& ident, std::string_view method, const Object& args, const Object& kwds,
+                           Encoding encoding) {
+    if (encoding == Encoding::compact)
+        if (auto bytes = compact::encode_request(ident, method, args, kwds)) return std::move(*bytes);
     return pickle_dumps(Object::tuple({ident, Object(method), args, kwds}));
 }
 
 Request decode_request(std::string_view bytes, const ProxyMaker& make_proxy) {
+    if (compact::is_request(bytes)) return compact::decode_request(bytes, make_proxy);
     const Object message = pickle_loads_with(bytes, [&](const std::string& qualified, const Object& args) {
         if (is_proxy_class(qualified)) return proxy_instance(make_proxy, args);
         if (Object own = native_instance(qualified, args); !own.is_none()) return own;
@@ -89,9 +94,15 @@ Request decode_request(std::string_view bytes, const ProxyMaker& make_proxy) {
     return r;
 }
 
-std::string encode_return(const Object& value) { return pickle_dumps(Object::tuple({"#RETURN", value})); }
+std::string encode_return(const Object& value, Encoding encoding) {
+    if (encoding == Encoding::compact)
+        if (auto bytes = compact::encode_return(value)) return std::move(*bytes);
+    return pickle_dumps(Object::tuple({"#RETURN", value}));
+}
 
-std::string encode_error(const RaisedError& error) {
+std::string encode_error(const RaisedError& error, Encoding encoding) {
+    if (encoding == Encoding::compact)
+        if (auto bytes = compact::encode_error(error)) return std::move(*bytes);
     return pickle_dumps_pair_with_call("#ERROR", error.module, error.name, error.args);
 }
 
@@ -106,16 +117,19 @@ Object address_object(const Address& address) {
 }
 
 std::string encode_proxy_reply(const Object& exposed, const std::string& type_id, const Object& address,
-                               const std::string& ident) {
+                               const std::string& ident, Encoding encoding) {
+    if (encoding == Encoding::compact) return compact::encode_proxy(type_id, ident);
     return pickle_dumps_pair_with_instance("#PROXY", exposed, "multiprocessing.managers", "Token",
                                            Object::tuple({Object(type_id), address, Object(ident)}));
 }
 
-std::string encode_traceback(std::string_view text) {
+std::string encode_traceback(std::string_view text, Encoding encoding) {
+    if (encoding == Encoding::compact) return compact::encode_traceback(text);
     return pickle_dumps(Object::tuple({"#TRACEBACK", Object(std::string(text))}));
 }
 
 Reply decode_reply(std::string_view bytes, const ProxyMaker& make_proxy) {
+    if (compact::is_reply(bytes)) return compact::decode_reply(bytes, make_proxy);
     std::string called;
     const Object message = read_reply_object(bytes, called, make_proxy);
     if (message.type() != Object::Type::tuple || message.size() != 2 || message[0].type() != Object::Type::str)

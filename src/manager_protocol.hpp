@@ -16,11 +16,17 @@
 
 namespace polyproc::detail::manager {
 
+// How a message is written: as CPython's pickles (what every peer reads), or in polyproc's compact
+// form (manager_compact.hpp), which a polyproc client uses on a mailbox channel. Readers take
+// either; the server answers in the request's.
+enum class Encoding : std::uint8_t { pickle, compact };
+
 struct Request {
     Object ident;  // None, or the object's id (a str)
     std::string method;
     Object args;  // a tuple
     Object kwds;  // a dict
+    Encoding encoding = Encoding::pickle;  // the request's, for its reply
 };
 
 // An exception as it travels in '#ERROR': its Python class and its args.
@@ -58,16 +64,19 @@ using ProxyMaker = std::function<Object(const Object& args)>;
 Object proxy_object(const Object& args, std::shared_ptr<const ObjectAttachment> attachment = {});
 inline bool is_proxy_object(const Object& o) { return o.is_instance_of(kProxyModule, kProxyClass); }
 
+// Encoders write `encoding` (a value the compact form does not carry is pickled); decoders read
+// either.
 std::string encode_request(const Object& ident, std::string_view method, const Object& args = Object::tuple(),
-                           const Object& kwds = Object::dict());
+                           const Object& kwds = Object::dict(), Encoding encoding = Encoding::pickle);
 Request decode_request(std::string_view bytes, const ProxyMaker& make_proxy = {});  // ProtocolError, UnpicklingError
 
-std::string encode_return(const Object& value);
-std::string encode_error(const RaisedError& error);
-std::string encode_traceback(std::string_view text);
-// ('#PROXY', (exposed, Token(type_id, address, ident))), as CPython's server sends it.
+std::string encode_return(const Object& value, Encoding encoding = Encoding::pickle);
+std::string encode_error(const RaisedError& error, Encoding encoding = Encoding::pickle);
+std::string encode_traceback(std::string_view text, Encoding encoding = Encoding::pickle);
+// ('#PROXY', (exposed, Token(type_id, address, ident))), as CPython's server sends it; the compact
+// form carries only the typeid and id (a proxy uses the address and methods it already knows).
 std::string encode_proxy_reply(const Object& exposed, const std::string& type_id, const Object& address,
-                               const std::string& ident);
+                               const std::string& ident, Encoding encoding = Encoding::pickle);
 Object address_object(const Address& address);  // as Python has it: a path, or (host, port)
 Reply decode_reply(std::string_view bytes, const ProxyMaker& make_proxy = {});  // ProtocolError, UnpicklingError
 

@@ -157,6 +157,8 @@ void Server::handle(Connection conn, Worker* self) {
         std::string reply;
         try {
             const Request request = decode_request(as_view(bytes), [this](const Object& a) { return hold_proxy(a); });
+            if (request.encoding == Encoding::compact)  // there is no mailbox yet
+                throw ProtocolError("ProtocolError: the compact encoding is for mailbox channels only");
             reply = server_function(request, conn, session, channel);
             wants_mailbox = channel && request.kwds.get("mailbox").truthy();
         } catch (const ProtocolError& e) {
@@ -220,10 +222,15 @@ void Server::serve_channel(Connection& conn, Mailbox* mailbox, const std::string
             send(encode_traceback(std::string("UnpicklingError: ") + e.what()));
             return;
         }
+        const Encoding encoding = request.encoding;  // the reply's
+        if (encoding == Encoding::compact && !mailbox) {
+            send(encode_traceback("ProtocolError: the compact encoding is for mailbox channels only"));
+            return;
+        }
         std::string reply;
         if (request.ident.is_none()) {
             if (request.method == "accept_connection") {
-                send(encode_traceback("RuntimeError: accept_connection on a channel that is one already"));
+                send(encode_traceback("RuntimeError: accept_connection on a channel that is one already", encoding));
                 return;
             }
             std::string own = session;
@@ -231,39 +238,41 @@ void Server::serve_channel(Connection& conn, Mailbox* mailbox, const std::string
             try {
                 reply = server_function(request, conn, own, again);
             } catch (const ProtocolError& e) {
-                reply = encode_traceback(e.what());
+                reply = encode_traceback(e.what(), encoding);
             }
             if (reply.empty()) return;  // shutdown answered it
         } else {
             const std::string& ident = request.ident.as_str();
             const auto referent = find(ident);
             if (!referent) {
-                reply = encode_traceback("KeyError: " + repr(request.ident) + " (no such object in this manager)");
+                reply = encode_traceback("KeyError: " + repr(request.ident) + " (no such object in this manager)",
+                                         encoding);
             } else {
                 try {
                     if (referent->native) {
                         if (request.method == "__repr__" || request.method == "__str__") {
-                            reply = encode_return(Object(referent->native->repr()));
+                            reply = encode_return(Object(referent->native->repr()), encoding);
                         } else if (const auto kept = referent->native->result_type_id(request.method); !kept.empty()) {
                             auto made = referent->native->call_for_referent(request.method, request.args, request.kwds,
                                                                             registry_);
                             const std::string type_id = made->type_id;
                             const std::string made_ident = add(std::move(made), session);
                             reply = encode_proxy_reply(exposed_methods(type_id, registry_), type_id, address_object_,
-                                                       made_ident);
+                                                       made_ident, encoding);
                         } else
                             reply = encode_return(
-                                referent->native->call(request.method, request.args, request.kwds, caller));
+                                referent->native->call(request.method, request.args, request.kwds, caller), encoding);
                     } else {
                         std::lock_guard lock(referent->mu);
-                        reply = encode_return(call_referent(*referent, request.method, request.args, request.kwds));
+                        reply = encode_return(call_referent(*referent, request.method, request.args, request.kwds),
+                                              encoding);
                     }
                 } catch (const PeerGone&) {
                     return;  // nobody to answer
                 } catch (const UnknownName& e) {
-                    reply = encode_traceback(e.what());
+                    reply = encode_traceback(e.what(), encoding);
                 } catch (...) {
-                    reply = encode_error(current_exception_as_raised());
+                    reply = encode_error(current_exception_as_raised(), encoding);
                 }
             }
         }
@@ -274,7 +283,8 @@ void Server::serve_channel(Connection& conn, Mailbox* mailbox, const std::string
 // One server function; the reply to send, or "" when it was sent already.
 std::string Server::server_function(const Request& r, Connection& conn, std::string& session, bool& channel) {
     const std::string& f = r.method;
-    if (f == "dummy") return encode_return(Object());
+    const Encoding e = r.encoding;
+    if (f == "dummy") return encode_return(Object(), e);
     if (f == "accept_connection") {
         // polyproc's clients name their session; Python's do not, and get CPython's refcounting.
         const Object key = r.kwds.get("session");
@@ -284,33 +294,33 @@ std::string Server::server_function(const Request& r, Connection& conn, std::str
             ++sessions_[session].channels;
         }
         channel = true;
-        return encode_return(Object());
+        return encode_return(Object(), e);
     }
     if (f == "create") {
         try {
-            return encode_return(create(r.args, r.kwds, session));
-        } catch (const UnknownName& e) {
-            return encode_traceback(e.what());
+            return encode_return(create(r.args, r.kwds, session), e);
+        } catch (const UnknownName& error) {
+            return encode_traceback(error.what(), e);
         } catch (...) {  // Raised, polyproc's errors, a user factory's: the constructor raised them
-            return encode_error(current_exception_as_raised());
+            return encode_error(current_exception_as_raised(), e);
         }
     }
     if (f == "incref" || f == "decref") {
         const std::string ident = ident_arg(r, f.c_str());
         try {
             f == "incref" ? incref(ident, session) : decref(ident, session);
-        } catch (const std::exception& e) {
-            return encode_traceback(e.what());
+        } catch (const std::exception& error) {
+            return encode_traceback(error.what(), e);
         }
-        return encode_return(Object());
+        return encode_return(Object(), e);
     }
-    if (f == "number_of_objects") return encode_return(static_cast<std::int64_t>(number_of_objects()));
+    if (f == "number_of_objects") return encode_return(static_cast<std::int64_t>(number_of_objects()), e);
     if (f == "debug_info") {
         std::lock_guard lock(table_mu_);
         std::string text;
         for (const auto& [ident, count] : refcounts_)
             text += "  " + ident + ": refcount=" + std::to_string(count) + "\n";
-        return encode_return(Object(text));
+        return encode_return(Object(text), e);
     }
     if (f == "shutdown") {
         // CPython answers twice: once itself, once from the generic handler (wire.md §4.3). Both
@@ -320,7 +330,7 @@ std::string Server::server_function(const Request& r, Connection& conn, std::str
         stop();
         return {};
     }
-    return encode_traceback("AssertionError: " + repr(Object(f)) + " unrecognized");
+    return encode_traceback("AssertionError: " + repr(Object(f)) + " unrecognized", e);
 }
 
 Object Server::create(const Object& args, const Object& kwds, const std::string& session) {

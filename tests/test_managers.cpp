@@ -1295,8 +1295,8 @@ TEST(ManagerServer, AClientThatScribblesOnItsMailboxLosesOnlyItsChannel) {
         auto mailbox = wire::Mailbox::attach(std::move(fd));
         // A length beyond the buffer, then the word that says a request is there.
         auto& layout = mailbox.layout();
-        std::atomic_ref(layout.length).store(std::uint32_t{1} << 30);
-        std::atomic_ref(layout.sent[1]).fetch_add(1);
+        std::atomic_ref(layout.to[1].length).store(std::uint32_t{1} << 30);
+        std::atomic_ref(layout.to[1].sent).fetch_add(1);
         EXPECT_TRUE(eventually([&] { return c.poll(std::chrono::milliseconds(10)); }));
         EXPECT_THROW(c.recv_bytes(), mp::EOFError) << "the server closed this channel";
     }
@@ -1310,10 +1310,25 @@ TEST(ManagerServer, AClientThatScribblesOnItsMailboxLosesOnlyItsChannel) {
         mailbox.send(wire::Mailbox::Side::client, c, wire::encode_request(mp::None, "create", Object::tuple({"dict"})));
         const auto reply = wire::decode_reply(view(mailbox.recv(wire::Mailbox::Side::client, c, 1 << 20)));
         EXPECT_EQ(reply.kind, "#RETURN");
+        // A compact request is answered in kind: what polyproc's own clients send on a mailbox.
+        mailbox.send(
+            wire::Mailbox::Side::client, c,
+            wire::encode_request(reply.value[0], "__len__", Object::tuple(), Object::dict(), wire::Encoding::compact));
+        const auto compact = view(mailbox.recv(wire::Mailbox::Side::client, c, 1 << 20));
+        EXPECT_EQ(compact.substr(0, 2), "Rr");
+        EXPECT_EQ(wire::decode_reply(compact).value, Object(0));
         mailbox.send(wire::Mailbox::Side::client, c, "garbage");
         EXPECT_EQ(wire::decode_reply(view(mailbox.recv(wire::Mailbox::Side::client, c, 1 << 20))).kind, "#TRACEBACK");
         EXPECT_THROW(mailbox.recv(wire::Mailbox::Side::client, c, 1 << 20), mp::EOFError)
             << "closed after garbage, and a sleeper on a mailbox notices";
+    }
+    {  // the compact encoding is for mailbox channels: a socket-only peer (Python's) never meets it
+        auto c = mp::Client(s.address(), std::string("secret"));
+        const auto reply = ask(c, wire::encode_request(mp::None, "accept_connection", Object::tuple({"z"}),
+                                                       Object::dict(), wire::Encoding::compact));
+        EXPECT_EQ(reply.kind, "#TRACEBACK");
+        EXPECT_NE(reply.value.as_str().find("mailbox channels only"), std::string::npos);
+        EXPECT_THROW(c.recv_bytes(), mp::EOFError);
     }
     EXPECT_TRUE(eventually([&] { return s.server().connections() == 0; }));
     EXPECT_TRUE(eventually([&] { return open_fds() == fds_before; })) << "the mailboxes' memfds are closed";
