@@ -21,8 +21,18 @@
 #include "names.hpp"
 #include "os.hpp"
 #include "polyproc/process.hpp"
+#include "remote_exception.hpp"
 
 namespace polyproc::detail::manager {
+
+void raise_pool_failure(const Object& failure) {
+    const std::string& kind = failure[0].as_str();
+    const auto text = [&](std::size_t i) { return failure[i].as_bytes().str(); };
+    const auto number = [&](std::size_t i) { return static_cast<int>(failure[i].as_int()); };
+    if (kind == "lost") throw WorkerLostError(number(1), number(2), text(3));
+    if (kind == "remote") throw RemoteError(text(1), text(2), number(3));
+    std::rethrow_exception(to_exception_ptr(RemoteException{text(1), text(2), number(3), number(4)}, 0));
+}
 
 namespace {
 

@@ -45,6 +45,14 @@ Object exposed_methods(const std::string& type_id, const Registry& registry) {
             names.emplace_back(n);
     } else if (type_id == "Iterator") {
         for (const char* n : {"__next__", "close"}) names.emplace_back(n);
+    } else if (type_id == "Pool") {
+        for (const char* n : {"apply", "apply_async", "close", "imap", "imap_unordered", "join", "map", "map_async",
+                              "starmap", "starmap_async", "terminate"})
+            names.emplace_back(n);
+    } else if (type_id == "AsyncResult") {
+        for (const char* n : {"get", "ready", "successful", "wait"}) names.emplace_back(n);
+    } else if (type_id == "IMapIterator") {
+        names.emplace_back("next");
     }
     return Object::tuple(std::move(names));
 }

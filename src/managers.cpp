@@ -78,6 +78,9 @@ void require_initial(State state) {
 void run_server(Connection& writer, const std::string& authkey, const std::string& path, int creator_pid,
                 const std::vector<std::pair<std::string, std::uint64_t>>& registrations) {
     ::signal(SIGINT, SIG_IGN);  // Ctrl-C is for the program; its manager stops when it does
+    // Started daemonic (the program's exit terminates it), yet CPython's server is no daemon and
+    // may start children: a Pool's workers. It still dies with its starter (the pidfd below).
+    current_process().set_daemon(false);
     FileDescriptor creator;
     try {
         creator = os::pidfd_open(creator_pid);

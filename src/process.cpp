@@ -432,6 +432,14 @@ Process::Process() : creator_pid_(::getpid()) {
     authkey_ = detail::current_authkey_locked(r);
 }
 
+void ProcessInfo::set_daemon(bool daemonic) {
+    if (record_ || pid_ != ::getpid()) throw ValueError("can only set the daemon flag of the current process");
+    auto& r = registry();
+    std::lock_guard lock(r.mu);
+    r.current.daemon = daemonic;
+    daemon_ = daemonic;
+}
+
 void Process::set_authkey(std::string key) {
     detail::check_authkey(key);
     authkey_ = std::move(key);

@@ -376,6 +376,31 @@ TEST_F(ProcessApi, DaemonicProcessesMayNotHaveChildren) {
     d.join();
 }
 
+TEST_F(ProcessApi, ADaemonMayDropItsOwnFlagAndThenHaveChildren) {
+    auto [r, w] = mp::Pipe(false);
+    mp::Process d(
+        [](mp::Connection& out) {
+            std::string parents = "set";
+            try {
+                mp::parent_process()->set_daemon(true);
+            } catch (const mp::ValueError& e) {
+                parents = e.what();
+            }
+            mp::current_process().set_daemon(false);  // Python: current_process().daemon = False
+            mp::Process child([] {});
+            child.start();
+            child.join();
+            out.send(std::to_string(mp::current_process().daemon()) + " " + std::to_string(*child.exitcode()) + " " +
+                     parents);
+        },
+        std::move(w));
+    d.set_daemon(true);
+    d.start();
+    EXPECT_EQ(r.recv<std::string>(), "0 0 can only set the daemon flag of the current process");
+    d.join();
+    EXPECT_EQ(d.exitcode(), 0);
+}
+
 TEST_F(ProcessApi, CloseReleasesAndForbidsFurtherUse) {
     mp::Process running([] { std::this_thread::sleep_for(60s); });
     running.start();

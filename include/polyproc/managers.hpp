@@ -32,6 +32,7 @@
 #pragma once
 
 #include <chrono>
+#include <deque>
 #include <iosfwd>
 #include <memory>
 #include <optional>
@@ -42,6 +43,7 @@
 #include <vector>
 
 #include "polyproc/connection.hpp"
+#include "polyproc/detail/manager_pool.hpp"
 #include "polyproc/detail/manager_register.hpp"
 #include "polyproc/detail/timeout.hpp"
 #include "polyproc/errors.hpp"
@@ -686,6 +688,186 @@ public:
     }
 };
 
+// Python's AsyncResult for a task of a manager's Pool (apply_async, map_async): a proxy to the
+// result, which the server keeps until every proxy to it is gone. get() returns the value or
+// throws what the task threw, as a local pool's AsyncResult does.
+template <class T>
+class AsyncResultProxy : public BaseProxy {
+public:
+    AsyncResultProxy() = default;
+    explicit AsyncResultProxy(BaseProxy base) : BaseProxy(std::move(base)) {}
+    // mp::TimeoutError when not ready within `timeout`.
+    T get(Timeout timeout = {}) const {
+        const Object outcome = _callmethod("get", Object::tuple({detail::manager::timeout_object(timeout)}));
+        if (outcome[0].as_str() == "timeout") throw TimeoutError();
+        return detail::manager::read_outcome<T>(outcome);
+    }
+    bool wait(Timeout timeout = {}) const {  // ready() at the end
+        return _callmethod("wait", Object::tuple({detail::manager::timeout_object(timeout)})).as_bool();
+    }
+    bool ready() const { return _callmethod("ready").as_bool(); }
+    bool successful() const { return _callmethod("successful").as_bool(); }  // mp::ValueError before ready()
+};
+
+// Python's IMapIterator for imap and imap_unordered on a manager's Pool: the results, a chunk
+// per round trip, in input order (imap) or as they finish (imap_unordered). A failed task throws
+// at its place and iteration may go on, as with a local pool. Use it from one thread at a time;
+// copies in one process share the chunk being read.
+template <class R>
+class IMapIteratorProxy : public BaseProxy {
+public:
+    IMapIteratorProxy() = default;
+    explicit IMapIteratorProxy(BaseProxy base) : BaseProxy(std::move(base)) {}
+    // The next result; empty at the end; mp::TimeoutError when none comes within `timeout`.
+    std::optional<R> next(Timeout timeout = {}) const {
+        if (buffered_->empty()) {
+            const Object chunk = _callmethod("next", Object::tuple({detail::manager::timeout_object(timeout)}));
+            const std::string& kind = chunk[0].as_str();
+            if (kind == "stop") return std::nullopt;
+            if (kind == "timeout") throw TimeoutError();
+            if (kind == "error") detail::manager::raise_pool_failure(chunk[2]);
+            std::vector<R> items;
+            detail::manager::read_chunk<R>(chunk[1], chunk[2], items);
+            buffered_->insert(buffered_->end(), std::make_move_iterator(items.begin()),
+                              std::make_move_iterator(items.end()));
+        }
+        R item = std::move(buffered_->front());
+        buffered_->pop_front();
+        return item;
+    }
+    struct Iterator {
+        using iterator_category = std::input_iterator_tag;
+        using value_type = R;
+        using difference_type = std::ptrdiff_t;
+        const IMapIteratorProxy* proxy = nullptr;
+        std::optional<R> current;
+        const R& operator*() const { return *current; }
+        Iterator& operator++() {
+            current = proxy->next();
+            return *this;
+        }
+        friend bool operator==(const Iterator& a, const Iterator& b) { return !a.current && !b.current; }
+    };
+    Iterator begin() const { return Iterator{this, next()}; }
+    Iterator end() const { return Iterator{this, std::nullopt}; }
+
+private:
+    std::shared_ptr<std::deque<R>> buffered_ = std::make_shared<std::deque<R>>();
+};
+
+// Python's PoolProxy: a Pool whose workers are children of the manager's server (started with
+// spawn), shared by every process that holds the proxy. Tasks are what a local Pool takes,
+// under spawn's rules: a function, a captureless lambda, or a lambda capturing plain values (no
+// pointers or references: the task runs in another process's child), with mp::Serializable
+// arguments and results. Failures come back as their own types (WorkerLostError for a worker
+// that died, a task's own exception). Only polyproc clients can submit tasks (the server runs the
+// C++ program's functions, not pickled Python ones).
+class PoolProxy : public BaseProxy {
+public:
+    PoolProxy() = default;
+    explicit PoolProxy(BaseProxy base) : BaseProxy(std::move(base)) {}
+
+    template <class F, class... A>
+    auto apply(F f, A&&... args) const {
+        return apply_async(f, std::forward<A>(args)...).get();
+    }
+    template <class F, class... A>
+    auto apply_async(F f, A&&... arguments) const {
+        POLYPROC_CHECK_SENDABLE_FUNCTION(F);
+        using Args = std::tuple<detail::sent_as_t<A>...>;
+        static_assert(detail::CanCallWith<F, Args>,
+                      "polyproc::PoolProxy: the function cannot be called with these arguments");
+        POLYPROC_CHECK_SERIALIZABLE(Args);
+        using R = detail::apply_result_t<F, detail::sent_as_t<A>...>;
+        const Args args(std::forward<A>(arguments)...);
+        return AsyncResultProxy<R>(_callmethod_for_proxy("apply_async", detail::manager::apply_submission(f, args)));
+    }
+    // Results in input order; the first failure is thrown after every chunk ran. chunksize 0 =
+    // Python's default: ceil(len / (4 × workers)).
+    template <class F, class Range>
+    auto map(F f, Range&& items, std::size_t chunksize = 0) const {
+        return map_async(f, std::forward<Range>(items), chunksize).get();
+    }
+    template <class F, class Range>
+    auto map_async(F f, Range&& items, std::size_t chunksize = 0) const {
+        return map_impl<false>(f, std::forward<Range>(items), chunksize);
+    }
+    template <class F, class Range>
+    auto starmap(F f, Range&& items, std::size_t chunksize = 0) const {
+        return starmap_async(f, std::forward<Range>(items), chunksize).get();
+    }
+    template <class F, class Range>
+    auto starmap_async(F f, Range&& items, std::size_t chunksize = 0) const {
+        return map_impl<true>(f, std::forward<Range>(items), chunksize);
+    }
+    // The input is sent whole (a local Pool's imap pulls it lazily); the results come a chunk at
+    // a time.
+    template <class F, class Range>
+    auto imap(F f, Range&& items, std::size_t chunksize = 1) const {
+        return imap_impl(f, std::forward<Range>(items), chunksize, "imap");
+    }
+    template <class F, class Range>
+    auto imap_unordered(F f, Range&& items, std::size_t chunksize = 1) const {
+        return imap_impl(f, std::forward<Range>(items), chunksize, "imap_unordered");
+    }
+    void close() const { _callmethod("close"); }
+    void terminate() const { _callmethod("terminate"); }
+    void join() const { _callmethod("join"); }  // mp::ValueError "Pool is still running" before close()
+    std::size_t processes() const { return static_cast<std::size_t>(_callmethod("processes").as_int()); }
+
+private:
+    template <bool Star, class F, class Range>
+    auto map_impl(F f, Range&& items, std::size_t chunksize) const {
+        POLYPROC_CHECK_SENDABLE_FUNCTION(F);
+        if constexpr (std::ranges::sized_range<Range> && std::ranges::forward_range<Range>) {
+            return map_sized<Star>(f, items, chunksize);
+        } else {
+            std::vector<std::ranges::range_value_t<Range>> all;
+            for (auto&& x : items) all.push_back(std::forward<decltype(x)>(x));
+            return map_sized<Star>(f, all, chunksize);
+        }
+    }
+    template <bool Star, class F, class Range>
+    auto map_sized(F f, const Range& items, std::size_t chunksize) const {
+        using T = std::ranges::range_value_t<Range>;
+        check_items<Star, F, T>();
+        using R = detail::item_result_t<F, T, Star>;
+        using Value = std::conditional_t<std::is_void_v<R>, void, std::vector<R>>;
+        const std::size_t total = std::ranges::size(items);
+        if (chunksize == 0) {
+            const std::size_t per = 4 * std::max<std::size_t>(1, processes());
+            chunksize = std::max<std::size_t>(1, total / per + (total % per ? 1 : 0));
+        }
+        return AsyncResultProxy<Value>(
+            _callmethod_for_proxy("map_async", detail::manager::chunk_submission<F, T, Star>(f, items, chunksize)));
+    }
+    template <class F, class Range>
+    auto imap_impl(F f, Range&& items, std::size_t chunksize, const char* method) const {
+        POLYPROC_CHECK_SENDABLE_FUNCTION(F);
+        if (chunksize < 1) throw ValueError("Chunksize must be 1+, not " + std::to_string(chunksize));
+        using T = std::ranges::range_value_t<Range>;
+        check_items<false, F, T>();
+        using R = detail::item_result_t<F, T, false>;
+        static_assert(!std::is_void_v<R>, "polyproc::PoolProxy::imap: the function must return a value (use map)");
+        std::vector<T> all;
+        for (auto&& x : items) all.push_back(std::forward<decltype(x)>(x));
+        return IMapIteratorProxy<R>(
+            _callmethod_for_proxy(method, detail::manager::chunk_submission<F, T, false>(f, all, chunksize)));
+    }
+    template <bool Star, class F, class T>
+    static constexpr void check_items() {
+        POLYPROC_CHECK_SERIALIZABLE(T);
+        static_assert(std::is_default_constructible_v<T>,
+                      "polyproc::PoolProxy: map's item type must be default-constructible");
+        if constexpr (Star)
+            static_assert(detail::CanCallWith<F, T>,
+                          "polyproc::PoolProxy::starmap: the function cannot be called with the items' tuple elements");
+        else
+            static_assert(std::is_invocable_v<F&, T&>,
+                          "polyproc::PoolProxy::map: the function cannot be called with an item");
+    }
+};
+
 // Python's managers.Server as BaseManager.get_server() returns it: the manager's server, run in
 // this process. serve_forever() serves until a client sends 'shutdown' or stop() is called (from
 // another thread, or a signal handler: it is async-signal-safe).
@@ -792,6 +974,13 @@ public:
         static_assert(std::is_arithmetic_v<T> && !std::is_same_v<T, bool>,
                       "manager.Array<T>: T must be an integer or floating point type (array.array's typecodes)");
         return ArrayProxy<T>(create("Array", Object::tuple({detail::manager::typecode_for<T>(), Object(values)})));
+    }
+    // Python's Pool(processes=None, initializer=None, initargs=(), maxtasksperchild=None), in the
+    // server: processes 0 = the server's cpu_count(); maxtasksperchild 0 = no limit.
+    PoolProxy Pool(int processes = 0, int maxtasksperchild = 0) {
+        return PoolProxy(
+            create("Pool", Object::tuple({processes > 0 ? Object(processes) : Object(), Object(), Object::tuple(),
+                                          maxtasksperchild > 0 ? Object(maxtasksperchild) : Object()})));
     }
     LockProxy Lock() { return LockProxy(create("Lock")); }
     RLockProxy RLock() { return RLockProxy(create("RLock")); }

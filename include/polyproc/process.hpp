@@ -146,6 +146,9 @@ public:
     // Python's `current_process().authkey = key`: children created afterwards inherit it.
     // mp::ValueError for any other process, and for an empty key.
     void set_authkey(std::string key);
+    // Python's `current_process().daemon = flag`: a daemonic process may start no children.
+    // mp::ValueError for any other process.
+    void set_daemon(bool daemonic);
     // The current process is always alive; a parent is alive until it exits; a child until reaped.
     bool is_alive() const;
     // Waits for the process to end (a child is reaped; a parent is watched through a pidfd).
