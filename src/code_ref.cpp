@@ -20,6 +20,7 @@
 
 #include <dlfcn.h>
 #include <link.h>
+#include <sys/stat.h>
 
 #include "polyproc/errors.hpp"
 
@@ -131,6 +132,29 @@ std::uint64_t startup_objects_fingerprint() {
     std::string all;
     for (const auto& o : t.startup) all += o.name + '\n';
     return fnv1a(all);
+}
+
+std::uint64_t program_fingerprint() {
+    // Computed once: the files a process started from do not change under it.
+    static const std::uint64_t fingerprint = [] {
+        std::string all = std::to_string(startup_objects_fingerprint());
+        std::vector<std::string> files = {"/proc/self/exe"};
+        {
+            CodeTables& t = tables();
+            std::lock_guard lock(t.mu);
+            for (const auto& o : t.startup)
+                if (!o.name.empty() && o.name.front() == '/') files.push_back(o.name);
+        }
+        for (const auto& file : files) {
+            struct stat st {};
+            if (::stat(file.c_str(), &st) != 0) continue;
+            all += '\n' + std::to_string(st.st_dev) + ':' + std::to_string(st.st_ino) + ':' +
+                   std::to_string(st.st_size) + ':' + std::to_string(st.st_mtim.tv_sec) + '.' +
+                   std::to_string(st.st_mtim.tv_nsec);
+        }
+        return fnv1a(all);
+    }();
+    return fingerprint;
 }
 
 bool register_code(const char* name, std::uintptr_t address) {

@@ -31,7 +31,10 @@ void raise_pool_failure(const Object& failure) {
     const auto number = [&](std::size_t i) { return static_cast<int>(failure[i].as_int()); };
     if (kind == "lost") throw WorkerLostError(number(1), number(2), text(3));
     if (kind == "remote") throw RemoteError(text(1), text(2), number(3));
-    std::rethrow_exception(to_exception_ptr(RemoteException{text(1), text(2), number(3), number(4)}, 0));
+    // "raised": the worker's own description, made into the type this process knows it as
+    const std::string_view bytes = failure[1].as_bytes().view();
+    std::rethrow_exception(to_exception_ptr(
+        decode_payload<RemoteException>(std::as_bytes(std::span(bytes.data(), bytes.size()))), number(2)));
 }
 
 namespace {

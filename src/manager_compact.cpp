@@ -11,6 +11,7 @@ namespace polyproc::detail::manager::compact {
 namespace {
 
 constexpr std::size_t kMaxDepth = pickle::kMaxDepth;  // what the pickle reader takes, too
+constexpr std::size_t kReserveAtMost = 1024;              // items a count may make room for up front
 
 class Writer {
 public:
@@ -148,20 +149,20 @@ public:
                 return Object(Bytes(text()));
             case 't':
             case 'l': {
-                std::vector<Object> items(count());
-                for (Object& item : items) item = value(depth + 1);
+                auto items = values(count(), depth);
                 return t == 't' ? Object::tuple(std::move(items)) : Object::list(std::move(items));
             }
             case 'S': {
-                std::vector<Object> items(count());
-                for (Object& item : items) item = value(depth + 1);
+                auto items = values(count(), depth);
                 return hashed([&] { return Object::set(std::move(items)); }, at);
             }
             case 'd': {
-                std::vector<std::pair<Object, Object>> items(count());
-                for (auto& [key, item] : items) {
-                    key = value(depth + 1);
-                    item = value(depth + 1);
+                const std::size_t n = count();
+                std::vector<std::pair<Object, Object>> items;
+                items.reserve(std::min(n, kReserveAtMost));
+                for (std::size_t i = 0; i < n; ++i) {
+                    Object key = value(depth + 1);
+                    items.emplace_back(std::move(key), value(depth + 1));
                 }
                 return hashed([&] { return Object::dict(std::move(items)); }, at);
             }
@@ -181,6 +182,16 @@ public:
             default:
                 fail("an unknown tag " + std::to_string(static_cast<unsigned char>(t)), at);
         }
+    }
+
+    // `n` items, each read before room is made for the next: a count claims nothing the bytes that
+    // follow do not pay for (a count is checked against the bytes left, but nested counts would
+    // each claim them all).
+    std::vector<Object> values(std::size_t n, std::size_t depth) {
+        std::vector<Object> items;
+        items.reserve(std::min(n, kReserveAtMost));
+        for (std::size_t i = 0; i < n; ++i) items.push_back(value(depth + 1));
+        return items;
     }
 
     // A str, whose bytes must be UTF-8.
@@ -246,7 +257,7 @@ Request decode_request(std::string_view bytes, const ProxyMaker& make_proxy) {
     if (!request.ident.is_none() && request.ident.type() != Object::Type::str)
         throw ProtocolError(std::string("TypeError: an object id must be None or a str, not ") +
                             request.ident.type_name());
-    request.method = r.text();
+    request.method = Reader::str(r.text(), 1).as_str();  // a str, as a pickle's
     request.args = r.value();
     request.kwds = r.value();
     r.finish();

@@ -20,6 +20,7 @@
 
 #include "manager_blocking.hpp"
 #include "manager_server.hpp"
+#include "polyproc/detail/code_ref.hpp"
 #include "polyproc/pool.hpp"
 #include "remote_exception.hpp"
 
@@ -27,7 +28,10 @@ namespace polyproc::detail::manager {
 
 namespace {
 
-// A failure as the client rethrows it (raise_pool_error in manager_client.cpp).
+// A failure as the client rethrows it (raise_pool_failure in manager_client.cpp): a worker that
+// died, or ("raised", the codec's bytes of a RemoteException, the pid that raised it). A task's
+// own exception arrives here as the worker wrote it (TaskResults::take_raised), so that the
+// client, which may know types the server does not, makes it.
 Object describe_failure(const std::exception_ptr& error) {
     try {
         std::rethrow_exception(error);
@@ -35,9 +39,10 @@ Object describe_failure(const std::exception_ptr& error) {
         return Object::tuple({"lost", e.pid(), e.exitcode(), Bytes(e.task())});
     } catch (const RemoteError& e) {
         return Object::tuple({"remote", Bytes(e.type_name()), Bytes(e.remote_message()), e.pid()});
-    } catch (...) {
-        const RemoteException r = capture_current_exception();
-        return Object::tuple({"raised", Bytes(r.type), Bytes(r.message), r.code, r.category});
+    } catch (...) {  // the pool's own: a timeout, a terminated pool, a result that did not decode
+        std::vector<std::byte> scratch;
+        return Object::tuple({"raised", Bytes(encode_payload(capture_current_exception(), scratch)),
+                              static_cast<std::int64_t>(::getpid())});
     }
 }
 
@@ -55,11 +60,16 @@ public:
     }
     void on_error(std::uint32_t chunk, std::exception_ptr error) noexcept override {
         try {
-            Object failure = describe_failure(error);
-            std::lock_guard lock(mu_);
-            slots_.at(chunk).failure = failure;
-            if (first_failure_.is_none()) first_failure_ = std::move(failure);  // Python keeps the first
+            fail(chunk, describe_failure(error));
         } catch (...) {  // out of memory: the chunk settles without its failure described
+        }
+    }
+    bool take_raised(std::uint32_t chunk, std::span<const std::byte> remote_exception, pid_t worker) noexcept override {
+        try {
+            fail(chunk, Object::tuple({"raised", Bytes(remote_exception), static_cast<std::int64_t>(worker)}));
+            return true;
+        } catch (...) {
+            return false;  // the engine makes the exception and calls on_error
         }
     }
     void settle(std::uint32_t chunk) noexcept override {
@@ -120,6 +130,12 @@ public:
     }
 
 private:
+    void fail(std::uint32_t chunk, Object failure) {
+        std::lock_guard lock(mu_);
+        slots_.at(chunk).failure = failure;
+        if (first_failure_.is_none()) first_failure_ = std::move(failure);  // Python keeps the first
+    }
+
     struct Slot {
         Object payload, failure;
         bool settled = false;
@@ -175,11 +191,9 @@ public:
         : results_(std::move(results)), ordered_(ordered) {}
 
     Object call(const std::string& m, const Object& args, const Object& kwds, const Caller& caller) override {
-        if (m == "next") {
-            std::lock_guard one_at_a_time(next_mu_);  // Python's IMapIterator is used by one thread
+        if (m == "next")
             return results_->next(ordered_, deadline_from(arg_or(args, kwds, 0, "timeout", Object()), Negative::event),
                                   caller);
-        }
         unknown("multiprocessing.pool.IMapIterator", m);
     }
     std::string repr() const override {
@@ -190,7 +204,6 @@ public:
 private:
     std::shared_ptr<TaskResults> results_;
     const bool ordered_;
-    std::mutex next_mu_;
 };
 
 // Python's Pool, as the server holds it.
@@ -219,6 +232,7 @@ public:
         unknown("multiprocessing.pool.Pool", m);
     }
     std::string repr() const override { return pool_repr(*core_); }
+    void server_stopping() noexcept override { pool_terminate(*core_); }
 
     std::string_view result_type_id(const std::string& m) const override {
         if (m == "apply_async" || m == "map_async") return "AsyncResult";
@@ -239,13 +253,18 @@ public:
     }
 
 private:
-    // (runner, bodies, counts): a code reference to the task runner, each chunk's body, and the
-    // items in each chunk (empty for apply_async).
+    // (runner, bodies, counts, program): a code reference to the task runner, each chunk's body,
+    // the items in each chunk (empty for apply_async), and the client's program_fingerprint(): a
+    // code reference means the same code only in a process that runs the same files.
     std::shared_ptr<TaskResults> submit(const std::string& m, const Object& args) {
-        if (args.size() != 3 || args[0].type() != Object::Type::integer || args[1].type() != Object::Type::tuple ||
-            args[2].type() != Object::Type::tuple)
+        if (args.size() != 4 || args[0].type() != Object::Type::integer || args[1].type() != Object::Type::tuple ||
+            args[2].type() != Object::Type::tuple || args[3].type() != Object::Type::integer)
             throw TypeError("a manager's Pool runs polyproc tasks (functions of the C++ program that started it); " +
                             m + "() was called with " + polyproc::repr(args).substr(0, 120));
+        if (std::bit_cast<std::uint64_t>(args[3].as_int()) != program_fingerprint())
+            throw ValueError(
+                "a manager's Pool runs the tasks of the program that started the manager; this client "
+                "runs other files (another program, or another build of it)");
         const auto runner = reinterpret_cast<TaskRunner>(code_address(std::bit_cast<CodeRef>(args[0].as_int())));
         const auto bodies = args[1].items_view();
         std::vector<std::int64_t> counts;

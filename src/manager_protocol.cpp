@@ -158,10 +158,24 @@ Reply decode_reply(std::string_view bytes, const ProxyMaker& make_proxy) {
     return r;
 }
 
+namespace {
+// A C++ what() as a str: it may hold any bytes, and a str must be UTF-8 (bytes beyond ASCII then
+// become '?').
+Object message_object(std::string text) {
+    try {
+        return Object(std::move(text));
+    } catch (const ValueError&) {
+        for (char& c : text)
+            if (static_cast<unsigned char>(c) >= 0x80) c = '?';
+        return Object(std::move(text));
+    }
+}
+}  // namespace
+
 RaisedError current_exception_as_raised() {
     // A polyproc error travels as the builtin of the same name, its message the one argument.
     const auto builtin = [](const char* name, const std::exception& e) {
-        return RaisedError{"builtins", name, Object::tuple({Object(std::string(e.what()))})};
+        return RaisedError{"builtins", name, Object::tuple({message_object(e.what())})};
     };
     try {
         throw;

@@ -125,6 +125,15 @@ void Server::serve_forever(int watch_fd) {
         }
     }
     stopping_.store(true);
+    {
+        std::vector<std::shared_ptr<Referent>> natives;  // released outside the table's lock
+        {
+            std::lock_guard lock(table_mu_);
+            for (const auto& [ident, referent] : objects_)
+                if (referent->native) natives.push_back(referent);
+        }
+        for (const auto& referent : natives) referent->native->server_stopping();
+    }
     reap_workers(true);
 }
 

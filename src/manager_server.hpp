@@ -58,6 +58,9 @@ public:
     // Every connection of `session` has closed: give back what it held (the next acquirer is
     // told, with OwnerDiedError).
     virtual void session_ended(const std::string& session) { (void)session; }
+    // The server stops: end what a connection thread could be waiting on that only this object
+    // can end (a Pool's full task queue), before those threads are joined.
+    virtual void server_stopping() noexcept {}
     // Python's method_to_typeid: the typeid `method`'s result stays in the server as, or "" when
     // the method returns its value.
     virtual std::string_view result_type_id(const std::string& method) const {

@@ -124,7 +124,8 @@ bool PoolCore::collect_one(bool block) {
                     e.job->on_result(e.chunk, payload);
                     break;
                 case Status::raised:
-                    e.job->on_error(e.chunk, to_exception_ptr(decode_payload<RemoteException>(payload), h.pid));
+                    if (!e.job->take_raised(e.chunk, payload, h.pid))
+                        e.job->on_error(e.chunk, to_exception_ptr(decode_payload<RemoteException>(payload), h.pid));
                     break;
                 case Status::lost:
                     e.job->on_error(

@@ -180,6 +180,14 @@ TEST(ManagerCompact, HostileShapesAreRefusedByName) {
     std::string nested = head;
     for (int i = 0; i < 5000; ++i) nested += "t\x01"s;
     EXPECT_NE(refused_for(nested + "N"s + "d\x00"s).find("nests deeper"), std::string::npos);
+    // Nested counts that each claim the whole message: refused once the bytes run out, having
+    // made room for no more than the bytes pay for (asan would see gigabytes otherwise).
+    std::string claims = head;
+    for (int i = 0; i < 1000; ++i) claims += "t\xe0\xd4\x03"s;  // 60 000 items each, 1 GB if made up front
+    claims += std::string(61000, 'N');                          // what each count is checked against
+    EXPECT_NE(refused_for(claims).find("truncated"), std::string::npos);
+    // A method name that is not UTF-8.
+    EXPECT_NE(refused_for("QN\x01\xff"s + "t\x00"s + "d\x00"s).find("UTF-8"), std::string::npos);
     // Args that are not a tuple; an unknown tag.
     EXPECT_NE(refused_for(head + "N"s + "d\x00"s).find("args must be a tuple"), std::string::npos);
     EXPECT_NE(refused_for(head + "?"s).find("unknown tag"), std::string::npos);

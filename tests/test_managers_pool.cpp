@@ -30,6 +30,13 @@ int sleep_then(int x) {
     return x;
 }
 
+// Registered by the client only (after its manager started): the client makes it, as a local
+// pool's get() would.
+struct KnownToTheClient : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+int throw_known(int) { throw KnownToTheClient("the client knows this one"); }
+
 struct NotRegistered : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
@@ -137,6 +144,9 @@ TEST_F(ManagerPool, FailuresComeBackAsTheirOwnTypesAndThePoolGoesOn) {
         EXPECT_GT(e.pid(), 0) << "the worker that raised it";
     }
 
+    mp::register_exception<KnownToTheClient>();
+    EXPECT_THROW(pool.apply(throw_known, 0), KnownToTheClient);
+
     // A worker killed mid-task fails that task only; the others complete.
     auto lost = pool.map_async(die_on_three, std::vector<int>{1, 2, 3, 4, 5}, 1);
     EXPECT_THROW(lost.get(std::chrono::seconds(60)), mp::WorkerLostError);
@@ -157,6 +167,24 @@ TEST_F(ManagerPool, FailuresComeBackAsTheirOwnTypesAndThePoolGoesOn) {
     EXPECT_FALSE(slow.ready());
     EXPECT_THROW(slow.successful(), mp::ValueError) << "not ready";
     EXPECT_EQ(slow.get(std::chrono::seconds(60)), 1500);
+}
+
+TEST_F(ManagerPool, ATaskFromAnotherProgramOrAForeignClientIsRefused) {
+    HangGuard guard(std::chrono::seconds(60), "foreign tasks");
+    auto manager = mp::Manager();
+    auto pool = manager.Pool(1);
+    const Object body = Object::tuple({Object(mp::Bytes(std::string(8, '\0')))});
+    // A client whose files differ (another build): its code references mean other code here.
+    try {
+        pool._callmethod_for_proxy("apply_async", Object::tuple({0, body, Object::tuple(), 12345}));
+        ADD_FAILURE() << "a foreign program's task was taken";
+    } catch (const mp::ValueError& e) {
+        EXPECT_NE(std::string(e.what()).find("another program, or another build"), std::string::npos) << e.what();
+    }
+    // What a Python client's call looks like after its function: not a polyproc task.
+    EXPECT_THROW(pool._callmethod_for_proxy("apply_async", Object::tuple({"f", Object::tuple()})), mp::TypeError);
+    EXPECT_THROW(pool._callmethod("apply", Object::tuple({1})), mp::TypeError);
+    EXPECT_EQ(pool.apply(square, 3), 9) << "and the pool still serves";
 }
 
 TEST_F(ManagerPool, NothingIsLeftOnceTheProxiesAreGone) {

@@ -12,7 +12,7 @@
 // What there is (issue #14): BaseManager (start, connect, shutdown, join, address, RAII, and
 // register_ for user classes: see "register" below), SyncManager with dict, list, Namespace,
 // Lock, RLock, Semaphore, BoundedSemaphore, Condition, Event, Barrier, Queue, JoinableQueue, Value,
-// Array and set (Python 3.14's), and proxies for them. The server speaks CPython's protocol
+// Array, set (Python 3.14's) and Pool, and proxies for them. The server speaks CPython's protocol
 // (pickled request and reply tuples over an authenticated AF_UNIX connection); its values are
 // mp::Object values; a proxy stored in a managed container stays live (a proxy is an Object too),
 // and typed containers hold any mp::Serializable type.
@@ -779,6 +779,7 @@ public:
                       "polyproc::PoolProxy: the function cannot be called with these arguments");
         POLYPROC_CHECK_SERIALIZABLE(Args);
         using R = detail::apply_result_t<F, detail::sent_as_t<A>...>;
+        check_result<R>();
         const Args args(std::forward<A>(arguments)...);
         return AsyncResultProxy<R>(_callmethod_for_proxy("apply_async", detail::manager::apply_submission(f, args)));
     }
@@ -832,6 +833,7 @@ private:
         using T = std::ranges::range_value_t<Range>;
         check_items<Star, F, T>();
         using R = detail::item_result_t<F, T, Star>;
+        check_result<R>();
         using Value = std::conditional_t<std::is_void_v<R>, void, std::vector<R>>;
         const std::size_t total = std::ranges::size(items);
         if (chunksize == 0) {
@@ -849,10 +851,19 @@ private:
         check_items<false, F, T>();
         using R = detail::item_result_t<F, T, false>;
         static_assert(!std::is_void_v<R>, "polyproc::PoolProxy::imap: the function must return a value (use map)");
+        check_result<R>();
         std::vector<T> all;
         for (auto&& x : items) all.push_back(std::forward<decltype(x)>(x));
         return IMapIteratorProxy<R>(
             _callmethod_for_proxy(method, detail::manager::chunk_submission<F, T, false>(f, all, chunksize)));
+    }
+    template <class R>
+    static constexpr void check_result() {
+        if constexpr (!std::is_void_v<R>) {
+            POLYPROC_CHECK_SERIALIZABLE(R);
+            static_assert(std::is_default_constructible_v<R>,
+                          "polyproc::PoolProxy: a task's result type must be default-constructible");
+        }
     }
     template <bool Star, class F, class T>
     static constexpr void check_items() {

@@ -30,6 +30,11 @@ std::uintptr_t code_address(CodeRef ref);
 void snapshot_startup_objects();
 // A hash of the startup libraries' names and order: parent and child must agree on it.
 std::uint64_t startup_objects_fingerprint();
+// A hash that two processes share only when they run the same files: the startup libraries'
+// names and order, and the identity (device, inode, size, mtime) of the executable and of each
+// startup library. A code reference that travels between processes not related by fork or spawn
+// (a manager's client and server) means the same code only when these agree.
+std::uint64_t program_fingerprint();
 
 // The libraries dlopen()ed since the startup snapshot, in load order; a fresh child loads them
 // (load_late_libraries, mp::ProcessError naming one that fails) before it resolves any CodeRef.

@@ -27,21 +27,23 @@ namespace polyproc::detail::manager {
 inline Object code_object(TaskRunner runner) {
     return Object(std::bit_cast<std::int64_t>(code_offset(reinterpret_cast<std::uintptr_t>(runner))));
 }
+// The server runs a task only for a client that runs the same files (program_fingerprint()).
+inline Object program_object() { return Object(std::bit_cast<std::int64_t>(program_fingerprint())); }
 inline std::span<const std::byte> payload_of(const Object& bytes) {
     const std::string_view v = bytes.as_bytes().view();
     return {reinterpret_cast<const std::byte*>(v.data()), v.size()};
 }
 
-// apply_async's (runner, (body,), ()): f and its arguments.
+// apply_async's (runner, (body,), (), program): f and its arguments.
 template <class F, class... A>
 Object apply_submission(const F& f, const std::tuple<A...>& args) {
     std::string body(apply_body_size<F>(args), '\0');
     write_apply_body(f, args, std::as_writable_bytes(std::span(body)));
-    return Object::tuple(
-        {code_object(&run_apply<F, A...>), Object::tuple({Object(Bytes(std::move(body)))}), Object::tuple()});
+    return Object::tuple({code_object(&run_apply<F, A...>), Object::tuple({Object(Bytes(std::move(body)))}),
+                          Object::tuple(), program_object()});
 }
 
-// map's and imap's (runner, bodies, counts): the items in chunks of `chunksize`, f applied to
+// map's and imap's (runner, bodies, counts, program): the items in chunks of `chunksize`, f applied to
 // each item (Star: to its elements, as starmap does).
 template <class F, class T, bool Star, class Range>
 Object chunk_submission(const F& f, const Range& items, std::size_t chunksize) {
@@ -56,8 +58,8 @@ Object chunk_submission(const F& f, const Range& items, std::size_t chunksize) {
         counts.emplace_back(static_cast<std::int64_t>(n));
         std::ranges::advance(first, static_cast<std::ranges::range_difference_t<Range>>(n));
     }
-    return Object::tuple(
-        {code_object(&run_chunk<F, T, Star>), Object::tuple(std::move(bodies)), Object::tuple(std::move(counts))});
+    return Object::tuple({code_object(&run_chunk<F, T, Star>), Object::tuple(std::move(bodies)),
+                          Object::tuple(std::move(counts)), program_object()});
 }
 
 // A chunk's results appended to `out`: ("ok"/"error", count, payload-or-failure) as an

@@ -110,6 +110,13 @@ public:
     virtual ~JobBase() = default;
     virtual void on_result(std::uint32_t chunk, std::span<const std::byte> payload) = 0;
     virtual void on_error(std::uint32_t chunk, std::exception_ptr error) noexcept = 0;
+    // A task raised: `remote_exception` is the worker's description of it, as it wrote it. A job
+    // that passes failures on to another process (a manager's pool) takes it as it is and says
+    // true; otherwise the engine makes the exception here and calls on_error.
+    virtual bool take_raised(std::uint32_t chunk, std::span<const std::byte> remote_exception, pid_t worker) noexcept {
+        (void)chunk, (void)remote_exception, (void)worker;
+        return false;
+    }
     virtual void settle(std::uint32_t chunk) noexcept = 0;
     virtual std::string describe(std::uint32_t chunk) const = 0;
 };
