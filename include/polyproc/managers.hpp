@@ -152,6 +152,23 @@ struct ObjectConversion<P> {
 };
 
 namespace detail::manager {
+// A range-for over a proxy whose next() gives its items one by one (empty at the end): an
+// IteratorProxy, an IMapIteratorProxy.
+template <class Proxy, class T>
+struct NextIterator {
+    using iterator_category = std::input_iterator_tag;
+    using value_type = T;
+    using difference_type = std::ptrdiff_t;
+    const Proxy* proxy = nullptr;
+    std::optional<T> current;
+    const T& operator*() const { return *current; }
+    NextIterator& operator++() {
+        current = proxy->next();
+        return *this;
+    }
+    friend bool operator==(const NextIterator& a, const NextIterator& b) { return !a.current && !b.current; }
+};
+
 // A copy of a container's keys or items that a range-for walks.
 template <class T>
 struct Snapshot {
@@ -633,19 +650,7 @@ public:
         if (!item) return std::nullopt;
         return item->template as<T>();
     }
-    struct Iterator {
-        using iterator_category = std::input_iterator_tag;
-        using value_type = T;
-        using difference_type = std::ptrdiff_t;
-        const IteratorProxy* proxy = nullptr;
-        std::optional<T> current;
-        const T& operator*() const { return *current; }
-        Iterator& operator++() {
-            current = proxy->next();
-            return *this;
-        }
-        friend bool operator==(const Iterator& a, const Iterator& b) { return !a.current && !b.current; }
-    };
+    using Iterator = detail::manager::NextIterator<IteratorProxy, T>;
     Iterator begin() const { return Iterator{this, next()}; }
     Iterator end() const { return Iterator{this, std::nullopt}; }
 };
@@ -735,19 +740,7 @@ public:
         buffered_->pop_front();
         return item;
     }
-    struct Iterator {
-        using iterator_category = std::input_iterator_tag;
-        using value_type = R;
-        using difference_type = std::ptrdiff_t;
-        const IMapIteratorProxy* proxy = nullptr;
-        std::optional<R> current;
-        const R& operator*() const { return *current; }
-        Iterator& operator++() {
-            current = proxy->next();
-            return *this;
-        }
-        friend bool operator==(const Iterator& a, const Iterator& b) { return !a.current && !b.current; }
-    };
+    using Iterator = detail::manager::NextIterator<IMapIteratorProxy, R>;
     Iterator begin() const { return Iterator{this, next()}; }
     Iterator end() const { return Iterator{this, std::nullopt}; }
 
@@ -773,13 +766,10 @@ public:
     }
     template <class F, class... A>
     auto apply_async(F f, A&&... arguments) const {
-        POLYPROC_CHECK_SENDABLE_FUNCTION(F);
         using Args = std::tuple<detail::sent_as_t<A>...>;
-        static_assert(detail::CanCallWith<F, Args>,
-                      "polyproc::PoolProxy: the function cannot be called with these arguments");
-        POLYPROC_CHECK_SERIALIZABLE(Args);
+        detail::check_apply_task<F, Args>();
         using R = detail::apply_result_t<F, detail::sent_as_t<A>...>;
-        check_result<R>();
+        detail::check_task_result<R>();
         const Args args(std::forward<A>(arguments)...);
         return AsyncResultProxy<R>(_callmethod_for_proxy("apply_async", detail::manager::apply_submission(f, args)));
     }
@@ -831,9 +821,9 @@ private:
     template <bool Star, class F, class Range>
     auto map_sized(F f, const Range& items, std::size_t chunksize) const {
         using T = std::ranges::range_value_t<Range>;
-        check_items<Star, F, T>();
+        detail::check_map_items<Star, F, T>();
         using R = detail::item_result_t<F, T, Star>;
-        check_result<R>();
+        detail::check_task_result<R>();
         using Value = std::conditional_t<std::is_void_v<R>, void, std::vector<R>>;
         const std::size_t total = std::ranges::size(items);
         if (chunksize == 0) {
@@ -848,34 +838,14 @@ private:
         POLYPROC_CHECK_SENDABLE_FUNCTION(F);
         if (chunksize < 1) throw ValueError("Chunksize must be 1+, not " + std::to_string(chunksize));
         using T = std::ranges::range_value_t<Range>;
-        check_items<false, F, T>();
+        detail::check_map_items<false, F, T>();
         using R = detail::item_result_t<F, T, false>;
         static_assert(!std::is_void_v<R>, "polyproc::PoolProxy::imap: the function must return a value (use map)");
-        check_result<R>();
+        detail::check_task_result<R>();
         std::vector<T> all;
         for (auto&& x : items) all.push_back(std::forward<decltype(x)>(x));
         return IMapIteratorProxy<R>(
             _callmethod_for_proxy(method, detail::manager::chunk_submission<F, T, false>(f, all, chunksize)));
-    }
-    template <class R>
-    static constexpr void check_result() {
-        if constexpr (!std::is_void_v<R>) {
-            POLYPROC_CHECK_SERIALIZABLE(R);
-            static_assert(std::is_default_constructible_v<R>,
-                          "polyproc::PoolProxy: a task's result type must be default-constructible");
-        }
-    }
-    template <bool Star, class F, class T>
-    static constexpr void check_items() {
-        POLYPROC_CHECK_SERIALIZABLE(T);
-        static_assert(std::is_default_constructible_v<T>,
-                      "polyproc::PoolProxy: map's item type must be default-constructible");
-        if constexpr (Star)
-            static_assert(detail::CanCallWith<F, T>,
-                          "polyproc::PoolProxy::starmap: the function cannot be called with the items' tuple elements");
-        else
-            static_assert(std::is_invocable_v<F&, T&>,
-                          "polyproc::PoolProxy::map: the function cannot be called with an item");
     }
 };
 

@@ -253,13 +253,10 @@ public:
     }
     template <class C, class E, class F, class... A>
     auto apply_async(Callbacks<C, E> callbacks, F f, A&&... arguments) {
-        POLYPROC_CHECK_SENDABLE_FUNCTION(F);
         using Args = std::tuple<detail::sent_as_t<A>...>;
-        static_assert(detail::CanCallWith<F, Args>,
-                      "polyproc::Pool: the function cannot be called with these arguments");
-        POLYPROC_CHECK_SERIALIZABLE(Args);
+        detail::check_apply_task<F, Args>();
         using R = detail::apply_result_t<F, detail::sent_as_t<A>...>;
-        check_result_type<R>();
+        detail::check_task_result<R>();
         typename detail::ApplyJob<R>::Success success;
         if constexpr (std::is_void_v<R>)
             success = detail::make_void_callback(std::move(callbacks.callback));
@@ -328,15 +325,6 @@ public:
 private:
     detail::PoolCore& core() const;
 
-    template <class R>
-    static constexpr void check_result_type() {
-        if constexpr (!std::is_void_v<R>) {
-            POLYPROC_CHECK_SERIALIZABLE(R);
-            static_assert(std::is_default_constructible_v<R>,
-                          "polyproc::Pool: a task's result type must be default-constructible");
-        }
-    }
-
     template <bool Star, class C, class E, class F, class Range>
     auto map_impl(Callbacks<C, E> callbacks, F f, Range&& items, std::size_t chunksize) {
         POLYPROC_CHECK_SENDABLE_FUNCTION(F);
@@ -354,17 +342,9 @@ private:
     template <bool Star, class C, class E, class F, class Range>
     auto map_sized(Callbacks<C, E> callbacks, F f, Range& items, std::size_t chunksize) {
         using T = std::ranges::range_value_t<Range>;
-        POLYPROC_CHECK_SERIALIZABLE(T);
-        static_assert(std::is_default_constructible_v<T>,
-                      "polyproc::Pool: map's item type must be default-constructible");
-        if constexpr (Star)
-            static_assert(detail::CanCallWith<F, T>,
-                          "polyproc::Pool::starmap: the function cannot be called with the items' tuple elements");
-        else
-            static_assert(std::is_invocable_v<F&, T&>,
-                          "polyproc::Pool::map: the function cannot be called with an item");
+        detail::check_map_items<Star, F, T>();
         using R = detail::item_result_t<F, T, Star>;
-        check_result_type<R>();
+        detail::check_task_result<R>();
         using Job = detail::MapJob<R>;
         using Value = typename Job::Value;
         const std::size_t total = std::ranges::size(items);
@@ -406,7 +386,7 @@ private:
         static_assert(std::is_invocable_v<F&, T&>, "polyproc::Pool::imap: the function cannot be called with an item");
         using R = detail::item_result_t<F, T, false>;
         static_assert(!std::is_void_v<R>, "polyproc::Pool::imap: the function must return a value (use map for void)");
-        check_result_type<R>();
+        detail::check_task_result<R>();
         auto stream = std::make_shared<detail::RangeIMapStream<F, View, R>>(
             core_, f, std::views::all(std::forward<Range>(items)), chunksize, ordered);
         stream->start();

@@ -82,6 +82,33 @@ struct item_result<F, T, true> {
 template <class F, class T, bool Star>
 using item_result_t = typename item_result<F, T, Star>::type;
 
+// What an apply's function and arguments, a task's result and a map's items must be (a local
+// Pool's and a manager's PoolProxy's).
+template <class F, class Args>
+constexpr void check_apply_task() {
+    POLYPROC_CHECK_SENDABLE_FUNCTION(F);
+    static_assert(CanCallWith<F, Args>, "polyproc::Pool: the function cannot be called with these arguments");
+    POLYPROC_CHECK_SERIALIZABLE(Args);
+}
+template <class R>
+constexpr void check_task_result() {
+    if constexpr (!std::is_void_v<R>) {
+        POLYPROC_CHECK_SERIALIZABLE(R);
+        static_assert(std::is_default_constructible_v<R>,
+                      "polyproc::Pool: a task's result type must be default-constructible");
+    }
+}
+template <bool Star, class F, class T>
+constexpr void check_map_items() {
+    POLYPROC_CHECK_SERIALIZABLE(T);
+    static_assert(std::is_default_constructible_v<T>, "polyproc::Pool: map's item type must be default-constructible");
+    if constexpr (Star)
+        static_assert(CanCallWith<F, T>,
+                      "polyproc::Pool::starmap: the function cannot be called with the items' tuple elements");
+    else
+        static_assert(std::is_invocable_v<F&, T&>, "polyproc::Pool::map: the function cannot be called with an item");
+}
+
 template <class R>
 void append_encoded(const R& value, std::vector<std::byte>& out) {
     if constexpr (std::is_trivially_copyable_v<R>) {
