@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <limits>
@@ -85,8 +86,16 @@ std::vector<std::byte> Mailbox::recv(Side side, Connection& socket, std::size_t 
     const auto arrived = [&] {
         return std::atomic_ref(way.sent).load(std::memory_order_acquire) != expected || interrupted_->load();
     };
+    std::uint32_t spent = 0;
+    while (spent < spin_pauses_ && !arrived()) {
+        os::cpu_relax();
+        ++spent;
+    }
+    spin_pauses_ = spent < spin_pauses_ ? std::clamp(4 * spent + 16, kMinPauses, kMaxPauses)
+                                        : std::max(kMinPauses, spin_pauses_ * 3 / 4);  // the peer did not run
     os::WaitStyle style;
     style.sleep_while = expected;
+    style.spin_pauses = 0;  // paused above already; now yield, then sleep
     while (!os::futex_wait_until(way.sent, s.sleepers[mine], arrived, Deadline(Timeout(kLookForAGonePeer)), style))
         if (os::peer_hung_up(socket.fileno())) throw EOFError("the manager channel's peer went away");
     if (interrupted_->load()) throw EOFError("the manager channel was closed");

@@ -83,6 +83,11 @@ private:
     std::shared_ptr<void> mapping_;  // munmap when the last copy goes
     Shared* shared_ = nullptr;
     std::uint32_t received_ = 0;  // messages this side took so far
+    // How long recv() pauses before it yields: about four times what the last message took, so that
+    // a waiter whose peer runs on the same CPU (and cannot answer while it spins) gives the CPU up
+    // soon, and one whose peer runs elsewhere catches the answer without a syscall.
+    static constexpr std::uint32_t kMinPauses = 16, kMaxPauses = 128;
+    std::uint32_t spin_pauses_ = kMaxPauses;
     std::shared_ptr<std::atomic<bool>> interrupted_ = std::make_shared<std::atomic<bool>>(false);
 };
 

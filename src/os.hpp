@@ -139,15 +139,20 @@ void discard_pages(void* p, std::size_t size);
 std::size_t page_size() noexcept;
 std::size_t physical_memory() noexcept;  // bytes of RAM, for sizing reservations
 
-// Calls ready() in a short spin (pause, then yield) before the caller sleeps: waking a sleeping
-// process on another core costs ~40 µs here, far more than the spin.
-template <class Ready>
-bool spin_until(Ready&& ready, std::chrono::nanoseconds budget = std::chrono::microseconds(50)) {
-    for (int i = 0; i < 128; ++i) {
-        if (ready()) return true;
+// One step of a busy wait: tells the CPU that this thread spins (x86's pause, ~20 ns here).
+inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
+    __builtin_ia32_pause();
 #endif
+}
+
+// Calls ready() in a short spin (`pauses` pauses, then yield) before the caller sleeps: waking a
+// sleeping process on another core costs ~40 µs here, far more than the spin.
+template <class Ready>
+bool spin_until(Ready&& ready, std::chrono::nanoseconds budget = std::chrono::microseconds(50), int pauses = 128) {
+    for (int i = 0; i < pauses; ++i) {
+        if (ready()) return true;
+        cpu_relax();
     }
     const auto start = std::chrono::steady_clock::now();
     for (;;) {
@@ -189,6 +194,9 @@ struct WaitStyle {
     std::chrono::milliseconds recheck{0};
     // The word's "not ready" value, when the word is the state itself; empty for a sequence word.
     std::optional<std::uint32_t> sleep_while;
+    // Pauses before the spin yields (spin_until); a waiter that paused already by a measure of its
+    // own (a manager's mailbox) passes 0.
+    int spin_pauses = 128;
 };
 enum class Wake : bool { word_changed, bump_word };
 
@@ -201,7 +209,7 @@ void wake_counted(std::uint32_t& word, detail::FutexSleepers& s, int n, Wake how
 template <class Ready>
 bool futex_wait_until(std::uint32_t& word, detail::FutexSleepers& sleepers, Ready&& ready,
                       const detail::Deadline& deadline, WaitStyle style = {}) {
-    if (spin_until(ready)) return true;
+    if (spin_until(ready, std::chrono::microseconds(50), style.spin_pauses)) return true;
     struct Counted {  // also when futex_wait throws
         detail::FutexSleepers& s;
         int slot;
