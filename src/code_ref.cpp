@@ -12,6 +12,7 @@
 #include "polyproc/detail/code_ref.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -20,7 +21,6 @@
 
 #include <dlfcn.h>
 #include <link.h>
-#include <sys/stat.h>
 
 #include "polyproc/errors.hpp"
 
@@ -49,6 +49,7 @@ struct CodeTables {
     bool snapshotted = false;
     std::vector<LoadedObject> startup;         // in load order
     LoadedObject anchor_object;                // the startup object holding code_anchor
+    std::uint64_t program = 0;                 // program_fingerprint(), taken with the snapshot
     std::map<std::uint64_t, std::uintptr_t> registered_by_hash;
     std::map<std::uintptr_t, std::uint64_t> registered_by_address;
     std::map<std::uint64_t, std::string> registered_names;
@@ -87,19 +88,48 @@ std::vector<LoadedObject> list_loaded_objects() {
     return out;
 }
 
+std::uint64_t fnv1a(std::string_view s) {
+    std::uint64_t h = 1469598103934665603ull;
+    for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+    return h;
+}
+
+// The files whose code is mapped now, as the kernel names them: each executable mapping's device,
+// inode and path (/proc/self/maps), sorted. These are the files loaded, even if a path now names
+// another (a library replaced on disk since).
+std::string mapped_code_files() {
+    std::vector<std::string> files;
+    if (std::FILE* maps = std::fopen("/proc/self/maps", "re")) {
+        char line[4096];
+        while (std::fgets(line, sizeof line, maps)) {
+            char perms[8] = {}, dev[32] = {};
+            unsigned long long inode = 0;
+            int path_at = 0;
+            if (std::sscanf(line, "%*s %7s %*s %31s %llu %n", perms, dev, &inode, &path_at) < 3) continue;
+            if (perms[2] != 'x' || inode == 0) continue;
+            std::string path(line + path_at);
+            while (!path.empty() && (path.back() == '\n' || path.back() == ' ')) path.pop_back();
+            files.push_back(std::string(dev) + ':' + std::to_string(inode) + ' ' + path);
+        }
+        std::fclose(maps);
+    }
+    std::sort(files.begin(), files.end());
+    files.erase(std::unique(files.begin(), files.end()), files.end());
+    std::string all;
+    for (const auto& f : files) all += f + '\n';
+    return all;
+}
+
 void snapshot_locked(CodeTables& t) {
     if (t.snapshotted) return;
     t.startup = list_loaded_objects();
     const auto anchor = reinterpret_cast<std::uintptr_t>(&code_anchor);
     for (const auto& o : t.startup)
         if (anchor >= o.low && anchor < o.high) t.anchor_object = o;
+    std::string names;
+    for (const auto& o : t.startup) names += o.name + '\n';
+    t.program = fnv1a(names + mapped_code_files());
     t.snapshotted = true;
-}
-
-std::uint64_t fnv1a(std::string_view s) {
-    std::uint64_t h = 1469598103934665603ull;
-    for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
-    return h;
 }
 
 std::uint64_t late_name_hash(std::string_view path) { return fnv1a(path) & 0xffff; }
@@ -135,26 +165,10 @@ std::uint64_t startup_objects_fingerprint() {
 }
 
 std::uint64_t program_fingerprint() {
-    // Computed once: the files a process started from do not change under it.
-    static const std::uint64_t fingerprint = [] {
-        std::string all = std::to_string(startup_objects_fingerprint());
-        std::vector<std::string> files = {"/proc/self/exe"};
-        {
-            CodeTables& t = tables();
-            std::lock_guard lock(t.mu);
-            for (const auto& o : t.startup)
-                if (!o.name.empty() && o.name.front() == '/') files.push_back(o.name);
-        }
-        for (const auto& file : files) {
-            struct stat st {};
-            if (::stat(file.c_str(), &st) != 0) continue;
-            all += '\n' + std::to_string(st.st_dev) + ':' + std::to_string(st.st_ino) + ':' +
-                   std::to_string(st.st_size) + ':' + std::to_string(st.st_mtim.tv_sec) + '.' +
-                   std::to_string(st.st_mtim.tv_nsec);
-        }
-        return fnv1a(all);
-    }();
-    return fingerprint;
+    CodeTables& t = tables();
+    std::lock_guard lock(t.mu);
+    snapshot_locked(t);
+    return t.program;
 }
 
 bool register_code(const char* name, std::uintptr_t address) {

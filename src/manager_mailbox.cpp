@@ -91,8 +91,11 @@ std::vector<std::byte> Mailbox::recv(Side side, Connection& socket, std::size_t 
         os::cpu_relax();
         ++spent;
     }
-    spin_pauses_ = spent < spin_pauses_ ? std::clamp(4 * spent + 16, kMinPauses, kMaxPauses)
-                                        : std::max(kMinPauses, spin_pauses_ * 3 / 4);  // the peer did not run
+    if (spent == spin_pauses_)
+        spin_pauses_ = std::max(kMinPauses, spin_pauses_ * 3 / 4);  // nothing came: the peer may not be running
+    else if (spent > 0)
+        spin_pauses_ = std::clamp(4 * spent + 16, kMinPauses, kMaxPauses);
+    if (++waits_ % kRelearnEvery == 0) spin_pauses_ = kMaxPauses;  // a budget that sank must be able to rise again
     os::WaitStyle style;
     style.sleep_while = expected;
     style.spin_pauses = 0;  // paused above already; now yield, then sleep

@@ -86,8 +86,11 @@ private:
     // How long recv() pauses before it yields: about four times what the last message took, so that
     // a waiter whose peer runs on the same CPU (and cannot answer while it spins) gives the CPU up
     // soon, and one whose peer runs elsewhere catches the answer without a syscall.
-    static constexpr std::uint32_t kMinPauses = 16, kMaxPauses = 128;
+    // A message that comes only after the pauses shrinks it; every kRelearnEvery waits it starts
+    // over from the most, since one that sank below the peer's usual time would never learn it.
+    static constexpr std::uint32_t kMinPauses = 16, kMaxPauses = 128, kRelearnEvery = 64;
     std::uint32_t spin_pauses_ = kMaxPauses;
+    std::uint32_t waits_ = 0;
     std::shared_ptr<std::atomic<bool>> interrupted_ = std::make_shared<std::atomic<bool>>(false);
 };
 

@@ -113,9 +113,12 @@ public:
     // ("error", count, failure), ("stop",) after the last, or ("timeout",).
     Object next(bool ordered, std::optional<Clock::time_point> deadline, const Caller& caller) {
         std::unique_lock lock(mu_);
-        if (taken_ == slots_.size()) return Object::tuple({"stop"});
-        const auto available = [&] { return ordered ? slots_[taken_].settled : !arrivals_.empty(); };
+        // Several clients may share one iterator: each wakes to the last chunk being taken too.
+        const auto available = [&] {
+            return taken_ == slots_.size() || (ordered ? slots_[taken_].settled : !arrivals_.empty());
+        };
         if (!wait_until(lock, cv_, deadline, caller, available)) return Object::tuple({"timeout"});
+        if (taken_ == slots_.size()) return Object::tuple({"stop"});
         std::size_t chunk = taken_;
         if (!ordered) {
             chunk = arrivals_.front();

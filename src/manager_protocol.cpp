@@ -49,6 +49,18 @@ Object read_reply_object(std::string_view bytes, std::string& called, const Prox
     });
 }
 
+// A C++ what() as a str: it may hold any bytes, and a str must be UTF-8 (bytes beyond ASCII then
+// become '?').
+Object message_object(std::string text) {
+    try {
+        return Object(std::move(text));
+    } catch (const ValueError&) {
+        for (char& c : text)
+            if (static_cast<unsigned char>(c) >= 0x80) c = '?';
+        return Object(std::move(text));
+    }
+}
+
 std::string message_of(const Object& args) {
     if (args.type() == Object::Type::tuple && args.size() == 1) return str(args[0]);
     if (args.type() == Object::Type::tuple && args.size() == 0) return "";
@@ -124,8 +136,9 @@ std::string encode_proxy_reply(const Object& exposed, const std::string& type_id
 }
 
 std::string encode_traceback(std::string_view text, Encoding encoding) {
-    if (encoding == Encoding::compact) return compact::encode_traceback(text);
-    return pickle_dumps(Object::tuple({"#TRACEBACK", Object(std::string(text))}));
+    const Object str = message_object(std::string(text));  // a peer's bytes may be in it
+    if (encoding == Encoding::compact) return compact::encode_traceback(str.as_str());
+    return pickle_dumps(Object::tuple({"#TRACEBACK", str}));
 }
 
 Reply decode_reply(std::string_view bytes, const ProxyMaker& make_proxy) {
@@ -157,20 +170,6 @@ Reply decode_reply(std::string_view bytes, const ProxyMaker& make_proxy) {
     }
     return r;
 }
-
-namespace {
-// A C++ what() as a str: it may hold any bytes, and a str must be UTF-8 (bytes beyond ASCII then
-// become '?').
-Object message_object(std::string text) {
-    try {
-        return Object(std::move(text));
-    } catch (const ValueError&) {
-        for (char& c : text)
-            if (static_cast<unsigned char>(c) >= 0x80) c = '?';
-        return Object(std::move(text));
-    }
-}
-}  // namespace
 
 RaisedError current_exception_as_raised() {
     // A polyproc error travels as the builtin of the same name, its message the one argument.

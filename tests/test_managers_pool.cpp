@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <numeric>
+#include <thread>
 
 #include "support.hpp"
 
@@ -167,6 +168,38 @@ TEST_F(ManagerPool, FailuresComeBackAsTheirOwnTypesAndThePoolGoesOn) {
     EXPECT_FALSE(slow.ready());
     EXPECT_THROW(slow.successful(), mp::ValueError) << "not ready";
     EXPECT_EQ(slow.get(std::chrono::seconds(60)), 1500);
+}
+
+TEST_F(ManagerPool, TwoClientsSharingOneIteratorEachGetItsShareAndTheEnd) {
+    HangGuard guard(std::chrono::seconds(120), "one iterator, two readers");
+    auto manager = mp::Manager();
+    auto pool = manager.Pool(2);
+    // The last item is slow, so that both readers wait for it when it comes: one takes it, and
+    // the other must see the end, not wait on (or read past) a chunk that is gone.
+    std::vector<int> items(60, 0);
+    items.back() = 500;
+    for (bool ordered : {true, false}) {
+        auto it = ordered ? pool.imap(sleep_then, items) : pool.imap_unordered(sleep_then, items);
+        // Two proxies to the one iterator, read by two threads (two channels, two server threads).
+        mp::IMapIteratorProxy<int> other{mp::BaseProxy(it)};
+        std::vector<int> got[2];
+        std::string reader_error;
+        std::thread reader([&] {
+            try {
+                while (auto r = other.next(std::chrono::seconds(20))) got[1].push_back(*r);
+            } catch (const std::exception& e) {
+                reader_error = e.what();
+            }
+        });
+        while (auto r = it.next(std::chrono::seconds(20))) got[0].push_back(*r);
+        reader.join();
+        EXPECT_EQ(reader_error, "") << "the second reader did not see the end";
+        std::vector<int> all = got[0];
+        all.insert(all.end(), got[1].begin(), got[1].end());
+        std::sort(all.begin(), all.end());
+        EXPECT_EQ(all, items) << (ordered ? "imap" : "imap_unordered");
+        EXPECT_EQ(it.next(std::chrono::seconds(5)), std::nullopt) << "the end stays the end";
+    }
 }
 
 TEST_F(ManagerPool, ATaskFromAnotherProgramOrAForeignClientIsRefused) {

@@ -329,7 +329,10 @@ TEST_F(PoolResilience, CloseRacingATaskInFlightRunsItOrRefusesIt) {
     HangGuard guard(150s, "close() racing a submission in flight");
     SlowToWrite::writer = ::getpid();
     int ran = 0;
-    for (int round = 0; round < 4; ++round) {
+    // The task is admitted after its two encodings, >= 200 ms: the early rounds close before
+    // that, the late ones after it, with room to spare on a loaded machine (a margin of 10 ms
+    // once failed CI's run).
+    for (int round = 0; round < 5; ++round) {
         mp::Pool pool(mp::PoolOptions{.processes = 1, .maxtasksperchild = 1});
         EXPECT_EQ(pool.apply(square, 3), 9);  // its worker retires after this task
         std::optional<mp::AsyncResult<int>> r;
@@ -339,7 +342,7 @@ TEST_F(PoolResilience, CloseRacingATaskInFlightRunsItOrRefusesIt) {
             } catch (const mp::ValueError&) {  // "Pool not running": closed before it was admitted
             }
         });
-        std::this_thread::sleep_for(std::chrono::milliseconds(60 + 50 * round));
+        std::this_thread::sleep_for(std::chrono::milliseconds(60 + 100 * round));
         pool.close();
         submitter.join();
         pool.join();

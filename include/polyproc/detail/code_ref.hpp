@@ -31,9 +31,10 @@ void snapshot_startup_objects();
 // A hash of the startup libraries' names and order: parent and child must agree on it.
 std::uint64_t startup_objects_fingerprint();
 // A hash that two processes share only when they run the same files: the startup libraries'
-// names and order, and the identity (device, inode, size, mtime) of the executable and of each
-// startup library. A code reference that travels between processes not related by fork or spawn
-// (a manager's client and server) means the same code only when these agree.
+// names and order, and the device and inode of every file whose code was mapped when the startup
+// snapshot was taken (the executable and its libraries, as loaded). A code reference that travels
+// between processes not related by fork or spawn (a manager's client and server) means the same
+// code only when these agree.
 std::uint64_t program_fingerprint();
 
 // The libraries dlopen()ed since the startup snapshot, in load order; a fresh child loads them
