@@ -3,7 +3,6 @@
 
 #include <fcntl.h>
 
-#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <limits>
@@ -86,21 +85,13 @@ std::vector<std::byte> Mailbox::recv(Side side, Connection& socket, std::size_t 
     const auto arrived = [&] {
         return std::atomic_ref(way.sent).load(std::memory_order_acquire) != expected || interrupted_->load();
     };
-    std::uint32_t spent = 0;
-    while (spent < spin_pauses_ && !arrived()) {
-        os::cpu_relax();
-        ++spent;
-    }
-    if (spent == spin_pauses_)
-        spin_pauses_ = std::max(kMinPauses, spin_pauses_ * 3 / 4);  // nothing came: the peer may not be running
-    else if (spent > 0)
-        spin_pauses_ = std::clamp(4 * spent + 16, kMinPauses, kMaxPauses);
-    if (++waits_ % kRelearnEvery == 0) spin_pauses_ = kMaxPauses;  // a budget that sank must be able to rise again
     os::WaitStyle style;
     style.sleep_while = expected;
-    style.spin_pauses = 0;  // paused above already; now yield, then sleep
-    while (!os::futex_wait_until(way.sent, s.sleepers[mine], arrived, Deadline(Timeout(kLookForAGonePeer)), style))
+    style.pause = &pause_;
+    while (!os::futex_wait_until(way.sent, s.sleepers[mine], arrived, Deadline(Timeout(kLookForAGonePeer)), style)) {
         if (os::peer_hung_up(socket.fileno())) throw EOFError("the manager channel's peer went away");
+        style.pause = nullptr;  // an idle channel's later slices say nothing of how long an answer takes
+    }
     if (interrupted_->load()) throw EOFError("the manager channel was closed");
     ++received_;
     const std::uint32_t length = std::atomic_ref(way.length).load(std::memory_order_relaxed);

@@ -25,6 +25,7 @@
 #include "polyproc/connection.hpp"
 #include "polyproc/detail/fd.hpp"
 #include "polyproc/detail/futex_sleepers.hpp"
+#include "os.hpp"
 
 namespace polyproc::detail::manager {
 
@@ -83,14 +84,7 @@ private:
     std::shared_ptr<void> mapping_;  // munmap when the last copy goes
     Shared* shared_ = nullptr;
     std::uint32_t received_ = 0;  // messages this side took so far
-    // How long recv() pauses before it yields: about four times what the last message took, so that
-    // a waiter whose peer runs on the same CPU (and cannot answer while it spins) gives the CPU up
-    // soon, and one whose peer runs elsewhere catches the answer without a syscall.
-    // A message that comes only after the pauses shrinks it; every kRelearnEvery waits it starts
-    // over from the most, since one that sank below the peer's usual time would never learn it.
-    static constexpr std::uint32_t kMinPauses = 16, kMaxPauses = 128, kRelearnEvery = 64;
-    std::uint32_t spin_pauses_ = kMaxPauses;
-    std::uint32_t waits_ = 0;
+    os::AdaptivePause pause_;     // how long recv() pauses before it yields, learned from its waits
     std::shared_ptr<std::atomic<bool>> interrupted_ = std::make_shared<std::atomic<bool>>(false);
 };
 

@@ -3,6 +3,7 @@
 // every descriptor is opened close-on-exec and returned as a FileDescriptor.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -146,13 +147,50 @@ inline void cpu_relax() noexcept {
 #endif
 }
 
-// Calls ready() in a short spin (`pauses` pauses, then yield) before the caller sleeps: waking a
-// sleeping process on another core costs ~40 µs here, far more than the spin.
+// A pause budget that learns from the waits it serves (a manager's mailbox): about four times
+// what the last wait took, from 16 to 128 pauses. A waiter whose peer runs on the same CPU (and
+// cannot answer while it pauses) so gives the CPU up soon, and one whose peer runs elsewhere
+// catches the answer without a syscall. A wait that outlasts the budget shrinks it; every 64
+// waits it starts over from 128, since one that sank below the peer's usual time would never
+// learn it. One per waiter (it is not thread-safe).
+class AdaptivePause {
+public:
+    // Pauses until ready() or the budget is spent; whether ready() held.
+    template <class Ready>
+    bool pause_until(Ready&& ready) {
+        std::uint32_t spent = 0;
+        while (spent < budget_ && !ready()) {
+            cpu_relax();
+            ++spent;
+        }
+        const bool came = spent < budget_;
+        if (!came)
+            budget_ = std::max(kMin, budget_ * 3 / 4);  // the peer may not be running
+        else if (spent > 0)  // an answer already there says nothing of how long one takes
+            budget_ = std::clamp(4 * spent + 16, kMin, kMax);
+        if (++waits_ % kRelearnEvery == 0) budget_ = kMax;
+        return came;
+    }
+
+private:
+    static constexpr std::uint32_t kMin = 16, kMax = 128, kRelearnEvery = 64;
+    std::uint32_t budget_ = kMax;
+    std::uint32_t waits_ = 0;
+};
+
+// Calls ready() in a short spin (128 pauses, or as many as `pause` allows, then yield) before
+// the caller sleeps: waking a sleeping process on another core costs ~40 µs here, far more than
+// the spin.
 template <class Ready>
-bool spin_until(Ready&& ready, std::chrono::nanoseconds budget = std::chrono::microseconds(50), int pauses = 128) {
-    for (int i = 0; i < pauses; ++i) {
-        if (ready()) return true;
-        cpu_relax();
+bool spin_until(Ready&& ready, AdaptivePause* pause = nullptr,
+                std::chrono::nanoseconds budget = std::chrono::microseconds(50)) {
+    if (pause) {
+        if (pause->pause_until(ready)) return true;
+    } else {
+        for (int i = 0; i < 128; ++i) {
+            if (ready()) return true;
+            cpu_relax();
+        }
     }
     const auto start = std::chrono::steady_clock::now();
     for (;;) {
@@ -194,9 +232,8 @@ struct WaitStyle {
     std::chrono::milliseconds recheck{0};
     // The word's "not ready" value, when the word is the state itself; empty for a sequence word.
     std::optional<std::uint32_t> sleep_while;
-    // Pauses before the spin yields (spin_until); a waiter that paused already by a measure of its
-    // own (a manager's mailbox) passes 0.
-    int spin_pauses = 128;
+    // How long the spin pauses before it yields: 128 pauses, or what this budget learned.
+    AdaptivePause* pause = nullptr;
 };
 enum class Wake : bool { word_changed, bump_word };
 
@@ -209,7 +246,7 @@ void wake_counted(std::uint32_t& word, detail::FutexSleepers& s, int n, Wake how
 template <class Ready>
 bool futex_wait_until(std::uint32_t& word, detail::FutexSleepers& sleepers, Ready&& ready,
                       const detail::Deadline& deadline, WaitStyle style = {}) {
-    if (spin_until(ready, std::chrono::microseconds(50), style.spin_pauses)) return true;
+    if (spin_until(ready, style.pause)) return true;
     struct Counted {  // also when futex_wait throws
         detail::FutexSleepers& s;
         int slot;
