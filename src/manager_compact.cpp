@@ -170,14 +170,9 @@ public:
                 const std::string_view module = text(), name = text();
                 Object args = value(depth + 1);
                 if (args.type() != Object::Type::tuple) fail("an instance whose arguments are not a tuple", at);
-                if (module == kProxyModule && name == kProxyClass)
-                    return make_proxy_ ? make_proxy_(args) : proxy_object(args);
-                if (module == "polyproc" && name == "Native")
-                    return Object::instance("polyproc", "Native", std::move(args));
-                fail("it refers to " + std::string(module) + "." + std::string(name) +
-                         ", which polyproc does not know (mp::Object holds None, bool, int, float, str, bytes, "
-                         "tuple, list, dict, set and manager proxies)",
-                     at);
+                const std::string qualified = std::string(module) + "." + std::string(name);
+                if (auto own = polyproc_instance(qualified, args, make_proxy_)) return std::move(*own);
+                fail(unknown_class_text(qualified), at);
             }
             default:
                 fail("an unknown tag " + std::to_string(static_cast<unsigned char>(t)), at);
@@ -254,18 +249,11 @@ Request decode_request(std::string_view bytes, const ProxyMaker& make_proxy) {
     Request request;
     request.encoding = Encoding::compact;
     request.ident = r.value();
-    if (!request.ident.is_none() && request.ident.type() != Object::Type::str)
-        throw ProtocolError(std::string("TypeError: an object id must be None or a str, not ") +
-                            request.ident.type_name());
     request.method = Reader::str(r.text(), 1).as_str();  // a str, as a pickle's
     request.args = r.value();
     request.kwds = r.value();
     r.finish();
-    if (request.args.type() != Object::Type::tuple)
-        throw ProtocolError(std::string("TypeError: args must be a tuple, not ") + request.args.type_name());
-    if (request.kwds.type() != Object::Type::dict)
-        throw ProtocolError(std::string("TypeError: kwds must be a dict, not ") + request.kwds.type_name());
-    return request;
+    return request;  // its parts' types are checked by manager_protocol.cpp's decode_request
 }
 
 std::optional<std::string> encode_return(const Object& value) {

@@ -37,6 +37,7 @@ inline bool is_reply(std::string_view bytes) noexcept { return !bytes.empty() &&
 // takes): the caller pickles the message instead.
 std::optional<std::string> encode_request(const Object& ident, std::string_view method, const Object& args,
                                           const Object& kwds);
+// The request as read; decode_request in manager_protocol.hpp, which calls this, checks its parts.
 Request decode_request(std::string_view bytes, const ProxyMaker& make_proxy);
 
 std::optional<std::string> encode_return(const Object& value);

@@ -17,25 +17,10 @@ constexpr std::string_view kRaisedMarker = "\x01polyproc-raised";
 constexpr std::string_view kTokenMarker = "\x01polyproc-token";
 constexpr std::string_view kTokenClass = "multiprocessing.managers.Token";
 
-// A polyproc.Proxy, made by `make_proxy` when there is one.
-Object proxy_instance(const ProxyMaker& make_proxy, const Object& args) {
-    return make_proxy ? make_proxy(args) : proxy_object(args);
-}
-// An mp::Object of a Serializable type (polyproc.Native): a plain instance; None for any other class.
-Object native_instance(const std::string& qualified, const Object& args) {
-    if (qualified != "polyproc.Native") return {};
-    return Object::instance("polyproc", "Native", args);
-}
-bool is_proxy_class(const std::string& qualified) {
-    return qualified.size() == kProxyModule.size() + 1 + kProxyClass.size() && qualified.starts_with(kProxyModule) &&
-           qualified[kProxyModule.size()] == '.' && qualified.ends_with(kProxyClass);
-}
-
 // `called`: the last class the pickle called other than Token (an '#ERROR' reply's exception).
 Object read_reply_object(std::string_view bytes, std::string& called, const ProxyMaker& make_proxy) {
     return pickle_loads_with(bytes, [&](const std::string& qualified, const Object& args) {
-        if (is_proxy_class(qualified)) return proxy_instance(make_proxy, args);
-        if (Object own = native_instance(qualified, args); !own.is_none()) return own;
+        if (auto own = polyproc_instance(qualified, args, make_proxy)) return std::move(*own);
         if (qualified == kTokenClass) return Object::tuple({Object(kTokenMarker)});
         if (qualified.ends_with(".__setstate__")) {
             if (qualified.substr(0, qualified.size() - 13) != kTokenClass || args.size() != 2)
@@ -76,30 +61,50 @@ std::string encode_request(const Object& ident, std::string_view method, const O
     return pickle_dumps(Object::tuple({ident, Object(method), args, kwds}));
 }
 
-Request decode_request(std::string_view bytes, const ProxyMaker& make_proxy) {
-    if (compact::is_request(bytes)) return compact::decode_request(bytes, make_proxy);
+namespace {
+
+// A pickled request's 4-tuple taken apart, with CPython's errors for another shape.
+Request unpickle_request(std::string_view bytes, const ProxyMaker& make_proxy) {
     const Object message = pickle_loads_with(bytes, [&](const std::string& qualified, const Object& args) {
-        if (is_proxy_class(qualified)) return proxy_instance(make_proxy, args);
-        if (Object own = native_instance(qualified, args); !own.is_none()) return own;
-        throw UnpicklingError("a manager request refers to " + qualified +
-                              ", which polyproc does not know (mp::Object holds None, bool, int, float, str, "
-                              "bytes, tuple, list, dict, set and manager proxies)");
+        if (auto own = polyproc_instance(qualified, args, make_proxy)) return std::move(*own);
+        throw UnpicklingError(unknown_class_text(qualified));
     });
     if (message.type() != Object::Type::tuple)
         throw ProtocolError(std::string("TypeError: cannot unpack non-iterable ") + message.type_name() + " object");
     if (message.size() != 4)
         throw ProtocolError("ValueError: " + std::string(message.size() < 4 ? "not enough" : "too many") +
                             " values to unpack (expected 4, got " + std::to_string(message.size()) + ")");
-    Request r;
-    r.ident = message[0];
-    if (!r.ident.is_none() && r.ident.type() != Object::Type::str)
-        throw ProtocolError(std::string("TypeError: an object id must be None or a str, not ") + r.ident.type_name());
     if (message[1].type() != Object::Type::str)
         throw ProtocolError(std::string("TypeError: a method name must be a str, not ") + message[1].type_name());
-    r.method = message[1].as_str();
-    r.args = message[2];
-    r.kwds = message[3];
-    if (r.args.type() != Object::Type::tuple && r.args.type() != Object::Type::list)
+    return Request{message[0], message[1].as_str(), message[2], message[3]};
+}
+
+}  // namespace
+
+std::optional<Object> polyproc_instance(std::string_view qualified, const Object& args, const ProxyMaker& make_proxy) {
+    const auto dot = qualified.rfind('.');
+    if (dot == std::string_view::npos || qualified.substr(0, dot) != kProxyModule) return std::nullopt;
+    const std::string_view name = qualified.substr(dot + 1);
+    if (name == kProxyClass) return make_proxy ? make_proxy(args) : proxy_object(args);
+    if (name == "Native") return Object::instance(std::string(kProxyModule), "Native", args);
+    return std::nullopt;
+}
+
+std::string unknown_class_text(std::string_view qualified) {
+    return "a manager request refers to " + std::string(qualified) +
+           ", which polyproc does not know (mp::Object holds None, bool, int, float, str, bytes, tuple, list, dict, "
+           "set and manager proxies)";
+}
+
+Request decode_request(std::string_view bytes, const ProxyMaker& make_proxy) {
+    Request r =
+        compact::is_request(bytes) ? compact::decode_request(bytes, make_proxy) : unpickle_request(bytes, make_proxy);
+    if (!r.ident.is_none() && r.ident.type() != Object::Type::str)
+        throw ProtocolError(std::string("TypeError: an object id must be None or a str, not ") + r.ident.type_name());
+    // A pickled request's args may be a list (CPython's server calls f(*args) with any sequence);
+    // the compact writer makes tuples only.
+    const bool list_ok = r.encoding == Encoding::pickle && r.args.type() == Object::Type::list;
+    if (r.args.type() != Object::Type::tuple && !list_ok)
         throw ProtocolError(std::string("TypeError: args must be a tuple, not ") + r.args.type_name());
     if (r.kwds.type() != Object::Type::dict)
         throw ProtocolError(std::string("TypeError: kwds must be a dict, not ") + r.kwds.type_name());

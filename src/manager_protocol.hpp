@@ -63,6 +63,11 @@ using ProxyMaker = std::function<Object(const Object& args)>;
 // The instance polyproc.Proxy(*args), carrying `attachment`; and whether an Object is one.
 Object proxy_object(const Object& args, std::shared_ptr<const ObjectAttachment> attachment = {});
 inline bool is_proxy_object(const Object& o) { return o.is_instance_of(kProxyModule, kProxyClass); }
+// The classes a value may call besides Python's basic types, as either encoding reads them:
+// polyproc.Proxy (made by `make_proxy`, or a bare instance) and polyproc.Native (a Serializable
+// type's value). Nothing for any other class, which a reader refuses with unknown_class_text.
+std::optional<Object> polyproc_instance(std::string_view qualified, const Object& args, const ProxyMaker& make_proxy);
+std::string unknown_class_text(std::string_view qualified);
 
 // Encoders write `encoding` (a value the compact form does not carry is pickled); decoders read
 // either.
