@@ -1,6 +1,7 @@
 // The exception types' constructors and messages (errors.hpp).
 #include "polyproc/errors.hpp"
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <cxxabi.h>
@@ -33,6 +34,12 @@ std::string demangle(const char* mangled) {
 std::string signal_name(int sig) {
     const char* abbrev = ::sigabbrev_np(sig);
     return abbrev ? std::string("SIG") + abbrev : std::to_string(sig);
+}
+
+std::string address_text(const void* p) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%p", p);
+    return text;
 }
 
 }  // namespace detail

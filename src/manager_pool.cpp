@@ -5,8 +5,8 @@
 // Its tasks are polyproc tasks, made by the client exactly as a local Pool makes them: the task
 // runner as a code reference and each chunk's body (the function's bytes, then its encoded
 // arguments or items), so that the server runs a client's typed function without knowing its
-// types. Only polyproc clients can make such tasks; a Python peer's call (a pickled function) is
-// a TypeError. A result travels back as the bytes a worker wrote, decoded by the client; a
+// types. Only polyproc clients can make such tasks; a Python peer's call (a pickled function)
+// does not even read (the server refuses its class). A result travels back as the bytes a worker wrote, decoded by the client; a
 // failure as its C++ type, so that get() throws what a local pool's get() throws.
 //
 // The workers are started with spawn: a forked worker would keep copies of every client's
@@ -20,6 +20,7 @@
 
 #include "manager_blocking.hpp"
 #include "manager_server.hpp"
+#include "names.hpp"
 #include "polyproc/detail/code_ref.hpp"
 #include "polyproc/pool.hpp"
 #include "remote_exception.hpp"
@@ -50,8 +51,6 @@ Object describe_failure(const std::exception_ptr& error) {
 class TaskResults final : public JobBase {
 public:
     explicit TaskResults(std::vector<std::int64_t> counts) : counts_(std::move(counts)), slots_(counts_.size()) {}
-
-    std::size_t chunks() const noexcept { return slots_.size(); }
 
     void on_result(std::uint32_t chunk, std::span<const std::byte> payload) override {
         Object bytes(Bytes(std::string_view(reinterpret_cast<const char*>(payload.data()), payload.size())));
@@ -152,12 +151,6 @@ private:
     Object first_failure_;
 };
 
-std::string object_address(const void* p) {
-    char text[32];
-    std::snprintf(text, sizeof text, "%p", p);
-    return text;
-}
-
 // Python's AsyncResult: get, wait, ready, successful.
 class AsyncResultReferent final : public NativeReferent {
 public:
@@ -180,7 +173,7 @@ public:
         unknown("multiprocessing.pool.ApplyResult", m);
     }
     std::string repr() const override {
-        return "<multiprocessing.pool.ApplyResult object at " + object_address(this) + ">";
+        return "<multiprocessing.pool.ApplyResult object at " + address_text(this) + ">";
     }
 
 private:
@@ -201,7 +194,7 @@ public:
     }
     std::string repr() const override {
         return std::string("<multiprocessing.pool.") + (ordered_ ? "IMapIterator" : "IMapUnorderedIterator") +
-               " object at " + object_address(this) + ">";
+               " object at " + address_text(this) + ">";
     }
 
 private:

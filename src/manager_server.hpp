@@ -186,10 +186,10 @@ std::unique_ptr<NativeReferent> make_native_referent(const std::string& type_id,
                                                      const Object& kwds);
 // Condition(lock) on a manager's Lock or RLock (`held`: the proxy instance that keeps the server's
 // reference to it); mp::TypeError for another referent.
+std::unique_ptr<NativeReferent> make_condition_on(std::shared_ptr<Referent> lock, Object held);
 // SyncManager's Pool (manager_pool.cpp): Pool(processes=None, initializer=None, initargs=(),
 // maxtasksperchild=None), its workers children of the server.
 std::unique_ptr<NativeReferent> make_pool_referent(const Object& args, const Object& kwds);
-std::unique_ptr<NativeReferent> make_condition_on(std::shared_ptr<Referent> lock, Object held);
 // The referent of a registered type around `object`, made by its factory or returned by a method
 // (manager_registered.cpp).
 std::unique_ptr<NativeReferent> make_registered_referent(const RegisteredType& type, std::shared_ptr<void> object);

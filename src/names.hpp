@@ -7,6 +7,7 @@ namespace polyproc::detail {
 
 std::string demangle(const char* mangled);  // the mangled name itself when it cannot be demangled
 std::string signal_name(int sig);           // "SIGKILL", or the number
+std::string address_text(const void* p);    // "0x7f...": where an object is, as its repr says
 
 // This process's name, as current_process().name() reports it: "MainProcess", or the name its
 // Process had. Kept here, below every layer that reports it (a lock's repr names its owner), and

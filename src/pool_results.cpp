@@ -4,7 +4,6 @@
 
 #include <atomic>
 #include <cstdint>
-#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <exception>
@@ -68,9 +67,7 @@ bool ResultState::wait(Timeout timeout) const {
 }
 
 std::string result_repr(const ResultState* state) {
-    char addr[32];
-    std::snprintf(addr, sizeof addr, "%p", static_cast<const void*>(state));
-    return std::string("<polyproc.pool.AsyncResult object at ") + addr + ">";
+    return "<polyproc.pool.AsyncResult object at " + address_text(state) + ">";
 }
 
 bool ResultState::successful() const {

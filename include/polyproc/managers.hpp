@@ -731,10 +731,7 @@ public:
             if (kind == "stop") return std::nullopt;
             if (kind == "timeout") throw TimeoutError();
             if (kind == "error") detail::manager::raise_pool_failure(chunk[2]);
-            std::vector<R> items;
-            detail::manager::read_chunk<R>(chunk[1], chunk[2], items);
-            buffered_->insert(buffered_->end(), std::make_move_iterator(items.begin()),
-                              std::make_move_iterator(items.end()));
+            detail::manager::read_chunk<R>(chunk[1], chunk[2], *buffered_);
         }
         R item = std::move(buffered_->front());
         buffered_->pop_front();
@@ -826,10 +823,7 @@ private:
         detail::check_task_result<R>();
         using Value = std::conditional_t<std::is_void_v<R>, void, std::vector<R>>;
         const std::size_t total = std::ranges::size(items);
-        if (chunksize == 0) {
-            const std::size_t per = 4 * std::max<std::size_t>(1, processes());
-            chunksize = std::max<std::size_t>(1, total / per + (total % per ? 1 : 0));
-        }
+        if (chunksize == 0) chunksize = std::max<std::size_t>(1, detail::default_chunksize(total, processes()));
         return AsyncResultProxy<Value>(
             _callmethod_for_proxy("map_async", detail::manager::chunk_submission<F, T, Star>(f, items, chunksize)));
     }

@@ -348,10 +348,7 @@ private:
         using Job = detail::MapJob<R>;
         using Value = typename Job::Value;
         const std::size_t total = std::ranges::size(items);
-        if (chunksize == 0) {
-            const std::size_t per = 4 * std::max<std::size_t>(1, size());
-            chunksize = total / per + (total % per ? 1 : 0);
-        }
+        if (chunksize == 0) chunksize = detail::default_chunksize(total, size());
         typename Job::Success success;
         if constexpr (std::is_void_v<R>)
             success = detail::make_void_callback(std::move(callbacks.callback));

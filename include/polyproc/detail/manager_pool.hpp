@@ -62,10 +62,10 @@ Object chunk_submission(const F& f, const Range& items, std::size_t chunksize) {
                           Object::tuple(std::move(counts)), program_object()});
 }
 
-// A chunk's results appended to `out`: ("ok"/"error", count, payload-or-failure) as an
+// A chunk's results appended to `out` (a vector, a deque): ("ok"/"error", count, payload-or-failure) as an
 // IMapIterator's next() sends it, or (count, payload) from an AsyncResult's outcome.
-template <class R>
-void read_chunk(const Object& count, const Object& payload, std::vector<R>& out) {
+template <class R, class Out>
+void read_chunk(const Object& count, const Object& payload, Out& out) {
     read_chunk_result<R>(payload_of(payload), static_cast<std::size_t>(count.as_int()),
                          [&](std::size_t, R&& v) { out.push_back(std::move(v)); });
 }

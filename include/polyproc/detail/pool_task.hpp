@@ -82,6 +82,12 @@ struct item_result<F, T, true> {
 template <class F, class T, bool Star>
 using item_result_t = typename item_result<F, T, Star>::type;
 
+// Python's default chunk size for map over `total` items: ceil(total / (4 × workers)).
+constexpr std::size_t default_chunksize(std::size_t total, std::size_t workers) {
+    const std::size_t per = 4 * (workers > 0 ? workers : 1);
+    return total / per + (total % per ? 1 : 0);
+}
+
 // What an apply's function and arguments, a task's result and a map's items must be (a local
 // Pool's and a manager's PoolProxy's).
 template <class F, class Args>
