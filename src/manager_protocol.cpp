@@ -83,10 +83,10 @@ Request unpickle_request(std::string_view bytes, const ProxyMaker& make_proxy) {
 
 std::optional<Object> polyproc_instance(std::string_view qualified, const Object& args, const ProxyMaker& make_proxy) {
     const auto dot = qualified.rfind('.');
-    if (dot == std::string_view::npos || qualified.substr(0, dot) != kProxyModule) return std::nullopt;
+    if (dot == std::string_view::npos || qualified.substr(0, dot) != "polyproc") return std::nullopt;
     const std::string_view name = qualified.substr(dot + 1);
     if (name == kProxyClass) return make_proxy ? make_proxy(args) : proxy_object(args);
-    if (name == "Native") return Object::instance(std::string(kProxyModule), "Native", args);
+    if (name == "Native") return Object::instance("polyproc", "Native", args);
     return std::nullopt;
 }
 
