@@ -162,6 +162,14 @@ SockAddr make_sockaddr(const Address& address) {
         return sa;
     }
     const auto& in = std::get<InetAddress>(address);
+    if (in.host.empty()) {  // Python's '': every interface to bind, this host to connect to
+        auto* any = reinterpret_cast<sockaddr_in*>(&sa.storage);
+        any->sin_family = AF_INET;
+        any->sin_addr.s_addr = htonl(INADDR_ANY);
+        any->sin_port = htons(in.port);
+        sa.len = sizeof(sockaddr_in);
+        return sa;
+    }
     addrinfo hints{};
     hints.ai_family = AF_INET;
     hints.ai_socktype = SOCK_STREAM;

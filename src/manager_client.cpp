@@ -76,6 +76,9 @@ struct Session {
     ~Session() { close_tracked(conn); }
     std::mutex mu;
     Connection conn;
+    // A server without sessions (Python's): each server function goes on a connection of its
+    // own, as CPython's proxies do, and conn stays closed.
+    bool plain = false;
     std::unordered_map<std::string, std::int64_t> local;
 };
 
@@ -154,19 +157,25 @@ Connection connect_to(const Address& address, const std::string& authkey) {
     }
 }
 
-// A channel on the session `session_key`; with a mailbox for `fast_path` (the server hands it over
-// right after its reply).
+// The server refused a session: it is not polyproc's (Python's accept_connection takes a name only).
+struct NoSessions {};
+
+// A channel on the session `session_key` (none for a plain server); with a mailbox for
+// `fast_path` (the server hands it over right after its reply).
 Connection open_channel(const Address& address, const std::string& authkey, const std::string& name,
                         const std::string& session_key, std::optional<Mailbox>* fast_path = nullptr) {
     Connection conn = connect_to(address, authkey);
     track(conn);
     try {
-        Object kwds = Object::dict({{"session", Object(session_key)}});
-        if (fast_path) kwds["mailbox"] = true;
-        returned(
-            exchange(conn, address, encode_request(Object(), "accept_connection", Object::tuple({Object(name)}), kwds)),
-            address);
-        if (fast_path) fast_path->emplace(Mailbox::attach(conn.recv_handle()));
+        Object kwds = Object::dict();
+        if (!session_key.empty()) kwds["session"] = session_key;
+        const bool shared_memory = fast_path && !session_key.empty() && std::holds_alternative<std::string>(address);
+        if (shared_memory) kwds["mailbox"] = true;
+        const Reply reply =
+            exchange(conn, address, encode_request(Object(), "accept_connection", Object::tuple({Object(name)}), kwds));
+        if (reply.kind == "#TRACEBACK" && !session_key.empty()) throw NoSessions{};
+        returned(reply, address);
+        if (shared_memory) fast_path->emplace(Mailbox::attach(conn.recv_handle()));
     } catch (const EOFError& e) {
         close_tracked(conn);
         throw_gone(address, e);
@@ -193,17 +202,30 @@ std::shared_ptr<Session> session_for(const Address& address, const std::string& 
     if (session) {
         // Another thread may be closing it, or counting in it, under its own lock.
         std::lock_guard old(session->mu);
-        if (!session->conn.closed()) return session;
+        if (session->plain || !session->conn.closed()) return session;
         carried = std::move(session->local);
     }
     auto fresh = std::make_shared<Session>();
-    fresh->conn = open_channel(address, authkey, this_process_name() + "|session", r.key);
+    try {
+        fresh->conn = open_channel(address, authkey, this_process_name() + "|session", r.key);
+    } catch (const NoSessions&) {
+        fresh->plain = true;
+    }
     fresh->local = std::move(carried);
     session = std::move(fresh);
     return session;
 }
 
-// A thread's channel for method calls, per manager: its calls go through the mailbox.
+// A server function's request on the session (its lock held), or for a plain server on a
+// connection of its own.
+Reply on_session(Session& session, const Address& address, const std::string& authkey, const std::string& request) {
+    if (!session.plain) return exchange(session.conn, address, request);
+    Connection conn = connect_to(address, authkey);
+    return exchange(conn, address, request);
+}
+
+// A thread's channel for method calls, per manager: its calls go through the mailbox (on a plain
+// server's channel, through the socket).
 struct Channel {
     Channel() = default;
     Channel(const Channel&) = delete;
@@ -211,9 +233,15 @@ struct Channel {
     ~Channel() { close_tracked(conn); }
     Connection conn;
     std::optional<Mailbox> mailbox;
+    // polyproc's server (a session): requests in the compact encoding; a plain (Python) one: pickles.
+    Encoding encoding = Encoding::pickle;
 
     Reply exchange(const Address& address, const std::string& request, const ProxyMaker& make_proxy) {
         return exchange_by(conn, address, [&] {
+            if (!mailbox) {
+                conn.send_bytes(request);
+                return decode_reply(as_view(conn.recv_bytes()), make_proxy);
+            }
             mailbox->send(Mailbox::Side::client, conn, request);
             const auto bytes = mailbox->recv(Mailbox::Side::client, conn, std::numeric_limits<std::size_t>::max());
             return decode_reply(as_view(bytes), make_proxy);
@@ -238,14 +266,16 @@ Channel& channel_for(const Address& address, const std::string& where, const std
         std::string key;
         {
             Registry& r = registry();
-            session_for(address, authkey);  // the session first: it makes the key of this generation
+            // The session first: it makes the key of this generation (a plain server takes none).
+            const bool plain = session_for(address, authkey)->plain;
             std::lock_guard lock(r.mu);
-            key = r.key;
+            if (!plain) key = r.key;
         }
         std::ostringstream name;
         name << this_process_name() << "|Thread-" << std::this_thread::get_id();
         channel.mailbox.reset();
         channel.conn = open_channel(address, authkey, name.str(), key, &channel.mailbox);
+        channel.encoding = key.empty() ? Encoding::pickle : Encoding::compact;
     }
     return channel;
 }
@@ -269,9 +299,9 @@ void ProxyRef::ensure_counted() const {
     if (std::atomic_ref(generation_).load() == generation) return;
     if (session->local[ident]++ == 0) {
         try {
-            returned(
-                exchange(session->conn, address, encode_request(Object(), "incref", Object::tuple({Object(ident)}))),
-                address);
+            returned(on_session(*session, address, authkey,
+                                encode_request(Object(), "incref", Object::tuple({Object(ident)}))),
+                     address);
         } catch (...) {
             if (--session->local[ident] == 0) session->local.erase(ident);
             throw;
@@ -288,7 +318,7 @@ ProxyRef::~ProxyRef() {
         const auto it = session->local.find(ident);
         if (it == session->local.end() || --it->second > 0) return;
         session->local.erase(it);
-        exchange(session->conn, address, encode_request(Object(), "decref", Object::tuple({Object(ident)})));
+        on_session(*session, address, authkey, encode_request(Object(), "decref", Object::tuple({Object(ident)})));
     } catch (...) {
         // The manager is gone or shutting down: there is nothing left to release.
     }
@@ -301,7 +331,7 @@ std::shared_ptr<ProxyRef> adopt_created(const Address& address, const std::strin
     std::lock_guard lock(session->mu);
     if (session->local[ident]++ > 0) {
         // Already held here: the new server reference is one too many.
-        exchange(session->conn, address, encode_request(Object(), "decref", Object::tuple({Object(ident)})));
+        on_session(*session, address, authkey, encode_request(Object(), "decref", Object::tuple({Object(ident)})));
     }
     std::atomic_ref(ref->generation_).store(g_generation.load());
     return ref;
@@ -318,7 +348,7 @@ Object call_server_function(const Address& address, const std::string& authkey, 
                             const Object& args, const Object& kwds) {
     const auto session = session_for(address, authkey);
     std::lock_guard lock(session->mu);
-    return returned(exchange(session->conn, address, encode_request(Object(), function, args, kwds)), address);
+    return returned(on_session(*session, address, authkey, encode_request(Object(), function, args, kwds)), address);
 }
 
 Object one_shot(const Address& address, const std::string& authkey, const std::string& function) {
@@ -343,7 +373,7 @@ Reply call(const ProxyRef& ref, const std::string& method, const Object& args, c
     ref.ensure_counted();
     Channel& channel = channel_for(ref.address, ref.address_text, ref.authkey);
     return channel.exchange(
-        ref.address, encode_request(Object(ref.ident), method, args, kwds, Encoding::compact),
+        ref.address, encode_request(Object(ref.ident), method, args, kwds, channel.encoding),
         [&ref](const Object& proxy_args) { return proxy_object(proxy_args, std::make_shared<ProxyKey>(ref.authkey)); });
 }
 // The object a '#PROXY' reply names, counted on this process's session (the channel's).

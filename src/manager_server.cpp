@@ -2,6 +2,8 @@
 // The referents' methods are in manager_referents.cpp.
 #include "manager_server.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -160,7 +162,23 @@ void Server::reap_workers(bool all) {
         if (w.thread.joinable()) w.thread.join();
 }
 
+// The address a client reached this server at, as its tokens should carry it: for a server on
+// every interface ('' or 0.0.0.0), the interface this connection came in on, which the client
+// can reach again (CPython sends 0.0.0.0, which only works on the server's own host).
+Object Server::reached_at(const Connection& conn) const {
+    if (!std::holds_alternative<InetAddress>(address_)) return address_object_;
+    sockaddr_in local{};
+    socklen_t len = sizeof local;
+    if (::getsockname(conn.fileno(), reinterpret_cast<sockaddr*>(&local), &len) != 0 || local.sin_family != AF_INET)
+        return address_object_;
+    char host[INET_ADDRSTRLEN] = {};
+    ::inet_ntop(AF_INET, &local.sin_addr, host, sizeof host);
+    return Object::tuple({Object(std::string(host)), Object(static_cast<std::int64_t>(ntohs(local.sin_port)))});
+}
+
 void Server::handle(Connection conn, Worker* self) {
+    const Object here = reached_at(conn);
+    const auto hold = [this, &here](const Object& a) { return hold_proxy(a, here); };
     std::string session;
     bool channel = false, wants_mailbox = false;
     try {
@@ -173,11 +191,13 @@ void Server::handle(Connection conn, Worker* self) {
         const auto bytes = conn.recv_bytes(kMaxMessage);
         std::string reply;
         try {
-            const Request request = decode_request(as_view(bytes), [this](const Object& a) { return hold_proxy(a); });
-            if (request.encoding == Encoding::compact)  // there is no mailbox yet
-                throw ProtocolError("ProtocolError: the compact encoding is for mailbox channels only");
+            const Request request = decode_request(as_view(bytes), hold);
+            if (request.encoding == Encoding::compact)  // there is no session yet
+                throw ProtocolError("ProtocolError: the compact encoding is for polyproc's channels only");
             reply = server_function(request, conn, session, channel);
-            wants_mailbox = channel && request.kwds.get("mailbox").truthy();
+            // Shared memory needs a peer on this host, and a socket that can pass its descriptor.
+            wants_mailbox =
+                channel && request.kwds.get("mailbox").truthy() && std::holds_alternative<std::string>(address_);
         } catch (const ProtocolError& e) {
             reply = encode_traceback(e.what());
         } catch (const UnpicklingError& e) {
@@ -198,7 +218,7 @@ void Server::handle(Connection conn, Worker* self) {
                 Worker* self;
                 ~Unset() { server->set_mailbox(self, nullptr); }
             } unset{this, self};
-            serve_channel(conn, mailbox ? &*mailbox : nullptr, session, next_channel_.fetch_add(1));
+            serve_channel(conn, mailbox ? &*mailbox : nullptr, session, next_channel_.fetch_add(1), here);
         }
     } catch (const std::exception&) {
         // A failed handshake, a peer gone, a cut connection: this connection ends, nothing else.
@@ -220,8 +240,10 @@ void Server::set_mailbox(Worker* self, Mailbox* mailbox) {
     if (mailbox && stopping_.load()) mailbox->interrupt();  // stop() came first
 }
 
-void Server::serve_channel(Connection& conn, Mailbox* mailbox, const std::string& session, std::uint64_t channel) {
+void Server::serve_channel(Connection& conn, Mailbox* mailbox, const std::string& session, std::uint64_t channel,
+                           const Object& here) {
     const Caller caller{session, conn.fileno(), channel};
+    const auto hold = [this, &here](const Object& a) { return hold_proxy(a, here); };
     const auto send = [&](const std::string& reply) {
         mailbox ? mailbox->send(Mailbox::Side::server, conn, reply) : conn.send_bytes(reply);
     };
@@ -231,7 +253,7 @@ void Server::serve_channel(Connection& conn, Mailbox* mailbox, const std::string
             mailbox ? mailbox->recv(Mailbox::Side::server, conn, kMaxMessage) : conn.recv_bytes(kMaxMessage);
         Request request;
         try {
-            request = decode_request(as_view(bytes), [this](const Object& a) { return hold_proxy(a); });
+            request = decode_request(as_view(bytes), hold);
         } catch (const ProtocolError& e) {
             send(encode_traceback(e.what()));
             return;  // a peer that sends garbage is not served further
@@ -240,8 +262,10 @@ void Server::serve_channel(Connection& conn, Mailbox* mailbox, const std::string
             return;
         }
         const Encoding encoding = request.encoding;  // the reply's
-        if (encoding == Encoding::compact && !mailbox) {
-            send(encode_traceback("ProtocolError: the compact encoding is for mailbox channels only"));
+        // Only a polyproc client writes it (one with a session or a mailbox), so a Python peer,
+        // which asked for neither, never gets a reply it cannot read.
+        if (encoding == Encoding::compact && session.empty() && !mailbox) {
+            send(encode_traceback("ProtocolError: the compact encoding is for polyproc's channels only"));
             return;
         }
         std::string reply;
@@ -274,8 +298,8 @@ void Server::serve_channel(Connection& conn, Mailbox* mailbox, const std::string
                                                                             registry_);
                             const std::string type_id = made->type_id;
                             const std::string made_ident = add(std::move(made), session);
-                            reply = encode_proxy_reply(exposed_methods(type_id, registry_), type_id, address_object_,
-                                                       made_ident, encoding);
+                            reply = encode_proxy_reply(exposed_methods(type_id, registry_), type_id, here, made_ident,
+                                                       encoding);
                         } else
                             reply = encode_return(
                                 referent->native->call(request.method, request.args, request.kwds, caller), encoding);
@@ -350,9 +374,34 @@ std::string Server::server_function(const Request& r, Connection& conn, std::str
     return encode_traceback("AssertionError: " + repr(Object(f)) + " unrecognized", e);
 }
 
+void Server::share(std::string type_id, std::string of_type_id, Object args) {
+    std::lock_guard lock(shared_mu_);
+    shared_[std::move(type_id)] = Shared{std::move(of_type_id), std::move(args), {}};
+}
+
 Object Server::create(const Object& args, const Object& kwds, const std::string& session) {
     if (args.size() == 0 || args[0].type() != Object::Type::str)
         throw ProtocolError("TypeError: create() wants a typeid (a str) first");
+    const std::string type_id = args[0].as_str();
+    if (std::unique_lock lock(shared_mu_); shared_.contains(type_id)) {
+        if (args.size() != 1 || kwds.size() != 0)
+            throw TypeError(type_id + "() takes no arguments: it gives the manager's one " +
+                            shared_[type_id].of_type_id + " object");
+        Shared& shared = shared_[type_id];
+        if (shared.ident.empty()) {
+            std::vector<Object> made{Object(shared.of_type_id)};
+            for (const Object& a : shared.args.items_view()) made.push_back(a);
+            // Its first reference is the server's own, never released.
+            shared.ident = make(Object::tuple(std::move(made)), Object::dict(), "")[0].as_str();
+        }
+        incref(shared.ident, session);
+        return Object::tuple({Object(shared.ident), exposed_methods(shared.of_type_id, registry_)});
+    }
+    return make(args, kwds, session);
+}
+
+// create() of a typeid that is not shared.
+Object Server::make(const Object& args, const Object& kwds, const std::string& session) {
     const std::string type_id = args[0].as_str();
     std::vector<Object> ctor_args(args.items_view().begin() + 1, args.items_view().end());
     auto referent = std::make_shared<Referent>();
@@ -445,9 +494,9 @@ private:
 };
 }  // namespace
 
-Object Server::hold_proxy(const Object& args) {
+Object Server::hold_proxy(const Object& args, const Object& here) {
     if (args.size() != 3 || args[0].type() != Object::Type::str || args[2].type() != Object::Type::str ||
-        args[1] != address_object_)
+        (args[1] != address_object_ && args[1] != here))
         return proxy_object(args);
     const std::string ident = args[2].as_str();
     try {

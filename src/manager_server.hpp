@@ -110,11 +110,18 @@ public:
     std::size_t number_of_objects() const;
     std::size_t connections() const;  // open now
 
+    // Python's register(type_id, callable=lambda: obj): every create(type_id) gives a reference to
+    // one object of `of_type_id` made with `args` on first use, which the server keeps for as long
+    // as it runs. Before serve_forever().
+    void share(std::string type_id, std::string of_type_id, Object args);
+
     // A proxy to one of this server's objects, read inside a request: an instance Object that
     // holds a reference to the object for as long as any copy of it exists (in a container the
     // server holds, or in flight). A proxy to another manager's object, or to one that is gone,
     // reads as a bare instance.
-    Object hold_proxy(const Object& args);
+    // `here`: the address the reading connection reached the server at (reached_at), which its
+    // proxies may carry instead of the listener's.
+    Object hold_proxy(const Object& args, const Object& here);
 
 private:
     struct Session {
@@ -132,9 +139,12 @@ private:
 
     void handle(Connection conn, Worker* self);
     void set_mailbox(Worker* self, Mailbox* mailbox);
-    void serve_channel(Connection& conn, Mailbox* mailbox, const std::string& session, std::uint64_t channel);
+    void serve_channel(Connection& conn, Mailbox* mailbox, const std::string& session, std::uint64_t channel,
+                       const Object& here);
+    Object reached_at(const Connection& conn) const;
     std::string server_function(const Request& request, Connection& conn, std::string& session, bool& channel);
     Object create(const Object& args, const Object& kwds, const std::string& session);
+    Object make(const Object& args, const Object& kwds, const std::string& session);
     std::string add(std::shared_ptr<Referent> referent, const std::string& session);  // its ident
     void incref(const std::string& ident, const std::string& session);
     void decref(const std::string& ident, const std::string& session);
@@ -167,6 +177,13 @@ private:
     std::unordered_map<std::string, std::int64_t> refcounts_;
     std::unordered_map<std::string, Session> sessions_;
     std::uint64_t next_id_ = 1;
+    struct Shared {
+        std::string of_type_id;
+        Object args;
+        std::string ident;  // once made
+    };
+    std::mutex shared_mu_;  // made once, by the first create
+    std::unordered_map<std::string, Shared> shared_;
     std::atomic<std::uint64_t> next_channel_{1};
 
     mutable std::mutex workers_mu_;

@@ -20,6 +20,11 @@ namespace polyproc {
 namespace detail::manager {
 
 enum class State { initial, started, connected, shut_down };
+using SharedRegistration = std::tuple<std::string, std::string, Object>;
+
+void share_all(Server& server, const std::vector<SharedRegistration>& shared) {
+    for (const auto& [type_id, of_type_id, args] : shared) server.share(type_id, of_type_id, args);
+}
 
 struct ManagerState {
     std::optional<Address> address;
@@ -31,6 +36,8 @@ struct ManagerState {
     // register_()ed types: typeid and the code reference of its registered_type<Reg> (a spawned
     // server finds the function again from it).
     std::vector<std::pair<std::string, std::uint64_t>> registrations;
+    // register_shared(): typeid, the typeid of the one object it gives, that object's arguments.
+    std::vector<SharedRegistration> shared;
 };
 
 namespace {
@@ -75,8 +82,32 @@ void require_initial(State state) {
 // The server process's body (CPython's BaseManager._run_server): bind, say where, serve until
 // told to stop (a 'shutdown' request or SIGTERM) or until the process that started the manager
 // is gone.
-void run_server(Connection& writer, const std::string& authkey, const std::string& path, int creator_pid,
-                const std::vector<std::pair<std::string, std::uint64_t>>& registrations) {
+// A manager's address as a Process argument and back: (0, path, 0) or (1, host, port); an empty
+// path is a fresh one.
+using AddressParts = std::tuple<int, std::string, int>;
+AddressParts address_parts(const std::optional<Address>& address) {
+    if (!address) return {0, std::string(), 0};
+    if (const auto* path = std::get_if<std::string>(&*address)) return {0, *path, 0};
+    const auto& inet = std::get<InetAddress>(*address);
+    return {1, inet.host, inet.port};
+}
+std::optional<Address> address_from_parts(const AddressParts& parts) {
+    const auto& [kind, where, port] = parts;
+    if (kind == 1) return Address(InetAddress{where, static_cast<std::uint16_t>(port)});
+    if (where.empty()) return std::nullopt;
+    return Address(where);
+}
+
+// A server that listens on TCP may be reached from other hosts: it must have a key.
+void require_authkey_for(const std::optional<Address>& address, const std::string& authkey) {
+    if (address && std::holds_alternative<InetAddress>(*address) && authkey.empty())
+        throw ValueError("a manager listening on TCP " + to_string(*address) +
+                         " needs a non-empty authkey: anyone who can reach the port could run its methods");
+}
+
+void run_server(Connection& writer, const std::string& authkey, const AddressParts& where, int creator_pid,
+                const std::vector<std::pair<std::string, std::uint64_t>>& registrations,
+                const std::vector<SharedRegistration>& shared) {
     ::signal(SIGINT, SIG_IGN);  // Ctrl-C is for the program; its manager stops when it does
     // Started daemonic (the program's exit terminates it), yet CPython's server is no daemon and
     // may start children: a Pool's workers. It still dies with its starter (the pidfd below).
@@ -87,13 +118,23 @@ void run_server(Connection& writer, const std::string& authkey, const std::strin
     } catch (const std::system_error&) {
         return;  // already gone: nobody to serve
     }
-    Server server(Listener(path.empty() ? std::optional<Address>() : Address(path), 128), authkey,
-                  resolve(registrations));
+    std::optional<Server> bound;
+    try {
+        bound.emplace(Listener(address_from_parts(where), 128), authkey, resolve(registrations));
+    } catch (const std::system_error& e) {  // the starter raises it: EADDRINUSE, a host that is not ours...
+        writer.send(AddressParts{-1, e.what(), e.code().value()});
+        return;
+    } catch (const std::exception& e) {
+        writer.send(AddressParts{-2, e.what(), 0});
+        return;
+    }
+    Server& server = *bound;
+    share_all(server, shared);
     g_serving = &server;
     struct sigaction on_term {};
     on_term.sa_handler = stop_serving;
     ::sigaction(SIGTERM, &on_term, nullptr);
-    writer.send(std::get<std::string>(server.address()));
+    writer.send(address_parts(server.address()));
     writer.close();
     server.serve_forever(creator.get());
     ::signal(SIGTERM, SIG_IGN);  // a late SIGTERM must not reach a Server that is going away
@@ -110,8 +151,6 @@ BaseManager::BaseManager(std::optional<Address> address, std::optional<std::stri
     : state_(std::make_unique<detail::manager::ManagerState>()) {
     state_->address = std::move(address);
     state_->authkey = authkey ? std::move(*authkey) : current_process().authkey();
-    if (state_->address && std::holds_alternative<InetAddress>(*state_->address))
-        throw ValueError("managers over TCP come with remote managers (issue #15); use an AF_UNIX path");
 }
 
 BaseManager::BaseManager(BaseManager&&) noexcept = default;
@@ -129,10 +168,11 @@ BaseManager::~BaseManager() {
 
 void BaseManager::start() {
     detail::manager::require_initial(state_->state);
+    detail::manager::require_authkey_for(state_->address, state_->authkey);
     auto [reader, writer] = Pipe(false);
-    const std::string path = state_->address ? std::get<std::string>(*state_->address) : std::string();
-    Process server(&detail::manager::run_server, std::move(writer), state_->authkey, path, static_cast<int>(::getpid()),
-                   state_->registrations);
+    Process server(&detail::manager::run_server, std::move(writer), state_->authkey,
+                   detail::manager::address_parts(state_->address), static_cast<int>(::getpid()), state_->registrations,
+                   state_->shared);
     server.set_daemon(true);  // never outlives the program, even when it forgets shutdown()
     server.set_name("SyncManager-" + std::to_string(++detail::manager::g_manager_count));
     server.start();
@@ -145,8 +185,12 @@ void BaseManager::start() {
                                    std::to_string(server.exitcode().value_or(0)) + ")");
             }
         }
-        state_->address = Address(reader.recv<std::string>());
-        state_->generated_address = path.empty();
+        const auto parts = reader.recv<detail::manager::AddressParts>();
+        if (std::get<0>(parts) == -1)  // it could not listen there
+            throw std::system_error(std::get<2>(parts), std::generic_category(), std::get<1>(parts));
+        if (std::get<0>(parts) < 0) throw ProcessError("the manager's server could not start: " + std::get<1>(parts));
+        state_->generated_address = !state_->address;
+        state_->address = detail::manager::address_from_parts(parts);
     } catch (...) {
         if (server.is_alive()) server.kill();
         server.join();
@@ -174,8 +218,10 @@ const Address& Server::address() const {
 
 Server BaseManager::get_server() {
     detail::manager::require_initial(state_->state);
+    detail::manager::require_authkey_for(state_->address, state_->authkey);
     auto server = std::make_unique<detail::manager::Server>(Listener(state_->address, 128), state_->authkey,
                                                             detail::manager::resolve(state_->registrations));
+    detail::manager::share_all(*server, state_->shared);
     state_->address = server->address();
     return Server(std::move(server));
 }
@@ -190,6 +236,14 @@ void BaseManager::register_type(std::string type_id, std::uintptr_t getter) {
             return;
         }
     state_->registrations.emplace_back(std::move(type_id), ref);
+}
+
+void BaseManager::register_shared(std::string type_id, std::string of_type_id, Object args) {
+    if (state_->state != State::initial)
+        throw ProcessError("register_shared() after start(): the server has its types already");
+    if (args.type() != Object::Type::tuple) throw TypeError("register_shared(): args must be a tuple");
+    std::erase_if(state_->shared, [&](const auto& s) { return std::get<0>(s) == type_id; });  // replaced
+    state_->shared.emplace_back(std::move(type_id), std::move(of_type_id), std::move(args));
 }
 
 void BaseManager::connect() {

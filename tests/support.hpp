@@ -19,7 +19,10 @@
 #include <vector>
 #include <optional>
 #include <string>
+#include <poll.h>
+#include <signal.h>
 #include <sys/file.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 namespace mp = polyproc;
@@ -216,3 +219,95 @@ inline std::vector<std::string> python_output(const std::string& python, const s
     ::rmdir(dir);
     return lines;
 }
+
+// A program the test runs (execvp of argv, in a process group of its own), its stdout and stderr
+// read line by line from one pipe. Killed with its group when destroyed, however the test ends.
+class Command {
+public:
+    explicit Command(std::vector<std::string> argv) : argv_(std::move(argv)) {
+        int fds[2];
+        if (::pipe2(fds, O_CLOEXEC) != 0) throw std::system_error(errno, std::generic_category(), "pipe2");
+        pid_ = ::fork();
+        if (pid_ < 0) throw std::system_error(errno, std::generic_category(), "fork");
+        if (pid_ == 0) {  // async-signal-safe until exec
+            ::setpgid(0, 0);
+            ::dup2(fds[1], STDOUT_FILENO);
+            ::dup2(fds[1], STDERR_FILENO);
+            std::vector<char*> args;
+            for (auto& a : argv_) args.push_back(a.data());
+            args.push_back(nullptr);
+            ::execvp(args[0], args.data());
+            ::_exit(127);
+        }
+        ::setpgid(pid_, pid_);
+        ::close(fds[1]);
+        out_ = fds[0];
+    }
+    Command(const Command&) = delete;
+    Command& operator=(const Command&) = delete;
+    ~Command() {
+        if (pid_ > 0) {
+            ::kill(-pid_, SIGKILL);
+            if (!status_) ::waitpid(pid_, nullptr, 0);
+        }
+        if (out_ >= 0) ::close(out_);
+    }
+
+    // The next line it printed, or nullopt at the end of its output or when `limit` passes.
+    std::optional<std::string> next_line(std::chrono::milliseconds limit = std::chrono::seconds(30)) {
+        const auto deadline = std::chrono::steady_clock::now() + limit;
+        for (;;) {
+            if (const auto nl = buffer_.find('\n'); nl != std::string::npos) {
+                std::string line = buffer_.substr(0, nl);
+                buffer_.erase(0, nl + 1);
+                output_ += line + "\n";
+                return line;
+            }
+            if (eof_) {
+                if (buffer_.empty()) return std::nullopt;
+                std::string line = std::exchange(buffer_, {});
+                output_ += line + "\n";
+                return line;
+            }
+            const auto left =
+                std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+            if (left.count() <= 0) return std::nullopt;
+            pollfd p{out_, POLLIN, 0};
+            if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+            char buf[4096];
+            const ssize_t n = ::read(out_, buf, sizeof buf);
+            if (n <= 0)
+                eof_ = true;
+            else
+                buffer_.append(buf, static_cast<std::size_t>(n));
+        }
+    }
+    // Every line until it closes its output, then its exit status (nullopt: still running at `limit`).
+    std::optional<int> wait(std::chrono::milliseconds limit = std::chrono::seconds(60)) {
+        const auto deadline = std::chrono::steady_clock::now() + limit;
+        while (next_line(
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now())))
+            ;
+        if (!eof_) return std::nullopt;
+        while (!status_) {
+            int status = 0;
+            if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+                status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+                break;
+            }
+            if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        return status_;
+    }
+    const std::string& output() const { return output_; }  // every line read so far
+    pid_t pid() const { return pid_; }
+
+private:
+    std::vector<std::string> argv_;
+    pid_t pid_ = -1;
+    int out_ = -1;
+    std::string buffer_, output_;
+    bool eof_ = false;
+    std::optional<int> status_;
+};

@@ -1322,12 +1322,12 @@ TEST(ManagerServer, AClientThatScribblesOnItsMailboxLosesOnlyItsChannel) {
         EXPECT_THROW(mailbox.recv(wire::Mailbox::Side::client, c, 1 << 20), mp::EOFError)
             << "closed after garbage, and a sleeper on a mailbox notices";
     }
-    {  // the compact encoding is for mailbox channels: a socket-only peer (Python's) never meets it
+    {  // the compact encoding is for polyproc's channels (a session or a mailbox): a socket-only peer (Python's) never meets it
         auto c = mp::Client(s.address(), std::string("secret"));
         const auto reply = ask(c, wire::encode_request(mp::None, "accept_connection", Object::tuple({"z"}),
                                                        Object::dict(), wire::Encoding::compact));
         EXPECT_EQ(reply.kind, "#TRACEBACK");
-        EXPECT_NE(reply.value.as_str().find("mailbox channels only"), std::string::npos);
+        EXPECT_NE(reply.value.as_str().find("polyproc's channels only"), std::string::npos);
         EXPECT_THROW(c.recv_bytes(), mp::EOFError);
     }
     EXPECT_TRUE(eventually([&] { return s.server().connections() == 0; }));

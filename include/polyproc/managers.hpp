@@ -399,6 +399,9 @@ public:
     // Python's acquire(blocking=True, timeout=None): false when it timed out or would block.
     bool acquire(bool blocking = true, Timeout timeout = {}) const {
         if (!blocking) return _callmethod("acquire", Object::tuple({false})).as_bool();
+        // As Python's AcquirerProxy: no timeout argument when there is none (a threading.Lock in a
+        // Python manager refuses timeout=None).
+        if (!timeout) return _callmethod("acquire", Object::tuple({true})).as_bool();
         return _callmethod("acquire", Object::tuple({true, detail::manager::timeout_object(timeout)})).as_bool();
     }
     // mp::RuntimeError("release unlocked lock") for a Lock, ("cannot release un-acquired lock")
@@ -894,6 +897,14 @@ public:
         register_type(std::string(Reg::type_id),
                       reinterpret_cast<std::uintptr_t>(&detail::manager::registered_type<Reg>));
     }
+    // Python's register(type_id, callable=lambda: obj) for an object the server holds: the server
+    // makes one object of `of_type_id` (one of its own typeids, "Queue", "dict"..., or a
+    // register_()ed one) with `args` when type_id is first asked for, and every create(type_id),
+    // from any client, C++ or Python, gives a proxy to that same object. It lives as long as the
+    // server. Before start() or get_server() (mp::ProcessError after).
+    //   manager.register_shared("get_task_queue", "Queue");      // the server's side
+    //   mp::QueueProxy<int> tasks(manager.create("get_task_queue"));  // any client's
+    void register_shared(std::string type_id, std::string of_type_id, Object args = Object::tuple());
     // Creates an object of registration Reg with the factory's arguments (a wrong type does not
     // compile); the server must know Reg (register_<Reg>() before start(), or the server's own).
     template <class Reg, class Proxy = AutoProxy<Reg>, class... Args>
