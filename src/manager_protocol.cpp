@@ -15,19 +15,94 @@ constexpr std::string_view kRaisedMarker = "\x01polyproc-raised";
 
 // How a '#PROXY' reply's Token reads here: the marker, then its state (typeid, address, id).
 constexpr std::string_view kTokenMarker = "\x01polyproc-token";
-constexpr std::string_view kTokenClass = "multiprocessing.managers.Token";
+
+// How a Python proxy class (RebuildProxy's first argument) reads here: the marker and its name.
+constexpr std::string_view kProxyTypeMarker = "\x01polyproc-proxytype";
+constexpr std::string_view kManagersModule = "multiprocessing.managers";
+
+// The Python proxy class CPython's SyncManager registers for a typeid; AutoProxy for the others
+// (Queue, a registered class), which asks the server for its methods (get_methods).
+std::string_view python_proxy_class(std::string_view type_id) {
+    static constexpr std::pair<std::string_view, std::string_view> classes[] = {{"dict", "DictProxy"},
+                                                                                {"list", "ListProxy"},
+                                                                                {"Namespace", "NamespaceProxy"},
+                                                                                {"Lock", "AcquirerProxy"},
+                                                                                {"RLock", "AcquirerProxy"},
+                                                                                {"Semaphore", "AcquirerProxy"},
+                                                                                {"BoundedSemaphore", "AcquirerProxy"},
+                                                                                {"Condition", "ConditionProxy"},
+                                                                                {"Event", "EventProxy"},
+                                                                                {"Barrier", "BarrierProxy"},
+                                                                                {"Value", "ValueProxy"},
+                                                                                {"Array", "ArrayProxy"},
+                                                                                {"Pool", "PoolProxy"},
+                                                                                {"Iterator", "IteratorProxy"}};
+    for (const auto& [id, cls] : classes)
+        if (id == type_id) return cls;
+    return "AutoProxy";
+}
+
+// What CPython's managers put in a pickle, as read here: a slice (an instance, which the list
+// referent takes), a Token (NEWOBJ, then its state by
+// BUILD) reads as (kTokenMarker, (typeid, address, id)); a proxy class given as a value, as
+// (kProxyTypeMarker, name); and a proxy, RebuildProxy(class, Token, serializer, kwds), as the
+// polyproc.Proxy that `make_proxy` makes of the Token's state. Nothing for another global.
+std::optional<Object> python_manager_object(const std::string& qualified, const Object& args,
+                                            const ProxyMaker& make_proxy) {
+    if (qualified == "builtins.slice" && args.type() == Object::Type::tuple)  // a ListProxy's l[1:3]
+        return Object::instance("builtins", "slice", args);
+    if (!qualified.starts_with(kManagersModule) || qualified.size() <= kManagersModule.size() ||
+        qualified[kManagersModule.size()] != '.')
+        return std::nullopt;
+    const std::string_view name = std::string_view(qualified).substr(kManagersModule.size() + 1);
+    if (args.is_none()) {  // a class as a value
+        if (name == "AutoProxy" || name.ends_with("Proxy")) return Object::tuple({kProxyTypeMarker, Object(name)});
+        return std::nullopt;
+    }
+    if (name == "Token") return Object::tuple({Object(kTokenMarker)});
+    if (name == "Token.__setstate__") {
+        if (args.size() != 2) throw UnpicklingError("a Token's state must be one value");
+        return Object::tuple({Object(kTokenMarker), args[1]});
+    }
+    if (name != "RebuildProxy") return std::nullopt;
+    const bool well_formed = args.size() >= 2 && args[1].type() == Object::Type::tuple && args[1].size() == 2 &&
+                             args[1][0] == Object(kTokenMarker) && args[1][1].type() == Object::Type::tuple &&
+                             args[1][1].size() == 3 && args[1][1][0].type() == Object::Type::str &&
+                             args[1][1][2].type() == Object::Type::str &&
+                             (args[1][1][1].type() == Object::Type::str || args[1][1][1].type() == Object::Type::tuple);
+    if (!well_formed) throw UnpicklingError("RebuildProxy wants (proxy class, Token(typeid, address, id), ...)");
+    const Object& state = args[1][1];
+    return make_proxy ? make_proxy(state) : proxy_object(state);
+}
+
+thread_local std::function<Object(const std::string&)> t_exposed_lookup;
+
+// polyproc.Proxy as Python's managers pickle a proxy: RebuildProxy(class, Token, 'pickle', kwds),
+// kwds {'exposed': ...} for an AutoProxy. Every peer reads it (polyproc's readers make a
+// polyproc.Proxy of it again).
+std::optional<Object> python_form(const Object& instance) {
+    if (!is_proxy_object(instance)) return std::nullopt;
+    const Object& a = instance.instance_args();
+    if (a.type() != Object::Type::tuple || a.size() != 3 || a[0].type() != Object::Type::str) return std::nullopt;
+    const std::string& type_id = a[0].as_str();
+    const std::string_view cls = python_proxy_class(type_id);
+    Object kwds = Object::dict();
+    if (cls == "AutoProxy") kwds["exposed"] = t_exposed_lookup ? t_exposed_lookup(type_id) : native_exposed(type_id);
+    return Object::instance(
+        std::string(kManagersModule), "RebuildProxy",
+        Object::tuple({pickle_global(kManagersModule, cls), pickle_new_object(kManagersModule, "Token", a),
+                       Object("pickle"), std::move(kwds)}));
+}
+
+std::string pickle_for_peers(const Object& value) { return pickle_dumps_with(value, python_form); }
 
 // `called`: the last class the pickle called other than Token (an '#ERROR' reply's exception).
 Object read_reply_object(std::string_view bytes, std::string& called, const ProxyMaker& make_proxy) {
     return pickle_loads_with(bytes, [&](const std::string& qualified, const Object& args) {
         if (auto own = polyproc_instance(qualified, args, make_proxy)) return std::move(*own);
-        if (qualified == kTokenClass) return Object::tuple({Object(kTokenMarker)});
-        if (qualified.ends_with(".__setstate__")) {
-            if (qualified.substr(0, qualified.size() - 13) != kTokenClass || args.size() != 2)
-                throw UnpicklingError("a manager reply holds an instance of " +
-                                      qualified.substr(0, qualified.size() - 13) + ", which polyproc does not read");
-            return Object::tuple({Object(kTokenMarker), args[1]});
-        }
+        if (auto python = python_manager_object(qualified, args, make_proxy)) return std::move(*python);
+        if (args.is_none() || qualified.ends_with(".__setstate__"))
+            throw UnpicklingError("a manager reply holds " + qualified + ", which polyproc does not read");
         called = qualified;
         const auto dot = qualified.rfind('.');
         return Object::tuple({Object(kRaisedMarker), qualified.substr(0, dot), qualified.substr(dot + 1), args});
@@ -58,7 +133,7 @@ std::string encode_request(const Object& ident, std::string_view method, const O
                            Encoding encoding) {
     if (encoding == Encoding::compact)
         if (auto bytes = compact::encode_request(ident, method, args, kwds)) return std::move(*bytes);
-    return pickle_dumps(Object::tuple({ident, Object(method), args, kwds}));
+    return pickle_for_peers(Object::tuple({ident, Object(method), args, kwds}));
 }
 
 namespace {
@@ -67,6 +142,7 @@ namespace {
 Request unpickle_request(std::string_view bytes, const ProxyMaker& make_proxy) {
     const Object message = pickle_loads_with(bytes, [&](const std::string& qualified, const Object& args) {
         if (auto own = polyproc_instance(qualified, args, make_proxy)) return std::move(*own);
+        if (auto python = python_manager_object(qualified, args, make_proxy)) return std::move(*python);
         throw UnpicklingError(unknown_class_text(qualified));
     });
     if (message.type() != Object::Type::tuple)
@@ -83,11 +159,42 @@ Request unpickle_request(std::string_view bytes, const ProxyMaker& make_proxy) {
 
 std::optional<Object> polyproc_instance(std::string_view qualified, const Object& args, const ProxyMaker& make_proxy) {
     const auto dot = qualified.rfind('.');
-    if (dot == std::string_view::npos || qualified.substr(0, dot) != "polyproc") return std::nullopt;
+    if (dot == std::string_view::npos || qualified.substr(0, dot) != "polyproc" || args.type() != Object::Type::tuple)
+        return std::nullopt;
     const std::string_view name = qualified.substr(dot + 1);
     if (name == kProxyClass) return make_proxy ? make_proxy(args) : proxy_object(args);
     if (name == "Native") return Object::instance("polyproc", "Native", args);
     return std::nullopt;
+}
+
+Object native_exposed(const std::string& type_id) {
+    std::vector<Object> names;
+    const auto add = [&](std::initializer_list<const char*> list) {
+        for (const char* n : list) names.emplace_back(n);
+    };
+    if (type_id == "Queue" || type_id == "JoinableQueue")
+        add({"empty", "full", "get", "get_nowait", "join", "put", "put_nowait", "qsize", "task_done"});
+    else if (type_id == "Iterator")
+        add({"__next__", "close"});
+    else if (type_id == "Pool")
+        add({"apply", "apply_async", "close", "imap", "imap_unordered", "join", "map", "map_async", "starmap",
+             "starmap_async", "terminate"});
+    else if (type_id == "AsyncResult")
+        add({"get", "ready", "successful", "wait"});
+    else if (type_id == "IMapIterator")
+        add({"next"});
+    return Object::tuple(std::move(names));
+}
+
+void set_exposed_lookup(std::function<Object(const std::string& type_id)> lookup) {
+    t_exposed_lookup = std::move(lookup);
+}
+
+std::optional<Object> token_state(const Object& read) {
+    if (read.type() != Object::Type::tuple || read.size() != 2 || read[0] != Object(kTokenMarker) ||
+        read[1].type() != Object::Type::tuple || read[1].size() != 3 || read[1][2].type() != Object::Type::str)
+        return std::nullopt;
+    return read[1];
 }
 
 std::string unknown_class_text(std::string_view qualified) {
@@ -114,7 +221,7 @@ Request decode_request(std::string_view bytes, const ProxyMaker& make_proxy) {
 std::string encode_return(const Object& value, Encoding encoding) {
     if (encoding == Encoding::compact)
         if (auto bytes = compact::encode_return(value)) return std::move(*bytes);
-    return pickle_dumps(Object::tuple({"#RETURN", value}));
+    return pickle_for_peers(Object::tuple({"#RETURN", value}));
 }
 
 std::string encode_error(const RaisedError& error, Encoding encoding) {

@@ -68,9 +68,21 @@ inline bool is_proxy_object(const Object& o) { return o.is_instance_of(kProxyMod
 // type's value). Nothing for any other class, which a reader refuses with unknown_class_text.
 std::optional<Object> polyproc_instance(std::string_view qualified, const Object& args, const ProxyMaker& make_proxy);
 std::string unknown_class_text(std::string_view qualified);
+// A Token a request carries (Python's get_methods(token)): its state (typeid, address, id).
+std::optional<Object> token_state(const Object& read);
 
-// Encoders write `encoding` (a value the compact form does not carry is pickled); decoders read
-// either.
+// The methods a typeid's objects expose, as create() answers them: the SyncManager typeids whose
+// Python proxy is an AutoProxy (Queue, JoinableQueue, Iterator, Pool, AsyncResult...); empty for
+// the others (the fixed proxy types, DictProxy, AcquirerProxy..., do not use them).
+Object native_exposed(const std::string& type_id);
+// A pickled proxy of a typeid whose Python class is AutoProxy carries its exposed methods (Python's
+// AutoProxy would otherwise ask for them over a connection it does not authenticate). They come
+// from this thread's lookup (a server's connection thread sets its registry's), else from
+// native_exposed.
+void set_exposed_lookup(std::function<Object(const std::string& type_id)> lookup);
+
+// Encoders write `encoding` (a value the compact form does not carry is pickled, and a proxy in it
+// as Python's RebuildProxy); decoders read either.
 std::string encode_request(const Object& ident, std::string_view method, const Object& args = Object::tuple(),
                            const Object& kwds = Object::dict(), Encoding encoding = Encoding::pickle);
 Request decode_request(std::string_view bytes, const ProxyMaker& make_proxy = {});  // ProtocolError, UnpicklingError

@@ -3,6 +3,8 @@
 // exposed methods, Namespace's attribute access). The server holds each as an mp::Object and runs
 // one method at a time on it.
 #include <algorithm>
+#include <optional>
+#include <vector>
 #include <utility>
 
 #include "manager_server.hpp"
@@ -31,6 +33,86 @@ Object list_of(std::vector<Object> items) { return Object::list(std::move(items)
 Object items_list(const Object& dict) {
     std::vector<Object> out;
     for (auto& [k, v] : dict.items()) out.push_back(Object::tuple({k, v}));
+    return Object::list(std::move(out));
+}
+
+// Python's slice(start, stop, step), as a ListProxy sends l[1:3]: the indices it picks in a sequence
+// of `length` (PySlice_AdjustIndices), or nothing for an index that is not a slice.
+struct SliceIndices {
+    std::int64_t start, step, count;
+    std::int64_t at(std::int64_t i) const { return start + i * step; }
+};
+std::optional<SliceIndices> slice_indices(const Object& index, std::int64_t length) {
+    if (!index.is_instance_of("builtins", "slice")) return std::nullopt;
+    const Object& a = index.instance_args();
+    if (a.size() != 3) throw TypeError("slice expected 3 arguments, got " + std::to_string(a.size()));
+    const auto bound = [](const Object& o, std::int64_t none) {
+        if (o.is_none()) return none;
+        if (o.type() != Object::Type::integer && o.type() != Object::Type::boolean)
+            throw TypeError("slice indices must be integers or None or have an __index__ method");
+        return o.as_int();
+    };
+    const std::int64_t step = bound(a[2], 1);
+    if (step == 0) throw ValueError("slice step cannot be zero");
+    const auto adjust = [&](const Object& o, std::int64_t none) {
+        if (o.is_none()) return none;
+        std::int64_t i = bound(o, none);
+        if (i < 0) {
+            i += length;
+            if (i < 0) i = step < 0 ? -1 : 0;
+        } else if (i >= length) {
+            i = step < 0 ? length - 1 : length;
+        }
+        return i;
+    };
+    const std::int64_t start = adjust(a[0], step < 0 ? length - 1 : 0), stop = adjust(a[1], step < 0 ? -1 : length);
+    std::int64_t count = 0;
+    if (step < 0 && stop < start) count = (start - stop - 1) / -step + 1;
+    if (step > 0 && start < stop) count = (stop - start - 1) / step + 1;
+    return SliceIndices{start, step, count};
+}
+
+// seq[slice] as a list (the same for a list and an Array: CPython's ArrayProxy gets a list too).
+Object slice_of(const Object& seq, const SliceIndices& s) {
+    const auto items = seq.items_view();
+    std::vector<Object> out;
+    out.reserve(static_cast<std::size_t>(s.count));
+    for (std::int64_t i = 0; i < s.count; ++i) out.push_back(items[static_cast<std::size_t>(s.at(i))]);
+    return Object::list(std::move(out));
+}
+
+// seq[slice] = values, as Python's list does (a plain slice may change the length; an extended
+// one must match it); `convert` checks each new item (an Array's typecode).
+template <class Convert>
+Object assign_slice(const Object& seq, const SliceIndices& s, const Object& values, Convert convert, bool resizable) {
+    if (values.type() != Object::Type::list && values.type() != Object::Type::tuple)
+        throw TypeError(resizable ? "can only assign an iterable" : "can only assign a sequence to an array slice");
+    const auto old = seq.items_view();
+    const auto fresh = values.items_view();
+    if (s.step == 1 && resizable) {
+        const auto begin = static_cast<std::size_t>(s.start);
+        const auto end = begin + static_cast<std::size_t>(s.count);
+        std::vector<Object> out(old.begin(), old.begin() + static_cast<std::ptrdiff_t>(begin));
+        for (const Object& v : fresh) out.push_back(convert(v));
+        out.insert(out.end(), old.begin() + static_cast<std::ptrdiff_t>(end), old.end());
+        return Object::list(std::move(out));
+    }
+    if (static_cast<std::int64_t>(fresh.size()) != s.count)
+        throw ValueError(s.step == 1 ? "Can only assign sequence of same size"
+                                     : "attempt to assign sequence of size " + std::to_string(fresh.size()) +
+                                           " to extended slice of size " + std::to_string(s.count));
+    std::vector<Object> out(old.begin(), old.end());
+    for (std::int64_t i = 0; i < s.count; ++i) out[static_cast<std::size_t>(s.at(i))] = convert(fresh[i]);
+    return Object::list(std::move(out));
+}
+
+Object delete_slice(const Object& seq, const SliceIndices& s) {
+    const auto old = seq.items_view();
+    std::vector<bool> gone(old.size());
+    for (std::int64_t i = 0; i < s.count; ++i) gone[static_cast<std::size_t>(s.at(i))] = true;
+    std::vector<Object> out;
+    for (std::size_t i = 0; i < old.size(); ++i)
+        if (!gone[i]) out.push_back(old[i]);
     return Object::list(std::move(out));
 }
 
@@ -120,17 +202,28 @@ Object call_dict(Referent& r, const std::string& m, const Object& a, const Objec
 
 Object call_list(Referent& r, const std::string& m, const Object& a, const Object& kwds) {
     Object& l = r.value;
+    const auto length = static_cast<std::int64_t>(l.size());
+    const auto same = [](const Object& v) { return v; };
     if (m == "__getitem__") {
         want_args(a, 1, 1, m);
+        if (const auto s = slice_indices(a[0], length)) return slice_of(l, *s);
         return std::as_const(l).at(a[0]);
     }
     if (m == "__setitem__") {
         want_args(a, 2, 2, m);
+        if (const auto s = slice_indices(a[0], length)) {
+            l = assign_slice(l, *s, a[1], same, true);
+            return {};
+        }
         l.at(a[0]) = a[1];
         return {};
     }
     if (m == "__delitem__") {
         want_args(a, 1, 1, m);
+        if (const auto s = slice_indices(a[0], length)) {
+            l = delete_slice(l, *s);
+            return {};
+        }
         l.erase(a[0]);
         return {};
     }
@@ -330,9 +423,16 @@ Object call_array(Referent& r, const std::string& m, const Object& a) {
         return i;
     };
     if (m == "__len__") return static_cast<std::int64_t>(items.size());
-    if (m == "__getitem__") return std::as_const(items).at(index("array index out of range"));
+    const auto slice = a.size() ? slice_indices(a[0], static_cast<std::int64_t>(items.size())) : std::nullopt;
+    if (m == "__getitem__")
+        return slice ? slice_of(items, *slice) : std::as_const(items).at(index("array index out of range"));
     if (m == "__setitem__") {
         want_args(a, 2, 2, m);
+        if (slice) {
+            items = assign_slice(
+                items, *slice, a[1], [&](const Object& v) { return array_item(typecode, v); }, false);
+            return {};
+        }
         const std::int64_t i = index("array assignment index out of range");
         items.at(i) = array_item(typecode, a[1]);
         return {};

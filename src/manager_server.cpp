@@ -39,24 +39,12 @@ std::string ident_arg(const Request& r, const char* function) {
 // registered type's) gets its methods from it; the fixed proxy types (DictProxy,
 // AcquirerProxy...) ignore it.
 Object exposed_methods(const std::string& type_id, const Registry& registry) {
-    std::vector<Object> names;
     if (const auto it = registry.find(type_id); it != registry.end()) {
+        std::vector<Object> names;
         for (const std::string& name : it->second->exposed()) names.emplace_back(name);
-    } else if (type_id == "Queue" || type_id == "JoinableQueue") {
-        for (const char* n : {"empty", "full", "get", "get_nowait", "join", "put", "put_nowait", "qsize", "task_done"})
-            names.emplace_back(n);
-    } else if (type_id == "Iterator") {
-        for (const char* n : {"__next__", "close"}) names.emplace_back(n);
-    } else if (type_id == "Pool") {
-        for (const char* n : {"apply", "apply_async", "close", "imap", "imap_unordered", "join", "map", "map_async",
-                              "starmap", "starmap_async", "terminate"})
-            names.emplace_back(n);
-    } else if (type_id == "AsyncResult") {
-        for (const char* n : {"get", "ready", "successful", "wait"}) names.emplace_back(n);
-    } else if (type_id == "IMapIterator") {
-        names.emplace_back("next");
+        return Object::tuple(std::move(names));
     }
-    return Object::tuple(std::move(names));
+    return native_exposed(type_id);
 }
 
 Server::Server(Listener listener, std::string authkey, Registry registry)
@@ -178,6 +166,8 @@ Object Server::reached_at(const Connection& conn) const {
 
 void Server::handle(Connection conn, Worker* self) {
     const Object here = reached_at(conn);
+    // The proxies this thread pickles carry their methods, registered types' included.
+    set_exposed_lookup([this](const std::string& type_id) { return exposed_methods(type_id, registry_); });
     const auto hold = [this, &here](const Object& a) { return hold_proxy(a, here); };
     std::string session;
     bool channel = false, wants_mailbox = false;
@@ -354,6 +344,14 @@ std::string Server::server_function(const Request& r, Connection& conn, std::str
             return encode_traceback(error.what(), e);
         }
         return encode_return(Object(), e);
+    }
+    if (f == "get_methods") {  // Python's AutoProxy asks for them when a pickled proxy did not say
+        const auto state = r.args.size() == 1 ? token_state(r.args[0]) : std::nullopt;
+        if (!state) return encode_traceback("TypeError: get_methods() wants a Token", e);
+        const auto referent = find((*state)[2].as_str());
+        if (!referent)
+            return encode_traceback("KeyError: " + repr((*state)[2]) + " (no such object in this manager)", e);
+        return encode_return(exposed_methods(referent->type_id, registry_), e);
     }
     if (f == "number_of_objects") return encode_return(static_cast<std::int64_t>(number_of_objects()), e);
     if (f == "debug_info") {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -17,8 +18,21 @@ namespace polyproc::detail {
 // the reducer throws mp::UnpicklingError for a global it does not accept. An instance made by
 // NEWOBJ (module.name.__new__(module.name, *args)) is handed over the same way, and a BUILD on
 // what the reducer made calls it again with "module.name.__setstate__" and (made, state).
+// A global that is a value itself rather than called (the class argument of Python's
+// RebuildProxy(DictProxy, token, ...)) is handed over with `args` None.
 using GlobalReducer = std::function<Object(const std::string& qualified_name, const Object& args)>;
 Object pickle_loads_with(std::string_view data, const GlobalReducer& reducer);
+
+// Writes `value` as pickle_dumps does, except that an instance for which `rewrite` returns an
+// Object is written as that Object instead (once: the replacement is not rewritten). The
+// replacement may use the two forms below, which only this writer knows.
+using InstanceRewriter = std::function<std::optional<Object>(const Object& instance)>;
+std::string pickle_dumps_with(const Object& value, const InstanceRewriter& rewrite);
+// The global module.name itself, as a value (STACK_GLOBAL).
+Object pickle_global(std::string_view module, std::string_view name);
+// An object of class module.name made by copyreg.__newobj__ and given `state` (NEWOBJ, BUILD):
+// how Python pickles a class with __getstate__, such as a manager's Token.
+Object pickle_new_object(std::string_view module, std::string_view name, const Object& state);
 
 // The pickle of the pair (first, module.name(*args)), byte for byte as CPython writes it.
 std::string pickle_dumps_pair_with_call(const Object& first, std::string_view module, std::string_view name,

@@ -572,8 +572,12 @@ private:
                     }
                     break;
                 }
+                case Node::global:
+                    if (!reducer_) fail(pos_, "a global where a value belongs");
+                    out = (*reducer_)(node.global_name, Object());
+                    break;
                 default:
-                    fail(pos_, "a global or MARK where a value belongs");
+                    fail(pos_, "a MARK where a value belongs");
             }
         } catch (const TypeError& e) {  // an unhashable key or set item
             fail(pos_, e.what());

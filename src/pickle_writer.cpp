@@ -4,6 +4,7 @@
 // (the same str object twice) is written twice here: the bytes differ, the value is the same.
 #include <bit>
 #include <cstring>
+#include <utility>
 
 #include "object_body.hpp"
 #include "pickle.hpp"
@@ -15,8 +16,15 @@ namespace {
 
 using namespace detail::pickle;
 
+// The writer-only forms of pickle_global and pickle_new_object: instances of a class no pickle
+// can name (the module is not an identifier).
+constexpr std::string_view kFormModule = "\x01pickle";
+
 class Writer {
 public:
+    Writer() = default;
+    explicit Writer(const detail::InstanceRewriter* rewrite) : rewrite_(rewrite) {}
+
     std::string finish(const Object& value) {
         begin();
         save(value);
@@ -226,6 +234,25 @@ private:
                 return;
             }
             case Object::Type::instance:  // module.name(*args), as Python's __reduce__ gives it
+                if (rewrite_ && value.instance_module() != kFormModule)
+                    if (auto replacement = (*rewrite_)(value)) {
+                        const auto* rewrite = std::exchange(rewrite_, nullptr);
+                        save(*replacement);
+                        rewrite_ = rewrite;
+                        return;
+                    }
+                if (value.instance_module() == kFormModule) {
+                    const Object& a = value.instance_args();
+                    save_global(a[0].as_str(), a[1].as_str());
+                    if (value.instance_name() == "new") {
+                        op(EMPTY_TUPLE);
+                        op(NEWOBJ);
+                        op(MEMOIZE);
+                        save(a[2]);
+                        op(BUILD);
+                    }
+                    return;
+                }
                 save_global(value.instance_module(), value.instance_name());
                 save(value.instance_args());
                 op(REDUCE);
@@ -259,11 +286,24 @@ private:
 
     std::string out_;
     std::size_t frame_start_ = 0;
+    const detail::InstanceRewriter* rewrite_ = nullptr;
 };
 
 }  // namespace
 
 std::string pickle_dumps(const Object& value) { return Writer().finish(value); }
+
+std::string detail::pickle_dumps_with(const Object& value, const InstanceRewriter& rewrite) {
+    return Writer(&rewrite).finish(value);
+}
+
+Object detail::pickle_global(std::string_view module, std::string_view name) {
+    return Object::instance(std::string(kFormModule), "global", Object::tuple({Object(module), Object(name)}));
+}
+
+Object detail::pickle_new_object(std::string_view module, std::string_view name, const Object& state) {
+    return Object::instance(std::string(kFormModule), "new", Object::tuple({Object(module), Object(name), state}));
+}
 
 std::string detail::pickle_dumps_pair_with_call(const Object& first, std::string_view module, std::string_view name,
                                                 const Object& args) {

@@ -295,4 +295,67 @@ TEST_F(RemoteManagerServer, OurClientUsesAPythonManager) {
     }
 }
 
+// Proxies inside containers cross in Python's own form (RebuildProxy(ListProxy, Token, ...)), both
+// ways: a Python client stores polyproc proxies and gets live ones back; a polyproc client stores
+// its proxies in a Python manager's dict and gets live ones back.
+TEST_F(RemoteManagerServer, NestedProxiesCrossInPythonsForm) {
+    HangGuard guard(120s, "nested proxies with Python");
+    mp::SyncManager manager(mp::InetAddress{"127.0.0.1", 0}, std::string("abc"));
+    manager.start();
+    const auto port = std::get<mp::InetAddress>(manager.address()).port;
+    auto shared = manager.dict();
+    for (const auto& python : tutorial_pythons()) {
+        const auto lines =
+            python_output(python,
+                          "import multiprocessing\n"
+                          "from multiprocessing.managers import SyncManager\n"
+                          "multiprocessing.current_process().authkey = b'abc'  # what a rebuilt proxy connects with\n"
+                          "m = SyncManager(address=('127.0.0.1', " +
+                              std::to_string(port) +
+                              "), authkey=b'abc')\n"
+                              "m.connect()\n"
+                              "d = m.dict()\n"
+                              "l = m.list([1, 2])\n"
+                              "d['inner'] = l\n"
+                              "d['inner'].append(3)\n"
+                              "print(type(d['inner']).__name__, list(d['inner']), l[:])\n"
+                              "q = m.Queue()\n"
+                              "d['q'] = q\n"
+                              "d['q'].put(5)\n"
+                              "print(type(d['q']).__name__, q.get())\n"
+                              "lock = m.Lock()\n"
+                              "d['lock'] = lock\n"
+                              "print(d['lock'].acquire(), lock.acquire(False))\n"
+                              "outer = m.dict()\n"
+                              "outer['d'] = d\n"
+                              "print(sorted(outer['d'].keys()))\n");
+        ASSERT_EQ(lines.size(), 4u) << python;
+        EXPECT_EQ(lines[0], "ListProxy [1, 2, 3] [1, 2, 3]") << python;
+        EXPECT_TRUE(lines[1].starts_with("AutoProxy[Queue] 5")) << python << ": " << lines[1];
+        EXPECT_EQ(lines[2], "True False") << python;
+        EXPECT_EQ(lines[3], "['inner', 'lock', 'q']") << python;
+    }
+    for (const auto& python : tutorial_pythons()) {
+        Command server({python, "-c",
+                        "import multiprocessing\n"
+                        "from multiprocessing.managers import SyncManager\n"
+                        "m = SyncManager(address=('127.0.0.1', 0), authkey=b'abc')\n"
+                        "s = m.get_server()\n"
+                        "print('Listening on port %d' % s.address[1], flush=True)\n"
+                        "s.serve_forever()\n"});
+        const std::uint16_t python_port = port_of(server);
+        ASSERT_NE(python_port, 0) << python;
+        mp::SyncManager client(mp::InetAddress{"127.0.0.1", python_port}, std::string("abc"));
+        client.connect();
+        auto d = client.dict<std::string, mp::Object>();
+        auto l = client.list<int>();
+        l.append(1);
+        d["inner"] = mp::Object(mp::BaseProxy(l));
+        mp::ListProxy<int> inner(d.at("inner").template as<mp::BaseProxy>());
+        inner.append(2);
+        EXPECT_EQ(l.size(), 2u) << python;
+        EXPECT_EQ(static_cast<int>(l[1]), 2) << python;
+    }
+}
+
 }  // namespace
