@@ -18,6 +18,7 @@
 #include "fork_safety.hpp"
 #include "manager_mailbox.hpp"
 #include "manager_protocol.hpp"
+#include "manager_server.hpp"
 #include "names.hpp"
 #include "os.hpp"
 #include "polyproc/process.hpp"
@@ -147,7 +148,12 @@ Object returned(const Reply& reply, const Address& address) {
 // A connection to the manager, authenticated; a manager that is not there is "gone".
 Connection connect_to(const Address& address, const std::string& authkey) {
     try {
-        return Client(address, authkey);
+        Connection conn = Client(address, authkey);
+        // A manager whose host vanished is "gone" after a bounded silence, as the server finds its
+        // vanished clients (the same settings).
+        os::set_tcp_keepalive(conn.fileno(), Server::kKeepAliveIdle, Server::kKeepAliveInterval,
+                              Server::kKeepAliveCount);
+        return conn;
     } catch (const AuthenticationError&) {
         throw;
     } catch (const std::system_error& e) {

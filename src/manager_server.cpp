@@ -100,6 +100,7 @@ void Server::serve_forever(int watch_fd) {
         Connection conn;
         try {
             conn = listener_.accept();  // no authkey on the listener: the handshake runs in the connection's thread
+            os::set_tcp_keepalive(conn.fileno(), kKeepAliveIdle, kKeepAliveInterval, kKeepAliveCount);
         } catch (const std::system_error&) {
             continue;  // the peer gave up (ECONNABORTED), or descriptors ran out: keep serving the others
         }

@@ -93,6 +93,9 @@ public:
     static constexpr std::size_t kMaxConnections = 1024;
     static constexpr std::size_t kMaxMessage = std::size_t{256} << 20;
     static constexpr std::chrono::seconds kHandshakeTimeout{10};
+    // A TCP client whose host vanished is found dead within about 8 s of silence (keepalive
+    // probes; os::set_tcp_keepalive), and its connection ends as if it had closed.
+    static constexpr int kKeepAliveIdle = 5, kKeepAliveInterval = 1, kKeepAliveCount = 3;
 
     Server(Listener listener, std::string authkey, Registry registry = {});
     ~Server();  // stops, closes every connection and joins every thread

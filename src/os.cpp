@@ -10,6 +10,8 @@
 #include <mutex>
 
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -120,6 +122,24 @@ int pidfd_send_signal(int pidfd, int sig) {
 bool is_socket(int fd) {
     struct stat st {};
     return ::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+void set_tcp_keepalive(int fd, int idle, int interval, int count) {
+    sockaddr_storage local{};
+    socklen_t len = sizeof local;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) != 0 ||
+        (local.ss_family != AF_INET && local.ss_family != AF_INET6))
+        return;
+    const int on = 1;
+    const unsigned user_timeout_ms = static_cast<unsigned>((idle + interval * count) * 1000);
+    const auto set = [fd](const char* call, int level, int name, const auto& value) {
+        check(call, [&] { return ::setsockopt(fd, level, name, &value, sizeof value); });
+    };
+    set("setsockopt(SO_KEEPALIVE)", SOL_SOCKET, SO_KEEPALIVE, on);
+    set("setsockopt(TCP_KEEPIDLE)", IPPROTO_TCP, TCP_KEEPIDLE, idle);
+    set("setsockopt(TCP_KEEPINTVL)", IPPROTO_TCP, TCP_KEEPINTVL, interval);
+    set("setsockopt(TCP_KEEPCNT)", IPPROTO_TCP, TCP_KEEPCNT, count);
+    set("setsockopt(TCP_USER_TIMEOUT)", IPPROTO_TCP, TCP_USER_TIMEOUT, user_timeout_ms);
 }
 
 bool is_valid_fd(int fd) { return fd >= 0 && ::fcntl(fd, F_GETFD) != -1; }

@@ -55,6 +55,10 @@ FileDescriptor pidfd_open(pid_t pid);  // throws; ESRCH when the process is gone
 int pidfd_send_signal(int pidfd, int sig);  // 0, or -1 with errno (ESRCH ignored by callers)
 
 bool is_socket(int fd);
+// A TCP connection whose peer's host vanished (no FIN, no RST) is found dead: keepalive probes
+// after `idle` seconds without traffic, `count` of them `interval` seconds apart, and unacknowledged
+// data given up on after idle + interval * count. Nothing for a socket that is not TCP.
+void set_tcp_keepalive(int fd, int idle, int interval, int count);
 // Descriptors over an AF_UNIX socket (SCM_RIGHTS), the one place that builds and parses such
 // messages. A message is one data byte, the count (Python's reduction.sendfds), carrying up to
 // 250 descriptors. recv_fds returns what one message carried (close-on-exec); empty at end of

@@ -11,6 +11,7 @@
 #include <map>
 #include <regex>
 
+#include "manager_client.hpp"
 #include "support.hpp"
 
 namespace {
@@ -356,6 +357,128 @@ TEST_F(RemoteManagerServer, NestedProxiesCrossInPythonsForm) {
         EXPECT_EQ(l.size(), 2u) << python;
         EXPECT_EQ(static_cast<int>(l[1]), 2) << python;
     }
+}
+
+// Two hosts on this machine: the test's own network namespace and a fresh one, joined by a veth
+// pair with addresses of the test's own; all of it created and removed by the test (skipped
+// without root or iproute2).
+class TwoHosts : public ProcessTest {
+protected:
+    void SetUp() override {
+        if (::geteuid() != 0) GTEST_SKIP() << "network namespaces need root";
+        if (std::system("ip -V > /dev/null 2>&1") != 0) GTEST_SKIP() << "iproute2's ip is not installed";
+        const std::string id = std::to_string(::getpid());
+        ns_ = "polyproc-" + id;
+        here_link_ = "ppa" + id;
+        const std::string there_link = "ppb" + id, net = "10.213." + std::to_string(::getpid() % 200 + 20) + ".";
+        here_ = net + "1";
+        there_ = net + "2";
+        run("ip netns add " + ns_);
+        created_ = true;
+        run("ip link add " + here_link_ + " type veth peer name " + there_link + " netns " + ns_);
+        run("ip addr add " + here_ + "/24 dev " + here_link_);
+        run("ip link set " + here_link_ + " up");
+        run("ip -n " + ns_ + " addr add " + there_ + "/24 dev " + there_link);
+        run("ip -n " + ns_ + " link set " + there_link + " up");
+        run("ip -n " + ns_ + " link set lo up");
+    }
+    void TearDown() override {
+        ProcessTest::TearDown();
+        if (!created_) return;
+        std::system(("ip link del " + here_link_ + " 2> /dev/null").c_str());
+        std::system(("ip netns pids " + ns_ + " 2> /dev/null | xargs -r kill -9").c_str());
+        std::system(("ip netns del " + ns_).c_str());
+    }
+    static void run(const std::string& command) {
+        ASSERT_EQ(std::system((command + " > /dev/null").c_str()), 0) << command;
+    }
+    // A command on the other host.
+    std::vector<std::string> there(std::vector<std::string> argv) const {
+        argv.insert(argv.begin(), {"ip", "netns", "exec", ns_});
+        return argv;
+    }
+    // The other host is gone: its link is deleted (both ends of the pair), with no FIN or RST
+    // for its connections; its processes stay, cut off.
+    void vanish() { run("ip link del " + here_link_); }
+
+    std::string ns_, here_link_, here_, there_;
+    bool created_ = false;
+};
+
+// The tutorial across hosts: the master here, listening on every interface; the worker on the
+// other host, reaching it by its address there.
+TEST_F(TwoHosts, TheTutorialsMasterAndWorkerOnTwoHosts) {
+    HangGuard guard(120s, "the tutorial across two hosts");
+    Command master(master_command(""));
+    const std::uint16_t port = port_of(master);
+    ASSERT_NE(port, 0);
+    until_tasks_are_queued(master);
+    Command worker(there({kExamples + "/example_task_worker", here_, std::to_string(port), "0.01"}));
+    EXPECT_EQ(worker.wait(60s), 0) << worker.output();
+    EXPECT_EQ(master.wait(60s), 0) << master.output();
+    expect_master_results(master.output());
+    EXPECT_EQ(tasks_run(worker.output()).size(), 10u) << worker.output();
+    for (const auto& python : tutorial_pythons()) {  // and a Python worker there
+        Command master_again(master_command(""));
+        const std::uint16_t again = port_of(master_again);
+        until_tasks_are_queued(master_again);
+        Command python_worker(there({python, kPythonDir + "/task_worker.py", here_, std::to_string(again), "0.01"}));
+        EXPECT_EQ(python_worker.wait(60s), 0) << python_worker.output();
+        EXPECT_EQ(master_again.wait(60s), 0) << master_again.output();
+        expect_master_results(master_again.output());
+    }
+}
+
+// The server's reference counts, by object id (debug_info).
+std::map<std::string, int> refcounts(const mp::Address& address) {
+    const std::string text =
+        mp::detail::manager::one_shot(address, "abc", "debug_info").as_str();  // "  <id>: refcount=<n>" lines
+    std::map<std::string, int> counts;
+    std::istringstream lines(text);
+    const std::regex line_re(R"(\s*(\w+): refcount=(\d+))");
+    for (std::string line; std::getline(lines, line);) {
+        std::smatch m;
+        if (std::regex_match(line, m, line_re)) counts[m[1]] = std::stoi(m[2]);
+    }
+    return counts;
+}
+
+// A worker host that disappears mid-run (its link deleted while it holds a task) never hangs the
+// master: the other worker takes the remaining tasks, and the server finds the vanished worker's
+// connections dead (keepalive) and drops its references.
+TEST_F(TwoHosts, AWorkerHostThatVanishesHangsNothingAndItsReferencesGo) {
+    HangGuard guard(150s, "a worker host that vanished");
+    mp::BaseManager manager(mp::InetAddress{"", 0}, std::string("abc"));
+    manager.register_shared("get_task_queue", "Queue");
+    manager.register_shared("get_result_queue", "Queue");
+    manager.start();
+    const auto port = std::get<mp::InetAddress>(manager.address()).port;
+    const mp::Address local = mp::InetAddress{"127.0.0.1", port};
+    mp::QueueProxy<int> tasks(manager.create("get_task_queue"));
+    mp::QueueProxy<std::string> results(manager.create("get_result_queue"));
+    for (int n = 1; n <= 11; ++n) tasks.put(n);
+    const auto before = refcounts(local);
+
+    // The far worker takes one task and is cut off while it works on it (30 s per task).
+    Command far(there({kExamples + "/example_task_worker", here_, std::to_string(port), "30"}));
+    std::optional<std::string> line;
+    while ((line = far.next_line(30s)) && !line->starts_with("run task"))
+        ;
+    ASSERT_TRUE(line) << far.output();
+    EXPECT_NE(refcounts(local), before) << "the far worker holds references";
+    vanish();
+
+    // The near worker takes the other ten, and the master has their results.
+    Command near(worker_command("", port, "0.01"));
+    EXPECT_EQ(near.wait(60s), 0) << near.output();
+    std::multiset<long long> squares;
+    for (int i = 0; i < 10; ++i) EXPECT_NO_THROW(squares.insert(static_cast<long long>(results.get(true, 30s).size())));
+    EXPECT_EQ(squares.size(), 10u);
+    EXPECT_EQ(tasks.qsize(), 0u);
+
+    // Within keepalive's bound (≈ 8 s of silence), the vanished worker's references are dropped.
+    EXPECT_TRUE(eventually([&] { return refcounts(local) == before; }, 40s))
+        << "the vanished worker's references were never dropped";
 }
 
 }  // namespace

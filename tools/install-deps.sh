@@ -3,7 +3,8 @@
 # apt-get install). Run as root, or with sudo available.
 set -euo pipefail
 packages=(g++ cmake ninja-build googletest libgtest-dev libgmock-dev libbenchmark-dev
-          libcereal-dev libssl-dev libxxhash-dev libboost-dev clang-format-16)
+          libcereal-dev libssl-dev libxxhash-dev libboost-dev clang-format-16
+          iproute2 clang)
 command -v python3 >/dev/null 2>&1 || packages+=(python3)
 missing=()
 for p in "${packages[@]}"; do
