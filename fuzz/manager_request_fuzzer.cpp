@@ -174,7 +174,7 @@ Object hold_proxy(const Object& args) {
     if (args.size() != 3 || args[0].type() != Object::Type::str || args[2].type() != Object::Type::str ||
         args[1] != server_address())
         return manager::proxy_object(args);
-    return manager::proxy_object(args, std::make_shared<const Hold>());
+    return manager::proxy_object(args, std::make_shared<Hold>());
 }
 
 // ---- requests -----------------------------------------------------------------------------------

@@ -85,6 +85,8 @@ public:
                 return true;
             }
             case Object::Type::instance:
+                // polyproc's own classes only, which is what the reader takes (a slice is pickled)
+                if (v.instance_module() != "polyproc") return false;
                 tag('I');
                 text(v.instance_module());
                 text(v.instance_name());

@@ -83,7 +83,10 @@ thread_local std::function<Object(const std::string&)> t_exposed_lookup;
 std::optional<Object> python_form(const Object& instance) {
     if (!is_proxy_object(instance)) return std::nullopt;
     const Object& a = instance.instance_args();
-    if (a.type() != Object::Type::tuple || a.size() != 3 || a[0].type() != Object::Type::str) return std::nullopt;
+    const bool well_formed = a.type() == Object::Type::tuple && a.size() == 3 && a[0].type() == Object::Type::str &&
+                             a[2].type() == Object::Type::str &&
+                             (a[1].type() == Object::Type::str || a[1].type() == Object::Type::tuple);
+    if (!well_formed) return std::nullopt;  // as it is: RebuildProxy's reader would refuse it
     const std::string& type_id = a[0].as_str();
     const std::string_view cls = python_proxy_class(type_id);
     Object kwds = Object::dict();

@@ -277,6 +277,34 @@ Object call_list(Referent& r, const std::string& m, const Object& a, const Objec
         return {};
     }
     if (m == "copy" || m == "#GETVALUE") return l;
+    // The rest of Python's ListProxy: l + other, l * n, n * l, l *= n, reversed(l) (as a list).
+    if (m == "__add__") {
+        want_args(a, 1, 1, m);
+        if (a[0].type() != Object::Type::list)
+            throw TypeError(std::string("can only concatenate list (not \"") + a[0].type_name() + "\") to list");
+        Object sum = l;
+        sum.extend(a[0]);
+        return sum;
+    }
+    if (m == "__mul__" || m == "__rmul__" || m == "__imul__") {
+        want_args(a, 1, 1, m);
+        if (a[0].type() != Object::Type::integer && a[0].type() != Object::Type::boolean)
+            throw TypeError(std::string("can't multiply sequence by non-int of type '") + a[0].type_name() + "'");
+        const std::int64_t times = a[0].as_int();
+        const auto items = l.items_view();
+        if (times > 0 && items.size() * static_cast<std::size_t>(times) > (std::size_t{1} << 28))
+            throw Raised(RaisedError{"builtins", "MemoryError", Object::tuple()});
+        std::vector<Object> out;
+        for (std::int64_t i = 0; i < times; ++i) out.insert(out.end(), items.begin(), items.end());
+        if (m != "__imul__") return Object::list(std::move(out));
+        l = Object::list(std::move(out));
+        return {};
+    }
+    if (m == "__reversed__") {
+        Object reversed = l;
+        reversed.reverse();
+        return reversed;
+    }
     not_exposed(r, m);
 }
 
@@ -466,6 +494,14 @@ Object iterator_value(const Object& items) {
 Object call_iterator(Referent& r, const std::string& m, const Object& a) {
     if (m == "__next__") {
         want_args(a, 0, 0, m);
+        if (r.over) {  // the iterator's mutex is taken before the dict's, never the other way
+            std::lock_guard lock(r.over->mu);
+            if (r.over->value.size() != r.over_size) {
+                r.value.clear();  // Python's iterator is spent after this too
+                r.over.reset();
+                throw RuntimeError("dictionary changed size during iteration");
+            }
+        }
         if (r.value.size() == 0) throw Raised(RaisedError{"builtins", "StopIteration", Object::tuple()});
         return r.value.pop();
     }
@@ -526,6 +562,15 @@ Object make_referent_value(const std::string& type_id, const Object& args, const
         return iterator_value(args[0]);
     }
     throw UnknownName("KeyError: " + repr(Object(type_id)) + " (no such typeid in this manager)");
+}
+
+std::shared_ptr<Referent> make_dict_iterator(const std::shared_ptr<Referent>& dict) {
+    auto made = std::make_shared<Referent>();
+    made->type_id = "Iterator";
+    made->value = iterator_value(list_of(dict->value.keys()));
+    made->over = dict;
+    made->over_size = dict->value.size();
+    return made;
 }
 
 Object call_referent(Referent& r, const std::string& method, const Object& args, const Object& kwds) {

@@ -246,11 +246,16 @@ void Server::serve_channel(Connection& conn, Mailbox* mailbox, const std::string
         try {
             request = decode_request(as_view(bytes), hold);
         } catch (const ProtocolError& e) {
+            // A whole message that says nothing sensible: CPython answers and goes on serving, and
+            // so does a socket channel (its framing is intact); a mailbox's peer that wrote garbage
+            // into shared memory is not served further.
             send(encode_traceback(e.what()));
-            return;  // a peer that sends garbage is not served further
+            if (mailbox) return;
+            continue;
         } catch (const UnpicklingError& e) {
             send(encode_traceback(std::string("UnpicklingError: ") + e.what()));
-            return;
+            if (mailbox) return;
+            continue;
         }
         const Encoding encoding = request.encoding;  // the reply's
         // Only a polyproc client writes it (one with a session or a mailbox), so a Python peer,
@@ -294,6 +299,16 @@ void Server::serve_channel(Connection& conn, Mailbox* mailbox, const std::string
                         } else
                             reply = encode_return(
                                 referent->native->call(request.method, request.args, request.kwds, caller), encoding);
+                    } else if (referent->type_id == "dict" && request.method == "__iter__") {
+                        // Python's DictProxy method_to_typeid {'__iter__': 'Iterator'}
+                        std::shared_ptr<Referent> made;
+                        {
+                            std::lock_guard lock(referent->mu);
+                            made = make_dict_iterator(referent);
+                        }
+                        const std::string made_ident = add(std::move(made), session);
+                        reply = encode_proxy_reply(exposed_methods("Iterator", registry_), "Iterator", here, made_ident,
+                                                   encoding);
                     } else {
                         std::lock_guard lock(referent->mu);
                         reply = encode_return(call_referent(*referent, request.method, request.args, request.kwds),
@@ -334,7 +349,16 @@ std::string Server::server_function(const Request& r, Connection& conn, std::str
         } catch (const UnknownName& error) {
             return encode_traceback(error.what(), e);
         } catch (...) {  // Raised, polyproc's errors, a user factory's: the constructor raised them
-            return encode_error(current_exception_as_raised(), e);
+            const RaisedError raised = current_exception_as_raised();
+            // CPython's server reports any error of a server function as '#TRACEBACK' (a Python
+            // client raises RemoteError); polyproc's clients (a session) get the error itself.
+            if (session.empty())
+                return encode_traceback(
+                    raised.name + (raised.args.size()
+                                       ? ": " + str(raised.args.size() == 1 ? raised.args[0] : raised.args)
+                                       : std::string()),
+                    e);
+            return encode_error(raised, e);
         }
     }
     if (f == "incref" || f == "decref") {

@@ -86,6 +86,10 @@ struct Referent {
     std::mutex mu;        // one method at a time (Object referents)
     Object value;
     std::unique_ptr<NativeReferent> native;
+    // An Iterator over a dict's keys (Python's dict.__iter__) watches the dict: a step after its
+    // size changed is RuntimeError, as in Python.
+    std::shared_ptr<Referent> over;
+    std::size_t over_size = 0;
 };
 
 class Server {
@@ -201,6 +205,8 @@ struct UnknownName : std::runtime_error {
 };
 Object make_referent_value(const std::string& type_id, const Object& args, const Object& kwds);
 Object call_referent(Referent& referent, const std::string& method, const Object& args, const Object& kwds);
+// iter(d) on a dict referent (its mutex held): an Iterator over its keys that watches it.
+std::shared_ptr<Referent> make_dict_iterator(const std::shared_ptr<Referent>& dict);
 // A native referent for type_id, or null when the typeid is not one of them.
 std::unique_ptr<NativeReferent> make_native_referent(const std::string& type_id, const Object& args,
                                                      const Object& kwds);

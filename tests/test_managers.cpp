@@ -1057,7 +1057,7 @@ std::vector<std::string> run_python_client(const std::string& python, const char
     return lines;
 }
 
-TEST(ManagerServer, MalformedRequestsGetATracebackAndTheirConnectionClosed) {
+TEST(ManagerServer, MalformedRequestsGetATraceback) {
     InProcessServer s;
     const int fds_before = open_fds();
     {
@@ -1085,7 +1085,7 @@ TEST(ManagerServer, MalformedRequestsGetATracebackAndTheirConnectionClosed) {
         EXPECT_EQ(reply.kind, "#TRACEBACK");
         EXPECT_NE(reply.value.as_str().find("no such typeid"), std::string::npos);
     }
-    {  // a channel that turns to garbage is closed; the objects made on it stay for their holders
+    {  // a channel that sends garbage is answered, and served further
         auto c = mp::Client(s.address(), std::string("secret"));
         EXPECT_EQ(ask(c, wire::encode_request(mp::None, "accept_connection", Object::tuple({"t"}))).kind, "#RETURN");
         const auto created = ask(c, wire::encode_request(mp::None, "create", Object::tuple({"dict"})));
@@ -1097,7 +1097,8 @@ TEST(ManagerServer, MalformedRequestsGetATracebackAndTheirConnectionClosed) {
         EXPECT_EQ(mp::repr(missing.error->args), "('k',)");
         EXPECT_EQ(ask(c, wire::encode_request("ffff", "__len__")).kind, "#TRACEBACK");  // no such object
         EXPECT_EQ(ask(c, std::string(100, 'x')).kind, "#TRACEBACK");
-        EXPECT_THROW(c.recv_bytes(), mp::EOFError);
+        // As CPython's: a whole message it cannot read is answered, and the channel goes on.
+        EXPECT_EQ(ask(c, wire::encode_request(ident, "__len__")).kind, "#RETURN");
     }
     EXPECT_EQ(s.server().number_of_objects(), 1u);  // a session-less create is CPython's: refcount 1
     EXPECT_TRUE(eventually([&] { return s.server().connections() == 0; })) << "a connection thread lingers";
