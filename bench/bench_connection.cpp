@@ -13,6 +13,8 @@
 // the throughput on two. CPython's figures come from bench/cpython_bench.py.
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <array>
@@ -154,6 +156,45 @@ void BM_PipeRoundTrip8_RawSocketpair(benchmark::State& state, Placement placemen
     });
 }
 
+// The same over TCP loopback: a connected pair through a listener on 127.0.0.1, Nagle off (as a
+// remote manager's connections are used: one small request, one small reply).
+std::pair<Fd, Fd> make_tcp_pair() {
+    Fd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (listener.fd < 0) bench::throw_errno("socket");
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof sa;
+    if (::bind(listener.fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 || ::listen(listener.fd, 1) != 0 ||
+        ::getsockname(listener.fd, reinterpret_cast<sockaddr*>(&sa), &len) != 0)
+        bench::throw_errno("bind/listen");
+    Fd client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (client.fd < 0 || ::connect(client.fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0)
+        bench::throw_errno("connect");
+    Fd server(::accept4(listener.fd, nullptr, nullptr, SOCK_CLOEXEC));
+    if (server.fd < 0) bench::throw_errno("accept4");
+    const int one = 1;
+    for (int fd : {client.fd, server.fd}) ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return {std::move(client), std::move(server)};
+}
+
+void BM_PipeRoundTrip8_RawTcp(benchmark::State& state, Placement placement) {
+    bench::run_guarded(state, [&] {
+        bench::PinnedPair pin(placement);
+        auto [ours, theirs] = make_tcp_pair();
+        bench::RawChild child([&] {
+            bench::pin_to(pin.child_cpu());
+            ours.reset();
+            raw_echo(theirs.fd, theirs.fd);
+        });
+        bench::Defer stop([&] { ours.reset(); });
+        theirs.reset();
+        raw_round_trips(state, ours.fd, ours.fd);
+        ours.reset();
+        bench::finish_child(state, child);
+    });
+}
+
 // ---------------------------------------------------------------------------------------------
 // 1 MiB one-way throughput
 
@@ -273,6 +314,7 @@ const bool registered = [] {
         {"BM_PipeRoundTrip8_Polyproc", BM_PipeRoundTrip8_Polyproc, true, benchmark::kMicrosecond},
         {"BM_PipeRoundTrip8_RawPipe", BM_PipeRoundTrip8_RawPipe, true, benchmark::kMicrosecond},
         {"BM_PipeRoundTrip8_RawSocketpair", BM_PipeRoundTrip8_RawSocketpair, true, benchmark::kMicrosecond},
+        {"BM_PipeRoundTrip8_RawTcp", BM_PipeRoundTrip8_RawTcp, false, benchmark::kMicrosecond},
         {"BM_PipeThroughput_PolyprocRecvInto", BM_PipeThroughput_PolyprocRecvInto, false, benchmark::kMillisecond},
         {"BM_PipeThroughput_PolyprocRecvBytes", BM_PipeThroughput_PolyprocRecvBytes, false, benchmark::kMillisecond},
         {"BM_PipeThroughput_RawSocketpair", BM_PipeThroughput_RawSocketpair, false, benchmark::kMillisecond},

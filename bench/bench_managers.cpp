@@ -2,6 +2,7 @@
 // writing one dict, and Manager() start+shutdown. The raw comparisons are a socketpair round trip
 // (bench_connection.cpp: what each proxy call is at least) and a Process start+join; CPython's
 // figures come from bench/cpython_bench.py doing the same with its Manager().
+#include <chrono>
 #include <filesystem>
 #include <stdexcept>
 #include <string>
@@ -168,6 +169,83 @@ void BM_ManagerStartShutdown_Polyproc(benchmark::State& state) {
 
 }  // namespace
 
+// A remote manager's Queue over TCP loopback, as the distributed-processes tutorial uses it: a
+// BaseManager on 127.0.0.1 gives its one Queue (register_shared); a client that connected to it
+// does put(i); get().
+void BM_RemoteQueuePutGet_Polyproc(benchmark::State& state) {
+    bench::run_guarded(state, [&] {
+        mp::BaseManager master(mp::InetAddress{"127.0.0.1", 0}, std::string("bench"));
+        master.register_shared("get_queue", "Queue");
+        master.start();
+        mp::BaseManager client(master.address(), std::string("bench"));
+        client.connect();
+        mp::QueueProxy<int> q(client.create("get_queue"));
+        q.put(0);
+        q.get();
+        int i = 0;
+        for (auto _ : state) {
+            q.put(i);
+            if (q.get() != i) throw std::runtime_error("wrong item");
+            ++i;
+        }
+        state.SetItemsProcessed(state.iterations());
+    });
+}
+
+// The tutorial's master/worker shape: a master on TCP loopback with a task queue and a result
+// queue, two worker processes that connect to it and turn each task n into n * n; timed from the
+// first task put until the last result is got. Items are tasks.
+void remote_worker(std::uint16_t port, mp::Connection go) {
+    mp::BaseManager m(mp::InetAddress{"127.0.0.1", port}, std::string("bench"));
+    m.connect();
+    mp::QueueProxy<long long> tasks(m.create("get_task_queue"));
+    mp::QueueProxy<long long> results(m.create("get_result_queue"));
+    go.send(1);
+    for (;;) {
+        const long long n = tasks.get();
+        if (n < 0) return;
+        results.put(n * n);
+    }
+}
+void BM_RemoteTaskMaster_TwoWorkers_Polyproc(benchmark::State& state) {
+    constexpr int kTasks = 2000;
+    bench::run_guarded(state, [&] {
+        mp::BaseManager master(mp::InetAddress{"127.0.0.1", 0}, std::string("bench"));
+        master.register_shared("get_task_queue", "Queue");
+        master.register_shared("get_result_queue", "Queue");
+        master.start();
+        mp::QueueProxy<long long> tasks(master.create("get_task_queue"));
+        mp::QueueProxy<long long> results(master.create("get_result_queue"));
+        std::vector<mp::Process> workers;
+        for (int w = 0; w < 2; ++w) {
+            auto [here, there] = mp::Pipe();
+            workers.emplace_back(remote_worker, std::get<mp::InetAddress>(master.address()).port, std::move(there));
+            workers.back().start();
+            here.recv<int>();  // connected
+        }
+        bench::Defer stop([&] {
+            for (auto& w : workers) {
+                if (w.is_alive()) w.kill();
+                w.join();
+            }
+        });
+        for (auto _ : state) {
+            const auto started = std::chrono::steady_clock::now();
+            for (long long n = 0; n < kTasks; ++n) tasks.put(n);
+            long long sum = 0;
+            for (int i = 0; i < kTasks; ++i) sum += results.get();
+            if (sum != static_cast<long long>(kTasks - 1) * kTasks * (2 * kTasks - 1) / 6)
+                throw std::runtime_error("wrong results");
+            state.SetIterationTime(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+        }
+        for (std::size_t w = 0; w < workers.size(); ++w) tasks.put(-1);
+        for (auto& w : workers) w.join(std::chrono::seconds(5));
+        state.SetItemsProcessed(state.iterations() * kTasks);
+    });
+}
+
+BENCHMARK(BM_RemoteQueuePutGet_Polyproc)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_RemoteTaskMaster_TwoWorkers_Polyproc)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_ManagerDictSet_Polyproc)->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_ManagerDictGet_Polyproc)->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_ManagerListAppend_Polyproc)->UseRealTime()->Unit(benchmark::kMicrosecond);

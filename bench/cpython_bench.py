@@ -52,6 +52,15 @@ Measures, with the fork start method unless the name says otherwise:
   manager_two_writers             two children each set 2 000 keys of one Manager().dict(), timed
                                   from a go signal until both are done              sets per second
   manager_start_shutdown          Manager(); shutdown()                              seconds per manager
+  remote_queue_put_get            a BaseManager on 127.0.0.1 gives a queue.Queue (register with a
+                                  callable, as the distributed-processes tutorial); a connected
+                                  client: q.put(i); q.get()                         seconds per pair
+  remote_task_master_two_workers  that master, 2 000 tasks to two worker processes that put back
+                                  n * n                                              tasks per second
+  python_client_queue_put_get/cpython_server, .../polyproc_server
+                                  a SyncManager client over TCP loopback: m.Queue(); q.put(i);
+                                  q.get(), against CPython's server or polyproc's
+                                  (POLYPROC_SYNC_MANAGER_SERVER)                    seconds per pair
 Placements, as in bench_common.hpp: cross_cpu pins the parent and the child to two different CPUs,
 same_cpu pins both to one.
 
@@ -64,14 +73,17 @@ Stdlib only.
 """
 
 import argparse
+import functools
 import json
 import os
 import multiprocessing as mp
 import platform
 import re
 import statistics
+import subprocess
 import sys
 import time
+from multiprocessing.managers import BaseManager, SyncManager
 
 ROUND_TRIP_MSG = b"pingpong"
 MESSAGE_SIZE = 1 << 20
@@ -848,6 +860,176 @@ class ManagerStartShutdown(_Standalone):
         return seconds / calls
 
 
+# Remote managers (issue 15): the distributed-processes tutorial's shape over TCP loopback.
+_REMOTE_QUEUES = {}
+
+
+def _remote_queue(name):
+    import queue
+    return _REMOTE_QUEUES.setdefault(name, queue.Queue())
+
+
+class _RemoteQueueManager(BaseManager):
+    pass
+
+
+_RemoteQueueManager.register("get_queue", callable=functools.partial(_remote_queue, "q"))
+_RemoteQueueManager.register("get_task_queue", callable=functools.partial(_remote_queue, "tasks"))
+_RemoteQueueManager.register("get_result_queue", callable=functools.partial(_remote_queue, "results"))
+
+
+class _ClientManager(BaseManager):
+    pass
+
+
+for _typeid in ("get_queue", "get_task_queue", "get_result_queue"):
+    _ClientManager.register(_typeid)
+
+
+class RemoteQueuePutGet(_Standalone):
+    """A remote manager on 127.0.0.1 gives a queue.Queue (register('get_queue', callable)); a client
+    that connected to it does put(i); get()."""
+    name = "remote_queue_put_get"
+    unit = "s/op"
+
+    def __enter__(self):
+        self.master = _RemoteQueueManager(address=("127.0.0.1", 0), authkey=b"bench")
+        self.master.start()
+        self.client = _ClientManager(address=self.master.address, authkey=b"bench")
+        self.client.connect()
+        self.q = self.client.get_queue()
+        self.i = 0
+        return self
+
+    def __exit__(self, *exc):
+        del self.q
+        self.master.shutdown()
+        return False
+
+    def op(self):
+        self.q.put(self.i)
+        if self.q.get() != self.i:
+            raise RuntimeError("wrong item")
+        self.i += 1
+
+    def measure(self, min_time):
+        seconds, calls = _timed(self.op, min_time)
+        return seconds / calls
+
+
+def _remote_worker(address, conn):
+    m = _ClientManager(address=address, authkey=b"bench")
+    m.connect()
+    tasks, results = m.get_task_queue(), m.get_result_queue()
+    conn.send(1)
+    while True:
+        n = tasks.get()
+        if n < 0:
+            return
+        results.put(n * n)
+
+
+class RemoteTaskMasterTwoWorkers(_Standalone):
+    """The tutorial's master/worker shape: 2 000 tasks through a remote manager's task queue to two
+    worker processes, which put n * n on its result queue; timed from the first put to the last get."""
+    name = "remote_task_master_two_workers"
+    unit = "tasks/s"
+    tasks = 2000
+
+    def __enter__(self):
+        self.master = _RemoteQueueManager(address=("127.0.0.1", 0), authkey=b"bench")
+        self.master.start()
+        self.task_q, self.result_q = self.master.get_task_queue(), self.master.get_result_queue()
+        self.workers = []
+        for _ in range(2):
+            here, there = self.ctx.Pipe()
+            p = self.ctx.Process(target=_remote_worker, args=(self.master.address, there), daemon=True)
+            p.start()
+            here.recv()
+            self.workers.append(p)
+        return self
+
+    def __exit__(self, *exc):
+        for _ in self.workers:
+            self.task_q.put(-1)
+        for p in self.workers:
+            p.join(5)
+            if p.is_alive():
+                p.kill()
+        del self.task_q, self.result_q
+        self.master.shutdown()
+        return False
+
+    def op(self):
+        start = time.perf_counter()
+        for n in range(self.tasks):
+            self.task_q.put(n)
+        total = sum(self.result_q.get() for _ in range(self.tasks))
+        if total != sum(n * n for n in range(self.tasks)):
+            raise RuntimeError("wrong results")
+        return time.perf_counter() - start
+
+    def measure(self, min_time):
+        total, done = 0.0, 0
+        while total < min_time:
+            total += self.op()
+            done += self.tasks
+        return done / total
+
+
+class _PythonClientQueue(_Standalone):
+    """A Python SyncManager client over TCP loopback doing q.put(i); q.get() on a Queue of the
+    server: its own (CPython's), or polyproc's (tests/sync_manager_server, named by the environment
+    variable POLYPROC_SYNC_MANAGER_SERVER)."""
+    unit = "s/op"
+
+    def start_server(self):
+        raise NotImplementedError
+
+    def __enter__(self):
+        self.server = None
+        address = self.start_server()
+        self.m = SyncManager(address=address, authkey=b"bench")
+        self.m.connect()
+        self.q = self.m.Queue()
+        self.i = 0
+        return self
+
+    def __exit__(self, *exc):
+        del self.q
+        if self.server is not None:
+            self.server.stdin.close()
+            self.server.wait(10)
+        else:
+            self.master.shutdown()
+        return False
+
+    op = RemoteQueuePutGet.op
+    measure = RemoteQueuePutGet.measure
+
+
+class PythonClientOnCPythonServer(_PythonClientQueue):
+    name = "python_client_queue_put_get/cpython_server"
+
+    def start_server(self):
+        self.master = SyncManager(address=("127.0.0.1", 0), authkey=b"bench")
+        self.master.start()
+        return self.master.address
+
+
+class PythonClientOnPolyprocServer(_PythonClientQueue):
+    name = "python_client_queue_put_get/polyproc_server"
+
+    def start_server(self):
+        binary = os.environ.get("POLYPROC_SYNC_MANAGER_SERVER")
+        if not binary:
+            raise RuntimeError("POLYPROC_SYNC_MANAGER_SERVER names no server program")
+        self.server = subprocess.Popen([binary, "127.0.0.1:0", "bench"], stdin=subprocess.PIPE,
+                                       stdout=subprocess.PIPE, text=True)
+        host, port = self.server.stdout.readline().strip().rsplit(":", 1)
+        return (host, int(port))
+
+
 def _name(kind):
     return "%s/%s" % (kind.base_name, kind.placement) if hasattr(kind, "base_name") else kind.name
 
@@ -872,7 +1054,9 @@ def main():
                          PoolCpuBound2, PoolCpuBound1, PoolStart2, ManagerDictSet, ManagerDictSetPinned,
                          ManagerDictSetPinnedSameCpu, ManagerDictGet, ManagerListAppend, ManagerQueuePutGet,
                          ManagerLockAcquireRelease,
-                         ManagerTwoWriters, ManagerStartShutdown, StartJoinSpawn, StartJoinForkserver)
+                         ManagerTwoWriters, ManagerStartShutdown, RemoteQueuePutGet, RemoteTaskMasterTwoWorkers,
+                         PythonClientOnCPythonServer, PythonClientOnPolyprocServer, StartJoinSpawn,
+                         StartJoinForkserver)
              if re.search(args.filter, _name(k))]
     samples = {_name(k): [] for k in kinds}
     units = {_name(k): k.unit for k in kinds}

@@ -34,8 +34,7 @@
 namespace mp = polyproc;
 using namespace std::chrono_literals;
 
-int main(int argc, char** argv) {
-    mp::init(argc, argv);
+int run(int argc, char** argv) {
     const std::string server_addr = argc > 1 ? argv[1] : "127.0.0.1";
     const auto port = static_cast<std::uint16_t>(argc > 2 ? std::stoi(argv[2]) : 5000);
     const auto per_task = std::chrono::duration<double>(argc > 3 ? std::stod(argv[3]) : 1.0);
@@ -57,4 +56,15 @@ int main(int argc, char** argv) {
         }
     }
     std::cout << "worker exit." << std::endl;
+    return 0;
+}
+
+int main(int argc, char** argv) {
+    mp::init(argc, argv);
+    try {
+        return run(argc, argv);
+    } catch (const mp::ProcessError& e) {  // the master shut its manager down, or died: said at once
+        std::cerr << "task_worker: " << e.what() << std::endl;
+        return 1;
+    }
 }

@@ -202,12 +202,14 @@ void repr_into(std::string& out, const Object& o) {
         case Object::Type::dict: {
             out += '{';
             bool first = true;
-            for (const Object& key : o) {
+            // By entries, not by looking each key up: a NaN key equals nothing, itself included
+            // (Python finds it by identity, which an Object does not have).
+            for (const auto& [key, value] : o.items()) {
                 if (!first) out += ", ";
                 first = false;
                 repr_into(out, key);
                 out += ": ";
-                repr_into(out, o.at(key));
+                repr_into(out, value);
             }
             out += '}';
             return;

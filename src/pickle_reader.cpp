@@ -499,6 +499,15 @@ private:
                 };
                 std::string module = line();
                 std::string name = line();
+                // Python decodes them as UTF-8 (found by fuzz/pickle_loads_fuzzer: a class name
+                // that was not could be read, and then not written)
+                for (const std::string* part : {&module, &name}) {
+                    try {
+                        (void)Object(std::string_view(*part));
+                    } catch (const ValueError&) {
+                        fail(at, "a GLOBAL name that is not valid UTF-8");
+                    }
+                }
                 push_global(std::move(module), std::move(name), at);
                 return;
             }

@@ -470,7 +470,8 @@ void wait_until_detached(pid_t pid) {
 void start_locked(TrackerState& s) {
     auto [r, w] = os::pipe();
     struct stat st {};
-    os::check("fstat", [&] { return ::fstat(w.get(), &st); });
+    const int write_end = w.get();  // clang 14 cannot capture a structured binding (C++20 can)
+    os::check("fstat", [&] { return ::fstat(write_end, &st); });
     // Blocked across fork() so that the child inherits them blocked (see tracker::run).
     sigset_t all, old;
     ::sigfillset(&all);

@@ -2,6 +2,7 @@
 // hash, equality, ordering errors, a set's order) a real python3 is the oracle: the test builds
 // each value in C++ and writes the same value as a Python expression, and Python prints what it
 // makes of it.
+#include <limits>
 #include <cstdio>
 #include <random>
 
@@ -828,4 +829,24 @@ TEST(ObjectPickle, AnObjectTravelsThroughTheCodec) {
     EXPECT_EQ(b.recv<Object>(), value);
     a.send(std::vector<Object>{1, "x"});
     EXPECT_EQ(mp::repr(Object(b.recv<std::vector<Object>>())), "[1, 'x']");
+}
+
+// A NaN key equals nothing, itself included, so a dict holding one prints by its entries, not by
+// looking each key up again (found by fuzz/pickle_loads_fuzzer: repr threw KeyError(nan)).
+TEST(ObjectRepr, ADictWithANanKeyPrints) {
+    mp::Object d = mp::Object::dict();
+    d[std::numeric_limits<double>::quiet_NaN()] = mp::Object::tuple();
+    d["k"] = 1;
+    EXPECT_EQ(mp::repr(d), "{nan: (), 'k': 1}");
+    EXPECT_EQ(mp::str(d), "{nan: (), 'k': 1}");
+}
+
+// Python decodes a GLOBAL's module and name as UTF-8; so does the reader (found by
+// fuzz/pickle_loads_fuzzer: a polyproc class named with bytes that are not UTF-8 was read, and
+// could not be written again).
+TEST(ObjectPickle, AGlobalNameMustBeUtf8) {
+    const std::string bad =
+        "\x80\x02"
+        "cpolyproc.\xff\nProxy\n)R.";
+    EXPECT_THROW_WITH(mp::pickle_loads(bad), mp::UnpicklingError, "GLOBAL name that is not valid UTF-8");
 }

@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # Builds polyproc and runs every test, on a fresh Debian 12 machine too (installs what is missing).
-#   bash tools/test.sh                 # the default and asan presets (what CI runs)
-#   bash tools/test.sh tsan            # any presets: default debug asan tsan
+#   bash tools/test.sh                 # the default and asan presets, then 30 s of each fuzzer
+#                                      # (tools/fuzz: the fuzz preset, clang): what CI runs
+#   bash tools/test.sh tsan            # any presets: default debug asan tsan fuzz
 # Warnings are errors here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/install-deps.sh
 bash tools/format --check  # before the long build: an unformatted file fails at once
 presets=("$@")
-((${#presets[@]})) || presets=(default asan)
+((${#presets[@]})) || presets=(default asan fuzz)
 for preset in "${presets[@]}"; do
+  if [ "$preset" = fuzz ]; then  # the decoders of hostile bytes, briefly (findings fail the run)
+    echo "=== preset fuzz"
+    bash tools/fuzz --seconds 30
+    continue
+  fi
   echo "=== preset $preset"
   cmake --preset "$preset" -DPOLYPROC_WERROR=ON >/dev/null
   cmake --build --preset "$preset" -j 2

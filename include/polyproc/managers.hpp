@@ -12,8 +12,10 @@
 // What there is (issue #14): BaseManager (start, connect, shutdown, join, address, RAII, and
 // register_ for user classes: see "register" below), SyncManager with dict, list, Namespace,
 // Lock, RLock, Semaphore, BoundedSemaphore, Condition, Event, Barrier, Queue, JoinableQueue, Value,
-// Array, set (Python 3.14's) and Pool, and proxies for them. The server speaks CPython's protocol
-// (pickled request and reply tuples over an authenticated AF_UNIX connection); its values are
+// Array, set (Python 3.14's) and Pool, and proxies for them; on an AF_UNIX path or TCP (issue
+// #15: remote managers, mp::InetAddress{host, port}, register_shared for the tutorial's
+// register('get_task_queue', callable=lambda: q)). The server speaks CPython's protocol (pickled
+// request and reply tuples over an authenticated connection), so either end may be Python's; its values are
 // mp::Object values; a proxy stored in a managed container stays live (a proxy is an Object too),
 // and typed containers hold any mp::Serializable type.
 //

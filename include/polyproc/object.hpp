@@ -159,7 +159,9 @@ public:
     // of it, module.name(*args) (polyproc's own: a manager proxy held in a managed container).
     enum class Type : std::uint8_t { none, boolean, integer, floating, str, bytes, tuple, list, dict, set, instance };
 
-    Object() noexcept = default;  // None
+    // User-provided rather than defaulted: clang needs it so for the default arguments below
+    // (Object default_value = {}) that use it inside the class.
+    Object() noexcept {}  // None
     Object(NoneType) noexcept {}
     Object(std::nullopt_t) noexcept {}
     Object(bool b) noexcept : type_(Type::boolean) { scalar_.b = b; }
