@@ -139,23 +139,6 @@ void BM_PipeRoundTrip8_RawPipe(benchmark::State& state, Placement placement) {
     });
 }
 
-void BM_PipeRoundTrip8_RawSocketpair(benchmark::State& state, Placement placement) {
-    bench::run_guarded(state, [&] {
-        bench::PinnedPair pin(placement);
-        auto [ours, theirs] = make_socketpair();
-        bench::RawChild child([&] {
-            bench::pin_to(pin.child_cpu());
-            ours.reset();
-            raw_echo(theirs.fd, theirs.fd);
-        });
-        bench::Defer stop([&] { ours.reset(); });
-        theirs.reset();
-        raw_round_trips(state, ours.fd, ours.fd);
-        ours.reset();
-        bench::finish_child(state, child);
-    });
-}
-
 // The same over TCP loopback: a connected pair through a listener on 127.0.0.1, Nagle off (as a
 // remote manager's connections are used: one small request, one small reply).
 std::pair<Fd, Fd> make_tcp_pair() {
@@ -178,10 +161,11 @@ std::pair<Fd, Fd> make_tcp_pair() {
     return {std::move(client), std::move(server)};
 }
 
-void BM_PipeRoundTrip8_RawTcp(benchmark::State& state, Placement placement) {
+// An 8-byte round trip over a connected pair of sockets (`make`), the child echoing on its end.
+void raw_socket_round_trips(benchmark::State& state, Placement placement, std::pair<Fd, Fd> (*make)()) {
     bench::run_guarded(state, [&] {
         bench::PinnedPair pin(placement);
-        auto [ours, theirs] = make_tcp_pair();
+        auto [ours, theirs] = make();
         bench::RawChild child([&] {
             bench::pin_to(pin.child_cpu());
             ours.reset();
@@ -193,6 +177,14 @@ void BM_PipeRoundTrip8_RawTcp(benchmark::State& state, Placement placement) {
         ours.reset();
         bench::finish_child(state, child);
     });
+}
+
+void BM_PipeRoundTrip8_RawSocketpair(benchmark::State& state, Placement placement) {
+    raw_socket_round_trips(state, placement, make_socketpair);
+}
+
+void BM_PipeRoundTrip8_RawTcp(benchmark::State& state, Placement placement) {
+    raw_socket_round_trips(state, placement, make_tcp_pair);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -92,20 +92,24 @@ void BM_ManagerListAppend_Polyproc(benchmark::State& state) {
     });
 }
 
+// q.put(i); q.get(), timed, after one untimed pair.
+void queue_put_get(benchmark::State& state, const mp::QueueProxy<int>& q) {
+    q.put(0);
+    q.get();
+    int i = 0;
+    for (auto _ : state) {
+        q.put(i);
+        if (q.get() != i) throw std::runtime_error("wrong item");
+        ++i;
+    }
+    state.SetItemsProcessed(state.iterations());
+}
+
 // q.put(i); q.get() on a manager Queue, from the main process.
 void BM_ManagerQueuePutGet_Polyproc(benchmark::State& state) {
     bench::run_guarded(state, [&] {
         auto manager = mp::Manager();
-        auto q = manager.Queue<int>();
-        q.put(0);
-        q.get();
-        int i = 0;
-        for (auto _ : state) {
-            q.put(i);
-            if (q.get() != i) throw std::runtime_error("wrong item");
-            ++i;
-        }
-        state.SetItemsProcessed(state.iterations());
+        queue_put_get(state, manager.Queue<int>());
     });
 }
 
@@ -180,15 +184,7 @@ void BM_RemoteQueuePutGet_Polyproc(benchmark::State& state) {
         mp::BaseManager client(master.address(), std::string("bench"));
         client.connect();
         mp::QueueProxy<int> q(client.create("get_queue"));
-        q.put(0);
-        q.get();
-        int i = 0;
-        for (auto _ : state) {
-            q.put(i);
-            if (q.get() != i) throw std::runtime_error("wrong item");
-            ++i;
-        }
-        state.SetItemsProcessed(state.iterations());
+        queue_put_get(state, q);
     });
 }
 

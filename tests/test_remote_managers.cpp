@@ -177,6 +177,21 @@ TEST(RemoteManager, ACppAndAPythonWorkerShareOneMaster) {
 
 class RemoteManagerServer : public ProcessTest {};
 
+// A Python SyncManager serving on 127.0.0.1 (key "abc"), which says its port first; `registered`
+// registers more typeids on its class M (a queue.Queue `q` is there for them).
+std::vector<std::string> python_sync_manager(const std::string& python, const std::string& registered = {}) {
+    return {python, "-c",
+            "import queue\n"
+            "from multiprocessing.managers import SyncManager\n"
+            "q = queue.Queue()\n"
+            "class M(SyncManager): pass\n" +
+                registered +
+                "m = M(address=('127.0.0.1', 0), authkey=b'abc')\n"
+                "s = m.get_server()\n"
+                "print('Listening on port %d' % s.address[1], flush=True)\n"
+                "s.serve_forever()\n"};
+}
+
 // A manager on TCP loopback, its queue registered as the tutorial's master registers it.
 mp::BaseManager tutorial_manager(const std::string& authkey = "abc") {
     mp::BaseManager manager(mp::InetAddress{"127.0.0.1", 0}, authkey);
@@ -273,16 +288,7 @@ TEST_F(RemoteManagerServer, AMasterThatDiesIsAClearErrorAtOnce) {
 TEST_F(RemoteManagerServer, OurClientUsesAPythonManager) {
     HangGuard guard(120s, "a Python manager");
     for (const auto& python : tutorial_pythons()) {
-        Command server({python, "-c",
-                        "import queue, sys\n"
-                        "from multiprocessing.managers import SyncManager\n"
-                        "q = queue.Queue()\n"
-                        "class M(SyncManager): pass\n"
-                        "M.register('get_task_queue', callable=lambda: q)\n"
-                        "m = M(address=('127.0.0.1', 0), authkey=b'abc')\n"
-                        "s = m.get_server()\n"
-                        "print('Listening on port %d' % s.address[1], flush=True)\n"
-                        "s.serve_forever()\n"});
+        Command server(python_sync_manager(python, "M.register('get_task_queue', callable=lambda: q)\n"));
         const std::uint16_t port = port_of(server);
         ASSERT_NE(port, 0) << python;
         mp::BaseManager client(mp::InetAddress{"127.0.0.1", port}, std::string("abc"));
@@ -353,13 +359,7 @@ TEST_F(RemoteManagerServer, NestedProxiesCrossInPythonsForm) {
         EXPECT_EQ(lines[3], "['inner', 'lock', 'q']") << python;
     }
     for (const auto& python : tutorial_pythons()) {
-        Command server({python, "-c",
-                        "import multiprocessing\n"
-                        "from multiprocessing.managers import SyncManager\n"
-                        "m = SyncManager(address=('127.0.0.1', 0), authkey=b'abc')\n"
-                        "s = m.get_server()\n"
-                        "print('Listening on port %d' % s.address[1], flush=True)\n"
-                        "s.serve_forever()\n"});
+        Command server(python_sync_manager(python));
         const std::uint16_t python_port = port_of(server);
         ASSERT_NE(python_port, 0) << python;
         mp::SyncManager client(mp::InetAddress{"127.0.0.1", python_port}, std::string("abc"));
