@@ -107,4 +107,31 @@ for entry in "${examples[@]}"; do
     fi
     echo
 done
+# The distributed-processes tutorial (issue 15): a master on TCP, a worker that connects to it.
+echo "=== task_master + task_worker: a manager on TCP gives two queues; a worker takes the tasks and puts back their squares"
+if [ -x "$bindir/example_task_master" ] && [ -x "$bindir/example_task_worker" ]; then
+    "$bindir/example_task_master" 0 > master.out 2>&1 &
+    master=$!
+    port=""
+    for _ in $(seq 100); do  # it prints its port first
+        port=$(sed -n 's/^Listening on port \([0-9]*\)$/\1/p' master.out)
+        [ -n "$port" ] && break
+        sleep 0.1
+    done
+    if [ -z "$port" ]; then
+        echo "(the master did not start)"
+        kill "$master" 2>/dev/null
+        status=1
+    else
+        "$bindir/example_task_worker" 127.0.0.1 "$port" 0.05 | sed 's/^/    worker: /'
+        if ! wait "$master"; then
+            status=1
+        fi
+        sed 's/^/    master: /' master.out
+    fi
+else
+    echo "(not built)"
+    status=1
+fi
+echo
 exit $status

@@ -152,7 +152,7 @@ Connection connect_to(const Address& address, const std::string& authkey) {
         // A manager whose host vanished is "gone" after a bounded silence, as the server finds its
         // vanished clients (the same settings).
         os::set_tcp_keepalive(conn.fileno(), Server::kKeepAliveIdle, Server::kKeepAliveInterval,
-                              Server::kKeepAliveCount);
+                              Server::kKeepAliveCount, Server::kUserTimeout);
         return conn;
     } catch (const AuthenticationError&) {
         throw;
@@ -163,8 +163,12 @@ Connection connect_to(const Address& address, const std::string& authkey) {
     }
 }
 
-// The server refused a session: it is not polyproc's (Python's accept_connection takes a name only).
-struct NoSessions {};
+// The server refused a session: it is not polyproc's (Python's accept_connection takes a name
+// only). A ProcessError, should it ever reach a caller (a server at a known address replaced by
+// a Python one), that says so.
+struct NoSessions : ProcessError {
+    NoSessions() : ProcessError("the manager refused a session: it is not polyproc's (restarted as another server?)") {}
+};
 
 // A channel on the session `session_key` (none for a plain server); with a mailbox for
 // `fast_path` (the server hands it over right after its reply).

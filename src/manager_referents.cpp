@@ -3,6 +3,7 @@
 // exposed methods, Namespace's attribute access). The server holds each as an mp::Object and runs
 // one method at a time on it.
 #include <algorithm>
+#include <limits>
 #include <optional>
 #include <vector>
 #include <utility>
@@ -52,7 +53,8 @@ std::optional<SliceIndices> slice_indices(const Object& index, std::int64_t leng
             throw TypeError("slice indices must be integers or None or have an __index__ method");
         return o.as_int();
     };
-    const std::int64_t step = bound(a[2], 1);
+    // Python clamps the step to ±PY_SSIZE_T_MAX (so that -step never overflows)
+    const std::int64_t step = std::max(bound(a[2], 1), -std::numeric_limits<std::int64_t>::max());
     if (step == 0) throw ValueError("slice step cannot be zero");
     const auto adjust = [&](const Object& o, std::int64_t none) {
         if (o.is_none()) return none;
@@ -292,10 +294,16 @@ Object call_list(Referent& r, const std::string& m, const Object& a, const Objec
             throw TypeError(std::string("can't multiply sequence by non-int of type '") + a[0].type_name() + "'");
         const std::int64_t times = a[0].as_int();
         const auto items = l.items_view();
-        if (times > 0 && items.size() * static_cast<std::size_t>(times) > (std::size_t{1} << 28))
-            throw Raised(RaisedError{"builtins", "MemoryError", Object::tuple()});
         std::vector<Object> out;
-        for (std::int64_t i = 0; i < times; ++i) out.insert(out.end(), items.begin(), items.end());
+        if (times > 0 && !items.empty()) {
+            // A peer's count is bounded by what a reply may carry, not trusted: no list longer
+            // than kMaxItems, and no overflow in working that out.
+            constexpr std::size_t kMaxItems = std::size_t{1} << 24;
+            if (static_cast<std::uint64_t>(times) > kMaxItems / items.size())
+                throw Raised(RaisedError{"builtins", "MemoryError", Object::tuple()});
+            out.reserve(items.size() * static_cast<std::size_t>(times));
+            for (std::int64_t i = 0; i < times; ++i) out.insert(out.end(), items.begin(), items.end());
+        }
         if (m != "__imul__") return Object::list(std::move(out));
         l = Object::list(std::move(out));
         return {};
@@ -495,12 +503,10 @@ Object call_iterator(Referent& r, const std::string& m, const Object& a) {
     if (m == "__next__") {
         want_args(a, 0, 0, m);
         if (r.over) {  // the iterator's mutex is taken before the dict's, never the other way
+            // Sticky, as Python's: every later step raises too. (The dict stays while its
+            // iterator holds it, so its mutex is never released after it is gone.)
             std::lock_guard lock(r.over->mu);
-            if (r.over->value.size() != r.over_size) {
-                r.value.clear();  // Python's iterator is spent after this too
-                r.over.reset();
-                throw RuntimeError("dictionary changed size during iteration");
-            }
+            if (r.over->value.size() != r.over_size) throw RuntimeError("dictionary changed size during iteration");
         }
         if (r.value.size() == 0) throw Raised(RaisedError{"builtins", "StopIteration", Object::tuple()});
         return r.value.pop();

@@ -3,6 +3,7 @@
 #include "manager_server.hpp"
 
 #include <arpa/inet.h>
+#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -54,6 +55,22 @@ Server::Server(Listener listener, std::string authkey, Registry registry)
       authkey_(std::move(authkey)),
       registry_(std::move(registry)) {
     link_->server.store(this);
+    if (const auto* inet = std::get_if<InetAddress>(&address_); inet && inet->host == "0.0.0.0") {
+        // The names a client of a server on every interface may know it by.
+        local_hosts_ = {"", "0.0.0.0", "localhost"};
+        char name[256] = {};
+        if (::gethostname(name, sizeof name - 1) == 0) local_hosts_.insert(name);
+        ifaddrs* all = nullptr;
+        if (::getifaddrs(&all) == 0) {
+            for (const ifaddrs* i = all; i; i = i->ifa_next) {
+                if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET) continue;
+                char host[INET_ADDRSTRLEN] = {};
+                ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(i->ifa_addr)->sin_addr, host, sizeof host);
+                local_hosts_.insert(host);
+            }
+            ::freeifaddrs(all);
+        }
+    }
     auto [r, w] = os::pipe();
     wake_read_ = r.release();
     wake_write_ = w.release();
@@ -100,7 +117,7 @@ void Server::serve_forever(int watch_fd) {
         Connection conn;
         try {
             conn = listener_.accept();  // no authkey on the listener: the handshake runs in the connection's thread
-            os::set_tcp_keepalive(conn.fileno(), kKeepAliveIdle, kKeepAliveInterval, kKeepAliveCount);
+            os::set_tcp_keepalive(conn.fileno(), kKeepAliveIdle, kKeepAliveInterval, kKeepAliveCount, kUserTimeout);
         } catch (const std::system_error&) {
             continue;  // the peer gave up (ECONNABORTED), or descriptors ran out: keep serving the others
         }
@@ -411,7 +428,7 @@ Object Server::create(const Object& args, const Object& kwds, const std::string&
             throw TypeError(type_id + "() takes no arguments: it gives the manager's one " +
                             shared_[type_id].of_type_id + " object");
         Shared& shared = shared_[type_id];
-        if (shared.ident.empty()) {
+        if (shared.ident.empty() || !find(shared.ident)) {  // (a peer may have decref'd the server's own reference)
             std::vector<Object> made{Object(shared.of_type_id)};
             for (const Object& a : shared.args.items_view()) made.push_back(a);
             // Its first reference is the server's own, never released.
@@ -517,9 +534,20 @@ private:
 };
 }  // namespace
 
+// Whether a proxy's address names this server: as its listener or the connection says it, or, for
+// a server on every interface, this port on any name of this host (a client that connected to
+// "localhost" stores proxies that say so, CPython's as well as polyproc's).
+bool Server::is_own_address(const Object& address, const Object& here) const {
+    if (address == address_object_ || address == here) return true;
+    if (local_hosts_.empty() || address.type() != Object::Type::tuple || address.size() != 2 ||
+        address[0].type() != Object::Type::str || address[1].type() != Object::Type::integer)
+        return false;
+    return address[1].as_int() == std::get<InetAddress>(address_).port && local_hosts_.contains(address[0].as_str());
+}
+
 Object Server::hold_proxy(const Object& args, const Object& here) {
     if (args.size() != 3 || args[0].type() != Object::Type::str || args[2].type() != Object::Type::str ||
-        (args[1] != address_object_ && args[1] != here))
+        !is_own_address(args[1], here))
         return proxy_object(args);
     const std::string ident = args[2].as_str();
     try {

@@ -23,6 +23,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "manager_mailbox.hpp"
@@ -97,9 +98,11 @@ public:
     static constexpr std::size_t kMaxConnections = 1024;
     static constexpr std::size_t kMaxMessage = std::size_t{256} << 20;
     static constexpr std::chrono::seconds kHandshakeTimeout{10};
-    // A TCP client whose host vanished is found dead within about 8 s of silence (keepalive
-    // probes; os::set_tcp_keepalive), and its connection ends as if it had closed.
-    static constexpr int kKeepAliveIdle = 5, kKeepAliveInterval = 1, kKeepAliveCount = 3;
+    // A TCP client whose host vanished is found dead about 20 s after it fell silent (keepalive
+    // probes from 5 s, given up at 20 s; os::set_tcp_keepalive), and its connection ends as if it
+    // had closed. Not shorter: a client that merely stalls that long would lose its session, and
+    // with it the locks it holds.
+    static constexpr int kKeepAliveIdle = 5, kKeepAliveInterval = 2, kKeepAliveCount = 8, kUserTimeout = 20;
 
     Server(Listener listener, std::string authkey, Registry registry = {});
     ~Server();  // stops, closes every connection and joins every thread
@@ -149,6 +152,7 @@ private:
     void serve_channel(Connection& conn, Mailbox* mailbox, const std::string& session, std::uint64_t channel,
                        const Object& here);
     Object reached_at(const Connection& conn) const;
+    bool is_own_address(const Object& address, const Object& here) const;
     std::string server_function(const Request& request, Connection& conn, std::string& session, bool& channel);
     Object create(const Object& args, const Object& kwds, const std::string& session);
     Object make(const Object& args, const Object& kwds, const std::string& session);
@@ -164,6 +168,7 @@ private:
     Listener listener_;
     Address address_;
     const Object address_object_;  // as a Token and a polyproc.Proxy carry it
+    std::unordered_set<std::string> local_hosts_;  // for a server on every interface: this host's names
     std::string authkey_;
     const Registry registry_;
     int wake_read_ = -1, wake_write_ = -1;  // a pipe that stop() writes to

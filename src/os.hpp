@@ -56,9 +56,11 @@ int pidfd_send_signal(int pidfd, int sig);  // 0, or -1 with errno (ESRCH ignore
 
 bool is_socket(int fd);
 // A TCP connection whose peer's host vanished (no FIN, no RST) is found dead: keepalive probes
-// after `idle` seconds without traffic, `count` of them `interval` seconds apart, and unacknowledged
-// data given up on after idle + interval * count. Nothing for a socket that is not TCP.
-void set_tcp_keepalive(int fd, int idle, int interval, int count);
+// after `idle` seconds without traffic, `count` of them `interval` seconds apart, and the
+// connection given up `user_timeout` seconds after data went unacknowledged or the probes began
+// (TCP_USER_TIMEOUT, which then overrides the probes' count). Nothing for a socket that is not
+// TCP; an option the kernel lacks is left out.
+void set_tcp_keepalive(int fd, int idle, int interval, int count, int user_timeout) noexcept;
 // Descriptors over an AF_UNIX socket (SCM_RIGHTS), the one place that builds and parses such
 // messages. A message is one data byte, the count (Python's reduction.sendfds), carrying up to
 // 250 descriptors. recv_fds returns what one message carried (close-on-exec); empty at end of

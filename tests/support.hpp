@@ -225,17 +225,22 @@ inline std::vector<std::string> python_output(const std::string& python, const s
 class Command {
 public:
     explicit Command(std::vector<std::string> argv) : argv_(std::move(argv)) {
+        std::vector<char*> args;  // made before the fork: the child may not allocate
+        for (auto& a : argv_) args.push_back(a.data());
+        args.push_back(nullptr);
         int fds[2];
         if (::pipe2(fds, O_CLOEXEC) != 0) throw std::system_error(errno, std::generic_category(), "pipe2");
         pid_ = ::fork();
-        if (pid_ < 0) throw std::system_error(errno, std::generic_category(), "fork");
+        if (pid_ < 0) {
+            const int error = errno;
+            ::close(fds[0]);
+            ::close(fds[1]);
+            throw std::system_error(error, std::generic_category(), "fork");
+        }
         if (pid_ == 0) {  // async-signal-safe until exec
             ::setpgid(0, 0);
             ::dup2(fds[1], STDOUT_FILENO);
             ::dup2(fds[1], STDERR_FILENO);
-            std::vector<char*> args;
-            for (auto& a : argv_) args.push_back(a.data());
-            args.push_back(nullptr);
             ::execvp(args[0], args.data());
             ::_exit(127);
         }
