@@ -42,6 +42,13 @@ std::string_view python_proxy_class(std::string_view type_id) {
     return "AutoProxy";
 }
 
+// A proxy's (typeid, address, id), as RebuildProxy's Token and polyproc.Proxy carry it: strs, the
+// address a path or a (host, port) tuple.
+bool is_proxy_state(const Object& a) {
+    return a.type() == Object::Type::tuple && a.size() == 3 && a[0].type() == Object::Type::str &&
+           a[2].type() == Object::Type::str && (a[1].type() == Object::Type::str || a[1].type() == Object::Type::tuple);
+}
+
 // What CPython's managers put in a pickle, as read here: a slice (an instance, which the list
 // referent takes), a Token (NEWOBJ, then its state by
 // BUILD) reads as (kTokenMarker, (typeid, address, id)); a proxy class given as a value, as
@@ -66,10 +73,7 @@ std::optional<Object> python_manager_object(const std::string& qualified, const 
     }
     if (name != "RebuildProxy") return std::nullopt;
     const bool well_formed = args.size() >= 2 && args[1].type() == Object::Type::tuple && args[1].size() == 2 &&
-                             args[1][0] == Object(kTokenMarker) && args[1][1].type() == Object::Type::tuple &&
-                             args[1][1].size() == 3 && args[1][1][0].type() == Object::Type::str &&
-                             args[1][1][2].type() == Object::Type::str &&
-                             (args[1][1][1].type() == Object::Type::str || args[1][1][1].type() == Object::Type::tuple);
+                             args[1][0] == Object(kTokenMarker) && is_proxy_state(args[1][1]);
     if (!well_formed) throw UnpicklingError("RebuildProxy wants (proxy class, Token(typeid, address, id), ...)");
     const Object& state = args[1][1];
     return make_proxy ? make_proxy(state) : proxy_object(state);
@@ -83,10 +87,7 @@ thread_local std::function<Object(const std::string&)> t_exposed_lookup;
 std::optional<Object> python_form(const Object& instance) {
     if (!is_proxy_object(instance)) return std::nullopt;
     const Object& a = instance.instance_args();
-    const bool well_formed = a.type() == Object::Type::tuple && a.size() == 3 && a[0].type() == Object::Type::str &&
-                             a[2].type() == Object::Type::str &&
-                             (a[1].type() == Object::Type::str || a[1].type() == Object::Type::tuple);
-    if (!well_formed) return std::nullopt;  // as it is: RebuildProxy's reader would refuse it
+    if (!is_proxy_state(a)) return std::nullopt;  // as it is: RebuildProxy's reader would refuse it
     const std::string& type_id = a[0].as_str();
     const std::string_view cls = python_proxy_class(type_id);
     Object kwds = Object::dict();
@@ -99,11 +100,16 @@ std::optional<Object> python_form(const Object& instance) {
 
 std::string pickle_for_peers(const Object& value) { return pickle_dumps_with(value, python_form); }
 
+// The classes both pickled readers take: polyproc's own, then what CPython's managers write.
+std::optional<Object> known_instance(const std::string& qualified, const Object& args, const ProxyMaker& make_proxy) {
+    if (auto own = polyproc_instance(qualified, args, make_proxy)) return own;
+    return python_manager_object(qualified, args, make_proxy);
+}
+
 // `called`: the last class the pickle called other than Token (an '#ERROR' reply's exception).
 Object read_reply_object(std::string_view bytes, std::string& called, const ProxyMaker& make_proxy) {
     return pickle_loads_with(bytes, [&](const std::string& qualified, const Object& args) {
-        if (auto own = polyproc_instance(qualified, args, make_proxy)) return std::move(*own);
-        if (auto python = python_manager_object(qualified, args, make_proxy)) return std::move(*python);
+        if (auto known = known_instance(qualified, args, make_proxy)) return std::move(*known);
         if (args.is_none() || qualified.ends_with(".__setstate__"))
             throw UnpicklingError("a manager reply holds " + qualified + ", which polyproc does not read");
         called = qualified;
@@ -144,8 +150,7 @@ namespace {
 // A pickled request's 4-tuple taken apart, with CPython's errors for another shape.
 Request unpickle_request(std::string_view bytes, const ProxyMaker& make_proxy) {
     const Object message = pickle_loads_with(bytes, [&](const std::string& qualified, const Object& args) {
-        if (auto own = polyproc_instance(qualified, args, make_proxy)) return std::move(*own);
-        if (auto python = python_manager_object(qualified, args, make_proxy)) return std::move(*python);
+        if (auto known = known_instance(qualified, args, make_proxy)) return std::move(*known);
         throw UnpicklingError(unknown_class_text(qualified));
     });
     if (message.type() != Object::Type::tuple)

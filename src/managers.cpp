@@ -79,9 +79,6 @@ void require_initial(State state) {
     if (state == State::shut_down) throw ProcessError("Manager has shut down");
 }
 
-// The server process's body (CPython's BaseManager._run_server): bind, say where, serve until
-// told to stop (a 'shutdown' request or SIGTERM) or until the process that started the manager
-// is gone.
 // A manager's address as a Process argument and back: (0, path, 0) or (1, host, port); an empty
 // path is a fresh one.
 using AddressParts = std::tuple<int, std::string, int>;
@@ -105,6 +102,9 @@ void require_authkey_for(const std::optional<Address>& address, const std::strin
                          " needs a non-empty authkey: anyone who can reach the port could run its methods");
 }
 
+// The server process's body (CPython's BaseManager._run_server): bind, say where, serve until
+// told to stop (a 'shutdown' request or SIGTERM) or until the process that started the manager
+// is gone.
 void run_server(Connection& writer, const std::string& authkey, const AddressParts& where, int creator_pid,
                 const std::vector<std::pair<std::string, std::uint64_t>>& registrations,
                 const std::vector<SharedRegistration>& shared) {
