@@ -210,7 +210,9 @@ def compare(segments, lines):
 
 
 def run(binary, allow_orphans):
-    proc = subprocess.Popen([binary], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+    # POLYPROC_EXAMPLE_LAUNCHER: what runs the binary (mpiexec -n 3 for the MPI examples).
+    launcher = os.environ.get("POLYPROC_EXAMPLE_LAUNCHER", "").split()
+    proc = subprocess.Popen([*launcher, binary], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, start_new_session=True)
     out, err = [], []
     readers = [threading.Thread(target=lambda s=s, b=b: b.append(s.read()), daemon=True)

@@ -69,4 +69,10 @@ WorkerLostError::WorkerLostError(pid_t pid, int exitcode, std::string task)
       exitcode_(exitcode),
       task_(std::move(task)) {}
 
+WorkerLostError::WorkerLostError(pid_t pid, std::string task, const std::string& why)
+    : ProcessError("worker " + std::to_string(pid) + " was lost running " + task + ": " + why),
+      pid_(pid),
+      exitcode_(0),
+      task_(std::move(task)) {}
+
 }  // namespace polyproc

@@ -8,6 +8,7 @@
 namespace polyproc::detail {
 
 std::unique_ptr<PoolBackend> make_pool_backend(const PoolOptions& options, const WorkerCounts& counts) {
+    if (options.backend) return options.backend->make(options, counts);
     return std::make_unique<LocalPoolBackend>(options, counts);
 }
 

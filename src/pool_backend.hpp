@@ -6,8 +6,10 @@
 // to it only through PoolBackend below; the backend asks the engine only through PoolBackend::Owner.
 // Which backend a pool gets is decided in one place: make_pool_backend (pool_backend.cpp).
 //
-// Today's backend, and the only one: LocalPoolBackend (pool_local.hpp), worker processes started
-// by fork, spawn or forkserver, with the tasks and results on two shared-memory queues.
+// The backends: LocalPoolBackend (pool_local.hpp), worker processes started by fork, spawn or
+// forkserver, with the tasks and results on two shared-memory queues; and MpiPoolBackend
+// (src/mpi/mpi_pool.hpp, the polyproc::mpi library), the worker ranks of an MPI job, reached over
+// TCP, each running its tasks in a LocalPoolBackend of one worker.
 //
 // Ordinals. Every record a backend puts (a task, or a record of its own such as a stop) gets the
 // next ordinal of a single sequence, in put order; the engine learns a task's ordinal from `admit`
@@ -105,7 +107,16 @@ public:
     virtual void join() = 0;
 };
 
-// The one place a pool's backend is chosen.
+// A backend other than the local one (PoolOptions::backend): how many workers it has for these
+// options (throwing mp::ValueError for options it cannot honour), and the backend itself.
+class PoolBackendFactory {
+public:
+    virtual ~PoolBackendFactory() = default;
+    virtual WorkerCounts plan(const PoolOptions& options) const = 0;
+    virtual std::unique_ptr<PoolBackend> make(const PoolOptions& options, const WorkerCounts& counts) const = 0;
+};
+
+// The one place a pool's backend is chosen: PoolOptions::backend's, else LocalPoolBackend.
 std::unique_ptr<PoolBackend> make_pool_backend(const PoolOptions& options, const WorkerCounts& counts);
 
 }  // namespace polyproc::detail

@@ -30,6 +30,7 @@ WorkerCounts plan_workers(const PoolOptions& o) {
     if (o.maxtasksperchild < 0) throw ValueError("maxtasksperchild must be a positive int or None");
     if (o.task_timeout && *o.task_timeout <= std::chrono::nanoseconds(0))
         throw ValueError("task_timeout must be positive");
+    if (o.backend) return o.backend->plan(o);
     if (o.max_processes <= 0) {
         const int n = o.processes ? o.processes : cpu_count();
         return {n, n, n};

@@ -27,7 +27,10 @@ struct TaskHeader {
     std::uint32_t reserved;
 };
 
-enum class Status : std::uint32_t { ok, raised, lost, timed_out, shutdown };
+// lost: the worker died running the task (pid, exitcode); a payload, when there is one, is text
+// saying where it ran (" on MPI rank 2 (host 'b')"). gone: a worker that cannot say how it ended
+// (an MPI rank that stopped answering, or whose connection closed); the payload is why, as text.
+enum class Status : std::uint32_t { ok, raised, lost, timed_out, shutdown, gone };
 struct ResultHeader {
     std::uint64_t ordinal;
     Status status;

@@ -49,6 +49,12 @@ void report_callback_exception(const char* what) noexcept {
 
 bool pool_collect_one(PoolCore& core);
 
+namespace {
+std::string text_of(std::span<const std::byte> payload) {
+    return std::string(reinterpret_cast<const char*>(payload.data()), payload.size());
+}
+}  // namespace
+
 // ---- ResultState ----------------------------------------------------------------------------------
 
 bool ResultState::wait(Timeout timeout) const {
@@ -125,8 +131,12 @@ bool PoolCore::collect_one(bool block) {
                         e.job->on_error(e.chunk, to_exception_ptr(decode_payload<RemoteException>(payload), h.pid));
                     break;
                 case Status::lost:
-                    e.job->on_error(
-                        e.chunk, std::make_exception_ptr(WorkerLostError(h.pid, h.exitcode, e.job->describe(e.chunk))));
+                    e.job->on_error(e.chunk, std::make_exception_ptr(WorkerLostError(
+                                                 h.pid, h.exitcode, e.job->describe(e.chunk) + text_of(payload))));
+                    break;
+                case Status::gone:
+                    e.job->on_error(e.chunk, std::make_exception_ptr(
+                                                 WorkerLostError(h.pid, e.job->describe(e.chunk), text_of(payload))));
                     break;
                 case Status::timed_out:
                     e.job->on_error(e.chunk, std::make_exception_ptr(TimeoutError(

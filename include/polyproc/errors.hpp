@@ -171,11 +171,13 @@ private:
     std::string trace_;
 };
 
-// A worker process died while running a task (signal, exit(), abort()).
+// A worker process died while running a task (signal, exit(), abort()), or was lost with it.
 class WorkerLostError : public ProcessError {
 public:
     // exitcode follows Process::exitcode(): -N when killed by signal N.
     WorkerLostError(pid_t pid, int exitcode, std::string task);
+    // A worker that cannot say how it ended (an MPI rank that stopped answering): exitcode() 0.
+    WorkerLostError(pid_t pid, std::string task, const std::string& why);
     pid_t pid() const noexcept { return pid_; }
     int exitcode() const noexcept { return exitcode_; }
     const std::string& task() const noexcept { return task_; }

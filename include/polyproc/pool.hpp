@@ -114,6 +114,10 @@ private:
     bool travels_ = false;
 };
 
+namespace detail {
+class PoolBackendFactory;  // where a pool's workers run when not on this machine (src/pool_backend.hpp)
+}  // namespace detail
+
 struct PoolOptions {
     int processes = 0;  // 0 = cpu_count(); in an elastic pool, how many to start with (0 = min_processes)
     PoolInitializer initializer;  // run once in each worker before its first task (with initargs)
@@ -129,6 +133,9 @@ struct PoolOptions {
     // function or a captureless lambda (PoolInitializer), and tasks' lambdas may capture values
     // but no pointers or references (they would point into another process).
     std::string start_method;
+    // Where the workers are: empty = processes of this machine; mp::mpi::world() = the worker
+    // ranks of an MPI job (polyproc/mpi.hpp, the polyproc::mpi library).
+    std::shared_ptr<const detail::PoolBackendFactory> backend;
 };
 
 // What an *_async call does when its result arrives (Python's callback/error_callback keywords):

@@ -1,0 +1,508 @@
+// MpiPoolBackend: rank 0's side of an MPI pool (mpi_pool.hpp says how it works).
+#include "mpi_pool.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <exception>
+#include <string>
+#include <utility>
+
+#include <sys/socket.h>
+
+#include "mpi_wire.hpp"
+#include "remote_exception.hpp"
+#include "polyproc/detail/inherit.hpp"
+#include "polyproc/errors.hpp"
+#include "polyproc/reduction.hpp"
+
+namespace polyproc::detail::mpi {
+
+namespace {
+constexpr std::size_t kMinWindow = 2, kMaxWindow = 512;
+constexpr double kWindowWorkNs = 1e6;            // about this much work queued on each rank
+constexpr std::size_t kBatchBytes = 1 << 20;     // a batch of tasks stops growing here
+constexpr std::chrono::seconds kPingEvery{1};
+
+std::int64_t now_ns() { return monotonic_ns(); }
+
+std::vector<std::byte> record_of(const ResultHeader& h, std::span<const std::byte> payload = {}) {
+    std::vector<std::byte> r(sizeof h + payload.size());
+    std::memcpy(r.data(), &h, sizeof h);
+    if (!payload.empty()) std::memcpy(r.data() + sizeof h, payload.data(), payload.size());
+    return r;
+}
+std::span<const std::byte> bytes_of_text(const std::string& s) { return std::as_bytes(std::span(s.data(), s.size())); }
+}  // namespace
+
+// ---- the factory ----------------------------------------------------------------------------------
+
+WorkerCounts MpiPoolFactory::plan(const PoolOptions& o) const {
+    if (o.max_processes > 0) throw ValueError("polyproc::mpi: an MPI pool cannot be elastic (the world is static)");
+    if (!o.start_method.empty())
+        throw ValueError("polyproc::mpi: an MPI pool has no start method (its workers are ranks)");
+    World& w = world_of_rank_0();
+    int alive = 0;
+    for (const auto& l : w.links) alive += l->alive.load();
+    if (alive == 0)
+        throw ValueError(
+            "polyproc::mpi: the MPI world has no worker ranks (run the program under mpiexec -n N, N >= 2)");
+    if (o.processes > alive)
+        throw ValueError("polyproc::mpi: " + std::to_string(o.processes) +
+                         " processes asked for, but the MPI world has " + std::to_string(alive) + " worker rank(s)");
+    const int n = o.processes ? o.processes : alive;
+    return {n, n, n};
+}
+
+std::unique_ptr<PoolBackend> MpiPoolFactory::make(const PoolOptions& options, const WorkerCounts& counts) const {
+    World& w = world_of_rank_0();
+    std::vector<Link*> links;
+    for (const auto& l : w.links)
+        if (l->alive.load() && links.size() < std::size_t(counts.max)) links.push_back(l.get());
+    return std::make_unique<MpiPoolBackend>(options, std::move(links), options_);
+}
+
+// ---- start and stop -------------------------------------------------------------------------------
+
+MpiPoolBackend::MpiPoolBackend(const PoolOptions& options, std::vector<Link*> links, polyproc::mpi::WorldOptions world)
+    : options_(options), world_options_(world) {
+    for (Link* l : links) {
+        auto p = std::make_unique<Peer>();
+        p->link = l;
+        peers_.push_back(std::move(p));
+    }
+}
+
+MpiPoolBackend::~MpiPoolBackend() {
+    try {
+        join();
+    } catch (...) {
+    }
+}
+
+void MpiPoolBackend::end_result_stream() { post(record_of(ResultHeader{0, Status::shutdown, 0, 0, 0})); }
+
+void MpiPoolBackend::release_world() noexcept {
+    if (!world_held_) return;
+    World& w = world_of_rank_0();
+    std::lock_guard lock(w.mu);
+    w.in_use = false;
+    world_held_ = false;
+}
+
+void MpiPoolBackend::start(Owner& owner) {
+    owner_ = &owner;
+    try {
+        for (const auto& p : peers_)
+            if (!p->link->same_program)
+                throw ValueError("polyproc::mpi: " + p->link->name() +
+                                 " runs another program than rank 0 (another executable, or other libraries): every "
+                                 "rank must run the same build");
+        {
+            World& w = world_of_rank_0();
+            std::lock_guard lock(w.mu);
+            if (w.in_use)
+                throw ValueError("polyproc::mpi: another pool is using the MPI world's workers (one at a time)");
+            w.in_use = true;
+            world_held_ = true;
+        }
+        start_on_every_rank();
+    } catch (...) {
+        joined_ = true;  // no thread to join; the stream ends here
+        release_world();
+        end_result_stream();
+        throw;
+    }
+    live_.store(peers_.size());
+    for (auto& p : peers_) {
+        p->last_heard_ns.store(now_ns());
+        p->reader = std::thread([this, peer = p.get()] { read(*peer); });
+        p->feeder = std::thread([this, peer = p.get()] { feed(*peer); });
+    }
+}
+
+// Every rank starts its local pool of one worker, or says why it could not; then all run, or none.
+void MpiPoolBackend::start_on_every_rank() {
+    PoolStart start;
+    start.task_timeout_ns = options_.task_timeout ? options_.task_timeout.value().count() : -1;
+    start.maxtasksperchild = options_.maxtasksperchild;
+    if (options_.initializer) {
+        if (!options_.initializer.travels())
+            throw ValueError(
+                "polyproc::mpi: the initializer cannot be sent to another rank: use a function or a "
+                "lambda without captures, with sendable (mp::Serializable) arguments");
+        ChildWriter w;
+        options_.initializer.write(w);
+        if (!w.fds().empty())
+            throw ValueError(
+                "polyproc::mpi: the initializer's arguments hold handles (a Queue, a Lock, a Value...) "
+                "that cannot reach another host: use a manager for state shared across hosts");
+        start.initializer = w.bytes();
+    }
+    Message m(Kind::start);
+    std::vector<std::byte> body(encoded_size(start));
+    encode_into(start, body);
+    m.append(body);
+    std::string failed;
+    std::vector<Peer*> started;
+    for (auto& p : peers_) {
+        try {
+            p->link->conn.send_bytes(m.bytes());
+        } catch (const std::exception& e) {
+            failed += p->link->name() + ": " + e.what() + "; ";
+            continue;
+        }
+        started.push_back(p.get());
+    }
+    const Deadline deadline{Timeout(std::chrono::seconds(60))};
+    std::vector<Peer*> ready;
+    for (Peer* p : started) {
+        try {
+            for (;;) {
+                if (!p->link->conn.poll(deadline.remaining().value_or(std::chrono::seconds(0))))
+                    throw TimeoutError("no answer within 60 s");
+                const auto reply = p->link->conn.recv_bytes();
+                const Kind k = kind_of(reply);
+                if (k == Kind::pong) continue;  // a late answer to a ping of the pool before
+                if (k == Kind::ready) {
+                    ready.push_back(p);
+                    break;
+                }
+                if (k == Kind::start_failed) throw ProcessError(text_of(reply));
+                throw DecodeError("an unexpected message");
+            }
+        } catch (const std::exception& e) {
+            failed += p->link->name() + ": " + e.what() + "; ";
+        }
+    }
+    if (failed.empty()) return;
+    // Undo: the ranks that started stop again, and say so, before the pool's start fails.
+    Message stop(Kind::terminate);
+    for (Peer* p : ready) {
+        try {
+            p->link->conn.send_bytes(stop.bytes());
+            while (kind_of(p->link->conn.recv_bytes()) != Kind::stopped) {
+            }
+        } catch (...) {
+        }
+    }
+    failed.resize(failed.size() - 2);
+    throw ProcessError("polyproc::mpi: the pool could not start on every rank: " + failed);
+}
+
+void MpiPoolBackend::join() {
+    std::lock_guard jl(join_mu_);
+    if (joined_ || !owner_) return;
+    {
+        std::unique_lock lock(mu_);
+        // Every rank says it stopped, or is lost (silence is noticed within lost_after).
+        cv_.wait(lock, [&] {
+            return std::all_of(peers_.begin(), peers_.end(), [](const auto& p) { return p->stopped || p->lost; });
+        });
+    }
+    cv_.notify_all();
+    for (auto& p : peers_) {
+        if (p->feeder.joinable()) p->feeder.join();
+        if (p->reader.joinable()) p->reader.join();
+    }
+    joined_ = true;
+    release_world();
+}
+
+void MpiPoolBackend::wake() noexcept {
+    { std::lock_guard lock(mu_); }  // a feeder between its look and its wait sees the change
+    cv_.notify_all();
+}
+
+std::vector<pid_t> MpiPoolBackend::worker_pids() const {
+    std::vector<pid_t> out;
+    for (const auto& p : peers_)
+        if (p->link->alive.load()) out.push_back(p->link->pid);
+    return out;
+}
+
+// ---- tasks ----------------------------------------------------------------------------------------
+
+void MpiPoolBackend::put_task(TaskHeader header, std::size_t body_size, BodyWriter write,
+                              FunctionRef<void(std::uint64_t)> admit) {
+    const std::uint64_t n = sizeof header + body_size;
+    std::vector<std::byte> record(sizeof n + n);
+    std::memcpy(record.data(), &n, sizeof n);
+    write(std::span<std::byte>(record.data() + sizeof n + sizeof header, body_size));
+    {
+        std::lock_guard lock(mu_);
+        header.ordinal = next_ordinal_;
+        admit(header.ordinal);  // last: throws when the pool takes no more
+        std::memcpy(record.data() + sizeof n, &header, sizeof header);
+        ++next_ordinal_;
+        pending_.push_back(std::move(record));
+    }
+    cv_.notify_all();
+}
+
+void MpiPoolBackend::close_workers() {
+    {
+        std::lock_guard lock(mu_);
+        closing_ = true;
+    }
+    cv_.notify_all();
+}
+
+bool MpiPoolBackend::send(Peer& p, std::span<const std::byte> message) {
+    try {
+        p.link->conn.send_bytes(message);
+        return true;
+    } catch (const std::exception& e) {
+        lose(p, std::string("its connection failed (") + e.what() + ")");
+        return false;
+    }
+}
+
+// A rank's feeder: tasks while it has room in its window, then close or terminate; a ping every
+// second throughout, so that its reader can tell a silent rank from a busy one.
+void MpiPoolBackend::feed(Peer& p) {
+    std::unique_lock lock(mu_);
+    auto next_ping = std::chrono::steady_clock::now() + kPingEvery;
+    for (;;) {
+        if (p.lost || p.stopped) return;
+        const Phase phase = owner_->phase();
+        if (phase == Phase::terminate) {
+            if (!p.terminate_sent) {
+                p.terminate_sent = true;
+                lock.unlock();
+                const bool sent = send(p, Message(Kind::terminate).bytes());
+                lock.lock();
+                if (!sent) return;
+                continue;
+            }
+        } else if (!pending_.empty() && p.outstanding.size() < p.window) {
+            Message batch(Kind::tasks);
+            while (!pending_.empty() && p.outstanding.size() < p.window && batch.size() < kBatchBytes) {
+                const auto& record = pending_.front();
+                TaskHeader h;
+                std::memcpy(&h, record.data() + sizeof(std::uint64_t), sizeof h);
+                p.outstanding.insert(h.ordinal);
+                batch.append(record);
+                pending_.pop_front();
+            }
+            lock.unlock();
+            const bool sent = send(p, batch.bytes());
+            lock.lock();
+            if (!sent) return;
+            continue;
+        } else if (closing_ && pending_.empty() && !p.close_sent) {
+            p.close_sent = true;
+            lock.unlock();
+            const bool sent = send(p, Message(Kind::close).bytes());
+            lock.lock();
+            if (!sent) return;
+            continue;
+        }
+        if (std::chrono::steady_clock::now() >= next_ping) {
+            lock.unlock();
+            const bool sent = send(p, Message(Kind::ping).bytes());
+            lock.lock();
+            if (!sent) return;
+            next_ping = std::chrono::steady_clock::now() + kPingEvery;
+            continue;
+        }
+        cv_.wait_until(lock, next_ping);
+    }
+}
+
+// ---- results --------------------------------------------------------------------------------------
+
+// A rank's reader: its results, its pongs, its stop; and the watch on its silence.
+void MpiPoolBackend::read(Peer& p) {
+    const auto lost_after_ns = std::chrono::nanoseconds(world_options_.lost_after).count();
+    for (;;) {
+        {
+            std::lock_guard lock(mu_);
+            if (p.lost || p.stopped) return;
+        }
+        std::vector<std::byte> message;
+        try {
+            if (!p.link->conn.poll(kPingEvery)) {
+                if (now_ns() - p.last_heard_ns.load() > lost_after_ns) {
+                    p.link->silent.store(true);
+                    lose(p, "it stopped answering (nothing for " + std::to_string(world_options_.lost_after.count()) +
+                                " ms)");
+                    return;
+                }
+                continue;
+            }
+            message = p.link->conn.recv_bytes();
+        } catch (const std::exception& e) {
+            lose(p, std::string("its connection closed (") + e.what() + ")");
+            return;
+        }
+        p.last_heard_ns.store(now_ns());
+        try {
+            switch (kind_of(message)) {
+                case Kind::results:
+                    take_results(p, message);
+                    break;
+                case Kind::pong:
+                    break;
+                case Kind::stopped: {
+                    {
+                        std::lock_guard lock(mu_);
+                        p.stopped = true;
+                        live_.fetch_sub(1);
+                        if (all_done()) end_result_stream();
+                    }
+                    cv_.notify_all();
+                    return;
+                }
+                case Kind::broken:
+                    owner_->break_pool(p.link->name() + ": " + text_of(message));
+                    wake();
+                    break;
+                default:
+                    throw DecodeError("a message of unknown kind " + std::to_string(int(message[0])));
+            }
+        } catch (const std::exception& e) {
+            lose(p, std::string("it sent what cannot be read (") + e.what() + ")");
+            return;
+        }
+    }
+}
+
+void MpiPoolBackend::take_results(Peer& p, std::span<const std::byte> message) {
+    std::vector<std::vector<std::byte>> out;
+    const std::string where = " on " + p.link->name();
+    for_each_record(message, [&](std::span<const std::byte> record) {
+        ResultHeader h;
+        if (record.size() < sizeof h) throw DecodeError("a result record shorter than its header");
+        std::memcpy(&h, record.data(), sizeof h);
+        auto payload = record.subspan(sizeof h);
+        if (h.status == Status::lost) {
+            out.push_back(record_of(h, bytes_of_text(where)));
+        } else if (h.status == Status::raised) {
+            // An exception of a type not known here arrives as RemoteError: say which rank raised it.
+            RemoteException e = decode_payload<RemoteException>(payload);
+            bool known = true;
+            try {
+                std::rethrow_exception(to_exception_ptr(e, h.pid));
+            } catch (const RemoteError&) {
+                known = false;
+            } catch (...) {
+            }
+            if (known) {
+                out.emplace_back(record.begin(), record.end());
+            } else {
+                e.message += " [" + p.link->name() + "]";
+                std::vector<std::byte> body(encoded_size(e));
+                encode_into(e, body);
+                out.push_back(record_of(h, body));
+            }
+        } else if (h.status == Status::ok || h.status == Status::timed_out) {
+            out.emplace_back(record.begin(), record.end());
+        } else {
+            throw DecodeError("a result of unknown status");
+        }
+    });
+    const std::int64_t t = now_ns();
+    {
+        std::lock_guard lock(mu_);
+        // Only results of tasks it still holds: once it is lost, its tasks were failed already.
+        std::erase_if(out, [&](const std::vector<std::byte>& r) {
+            ResultHeader h;
+            std::memcpy(&h, r.data(), sizeof h);
+            return p.outstanding.erase(h.ordinal) == 0;
+        });
+        const std::size_t taken = out.size();
+        // The window: about kWindowWorkNs of work per rank, from the time per result while busy.
+        if (taken && p.last_result_ns && !p.outstanding.empty()) {
+            const double per = double(t - p.last_result_ns) / double(taken);
+            p.service_ns = p.service_ns ? 0.8 * p.service_ns + 0.2 * per : per;
+            p.window = std::clamp<std::size_t>(std::size_t(std::ceil(kWindowWorkNs / std::max(p.service_ns, 1.0))),
+                                               kMinWindow, kMaxWindow);
+        }
+        p.last_result_ns = t;
+        // Posted under mu_, as lose() and the end of the stream are: nothing after the end.
+        std::lock_guard results(results_mu_);
+        for (auto& r : out) results_.push_back(std::move(r));
+        results_count_.fetch_add(out.size(), std::memory_order_relaxed);
+    }
+    cv_.notify_all();
+    results_cv_.notify_all();
+}
+
+// The rank is gone: the tasks it held fail (Status::gone, saying why), and it is never used again.
+void MpiPoolBackend::lose(Peer& p, const std::string& why) {
+    const std::string text = p.link->name() + ": " + why;
+    {
+        std::lock_guard lock(mu_);
+        if (p.lost || p.stopped) return;
+        p.lost = true;
+        p.link->alive.store(false);
+        std::vector<std::uint64_t> held(p.outstanding.begin(), p.outstanding.end());
+        p.outstanding.clear();
+        std::sort(held.begin(), held.end());
+        for (const std::uint64_t ordinal : held)
+            post(record_of(ResultHeader{ordinal, Status::gone, p.link->pid, 0, 0}, bytes_of_text(text)));
+        // With none left, tasks not sent yet would wait forever: the pool breaks (before the
+        // stream ends, so that they fail saying why).
+        if (live_.fetch_sub(1) == 1 && owner_->phase() != Phase::terminate)
+            owner_->break_pool("every MPI worker rank was lost; the last, " + text);
+        if (all_done()) end_result_stream();
+    }
+    ::shutdown(p.link->conn.fileno(), SHUT_RDWR);  // its feeder, blocked in a send, gets an error
+    cv_.notify_all();
+}
+
+// Under mu_: every rank stopped or was lost, and the result stream has not ended yet (the caller
+// ends it, once, as on one machine when the workers are gone).
+bool MpiPoolBackend::all_done() {
+    if (stream_ended_) return false;
+    for (const auto& q : peers_)
+        if (!q->stopped && !q->lost) return false;
+    stream_ended_ = true;
+    return true;
+}
+
+void MpiPoolBackend::post(std::vector<std::byte> record) {
+    {
+        std::lock_guard lock(results_mu_);
+        results_.push_back(std::move(record));
+        results_count_.fetch_add(1, std::memory_order_relaxed);
+    }
+    results_cv_.notify_all();
+}
+
+std::optional<ResultView> MpiPoolBackend::begin_result(bool block) {
+    // Without `block` never wait for the turn: its holder may be waiting for a result that only
+    // this caller's own settling would have made unnecessary (a get() collecting for itself).
+    if (!block) {
+        if (!turn_.try_lock()) return std::nullopt;
+    } else {
+        turn_.lock();
+    }
+    std::unique_lock lock(results_mu_);
+    if (results_.empty() && !block) {
+        lock.unlock();
+        turn_.unlock();
+        return std::nullopt;
+    }
+    results_cv_.wait(lock, [&] { return !results_.empty(); });
+    const auto& r = results_.front();  // stays put while others are pushed behind it
+    ResultView v;
+    std::memcpy(&v.header, r.data(), sizeof v.header);
+    v.payload = std::span<const std::byte>(r).subspan(sizeof v.header);
+    return v;
+}
+
+void MpiPoolBackend::end_result() {
+    {
+        std::lock_guard lock(results_mu_);
+        results_.pop_front();
+        results_count_.fetch_sub(1, std::memory_order_relaxed);
+    }
+    turn_.unlock();
+}
+
+void MpiPoolBackend::cancel_result() { turn_.unlock(); }
+
+}  // namespace polyproc::detail::mpi

@@ -1,0 +1,313 @@
+// mp::mpi::init and the world it makes: rank 0 listens on TCP, tells every rank where (MPI_Bcast,
+// with a random authkey); each worker rank connects back, authenticates and says who it is. MPI
+// itself carries nothing else: its progress engine polls, and a pool must not burn a core idle.
+#include "mpi_world.hpp"
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <ifaddrs.h>
+#include <mpi.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "fork_safety.hpp"
+#include "mpi_pool.hpp"
+#include "mpi_wire.hpp"
+#include "os.hpp"
+#include "polyproc/detail/code_ref.hpp"
+#include "polyproc/detail/fd.hpp"
+#include "polyproc/detail/timeout.hpp"
+#include "polyproc/errors.hpp"
+#include "polyproc/process.hpp"
+
+namespace polyproc::detail::mpi {
+
+namespace {
+
+constexpr std::size_t kAuthkeySize = 32;
+constexpr std::size_t kRendezvousSize = 4096;  // what rank 0 broadcasts: authkey, port, addresses
+
+int world_rank = -1;
+int world_size = 0;
+World* the_world = nullptr;  // rank 0 only; lives until exit
+pid_t rank_0_pid = 0;         // a fork child of rank 0 (a local pool's worker) inherits the exit handler
+
+std::string this_host() {
+    std::array<char, 256> name{};
+    if (::gethostname(name.data(), name.size() - 1) != 0) return "?";
+    return name.data();
+}
+
+// Rank 0's IPv4 addresses, loopback last: a rank on another host tries them in this order.
+std::vector<std::string> own_addresses() {
+    std::vector<std::string> out, loopback;
+    ifaddrs* all = nullptr;
+    if (::getifaddrs(&all) == 0) {
+        for (const ifaddrs* i = all; i; i = i->ifa_next) {
+            if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET) continue;
+            char host[INET_ADDRSTRLEN] = {};
+            ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(i->ifa_addr)->sin_addr, host, sizeof host);
+            (std::string_view(host).starts_with("127.") ? loopback : out).push_back(host);
+        }
+        ::freeifaddrs(all);
+    }
+    out.insert(out.end(), loopback.begin(), loopback.end());
+    if (out.empty()) out.push_back("127.0.0.1");
+    return out;
+}
+
+// A TCP connection to host:port within `limit`, authenticated as Client() does; nullopt when the
+// address cannot be reached (another host's interface may be unreachable from here).
+std::optional<Connection> connect_within(const std::string& host, std::uint16_t port, const std::string& authkey,
+                                         std::chrono::milliseconds limit) {
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(port);
+    if (::inet_pton(AF_INET, host.c_str(), &sa.sin_addr) != 1) return std::nullopt;
+    FileDescriptor fd(
+        os::check("socket", [] { return ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0); }));
+    if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0) {
+        if (errno != EINPROGRESS && errno != EINTR) return std::nullopt;
+        pollfd p{fd.get(), POLLOUT, 0};
+        if (os::poll_until(std::span(&p, 1), Deadline(Timeout(limit)), "poll") == 0) return std::nullopt;
+        int err = 0;
+        socklen_t len = sizeof err;
+        ::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len);
+        if (err) return std::nullopt;
+    }
+    const int flags = ::fcntl(fd.get(), F_GETFL);
+    os::check("fcntl", [&] { return ::fcntl(fd.get(), F_SETFL, flags & ~O_NONBLOCK); });
+    os::set_tcp_keepalive(fd.get(), 5, 2, 8, 20);
+    Connection conn(std::move(fd));
+    answer_challenge(conn, authkey);
+    deliver_challenge(conn, authkey);
+    return conn;
+}
+
+// MPI's own threads (Open MPI's progress and PMIx threads) count as helpers: a fork child never
+// calls MPI, and a rank forks its pool's workers; without this, every fork would warn of them.
+void count_mpi_threads_as_helpers() {
+    std::error_code ec;
+    long threads = 0;
+    for (auto it = std::filesystem::directory_iterator("/proc/self/task", ec);
+         !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
+        ++threads;
+    if (threads > 1) count_helper_thread(int(threads - 1 - helper_threads_running()));
+}
+
+void check_mpi(int rc, const char* call) {
+    if (rc != MPI_SUCCESS)
+        throw ProcessError(std::string("polyproc::mpi: ") + call + " failed (error " + std::to_string(rc) + ")");
+}
+
+// Rank 0 at exit: the worker ranks are told to exit, then MPI ends. A rank lost by silence may be
+// stopped or hung and would hold MPI_Finalize forever: then the job is aborted, which ends it.
+void finish_rank_0() {
+    if (::getpid() != rank_0_pid) return;
+    bool abort = false;
+    for (auto& link : the_world->links) {
+        if (link->alive.load()) {
+            try {
+                Message m(Kind::exit);
+                link->conn.send_bytes(m.bytes());
+            } catch (...) {
+            }
+        }
+        abort |= link->silent.load();
+    }
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (finalized) return;
+    if (abort) {
+        std::fputs("polyproc::mpi: a worker rank stopped answering; ending the MPI job with MPI_Abort\n", stderr);
+        MPI_Abort(MPI_COMM_WORLD, 0);
+    }
+    MPI_Finalize();
+}
+
+void init_rank_0(const polyproc::mpi::InitOptions& options) {
+    std::string authkey(kAuthkeySize, '\0');
+    os::random_bytes(std::as_writable_bytes(std::span(authkey.data(), authkey.size())));
+    Listener listener(InetAddress{"", 0}, std::clamp(world_size, 1, 1024), authkey);
+    const std::uint16_t port = std::get<InetAddress>(listener.address()).port;
+    std::string addresses;
+    for (const auto& a : own_addresses())
+        if (addresses.size() + a.size() + 1 < kRendezvousSize - kAuthkeySize - 2) addresses += a + ",";
+    std::vector<char> rendezvous(kRendezvousSize, '\0');
+    std::memcpy(rendezvous.data(), authkey.data(), kAuthkeySize);
+    std::memcpy(rendezvous.data() + kAuthkeySize, &port, sizeof port);
+    std::memcpy(rendezvous.data() + kAuthkeySize + sizeof port, addresses.data(), addresses.size());
+    check_mpi(MPI_Bcast(rendezvous.data(), int(rendezvous.size()), MPI_CHAR, 0, MPI_COMM_WORLD), "MPI_Bcast");
+
+    the_world = new World();  // NOLINT: lives until the last exit handler
+    the_world->links.resize(std::size_t(world_size - 1));
+    const Deadline deadline{Timeout(options.connect_timeout)};
+    const std::uint64_t program = program_hash();
+    int connected = 0;
+    while (connected < world_size - 1) {
+        if (!os::wait_readable(listener.fileno(), deadline)) {
+            std::string missing;
+            for (int r = 1; r < world_size; ++r)
+                if (!the_world->links[std::size_t(r - 1)]) missing += (missing.empty() ? "" : ", ") + std::to_string(r);
+            throw ProcessError("polyproc::mpi: rank(s) " + missing + " did not connect to rank 0 within " +
+                               std::to_string(options.connect_timeout.count()) + " ms (rank 0 listened on port " +
+                               std::to_string(port) + " of " + addresses + ")");
+        }
+        Connection conn;
+        Hello hello;
+        try {
+            conn = listener.accept();  // the handshake: a peer without the authkey is refused here
+            if (!conn.poll(deadline.remaining().value_or(std::chrono::seconds(1)))) continue;
+            const auto bytes = conn.recv_bytes(64 * 1024);
+            if (kind_of(bytes) != Kind::hello) continue;
+            hello = decode_payload<Hello>(std::span(bytes).subspan(1));
+        } catch (const std::exception&) {
+            continue;  // not one of ours
+        }
+        if (hello.version != kProtocolVersion || hello.rank < 1 || hello.rank >= world_size ||
+            the_world->links[std::size_t(hello.rank - 1)])
+            continue;
+        auto link = std::make_unique<Link>();
+        link->rank = hello.rank;
+        link->host = hello.host;
+        link->pid = hello.pid;
+        link->same_program = hello.program == program;
+        os::set_tcp_keepalive(conn.fileno(), 5, 2, 8, 20);
+        link->conn = std::move(conn);
+        the_world->links[std::size_t(hello.rank - 1)] = std::move(link);
+        ++connected;
+    }
+    rank_0_pid = ::getpid();
+    std::atexit(finish_rank_0);
+}
+
+[[noreturn]] void run_worker_rank(const polyproc::mpi::InitOptions& options) {
+    std::vector<char> rendezvous(kRendezvousSize, '\0');
+    check_mpi(MPI_Bcast(rendezvous.data(), int(rendezvous.size()), MPI_CHAR, 0, MPI_COMM_WORLD), "MPI_Bcast");
+    const std::string authkey(rendezvous.data(), kAuthkeySize);
+    std::uint16_t port;
+    std::memcpy(&port, rendezvous.data() + kAuthkeySize, sizeof port);
+    const std::string addresses(rendezvous.data() + kAuthkeySize + sizeof port);
+    std::optional<Connection> conn;
+    const Deadline deadline{Timeout(options.connect_timeout)};
+    std::string tried;
+    while (!conn && !deadline.expired()) {
+        std::size_t at = 0;
+        for (std::size_t comma; !conn && (comma = addresses.find(',', at)) != std::string::npos; at = comma + 1) {
+            const std::string host = addresses.substr(at, comma - at);
+            try {
+                conn = connect_within(host, port, authkey, std::chrono::seconds(2));
+            } catch (const std::exception& e) {
+                tried += " " + host + " (" + e.what() + ")";
+            }
+        }
+        if (!conn) ::usleep(200'000);
+    }
+    if (!conn) {
+        std::fprintf(stderr, "polyproc::mpi: rank %d could not reach rank 0 at port %u of %s;%s ending the job\n",
+                     world_rank, unsigned(port), addresses.c_str(), tried.c_str());
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    Hello hello;
+    hello.rank = world_rank;
+    hello.pid = ::getpid();
+    hello.program = program_hash();
+    hello.host = this_host();
+    Message m(Kind::hello);
+    std::vector<std::byte> body(encoded_size(hello));
+    encode_into(hello, body);
+    m.append(body);
+    conn->send_bytes(m.bytes());
+    const bool told_to_exit = serve_pools(*conn);
+    conn->close();
+    if (!told_to_exit) {
+        std::fprintf(stderr, "polyproc::mpi: rank %d: rank 0 is gone; exiting\n", world_rank);
+        std::_Exit(1);
+    }
+    MPI_Finalize();
+    std::exit(0);
+}
+
+}  // namespace
+
+World& world_of_rank_0() {
+    if (!the_world) {
+        if (world_rank > 0) throw ProcessError("polyproc::mpi::world(): only rank 0 runs pools");
+        throw ProcessError("polyproc::mpi::world(): call mp::mpi::init(argc, argv) first");
+    }
+    return *the_world;
+}
+
+std::uint64_t program_hash() {
+    XXH3_state_t* state = XXH3_createState();
+    XXH3_64bits_reset(state);
+    std::ifstream exe("/proc/self/exe", std::ios::binary);
+    std::vector<char> buf(1 << 20);
+    while (exe) {
+        exe.read(buf.data(), std::streamsize(buf.size()));
+        XXH3_64bits_update(state, buf.data(), std::size_t(exe.gcount()));
+    }
+    const std::uint64_t libraries = startup_objects_fingerprint();
+    XXH3_64bits_update(state, &libraries, sizeof libraries);
+    const std::uint64_t h = XXH3_64bits_digest(state);
+    XXH3_freeState(state);
+    return h;
+}
+
+}  // namespace polyproc::detail::mpi
+
+namespace polyproc::mpi {
+
+void init(int& argc, char**& argv, InitOptions options) {
+    polyproc::init(argc, argv);  // a spawn or forkserver child takes over here, before MPI starts
+    int started = 0;
+    MPI_Initialized(&started);
+    if (started) throw ProcessError("polyproc::mpi::init: MPI was already initialized");
+    int provided = 0;
+    detail::mpi::check_mpi(MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread");
+    MPI_Comm_rank(MPI_COMM_WORLD, &detail::mpi::world_rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &detail::mpi::world_size);
+    detail::mpi::count_mpi_threads_as_helpers();
+    if (detail::mpi::world_rank == 0)
+        detail::mpi::init_rank_0(options);
+    else
+        detail::mpi::run_worker_rank(options);
+}
+
+int rank() { return detail::mpi::world_rank; }
+int size() { return detail::mpi::world_size; }
+
+std::vector<WorkerRank> workers() {
+    auto& w = detail::mpi::world_of_rank_0();
+    std::vector<WorkerRank> out;
+    for (const auto& link : w.links)
+        out.push_back(WorkerRank{link->rank, link->host, link->pid, link->same_program, link->alive.load()});
+    return out;
+}
+
+std::shared_ptr<const detail::PoolBackendFactory> world(WorldOptions options) {
+    detail::mpi::world_of_rank_0();
+    if (options.lost_after <= std::chrono::milliseconds(0))
+        throw ValueError("polyproc::mpi::world: lost_after must be positive");
+    return std::make_shared<detail::mpi::MpiPoolFactory>(options);
+}
+
+}  // namespace polyproc::mpi

@@ -1,0 +1,64 @@
+// A program tests/test_mpi_faults.cpp runs under mpiexec, one fault per run (argv[1]):
+//   lose-rank: rank 2's agent is SIGKILLed by one of its own tasks, mid-burst;
+//   stop-rank: rank 2's agent is SIGSTOPped by one of its own tasks, mid-burst;
+//   refused:   nothing but a pool start (the test runs other binaries on ranks 1 and 2).
+// It prints what rank 0 saw, a line per fact, for the test to check.
+#include <unistd.h>
+
+#include <csignal>
+#include <iostream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "polyproc/mpi.hpp"
+#include "polyproc/polyproc.hpp"
+
+namespace mp = polyproc;
+
+namespace {
+// Rank 2's third task sends `fault` to its agent (the worker's parent). main runs on rank 0 only:
+// what the ranks must know travels with the task.
+int tasks_here = 0;
+int task(int x, int fault) {
+    if (mp::mpi::rank() == 2 && ++tasks_here == 3) ::kill(::getppid(), fault);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    return x;
+}
+int square(int x) { return x * x; }
+}  // namespace
+
+int main(int argc, char** argv) {
+    mp::mpi::init(argc, argv);
+    const std::string what = argc > 1 ? argv[1] : "";
+    try {
+        if (what == "refused") {
+            mp::Pool pool(mp::PoolOptions{.backend = mp::mpi::world()});
+            std::cout << "started" << std::endl;
+            return 1;
+        }
+        const int fault = what == "stop-rank" ? SIGSTOP : SIGKILL;
+        mp::Pool pool(
+            mp::PoolOptions{.backend = mp::mpi::world(mp::mpi::WorldOptions{.lost_after = std::chrono::seconds(3)})});
+        std::vector<mp::AsyncResult<int>> results;
+        for (int x = 0; x < 60; ++x) results.push_back(pool.apply_async(task, x, fault));
+        int ok = 0, lost = 0;
+        std::string lost_what;
+        for (int x = 0; x < 60; ++x) {
+            try {
+                ok += results[std::size_t(x)].get(std::chrono::seconds(60)) == x;
+            } catch (const mp::WorkerLostError& e) {
+                ++lost;
+                lost_what = e.what();
+            }
+        }
+        std::cout << "ok+lost " << ok + lost << std::endl;
+        std::cout << "lost some " << (lost > 0) << std::endl;
+        std::cout << "lost: " << lost_what << std::endl;
+        std::cout << "workers now " << pool.size() << std::endl;
+        std::cout << "after " << pool.map(square, std::vector{1, 2, 3}).back() << std::endl;
+        for (const auto& w : mp::mpi::workers()) std::cout << "rank " << w.rank << " alive " << w.alive << std::endl;
+    } catch (const std::exception& e) {
+        std::cout << what << ": " << e.what() << std::endl;
+    }
+}

@@ -1,0 +1,95 @@
+// polyproc/mpi.hpp under faults: each test runs mpiexec on tests/mpi_fault_program (one fault per
+// run) and checks what rank 0 saw and how the job ended. What Open MPI 4.1 does is part of what
+// the user sees: without --enable-recovery it ends the whole job when a rank dies.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <stdlib.h>
+
+#include "support.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+const std::string kProgram = POLYPROC_MPI_FAULT_PROGRAM;
+
+std::vector<std::string> mpiexec(std::vector<std::string> args) {
+    std::vector<std::string> argv{POLYPROC_MPIEXEC, "--oversubscribe", "--allow-run-as-root"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return argv;
+}
+
+bool has(const std::string& output, const std::string& line) { return output.find(line) != std::string::npos; }
+
+class MpiFaults : public ProcessTest {
+protected:
+    void SetUp() override {
+        ::setenv("ASAN_OPTIONS", "detect_leaks=0", 1);  // Open MPI never frees its own allocations
+    }
+};
+
+}  // namespace
+
+// A rank that dies mid-burst, under --enable-recovery: the tasks it held fail with
+// WorkerLostError naming it; every other task completes; the pool goes on with one worker.
+TEST_F(MpiFaults, ARankThatDiesFailsItsTasksAndThePoolGoesOn) {
+    Command job(mpiexec({"--enable-recovery", "-n", "3", kProgram, "lose-rank"}));
+    const auto status = job.wait(120s);
+    ASSERT_TRUE(status.has_value()) << "the job did not end within 120 s:\n" << job.output();
+    const std::string& out = job.output();
+    EXPECT_TRUE(has(out, "ok+lost 60")) << out;
+    EXPECT_TRUE(has(out, "lost some 1")) << out;
+    EXPECT_TRUE(has(out, "MPI rank 2")) << out;
+    EXPECT_TRUE(has(out, "its connection")) << out;
+    EXPECT_TRUE(has(out, "workers now 1")) << out;
+    EXPECT_TRUE(has(out, "after 9")) << out;
+    EXPECT_TRUE(has(out, "rank 1 alive 1")) << out;
+    EXPECT_TRUE(has(out, "rank 2 alive 0")) << out;
+}
+
+// The same without --enable-recovery: Open MPI ends the whole job (rank 0 included) and says why.
+TEST_F(MpiFaults, WithoutRecoveryOpenMpiEndsTheJob) {
+    Command job(mpiexec({"-n", "3", kProgram, "lose-rank"}));
+    const auto status = job.wait(120s);
+    ASSERT_TRUE(status.has_value()) << "the job did not end within 120 s:\n" << job.output();
+    EXPECT_NE(*status, 0) << job.output();
+    EXPECT_TRUE(has(job.output(), "rank 2")) << job.output();
+    EXPECT_FALSE(has(job.output(), "after 9")) << job.output();
+}
+
+// A rank that stops answering (SIGSTOP) mid-burst is lost after lost_after (3 s here): its tasks
+// fail saying so, the rest complete, and at exit rank 0 ends the job (MPI_Abort), which ends it.
+TEST_F(MpiFaults, ARankThatStopsAnsweringIsLostWithinItsBound) {
+    Command job(mpiexec({"-n", "3", kProgram, "stop-rank"}));
+    const auto status = job.wait(120s);
+    ASSERT_TRUE(status.has_value()) << "the job did not end within 120 s:\n" << job.output();
+    const std::string& out = job.output();
+    EXPECT_TRUE(has(out, "ok+lost 60")) << out;
+    EXPECT_TRUE(has(out, "lost some 1")) << out;
+    EXPECT_TRUE(has(out, "stopped answering")) << out;
+    EXPECT_TRUE(has(out, "after 9")) << out;
+    EXPECT_TRUE(has(out, "rank 2 alive 0")) << out;
+}
+
+// Ranks that run another build are refused when a pool starts, by rank and host, not crashed into.
+TEST_F(MpiFaults, ARankRunningAnotherBinaryIsRefused) {
+    const std::string copy = testing::TempDir() + "mpi_fault_program_other";
+    std::filesystem::copy_file(kProgram, copy, std::filesystem::copy_options::overwrite_existing);
+    std::ofstream(copy, std::ios::app) << "another build";
+    std::filesystem::permissions(copy, std::filesystem::perms::owner_all);
+    Command job(mpiexec({"-n", "1", kProgram, "refused", ":", "-n", "2", copy, "refused"}));
+    const auto status = job.wait(120s);
+    std::remove(copy.c_str());
+    ASSERT_TRUE(status.has_value()) << "the job did not end within 120 s:\n" << job.output();
+    EXPECT_EQ(*status, 0) << job.output();
+    EXPECT_TRUE(has(job.output(), "refused: polyproc::mpi: MPI rank 1")) << job.output();
+    EXPECT_TRUE(has(job.output(), "runs another program than rank 0")) << job.output();
+    EXPECT_FALSE(has(job.output(), "started")) << job.output();
+}
