@@ -5,6 +5,7 @@ import json
 import sys
 import time
 
+from mpi4py import MPI
 from mpi4py.futures import MPIPoolExecutor
 
 
@@ -25,7 +26,7 @@ def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 20000
     reps = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     with MPIPoolExecutor() as ex:
-        workers = ex.num_workers
+        workers = ex.num_workers if hasattr(ex, "num_workers") else (ex.bootup() and MPI.COMM_WORLD.Get_size() - 1)
         xs = list(range(n))
         python_default = max(1, -(-n // (4 * workers)))
         for chunksize in (1, python_default):
