@@ -1,4 +1,4 @@
-"""mpi4py.futures doing what bench/mpi_map_bench.cpp does, under the same mpiexec (tools/bench-mpi):
+"""mpi4py.futures doing what bench/mpi_map_bench.cpp does, under the same mpiexec (tools/bench-table --filter MPI):
     mpiexec -n 3 python3 -m mpi4py.futures bench/mpi4py_map_bench.py [N] [REPS]
 One JSON object per line."""
 import json

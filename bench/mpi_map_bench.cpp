@@ -1,4 +1,4 @@
-// The MPI pool's figures (tools/bench-mpi runs it under mpiexec, beside bench/mpi4py_map_bench.py
+// The MPI pool's figures (tools/bench-table --filter MPI runs it under mpiexec, beside bench/mpi4py_map_bench.py
 // under the same mpiexec): map of a trivial function, tasks per second, at chunksize 1 and at
 // Python's default chunksize; and a CPU-bound map's efficiency with every worker rank busy.
 // Prints one JSON object per line.

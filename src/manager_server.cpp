@@ -3,7 +3,6 @@
 #include "manager_server.hpp"
 
 #include <arpa/inet.h>
-#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -60,16 +59,7 @@ Server::Server(Listener listener, std::string authkey, Registry registry)
         local_hosts_ = {"", "0.0.0.0", "localhost"};
         char name[256] = {};
         if (::gethostname(name, sizeof name - 1) == 0) local_hosts_.insert(name);
-        ifaddrs* all = nullptr;
-        if (::getifaddrs(&all) == 0) {
-            for (const ifaddrs* i = all; i; i = i->ifa_next) {
-                if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET) continue;
-                char host[INET_ADDRSTRLEN] = {};
-                ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(i->ifa_addr)->sin_addr, host, sizeof host);
-                local_hosts_.insert(host);
-            }
-            ::freeifaddrs(all);
-        }
+        for (auto& host : os::ipv4_addresses()) local_hosts_.insert(std::move(host));
     }
     auto [r, w] = os::pipe();
     wake_read_ = r.release();

@@ -8,8 +8,13 @@
 #include <cstring>
 #include <csignal>
 #include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -142,6 +147,21 @@ void set_tcp_keepalive(int fd, int idle, int interval, int count, int user_timeo
     set(IPPROTO_TCP, TCP_KEEPINTVL, interval);
     set(IPPROTO_TCP, TCP_KEEPCNT, count);
     set(IPPROTO_TCP, TCP_USER_TIMEOUT, user_timeout_ms);
+}
+
+std::vector<std::string> ipv4_addresses() {
+    std::vector<std::string> out, loopback;
+    ifaddrs* all = nullptr;
+    if (::getifaddrs(&all) != 0) return out;
+    for (const ifaddrs* i = all; i; i = i->ifa_next) {
+        if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET) continue;
+        char host[INET_ADDRSTRLEN] = {};
+        ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(i->ifa_addr)->sin_addr, host, sizeof host);
+        (std::string_view(host).starts_with("127.") ? loopback : out).push_back(host);
+    }
+    ::freeifaddrs(all);
+    out.insert(out.end(), loopback.begin(), loopback.end());
+    return out;
 }
 
 bool is_valid_fd(int fd) { return fd >= 0 && ::fcntl(fd, F_GETFD) != -1; }

@@ -61,6 +61,8 @@ bool is_socket(int fd);
 // (TCP_USER_TIMEOUT, which then overrides the probes' count). Nothing for a socket that is not
 // TCP; an option the kernel lacks is left out.
 void set_tcp_keepalive(int fd, int idle, int interval, int count, int user_timeout) noexcept;
+// This host's IPv4 addresses (getifaddrs), dotted; loopback ones last. Empty when none can be read.
+std::vector<std::string> ipv4_addresses();
 // Descriptors over an AF_UNIX socket (SCM_RIGHTS), the one place that builds and parses such
 // messages. A message is one data byte, the count (Python's reduction.sendfds), carrying up to
 // 250 descriptors. recv_fds returns what one message carried (close-on-exec); empty at end of

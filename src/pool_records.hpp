@@ -36,7 +36,7 @@ struct ResultHeader {
     Status status;
     std::int32_t pid;
     std::int32_t exitcode;
-    std::uint32_t reserved;
+    std::uint32_t run_us;  // how long the task ran, in µs (saturated); 0 when it did not run here
 };
 
 enum class SlotState : std::uint32_t { free, starting, ready, retired, finished, init_failed };

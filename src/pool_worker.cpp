@@ -2,7 +2,10 @@
 // results, in a fork child, or in a spawn or forkserver child once it has mapped the pool.
 #include "pool_local.hpp"
 
+#include <algorithm>
 #include <chrono>
+#include <climits>
+#include <cstddef>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -117,7 +120,11 @@ void worker_loop(const WorkerEnv& env) {
         s.task.store(h.ordinal + 1, std::memory_order_release);  // before the take is recorded
         tasks_.end_get();
 
+        const std::int64_t started = monotonic_ns();
         execute_task(h, body, me, out);
+        const std::uint32_t run_us =
+            std::uint32_t(std::min<std::int64_t>((monotonic_ns() - started) / 1000, UINT32_MAX));
+        std::memcpy(out.data() + offsetof(ResultHeader, run_us), &run_us, sizeof run_us);
         try {
             put_record(results_, out);
         } catch (...) {  // a result larger than the queue can hold

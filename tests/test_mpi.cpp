@@ -32,6 +32,11 @@ mp::PoolOptions on_ranks(mp::PoolOptions o = {}) {
 int square(int x) { return x * x; }
 int add(int a, int b) { return a + b; }
 int rank_here(int) { return mp::mpi::rank(); }
+// Long enough that a rank holds only a couple at a time (its window is about 1 ms of work).
+int rank_after(int ms) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    return mp::mpi::rank();
+}
 int fail_on_odd(int x) {
     if (x % 2) throw std::out_of_range("odd " + std::to_string(x));
     return x;
@@ -113,7 +118,7 @@ TEST(MpiPool, TheWholeApiRunsOnTheRanks) {
     EXPECT_EQ(unordered, std::multiset<int>(squares.begin(), squares.end()));
 
     // Both ranks did work (each rank runs its tasks in a forked worker: rank() is the rank's).
-    const auto ranks = pool.map(rank_here, std::vector<int>(200, 0), 1);
+    const auto ranks = pool.map(rank_after, std::vector<int>(20, 10), 1);
     EXPECT_EQ(std::set<int>(ranks.begin(), ranks.end()), (std::set<int>{1, 2}));
 
     // Callbacks run in rank 0.

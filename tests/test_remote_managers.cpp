@@ -438,62 +438,18 @@ TEST_F(RemoteManagerServer, NestedProxiesCrossInPythonsForm) {
     }
 }
 
-// Two hosts on this machine: the test's own network namespace and a fresh one, joined by a veth
-// pair with addresses of the test's own; all of it created and removed by the test (skipped
-// without root or iproute2).
-class TwoHosts : public ProcessTest {
+// Two hosts (support.hpp); the manager servers are spawned under TSan, as in the tests above.
+class RemoteTwoHosts : public TwoHosts {
 protected:
     void SetUp() override {
-        if (::geteuid() != 0) GTEST_SKIP() << "network namespaces need root";
-        // One pair of hosts at a time on this machine (their subnets would meet in one routing table).
-        lock_ = ::open("/tmp/polyproc-two-hosts.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-        if (lock_ >= 0) ::flock(lock_, LOCK_EX);
-        if (std::system("ip -V > /dev/null 2>&1") != 0) GTEST_SKIP() << "iproute2's ip is not installed";
-        const std::string id = std::to_string(::getpid());
-        ns_ = "polyproc-" + id;
-        here_link_ = "ppa" + id;
-        const std::string there_link = "ppb" + id, net = "10.213." + std::to_string(::getpid() % 200 + 20) + ".";
-        here_ = net + "1";
-        there_ = net + "2";
         spawn_under_tsan();
-        run("ip netns add " + ns_);
-        created_ = true;
-        run("ip link add " + here_link_ + " type veth peer name " + there_link + " netns " + ns_);
-        run("ip addr add " + here_ + "/24 dev " + here_link_);
-        run("ip link set " + here_link_ + " up");
-        run("ip -n " + ns_ + " addr add " + there_ + "/24 dev " + there_link);
-        run("ip -n " + ns_ + " link set " + there_link + " up");
-        run("ip -n " + ns_ + " link set lo up");
+        TwoHosts::SetUp();
     }
-    void TearDown() override {
-        ProcessTest::TearDown();
-        if (created_) {
-            std::system(("ip link del " + here_link_ + " 2> /dev/null").c_str());
-            std::system(("ip netns pids " + ns_ + " 2> /dev/null | xargs -r kill -9").c_str());
-            std::system(("ip netns del " + ns_).c_str());
-        }
-        if (lock_ >= 0) ::close(lock_);  // and the flock with it
-    }
-    static void run(const std::string& command) {
-        ASSERT_EQ(std::system((command + " > /dev/null").c_str()), 0) << command;
-    }
-    // A command on the other host.
-    std::vector<std::string> there(std::vector<std::string> argv) const {
-        argv.insert(argv.begin(), {"ip", "netns", "exec", ns_});
-        return argv;
-    }
-    // The other host is gone: its link is deleted (both ends of the pair), with no FIN or RST
-    // for its connections; its processes stay, cut off.
-    void vanish() { run("ip link del " + here_link_); }
-
-    std::string ns_, here_link_, here_, there_;
-    bool created_ = false;
-    int lock_ = -1;
 };
 
 // The tutorial across hosts: the master here, listening on every interface; the worker on the
 // other host, reaching it by its address there.
-TEST_F(TwoHosts, TheTutorialsMasterAndWorkerOnTwoHosts) {
+TEST_F(RemoteTwoHosts, TheTutorialsMasterAndWorkerOnTwoHosts) {
     HangGuard guard(120s, "the tutorial across two hosts");
     Command master(master_command(""));
     const std::uint16_t port = port_of(master);
@@ -533,7 +489,7 @@ std::map<std::string, int> refcounts(const mp::Address& address) {
 // A worker host that disappears mid-run (its link deleted while it holds a task) never hangs the
 // master: the other worker takes the remaining tasks, and the server finds the vanished worker's
 // connections dead (keepalive) and drops its references.
-TEST_F(TwoHosts, AWorkerHostThatVanishesHangsNothingAndItsReferencesGo) {
+TEST_F(RemoteTwoHosts, AWorkerHostThatVanishesHangsNothingAndItsReferencesGo) {
     HangGuard guard(170s, "a worker host that vanished");
     mp::BaseManager manager(mp::InetAddress{"", 0}, std::string("abc"));
     manager.register_shared("get_task_queue", "Queue");

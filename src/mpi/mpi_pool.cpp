@@ -22,6 +22,7 @@ namespace polyproc::detail::mpi {
 namespace {
 constexpr std::size_t kMinWindow = 2, kMaxWindow = 512;
 constexpr double kWindowWorkNs = 1e6;            // about this much work queued on each rank
+constexpr double kTaskOverheadNs = 2000;         // a task's cost beyond its run time (decode, relay)
 constexpr std::size_t kBatchBytes = 1 << 20;     // a batch of tasks stops growing here
 constexpr std::chrono::seconds kPingEvery{1};
 
@@ -277,8 +278,18 @@ void MpiPoolBackend::feed(Peer& p) {
                 continue;
             }
         } else if (!pending_.empty() && p.outstanding.size() < p.window) {
+            // At most a fair share of what waits: a window sized by earlier, shorter tasks must not
+            // take a whole map of long ones away from the other ranks.
+            std::size_t live = 0, held = 0;
+            for (const auto& q : peers_) {
+                live += !q->lost && !q->stopped;
+                held += q->outstanding.size();
+            }
+            const std::size_t work = pending_.size() + held;
+            const std::size_t limit = std::max<std::size_t>(1, (work + live - 1) / std::max<std::size_t>(live, 1));
             Message batch(Kind::tasks);
-            while (!pending_.empty() && p.outstanding.size() < p.window && batch.size() < kBatchBytes) {
+            while (!pending_.empty() && p.outstanding.size() < std::min(p.window, limit) &&
+                   batch.size() < kBatchBytes) {
                 const auto& record = pending_.front();
                 TaskHeader h;
                 std::memcpy(&h, record.data() + sizeof(std::uint64_t), sizeof h);
@@ -325,7 +336,6 @@ void MpiPoolBackend::read(Peer& p) {
         try {
             if (!p.link->conn.poll(kPingEvery)) {
                 if (now_ns() - p.last_heard_ns.load() > lost_after_ns) {
-                    p.link->silent.store(true);
                     lose(p, "it stopped answering (nothing for " + std::to_string(world_options_.lost_after.count()) +
                                 " ms)");
                     return;
@@ -403,7 +413,6 @@ void MpiPoolBackend::take_results(Peer& p, std::span<const std::byte> message) {
             throw DecodeError("a result of unknown status");
         }
     });
-    const std::int64_t t = now_ns();
     {
         std::lock_guard lock(mu_);
         // Only results of tasks it still holds: once it is lost, its tasks were failed already.
@@ -413,14 +422,19 @@ void MpiPoolBackend::take_results(Peer& p, std::span<const std::byte> message) {
             return p.outstanding.erase(h.ordinal) == 0;
         });
         const std::size_t taken = out.size();
-        // The window: about kWindowWorkNs of work per rank, from the time per result while busy.
-        if (taken && p.last_result_ns && !p.outstanding.empty()) {
-            const double per = double(t - p.last_result_ns) / double(taken);
-            p.service_ns = p.service_ns ? 0.8 * p.service_ns + 0.2 * per : per;
-            p.window = std::clamp<std::size_t>(std::size_t(std::ceil(kWindowWorkNs / std::max(p.service_ns, 1.0))),
-                                               kMinWindow, kMaxWindow);
+        // The window: about kWindowWorkNs of work per rank, from how long its tasks ran there (not
+        // from how fast results come back: with a small window that is the round trip's latency,
+        // and the window would stay small).
+        for (const auto& r : out) {
+            ResultHeader h;
+            std::memcpy(&h, r.data(), sizeof h);
+            if (h.status != Status::ok && h.status != Status::raised) continue;
+            const double ran = 1000.0 * double(h.run_us) + kTaskOverheadNs;
+            p.service_ns = p.service_ns ? 0.9 * p.service_ns + 0.1 * ran : ran;
         }
-        p.last_result_ns = t;
+        if (taken)
+            p.window =
+                std::clamp<std::size_t>(std::size_t(std::ceil(kWindowWorkNs / p.service_ns)), kMinWindow, kMaxWindow);
         // Posted under mu_, as lose() and the end of the stream are: nothing after the end.
         std::lock_guard results(results_mu_);
         for (auto& r : out) results_.push_back(std::move(r));

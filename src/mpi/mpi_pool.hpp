@@ -3,9 +3,10 @@
 // it a batch whenever it holds fewer than its window of tasks, and a reader thread that takes its
 // results and watches that it still answers.
 //
-// The window adapts to the work: about a millisecond of it per rank (service time measured from
-// the results), at least 2 and at most 512 tasks. Short tasks then travel many to a message, and
-// long ones leave no rank idle while another holds a queue of them at the end of a map.
+// The window adapts to the work: about a millisecond of it per rank (from how long its tasks ran,
+// which every result says), at least 2 and at most 512 tasks; and a rank never takes more than a
+// fair share of the tasks waiting. Short tasks then travel many to a message, and long ones leave
+// no rank idle while another holds a queue of them at the end of a map.
 //
 // A rank is lost when its connection closes or it says nothing for lost_after (it answers the
 // feeder's ping every second, busy or not): its tasks come back as Status::gone, the pool goes on
@@ -67,8 +68,7 @@ private:
         std::thread feeder, reader;
         std::unordered_set<std::uint64_t> outstanding;  // ordinals sent and not answered (under mu_)
         std::size_t window = 2;
-        double service_ns = 0;  // mean time per result while busy (reader thread)
-        std::int64_t last_result_ns = 0;
+        double service_ns = 0;  // mean time a task takes there (run time + overhead; under mu_)
         std::atomic<std::int64_t> last_heard_ns{0};
         bool close_sent = false, terminate_sent = false;  // feeder thread
         bool stopped = false, lost = false;  // under mu_

@@ -6,19 +6,21 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <ifaddrs.h>
 #include <mpi.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -58,18 +60,7 @@ std::string this_host() {
 
 // Rank 0's IPv4 addresses, loopback last: a rank on another host tries them in this order.
 std::vector<std::string> own_addresses() {
-    std::vector<std::string> out, loopback;
-    ifaddrs* all = nullptr;
-    if (::getifaddrs(&all) == 0) {
-        for (const ifaddrs* i = all; i; i = i->ifa_next) {
-            if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET) continue;
-            char host[INET_ADDRSTRLEN] = {};
-            ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(i->ifa_addr)->sin_addr, host, sizeof host);
-            (std::string_view(host).starts_with("127.") ? loopback : out).push_back(host);
-        }
-        ::freeifaddrs(all);
-    }
-    out.insert(out.end(), loopback.begin(), loopback.end());
+    std::vector<std::string> out = os::ipv4_addresses();
     if (out.empty()) out.push_back("127.0.0.1");
     return out;
 }
@@ -118,8 +109,9 @@ void check_mpi(int rc, const char* call) {
         throw ProcessError(std::string("polyproc::mpi: ") + call + " failed (error " + std::to_string(rc) + ")");
 }
 
-// Rank 0 at exit: the worker ranks are told to exit, then MPI ends. A rank lost by silence may be
-// stopped or hung and would hold MPI_Finalize forever: then the job is aborted, which ends it.
+// Rank 0 at exit: the worker ranks are told to exit, then MPI ends. With a rank lost, MPI_Finalize
+// may wait for it forever (a stopped or hung rank; seen too with a dead one under
+// --enable-recovery): then the job is aborted instead, which ends every rank.
 void finish_rank_0() {
     if (::getpid() != rank_0_pid) return;
     bool abort = false;
@@ -131,22 +123,58 @@ void finish_rank_0() {
             } catch (...) {
             }
         }
-        abort |= link->silent.load();
+        abort |= !link->alive.load();
     }
     int finalized = 0;
     MPI_Finalized(&finalized);
     if (finalized) return;
     if (abort) {
-        std::fputs("polyproc::mpi: a worker rank stopped answering; ending the MPI job with MPI_Abort\n", stderr);
+        std::fputs("polyproc::mpi: a worker rank was lost; ending the MPI job with MPI_Abort\n", stderr);
         MPI_Abort(MPI_COMM_WORLD, 0);
     }
     MPI_Finalize();
 }
 
+// A connection to rank 0 during init: the HMAC handshake (a peer without the authkey is refused),
+// then its hello. A peer that goes silent meanwhile is cut off after kGreetLimit, so that a
+// stranger cannot hold up init: its socket is shut down under the blocked read.
+constexpr std::chrono::seconds kGreetLimit{5};
+Hello greet(Connection& conn, const std::string& authkey) {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    const int fd = conn.fileno();
+    std::thread watchdog = helper_thread([&] {
+        std::unique_lock lock(mu);
+        if (!cv.wait_for(lock, kGreetLimit, [&] { return done; })) ::shutdown(fd, SHUT_RDWR);
+    });
+    auto stop_watching = [&] {
+        {
+            std::lock_guard lock(mu);
+            done = true;
+        }
+        cv.notify_all();
+        watchdog.join();
+    };
+    try {
+        deliver_challenge(conn, authkey);
+        answer_challenge(conn, authkey);
+        const auto bytes = conn.recv_bytes(64 * 1024);
+        if (kind_of(bytes) != Kind::hello) throw DecodeError("polyproc::mpi: a peer that does not say hello");
+        Hello hello = decode_payload<Hello>(std::span(bytes).subspan(1));
+        stop_watching();
+        return hello;
+    } catch (...) {
+        stop_watching();
+        throw;
+    }
+}
+
 void init_rank_0(const polyproc::mpi::InitOptions& options) {
     std::string authkey(kAuthkeySize, '\0');
     os::random_bytes(std::as_writable_bytes(std::span(authkey.data(), authkey.size())));
-    Listener listener(InetAddress{"", 0}, std::clamp(world_size, 1, 1024), authkey);
+    // No authkey on the Listener itself: the handshake runs below, under a bound.
+    Listener listener(InetAddress{"", 0}, std::clamp(world_size, 1, 1024));
     const std::uint16_t port = std::get<InetAddress>(listener.address()).port;
     std::string addresses;
     for (const auto& a : own_addresses())
@@ -174,11 +202,8 @@ void init_rank_0(const polyproc::mpi::InitOptions& options) {
         Connection conn;
         Hello hello;
         try {
-            conn = listener.accept();  // the handshake: a peer without the authkey is refused here
-            if (!conn.poll(deadline.remaining().value_or(std::chrono::seconds(1)))) continue;
-            const auto bytes = conn.recv_bytes(64 * 1024);
-            if (kind_of(bytes) != Kind::hello) continue;
-            hello = decode_payload<Hello>(std::span(bytes).subspan(1));
+            conn = listener.accept();
+            hello = greet(conn, authkey);
         } catch (const std::exception&) {
             continue;  // not one of ours
         }

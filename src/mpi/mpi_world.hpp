@@ -25,7 +25,6 @@ struct Link {
     bool same_program = true;
     Connection conn;
     std::atomic<bool> alive{true};  // false once lost: never used again
-    std::atomic<bool> silent{false};  // lost by silence: it may still be there, stopped or hung
 
     // "MPI rank 2 (host 'b', pid 123)"
     std::string name() const {

@@ -1,12 +1,15 @@
-// A program tests/test_mpi_faults.cpp runs under mpiexec, one fault per run (argv[1]):
+// A program tests/test_mpi_jobs.cpp runs under mpiexec, one scenario per run (argv[1]):
 //   lose-rank: rank 2's agent is SIGKILLed by one of its own tasks, mid-burst;
 //   stop-rank: rank 2's agent is SIGSTOPped by one of its own tasks, mid-burst;
-//   refused:   nothing but a pool start (the test runs other binaries on ranks 1 and 2).
+//   refused:   nothing but a pool start (the test runs other binaries on ranks 1 and 2);
+//   two-hosts: tasks that say which network namespace ran them, and one that crashes on rank 2
+//              (the test puts rank 2 on another "host").
 // It prints what rank 0 saw, a line per fact, for the test to check.
 #include <unistd.h>
 
 #include <csignal>
 #include <iostream>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -26,12 +29,52 @@ int task(int x, int fault) {
     return x;
 }
 int square(int x) { return x * x; }
+std::string network_namespace(int ms) {  // sleeps first: a rank then holds only a couple at a time
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    char link[64] = {};
+    return ::readlink("/proc/self/ns/net", link, sizeof link - 1) > 0 ? link : "?";
+}
+int crash_on_rank_2(int x) {
+    if (mp::mpi::rank() == 2) {
+        std::signal(SIGSEGV, SIG_DFL);  // under sanitizers, their handler would turn it into exit(1)
+        std::raise(SIGSEGV);
+    }
+    return x;
+}
+
+void two_hosts() {
+    mp::Pool pool(mp::PoolOptions{.backend = mp::mpi::world()});
+    const auto where = pool.map(network_namespace, std::vector<int>(40, 10), 1);
+    const std::set<std::string> namespaces(where.begin(), where.end());
+    std::cout << "rank 0 in " << network_namespace(0) << std::endl;
+    for (const auto& n : namespaces) std::cout << "tasks ran in " << n << std::endl;
+    std::vector<int> xs(2000);
+    for (int i = 0; i < 2000; ++i) xs[std::size_t(i)] = i;
+    const auto squares = pool.map(square, xs);
+    bool right = squares.size() == xs.size();
+    for (int i = 0; right && i < 2000; ++i) right = squares[std::size_t(i)] == i * i;
+    std::cout << "squares right " << right << std::endl;
+    int lost = 0;
+    for (int i = 0; i < 20; ++i) {
+        try {
+            pool.apply(crash_on_rank_2, i);
+        } catch (const mp::WorkerLostError&) {
+            ++lost;
+        }
+    }
+    std::cout << "crashes on rank 2 lost alone " << (lost > 0) << std::endl;
+    std::cout << "after " << pool.map(square, std::vector{1, 2, 3}).back() << std::endl;
+}
 }  // namespace
 
 int main(int argc, char** argv) {
     mp::mpi::init(argc, argv);
     const std::string what = argc > 1 ? argv[1] : "";
     try {
+        if (what == "two-hosts") {
+            two_hosts();
+            return 0;
+        }
         if (what == "refused") {
             mp::Pool pool(mp::PoolOptions{.backend = mp::mpi::world()});
             std::cout << "started" << std::endl;

@@ -1,6 +1,7 @@
-// polyproc/mpi.hpp under faults: each test runs mpiexec on tests/mpi_fault_program (one fault per
-// run) and checks what rank 0 saw and how the job ended. What Open MPI 4.1 does is part of what
-// the user sees: without --enable-recovery it ends the whole job when a rank dies.
+// polyproc/mpi.hpp as whole MPI jobs: each test runs mpiexec on tests/mpi_job_program (one
+// scenario per run) and checks what rank 0 saw and how the job ended. Faults: what Open MPI 4.1
+// does is part of what the user sees (without --enable-recovery it ends the whole job when a rank
+// dies). Two hosts: a rank in another network namespace, started there as mpiexec would over ssh.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -18,7 +19,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-const std::string kProgram = POLYPROC_MPI_FAULT_PROGRAM;
+const std::string kProgram = POLYPROC_MPI_JOB_PROGRAM;
 
 std::vector<std::string> mpiexec(std::vector<std::string> args) {
     std::vector<std::string> argv{POLYPROC_MPIEXEC, "--oversubscribe", "--allow-run-as-root"};
@@ -80,7 +81,7 @@ TEST_F(MpiFaults, ARankThatStopsAnsweringIsLostWithinItsBound) {
 
 // Ranks that run another build are refused when a pool starts, by rank and host, not crashed into.
 TEST_F(MpiFaults, ARankRunningAnotherBinaryIsRefused) {
-    const std::string copy = testing::TempDir() + "mpi_fault_program_other";
+    const std::string copy = testing::TempDir() + "mpi_job_program_other";
     std::filesystem::copy_file(kProgram, copy, std::filesystem::copy_options::overwrite_existing);
     std::ofstream(copy, std::ios::app) << "another build";
     std::filesystem::permissions(copy, std::filesystem::perms::owner_all);
@@ -92,4 +93,45 @@ TEST_F(MpiFaults, ARankRunningAnotherBinaryIsRefused) {
     EXPECT_TRUE(has(job.output(), "refused: polyproc::mpi: MPI rank 1")) << job.output();
     EXPECT_TRUE(has(job.output(), "runs another program than rank 0")) << job.output();
     EXPECT_FALSE(has(job.output(), "started")) << job.output();
+}
+
+// Two hosts (support.hpp): ranks 0 and 1 here, rank 2 in the other network namespace, launched
+// there by mpiexec through tests/mpi_netns_agent.sh (in place of ssh). Open MPI's shared-memory
+// transport is excluded (btl tcp,self), and polyproc's own connection to rank 2 crosses the veth
+// pair: what a pool on two real hosts does.
+class MpiTwoHosts : public TwoHosts {
+protected:
+    void SetUp() override {
+        TwoHosts::SetUp();
+        ::setenv("ASAN_OPTIONS", "detect_leaks=0", 1);
+    }
+    std::vector<std::string> job(const std::string& scenario) {
+        hostfile_ = testing::TempDir() + "mpi_hosts_" + std::to_string(::getpid());
+        std::ofstream(hostfile_) << "localhost slots=2\n" << there_ << " slots=1\n";
+        ::setenv("POLYPROC_TEST_NETNS", ns_.c_str(), 1);
+        const std::string net = here_.substr(0, here_.rfind('.')) + ".0/24";
+        return mpiexec({"--hostfile", hostfile_, "--mca", "plm_rsh_agent", POLYPROC_MPI_NETNS_AGENT, "--mca", "btl",
+                        "tcp,self", "--mca", "btl_tcp_if_include", net, "--mca", "oob_tcp_if_include", net, "-n", "3",
+                        kProgram, scenario});
+    }
+    void TearDown() override {
+        if (!hostfile_.empty()) std::remove(hostfile_.c_str());
+        TwoHosts::TearDown();
+    }
+    std::string hostfile_;
+};
+
+TEST_F(MpiTwoHosts, APoolAcrossTwoHostsRunsItsTasksOnBoth) {
+    Command run(job("two-hosts"));
+    const auto status = run.wait(120s);
+    ASSERT_TRUE(status.has_value()) << "the job did not end within 120 s:\n" << run.output();
+    EXPECT_EQ(*status, 0) << run.output();
+    const std::string& out = run.output();
+    // Rank 0's namespace and the other one: tasks ran on both hosts.
+    std::size_t hosts = 0;
+    for (std::size_t at = 0; (at = out.find("tasks ran in net:", at)) != std::string::npos; ++at) ++hosts;
+    EXPECT_EQ(hosts, 2u) << out;
+    EXPECT_TRUE(has(out, "squares right 1")) << out;
+    EXPECT_TRUE(has(out, "crashes on rank 2 lost alone 1")) << out;
+    EXPECT_TRUE(has(out, "after 9")) << out;
 }
