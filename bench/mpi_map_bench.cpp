@@ -16,11 +16,11 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 long twice(long x) { return 2 * x; }
-// About `ms` milliseconds of arithmetic.
-long spin(long ms) {
-    const auto end = Clock::now() + std::chrono::milliseconds(ms);
+// A fixed amount of arithmetic (not "until a deadline": a task slowed by another process on its
+// CPU must take longer, or the efficiency could not show it).
+long spin(long rounds) {
     long x = 0;
-    while (Clock::now() < end)
+    for (long r = 0; r < rounds; ++r)
         for (int i = 0; i < 1000; ++i) x += i ^ (x >> 3);
     return x & 1;
 }
@@ -29,14 +29,18 @@ double seconds(Clock::time_point t0) { return std::chrono::duration<double>(Cloc
 
 int main(int argc, char** argv) {
     mp::mpi::init(argc, argv);
-    const long n = argc > 1 ? std::atol(argv[1]) : 20000;
-    const int reps = argc > 2 ? std::atoi(argv[2]) : 3;
+    // Tasks per map: at chunksize 1, and at Python's default chunksize (more: a map of those is short).
+    const long n1 = argc > 1 ? std::atol(argv[1]) : 5000;
+    const long n_default = argc > 2 ? std::atol(argv[2]) : 200000;
+    const int reps = argc > 3 ? std::atoi(argv[3]) : 3;
     mp::Pool pool(mp::PoolOptions{.backend = mp::mpi::world()});
     const std::size_t workers = pool.size();
-    std::vector<long> xs(static_cast<std::size_t>(n));
-    std::iota(xs.begin(), xs.end(), 0L);
-    const std::size_t python_default = std::max<std::size_t>(1, (xs.size() + 4 * workers - 1) / (4 * workers));
-    for (const std::size_t chunksize : {std::size_t(1), python_default}) {
+    for (const bool chunked : {false, true}) {
+        const long n = chunked ? n_default : n1;
+        std::vector<long> xs(static_cast<std::size_t>(n));
+        std::iota(xs.begin(), xs.end(), 0L);
+        const std::size_t chunksize =
+            chunked ? std::max<std::size_t>(1, (xs.size() + 4 * workers - 1) / (4 * workers)) : 1;
         double best = 1e9;
         for (int r = 0; r < reps; ++r) {
             const auto t0 = Clock::now();
@@ -47,14 +51,30 @@ int main(int argc, char** argv) {
         std::printf("{\"bench\": \"map_tasks_per_s\", \"chunksize\": %zu, \"value\": %.0f}\n", chunksize,
                     double(n) / best);
     }
-    // CPU-bound: 8 tasks of 50 ms per worker; ideal = tasks x 50 ms / workers.
-    const std::vector<long> jobs(8 * workers, 50);
+    // CPU-bound: 8 tasks of about 50 ms each per worker. The ideal is the time of one task here
+    // (rank 0 alone) times the tasks, over the workers.
+    long rounds = 1000;
+    double one = 0;
+    for (;;) {
+        const auto t0 = Clock::now();
+        volatile long sink = spin(rounds);
+        (void)sink;
+        one = seconds(t0);
+        if (one >= 0.02) break;
+        rounds *= 2;
+    }
+    rounds = static_cast<long>(double(rounds) * 0.050 / one);
+    const auto t1 = Clock::now();
+    volatile long sink = spin(rounds);
+    (void)sink;
+    one = seconds(t1);
+    const std::vector<long> jobs(8 * workers, rounds);
     double best = 1e9;
     for (int r = 0; r < reps; ++r) {
         const auto t0 = Clock::now();
         pool.map(spin, jobs, 1);
         best = std::min(best, seconds(t0));
     }
-    const double ideal = double(jobs.size()) * 0.050 / double(workers);
+    const double ideal = double(jobs.size()) * one / double(workers);
     std::printf("{\"bench\": \"cpu_bound_efficiency\", \"workers\": %zu, \"value\": %.3f}\n", workers, ideal / best);
 }

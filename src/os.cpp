@@ -149,6 +149,11 @@ void set_tcp_keepalive(int fd, int idle, int interval, int count, int user_timeo
     set(IPPROTO_TCP, TCP_USER_TIMEOUT, user_timeout_ms);
 }
 
+void set_tcp_nodelay(int fd) noexcept {
+    const int on = 1;
+    (void)::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+}
+
 std::vector<std::string> ipv4_addresses() {
     std::vector<std::string> out, loopback;
     ifaddrs* all = nullptr;

@@ -61,6 +61,9 @@ bool is_socket(int fd);
 // (TCP_USER_TIMEOUT, which then overrides the probes' count). Nothing for a socket that is not
 // TCP; an option the kernel lacks is left out.
 void set_tcp_keepalive(int fd, int idle, int interval, int count, int user_timeout) noexcept;
+// TCP_NODELAY: small messages go out at once (Nagle's algorithm with delayed ACKs holds a second
+// small message back up to 40 ms). Best effort, as set_tcp_keepalive; nothing for other sockets.
+void set_tcp_nodelay(int fd) noexcept;
 // This host's IPv4 addresses (getifaddrs), dotted; loopback ones last. Empty when none can be read.
 std::vector<std::string> ipv4_addresses();
 // Descriptors over an AF_UNIX socket (SCM_RIGHTS), the one place that builds and parses such

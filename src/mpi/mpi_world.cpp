@@ -87,6 +87,7 @@ std::optional<Connection> connect_within(const std::string& host, std::uint16_t 
     const int flags = ::fcntl(fd.get(), F_GETFL);
     os::check("fcntl", [&] { return ::fcntl(fd.get(), F_SETFL, flags & ~O_NONBLOCK); });
     os::set_tcp_keepalive(fd.get(), 5, 2, 8, 20);
+    os::set_tcp_nodelay(fd.get());  // a batch of one task must not wait for the last one's ACK
     Connection conn(std::move(fd));
     answer_challenge(conn, authkey);
     deliver_challenge(conn, authkey);
@@ -216,6 +217,7 @@ void init_rank_0(const polyproc::mpi::InitOptions& options) {
         link->pid = hello.pid;
         link->same_program = hello.program == program;
         os::set_tcp_keepalive(conn.fileno(), 5, 2, 8, 20);
+        os::set_tcp_nodelay(conn.fileno());
         link->conn = std::move(conn);
         the_world->links[std::size_t(hello.rank - 1)] = std::move(link);
         ++connected;
