@@ -134,4 +134,14 @@ else
     status=1
 fi
 echo
+# The MPI pool (issue 16): seed 002's CPU-heavy list_append through Pool.map, on the ranks of an
+# MPI job (rank 0 runs main, ranks 1 and 2 are the pool's workers). Only where polyproc::mpi was built.
+if [ -x "$bindir/example_pool_mpi_list_append" ] && command -v mpiexec > /dev/null; then
+    echo "=== pool_mpi_list_append: mpiexec -n 3, the pool's workers are MPI ranks 1 and 2"
+    if ! OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 \
+            mpiexec -n 3 "$bindir/example_pool_mpi_list_append"; then
+        status=1
+    fi
+    echo
+fi
 exit $status
