@@ -3,7 +3,10 @@
 //   stop-rank: rank 2's agent is SIGSTOPped by one of its own tasks, mid-burst;
 //   refused:   nothing but a pool start (the test runs other binaries on ranks 1 and 2);
 //   two-hosts: tasks that say which network namespace ran them, and one that crashes on rank 2
-//              (the test puts rank 2 on another "host").
+//              (the test puts rank 2 on another "host");
+//   idle-rank-dies: rank 2's agent is killed between two pools; the second starts on rank 1;
+//   busy-not-lost: a rank running one long task, with a window grown large by short ones, is
+//              still answering: nothing is lost (lost_after 2 s, the task 4 s).
 // It prints what rank 0 saw, a line per fact, for the test to check.
 #include <unistd.h>
 
@@ -42,6 +45,63 @@ int crash_on_rank_2(int x) {
     return x;
 }
 
+// Kills this rank's agent (the worker's parent) half a second from now, from a process of its own
+// that outlives the pool.
+int kill_my_agent_soon(int) {
+    if (mp::mpi::rank() != 2) return 0;
+    const pid_t agent = ::getppid();
+    if (::fork() == 0) {
+        ::setsid();
+        ::usleep(500'000);
+        ::kill(agent, SIGKILL);
+        ::_exit(0);
+    }
+    return 1;
+}
+int sleep_ms(int ms) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    return ms;
+}
+
+void idle_rank_dies() {
+    {
+        mp::Pool pool(mp::PoolOptions{.backend = mp::mpi::world()});
+        int armed = 0;
+        for (int i = 0; i < 20 && !armed; ++i) armed = pool.map(kill_my_agent_soon, std::vector{0, 0}, 1)[1];
+        std::cout << "armed " << armed << std::endl;
+        pool.close();
+        pool.join();
+    }
+    std::this_thread::sleep_for(std::chrono::seconds(2));  // rank 2's agent dies meanwhile, unwatched
+    {
+        mp::Pool second(mp::PoolOptions{.backend = mp::mpi::world()});
+        std::cout << "second pool size " << second.size() << std::endl;
+        std::cout << "second pool works " << second.map(square, std::vector{1, 2, 3}).back() << std::endl;
+    }
+    mp::Pool third(mp::PoolOptions{.backend = mp::mpi::world()});
+    std::cout << "third pool size " << third.size() << std::endl;
+}
+
+void busy_not_lost() {
+    mp::Pool pool(
+        mp::PoolOptions{.backend = mp::mpi::world(mp::mpi::WorldOptions{.lost_after = std::chrono::seconds(2)})});
+    std::vector<int> xs(20000, 0);
+    pool.map(sleep_ms, xs, 1);  // short tasks: both windows grow large
+    std::vector<mp::AsyncResult<int>> results;
+    results.push_back(pool.apply_async(sleep_ms, 4000));
+    for (int i = 0; i < 10; ++i) results.push_back(pool.apply_async(sleep_ms, 1));
+    int lost = 0;
+    for (auto& r : results) {
+        try {
+            r.get(std::chrono::seconds(60));
+        } catch (const mp::WorkerLostError& e) {
+            ++lost;
+            std::cout << "lost: " << e.what() << std::endl;
+        }
+    }
+    std::cout << "lost " << lost << " workers " << pool.size() << std::endl;
+}
+
 void two_hosts() {
     mp::Pool pool(mp::PoolOptions{.backend = mp::mpi::world()});
     const auto where = pool.map(network_namespace, std::vector<int>(40, 10), 1);
@@ -73,6 +133,14 @@ int main(int argc, char** argv) {
     try {
         if (what == "two-hosts") {
             two_hosts();
+            return 0;
+        }
+        if (what == "idle-rank-dies") {
+            idle_rank_dies();
+            return 0;
+        }
+        if (what == "busy-not-lost") {
+            busy_not_lost();
             return 0;
         }
         if (what == "refused") {

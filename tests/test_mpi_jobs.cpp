@@ -79,6 +79,29 @@ TEST_F(MpiFaults, ARankThatStopsAnsweringIsLostWithinItsBound) {
     EXPECT_TRUE(has(out, "rank 2 alive 0")) << out;
 }
 
+// A rank that dies while no pool runs (nothing reads its connection then): the next pool finds it
+// gone when it starts, gives it up and starts on the other rank; the one after does not try it.
+TEST_F(MpiFaults, ARankThatDiesBetweenPoolsIsLeftOutOfTheNext) {
+    Command job(mpiexec({"--enable-recovery", "-n", "3", kProgram, "idle-rank-dies"}));
+    const auto status = job.wait(120s);
+    ASSERT_TRUE(status.has_value()) << "the job did not end within 120 s:\n" << job.output();
+    const std::string& out = job.output();
+    EXPECT_TRUE(has(out, "armed 1")) << out;
+    EXPECT_TRUE(has(out, "second pool size 1")) << out;
+    EXPECT_TRUE(has(out, "second pool works 9")) << out;
+    EXPECT_TRUE(has(out, "third pool size 1")) << out;
+}
+
+// A rank busy with one long task, after short tasks grew its window, still answers pings: it is
+// not lost (lost_after 2 s here, the task 4 s).
+TEST_F(MpiFaults, ARankBusyWithALongTaskIsNotLost) {
+    Command job(mpiexec({"-n", "3", kProgram, "busy-not-lost"}));
+    const auto status = job.wait(120s);
+    ASSERT_TRUE(status.has_value()) << "the job did not end within 120 s:\n" << job.output();
+    EXPECT_EQ(*status, 0) << job.output();
+    EXPECT_TRUE(has(job.output(), "lost 0 workers 2")) << job.output();
+}
+
 // Ranks that run another build are refused when a pool starts, by rank and host, not crashed into.
 TEST_F(MpiFaults, ARankRunningAnotherBinaryIsRefused) {
     const std::string copy = testing::TempDir() + "mpi_job_program_other";

@@ -67,7 +67,8 @@ std::vector<WorkerRank> workers();  // rank 0, after init()
 
 struct WorldOptions {
     // A worker rank that says nothing this long (it answers a ping every second, busy or not) is
-    // lost: its tasks fail with mp::WorkerLostError.
+    // lost: its tasks fail with mp::WorkerLostError. It must exceed the time one message takes to
+    // cross the network (a task's arguments, a batch of results): a rank is silent meanwhile.
     std::chrono::milliseconds lost_after{std::chrono::seconds(10)};
 };
 

@@ -69,8 +69,15 @@ public:
             send(m);
             return false;
         }
-        results_thread_ = helper_thread([this] { relay_results(); });
-        send(Message(Kind::ready));
+        try {
+            results_thread_ = helper_thread([this] { relay_results(); });
+            send(Message(Kind::ready));
+        } catch (const std::exception&) {  // no thread, or rank 0 gone: stop what started
+            set_phase(Phase::terminate);
+            local_->join();
+            if (results_thread_.joinable()) results_thread_.join();
+            return false;
+        }
         return true;
     }
 

@@ -116,10 +116,18 @@ void MpiPoolBackend::start(Owner& owner) {
         throw;
     }
     live_.store(peers_.size());
-    for (auto& p : peers_) {
-        p->last_heard_ns.store(now_ns());
-        p->reader = std::thread([this, peer = p.get()] { read(*peer); });
-        p->feeder = std::thread([this, peer = p.get()] { feed(*peer); });
+    try {
+        for (auto& p : peers_) {
+            p->last_heard_ns.store(now_ns());
+            p->reader = std::thread([this, peer = p.get()] { read(*peer); });
+            p->feeder = std::thread([this, peer = p.get()] { feed(*peer); });
+        }
+        watcher_ = std::thread([this] { watch(); });
+    } catch (...) {
+        // No thread to be had (a limit on threads): the ranks are given up, which ends the stream.
+        for (auto& p : peers_) lose(*p, "rank 0 could not start a thread for it");
+        join();
+        throw;
     }
 }
 
@@ -145,16 +153,23 @@ void MpiPoolBackend::start_on_every_rank() {
     std::vector<std::byte> body(encoded_size(start));
     encode_into(start, body);
     m.append(body);
-    std::string failed;
+    // A rank that cannot be reached, or does not answer within a minute, is given up (never used
+    // again) and the pool starts on the others; a rank whose local pool could not start fails the
+    // start (what failed there would fail on every rank: an initializer, a resource).
+    std::string failed, given_up;
+    auto give_up = [&](Peer& p, const std::string& why) {
+        given_up += p.link->name() + ": " + why + "; ";
+        p.link->give_up();
+        p.lost = true;
+    };
     std::vector<Peer*> started;
     for (auto& p : peers_) {
         try {
-            p->link->conn.send_bytes(m.bytes());
+            p->link->send(m.bytes());
+            started.push_back(p.get());
         } catch (const std::exception& e) {
-            failed += p->link->name() + ": " + e.what() + "; ";
-            continue;
+            give_up(*p, e.what());
         }
-        started.push_back(p.get());
     }
     const Deadline deadline{Timeout(std::chrono::seconds(60))};
     std::vector<Peer*> ready;
@@ -170,26 +185,37 @@ void MpiPoolBackend::start_on_every_rank() {
                     ready.push_back(p);
                     break;
                 }
-                if (k == Kind::start_failed) throw ProcessError(text_of(reply));
+                if (k == Kind::start_failed) {
+                    failed += p->link->name() + ": " + text_of(reply) + "; ";
+                    break;
+                }
                 throw DecodeError("an unexpected message");
             }
         } catch (const std::exception& e) {
-            failed += p->link->name() + ": " + e.what() + "; ";
+            give_up(*p, e.what());
         }
     }
-    if (failed.empty()) return;
-    // Undo: the ranks that started stop again, and say so, before the pool's start fails.
-    Message stop(Kind::terminate);
+    std::erase_if(peers_, [](const auto& p) { return p->lost; });
+    if (failed.empty() && !peers_.empty()) return;
+    // Undo: the ranks that started stop again, and say so (within a bound), before the start fails.
+    const Deadline undo{Timeout(std::chrono::seconds(10))};
     for (Peer* p : ready) {
+        if (p->lost) continue;
         try {
-            p->link->conn.send_bytes(stop.bytes());
-            while (kind_of(p->link->conn.recv_bytes()) != Kind::stopped) {
+            p->link->send(Message(Kind::terminate).bytes());
+            for (;;) {
+                if (!p->link->conn.poll(undo.remaining().value_or(std::chrono::seconds(0))))
+                    throw TimeoutError("no answer within 10 s");
+                if (kind_of(p->link->conn.recv_bytes()) == Kind::stopped) break;
             }
-        } catch (...) {
+        } catch (const std::exception&) {
+            p->link->give_up();
         }
     }
-    failed.resize(failed.size() - 2);
-    throw ProcessError("polyproc::mpi: the pool could not start on every rank: " + failed);
+    const std::string why = !failed.empty() ? failed : given_up;
+    throw ProcessError("polyproc::mpi: the pool could not start " +
+                       std::string(!failed.empty() ? "on every rank: " : "on any rank: ") +
+                       why.substr(0, why.size() - 2));
 }
 
 void MpiPoolBackend::join() {
@@ -207,6 +233,7 @@ void MpiPoolBackend::join() {
         if (p->feeder.joinable()) p->feeder.join();
         if (p->reader.joinable()) p->reader.join();
     }
+    if (watcher_.joinable()) watcher_.join();  // it ends with the stream
     joined_ = true;
     release_world();
 }
@@ -252,7 +279,7 @@ void MpiPoolBackend::close_workers() {
 
 bool MpiPoolBackend::send(Peer& p, std::span<const std::byte> message) {
     try {
-        p.link->conn.send_bytes(message);
+        p.link->send(message);
         return true;
     } catch (const std::exception& e) {
         lose(p, std::string("its connection failed (") + e.what() + ")");
@@ -264,69 +291,81 @@ bool MpiPoolBackend::send(Peer& p, std::span<const std::byte> message) {
 // second throughout, so that its reader can tell a silent rank from a busy one.
 void MpiPoolBackend::feed(Peer& p) {
     std::unique_lock lock(mu_);
-    auto next_ping = std::chrono::steady_clock::now() + kPingEvery;
+    auto next_ping = std::chrono::steady_clock::now();
     for (;;) {
         if (p.lost || p.stopped) return;
-        const Phase phase = owner_->phase();
-        if (phase == Phase::terminate) {
+        std::optional<Message> message;
+        if (std::chrono::steady_clock::now() >= next_ping) {  // first: a stream of batches must not starve it
+            message.emplace(Kind::ping);
+            next_ping = std::chrono::steady_clock::now() + kPingEvery;
+        } else if (owner_->phase() == Phase::terminate) {
             if (!p.terminate_sent) {
                 p.terminate_sent = true;
-                lock.unlock();
-                const bool sent = send(p, Message(Kind::terminate).bytes());
-                lock.lock();
-                if (!sent) return;
-                continue;
+                message.emplace(Kind::terminate);
             }
-        } else if (!pending_.empty() && p.outstanding.size() < p.window) {
-            // At most a fair share of what waits: a window sized by earlier, shorter tasks must not
-            // take a whole map of long ones away from the other ranks.
-            std::size_t live = 0, held = 0;
-            for (const auto& q : peers_) {
-                live += !q->lost && !q->stopped;
-                held += q->outstanding.size();
-            }
-            const std::size_t work = pending_.size() + held;
-            const std::size_t limit = std::max<std::size_t>(1, (work + live - 1) / std::max<std::size_t>(live, 1));
-            Message batch(Kind::tasks);
-            while (!pending_.empty() && p.outstanding.size() < std::min(p.window, limit) &&
-                   batch.size() < kBatchBytes) {
+        } else if (const std::size_t room = room_for(p); room > 0) {
+            message.emplace(Kind::tasks);
+            for (std::size_t n = 0; n < room && !pending_.empty() && message->size() < kBatchBytes; ++n) {
                 const auto& record = pending_.front();
                 TaskHeader h;
                 std::memcpy(&h, record.data() + sizeof(std::uint64_t), sizeof h);
                 p.outstanding.insert(h.ordinal);
-                batch.append(record);
+                message->append(record);
                 pending_.pop_front();
             }
-            lock.unlock();
-            const bool sent = send(p, batch.bytes());
-            lock.lock();
-            if (!sent) return;
-            continue;
         } else if (closing_ && pending_.empty() && !p.close_sent) {
             p.close_sent = true;
-            lock.unlock();
-            const bool sent = send(p, Message(Kind::close).bytes());
-            lock.lock();
-            if (!sent) return;
+            message.emplace(Kind::close);
+        }
+        if (!message) {
+            cv_.wait_until(lock, next_ping);
             continue;
         }
-        if (std::chrono::steady_clock::now() >= next_ping) {
-            lock.unlock();
-            const bool sent = send(p, Message(Kind::ping).bytes());
-            lock.lock();
-            if (!sent) return;
-            next_ping = std::chrono::steady_clock::now() + kPingEvery;
-            continue;
-        }
-        cv_.wait_until(lock, next_ping);
+        lock.unlock();
+        const bool sent = send(p, message->bytes());
+        lock.lock();
+        if (!sent) return;
+    }
+}
+
+// Under mu_: how many waiting tasks `p` may take now: what its window leaves, and at most a fair
+// share of all the work (a window sized by earlier, shorter tasks must not take a whole map of long
+// ones away from the other ranks). 0 when it must wait.
+std::size_t MpiPoolBackend::room_for(const Peer& p) const {
+    if (pending_.empty() || p.outstanding.size() >= p.window) return 0;
+    std::size_t live = 0, held = 0;
+    for (const auto& q : peers_) {
+        live += !q->lost && !q->stopped;
+        held += q->outstanding.size();
+    }
+    const std::size_t share =
+        std::max<std::size_t>(1, (pending_.size() + held + live - 1) / std::max<std::size_t>(live, 1));
+    const std::size_t limit = std::min(p.window, share);
+    return limit > p.outstanding.size() ? limit - p.outstanding.size() : 0;
+}
+
+// The watch on silence, for every rank at once: a reader stuck in the middle of a frame, or a
+// feeder stuck in a send, cannot notice that its rank stopped answering; this thread can.
+void MpiPoolBackend::watch() {
+    const auto lost_after_ns = std::chrono::nanoseconds(world_options_.lost_after).count();
+    std::unique_lock lock(mu_);
+    while (!stream_ended_) {
+        cv_.wait_for(lock, kPingEvery);
+        std::vector<Peer*> silent;
+        for (const auto& q : peers_)
+            if (!q->lost && !q->stopped && now_ns() - q->last_heard_ns.load() > lost_after_ns)
+                silent.push_back(q.get());
+        lock.unlock();
+        for (Peer* q : silent)
+            lose(*q, "it stopped answering (nothing for " + std::to_string(world_options_.lost_after.count()) + " ms)");
+        lock.lock();
     }
 }
 
 // ---- results --------------------------------------------------------------------------------------
 
-// A rank's reader: its results, its pongs, its stop; and the watch on its silence.
+// A rank's reader: its results, its pongs, its stop.
 void MpiPoolBackend::read(Peer& p) {
-    const auto lost_after_ns = std::chrono::nanoseconds(world_options_.lost_after).count();
     for (;;) {
         {
             std::lock_guard lock(mu_);
@@ -334,14 +373,7 @@ void MpiPoolBackend::read(Peer& p) {
         }
         std::vector<std::byte> message;
         try {
-            if (!p.link->conn.poll(kPingEvery)) {
-                if (now_ns() - p.last_heard_ns.load() > lost_after_ns) {
-                    lose(p, "it stopped answering (nothing for " + std::to_string(world_options_.lost_after.count()) +
-                                " ms)");
-                    return;
-                }
-                continue;
-            }
+            if (!p.link->conn.poll(kPingEvery)) continue;  // the watch thread judges silence
             message = p.link->conn.recv_bytes();
         } catch (const std::exception& e) {
             lose(p, std::string("its connection closed (") + e.what() + ")");
@@ -358,6 +390,13 @@ void MpiPoolBackend::read(Peer& p) {
                 case Kind::stopped: {
                     {
                         std::lock_guard lock(mu_);
+                        // Tasks it still held will never be answered (only a faulty peer stops so).
+                        std::vector<std::uint64_t> held(p.outstanding.begin(), p.outstanding.end());
+                        p.outstanding.clear();
+                        std::sort(held.begin(), held.end());
+                        for (const std::uint64_t ordinal : held)
+                            post(record_of(ResultHeader{ordinal, Status::gone, p.link->pid, 0, 0},
+                                           bytes_of_text(p.link->name() + ": it stopped without answering")));
                         p.stopped = true;
                         live_.fetch_sub(1);
                         if (all_done()) end_result_stream();
@@ -432,7 +471,7 @@ void MpiPoolBackend::take_results(Peer& p, std::span<const std::byte> message) {
             const double ran = 1000.0 * double(h.run_us) + kTaskOverheadNs;
             p.service_ns = p.service_ns ? 0.9 * p.service_ns + 0.1 * ran : ran;
         }
-        if (taken)
+        if (taken && p.service_ns > 0)
             p.window =
                 std::clamp<std::size_t>(std::size_t(std::ceil(kWindowWorkNs / p.service_ns)), kMinWindow, kMaxWindow);
         // Posted under mu_, as lose() and the end of the stream are: nothing after the end.
@@ -451,7 +490,6 @@ void MpiPoolBackend::lose(Peer& p, const std::string& why) {
         std::lock_guard lock(mu_);
         if (p.lost || p.stopped) return;
         p.lost = true;
-        p.link->alive.store(false);
         std::vector<std::uint64_t> held(p.outstanding.begin(), p.outstanding.end());
         p.outstanding.clear();
         std::sort(held.begin(), held.end());
@@ -463,7 +501,7 @@ void MpiPoolBackend::lose(Peer& p, const std::string& why) {
             owner_->break_pool("every MPI worker rank was lost; the last, " + text);
         if (all_done()) end_result_stream();
     }
-    ::shutdown(p.link->conn.fileno(), SHUT_RDWR);  // its feeder, blocked in a send, gets an error
+    p.link->give_up();  // its feeder, blocked in a send, gets an error
     cv_.notify_all();
 }
 

@@ -9,7 +9,7 @@
 // no rank idle while another holds a queue of them at the end of a map.
 //
 // A rank is lost when its connection closes or it says nothing for lost_after (it answers the
-// feeder's ping every second, busy or not): its tasks come back as Status::gone, the pool goes on
+// feeder's ping every second, busy or not; one thread watches every rank's silence): its tasks come back as Status::gone, the pool goes on
 // with the others, and breaks (ProcessError) when none is left.
 #pragma once
 
@@ -76,6 +76,8 @@ private:
 
     void start_on_every_rank();
     void feed(Peer& p);
+    std::size_t room_for(const Peer& p) const;
+    void watch();
     void read(Peer& p);
     void take_results(Peer& p, std::span<const std::byte> message);
     void lose(Peer& p, const std::string& why);
@@ -89,6 +91,7 @@ private:
     const polyproc::mpi::WorldOptions world_options_;
     Owner* owner_ = nullptr;
     std::vector<std::unique_ptr<Peer>> peers_;
+    std::thread watcher_;  // watch(): silence
     std::atomic<std::size_t> live_{0};
 
     std::mutex mu_;

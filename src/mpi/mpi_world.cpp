@@ -119,8 +119,7 @@ void finish_rank_0() {
     for (auto& link : the_world->links) {
         if (link->alive.load()) {
             try {
-                Message m(Kind::exit);
-                link->conn.send_bytes(m.bytes());
+                link->send(Message(Kind::exit).bytes());
             } catch (...) {
             }
         }

@@ -7,9 +7,11 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <vector>
 
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include "polyproc/connection.hpp"
@@ -25,6 +27,18 @@ struct Link {
     bool same_program = true;
     Connection conn;
     std::atomic<bool> alive{true};  // false once lost: never used again
+    std::mutex send_mu;             // one sender at a time (a pool's feeder, the exit handler)
+
+    void send(std::span<const std::byte> message) {
+        std::lock_guard lock(send_mu);
+        conn.send_bytes(message);
+    }
+    // Never used again: its socket is shut down (a thread blocked on it returns with an error; the
+    // rank, seeing its connection end, exits).
+    void give_up() noexcept {
+        alive.store(false);
+        if (!conn.closed()) ::shutdown(conn.fileno(), SHUT_RDWR);
+    }
 
     // "MPI rank 2 (host 'b', pid 123)"
     std::string name() const {
