@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,17 @@ std::vector<std::string> mpiexec(std::vector<std::string> args) {
 
 bool has(const std::string& output, const std::string& line) { return output.find(line) != std::string::npos; }
 
+// One mpiexec job run to its end (within 120 s: nullopt status if not), and all it printed.
+struct Job {
+    std::optional<int> status;
+    std::string out;
+};
+Job run_job(std::vector<std::string> argv) {
+    Command command(std::move(argv));
+    const auto status = command.wait(120s);
+    return {status, command.output()};
+}
+
 class MpiFaults : public ProcessTest {
 protected:
     void SetUp() override {
@@ -41,10 +53,9 @@ protected:
 // A rank that dies mid-burst, under --enable-recovery: the tasks it held fail with
 // WorkerLostError naming it; every other task completes; the pool goes on with one worker.
 TEST_F(MpiFaults, ARankThatDiesFailsItsTasksAndThePoolGoesOn) {
-    Command job(mpiexec({"--enable-recovery", "-n", "3", kProgram, "lose-rank"}));
-    const auto status = job.wait(120s);
-    ASSERT_TRUE(status.has_value()) << "the job did not end within 120 s:\n" << job.output();
-    const std::string& out = job.output();
+    const Job job = run_job(mpiexec({"--enable-recovery", "-n", "3", kProgram, "lose-rank"}));
+    ASSERT_TRUE(job.status.has_value()) << "the job did not end within 120 s:\n" << job.out;
+    const std::string& out = job.out;
     EXPECT_TRUE(has(out, "ok+lost 60")) << out;
     EXPECT_TRUE(has(out, "lost some 1")) << out;
     EXPECT_TRUE(has(out, "MPI rank 2")) << out;
@@ -57,21 +68,19 @@ TEST_F(MpiFaults, ARankThatDiesFailsItsTasksAndThePoolGoesOn) {
 
 // The same without --enable-recovery: Open MPI ends the whole job (rank 0 included) and says why.
 TEST_F(MpiFaults, WithoutRecoveryOpenMpiEndsTheJob) {
-    Command job(mpiexec({"-n", "3", kProgram, "lose-rank"}));
-    const auto status = job.wait(120s);
-    ASSERT_TRUE(status.has_value()) << "the job did not end within 120 s:\n" << job.output();
-    EXPECT_NE(*status, 0) << job.output();
-    EXPECT_TRUE(has(job.output(), "rank 2")) << job.output();
-    EXPECT_FALSE(has(job.output(), "after 9")) << job.output();
+    const Job job = run_job(mpiexec({"-n", "3", kProgram, "lose-rank"}));
+    ASSERT_TRUE(job.status.has_value()) << "the job did not end within 120 s:\n" << job.out;
+    EXPECT_NE(*job.status, 0) << job.out;
+    EXPECT_TRUE(has(job.out, "rank 2")) << job.out;
+    EXPECT_FALSE(has(job.out, "after 9")) << job.out;
 }
 
 // A rank that stops answering (SIGSTOP) mid-burst is lost after lost_after (3 s here): its tasks
 // fail saying so, the rest complete, and at exit rank 0 ends the job (MPI_Abort), which ends it.
 TEST_F(MpiFaults, ARankThatStopsAnsweringIsLostWithinItsBound) {
-    Command job(mpiexec({"-n", "3", kProgram, "stop-rank"}));
-    const auto status = job.wait(120s);
-    ASSERT_TRUE(status.has_value()) << "the job did not end within 120 s:\n" << job.output();
-    const std::string& out = job.output();
+    const Job job = run_job(mpiexec({"-n", "3", kProgram, "stop-rank"}));
+    ASSERT_TRUE(job.status.has_value()) << "the job did not end within 120 s:\n" << job.out;
+    const std::string& out = job.out;
     EXPECT_TRUE(has(out, "ok+lost 60")) << out;
     EXPECT_TRUE(has(out, "lost some 1")) << out;
     EXPECT_TRUE(has(out, "stopped answering")) << out;
@@ -82,10 +91,9 @@ TEST_F(MpiFaults, ARankThatStopsAnsweringIsLostWithinItsBound) {
 // A rank that dies while no pool runs (nothing reads its connection then): the next pool finds it
 // gone when it starts, gives it up and starts on the other rank; the one after does not try it.
 TEST_F(MpiFaults, ARankThatDiesBetweenPoolsIsLeftOutOfTheNext) {
-    Command job(mpiexec({"--enable-recovery", "-n", "3", kProgram, "idle-rank-dies"}));
-    const auto status = job.wait(120s);
-    ASSERT_TRUE(status.has_value()) << "the job did not end within 120 s:\n" << job.output();
-    const std::string& out = job.output();
+    const Job job = run_job(mpiexec({"--enable-recovery", "-n", "3", kProgram, "idle-rank-dies"}));
+    ASSERT_TRUE(job.status.has_value()) << "the job did not end within 120 s:\n" << job.out;
+    const std::string& out = job.out;
     EXPECT_TRUE(has(out, "armed 1")) << out;
     EXPECT_TRUE(has(out, "second pool size 1")) << out;
     EXPECT_TRUE(has(out, "second pool works 9")) << out;
@@ -95,11 +103,10 @@ TEST_F(MpiFaults, ARankThatDiesBetweenPoolsIsLeftOutOfTheNext) {
 // A rank busy with one long task, after short tasks grew its window, still answers pings: it is
 // not lost (lost_after 2 s here, the task 4 s).
 TEST_F(MpiFaults, ARankBusyWithALongTaskIsNotLost) {
-    Command job(mpiexec({"-n", "3", kProgram, "busy-not-lost"}));
-    const auto status = job.wait(120s);
-    ASSERT_TRUE(status.has_value()) << "the job did not end within 120 s:\n" << job.output();
-    EXPECT_EQ(*status, 0) << job.output();
-    EXPECT_TRUE(has(job.output(), "lost 0 workers 2")) << job.output();
+    const Job job = run_job(mpiexec({"-n", "3", kProgram, "busy-not-lost"}));
+    ASSERT_TRUE(job.status.has_value()) << "the job did not end within 120 s:\n" << job.out;
+    EXPECT_EQ(*job.status, 0) << job.out;
+    EXPECT_TRUE(has(job.out, "lost 0 workers 2")) << job.out;
 }
 
 // Ranks that run another build are refused when a pool starts, by rank and host, not crashed into.
@@ -108,14 +115,13 @@ TEST_F(MpiFaults, ARankRunningAnotherBinaryIsRefused) {
     std::filesystem::copy_file(kProgram, copy, std::filesystem::copy_options::overwrite_existing);
     std::ofstream(copy, std::ios::app) << "another build";
     std::filesystem::permissions(copy, std::filesystem::perms::owner_all);
-    Command job(mpiexec({"-n", "1", kProgram, "refused", ":", "-n", "2", copy, "refused"}));
-    const auto status = job.wait(120s);
+    const Job job = run_job(mpiexec({"-n", "1", kProgram, "refused", ":", "-n", "2", copy, "refused"}));
     std::remove(copy.c_str());
-    ASSERT_TRUE(status.has_value()) << "the job did not end within 120 s:\n" << job.output();
-    EXPECT_EQ(*status, 0) << job.output();
-    EXPECT_TRUE(has(job.output(), "refused: polyproc::mpi: MPI rank 1")) << job.output();
-    EXPECT_TRUE(has(job.output(), "runs another program than rank 0")) << job.output();
-    EXPECT_FALSE(has(job.output(), "started")) << job.output();
+    ASSERT_TRUE(job.status.has_value()) << "the job did not end within 120 s:\n" << job.out;
+    EXPECT_EQ(*job.status, 0) << job.out;
+    EXPECT_TRUE(has(job.out, "refused: polyproc::mpi: MPI rank 1")) << job.out;
+    EXPECT_TRUE(has(job.out, "runs another program than rank 0")) << job.out;
+    EXPECT_FALSE(has(job.out, "started")) << job.out;
 }
 
 // Two hosts (support.hpp): ranks 0 and 1 here, rank 2 in the other network namespace, launched
@@ -128,7 +134,7 @@ protected:
         TwoHosts::SetUp();
         ::setenv("ASAN_OPTIONS", "detect_leaks=0", 1);
     }
-    std::vector<std::string> job(const std::string& scenario) {
+    std::vector<std::string> across_two_hosts(const std::string& scenario) {
         hostfile_ = testing::TempDir() + "mpi_hosts_" + std::to_string(::getpid());
         std::ofstream(hostfile_) << "localhost slots=2\n" << there_ << " slots=1\n";
         ::setenv("POLYPROC_TEST_NETNS", ns_.c_str(), 1);
@@ -145,11 +151,10 @@ protected:
 };
 
 TEST_F(MpiTwoHosts, APoolAcrossTwoHostsRunsItsTasksOnBoth) {
-    Command run(job("two-hosts"));
-    const auto status = run.wait(120s);
-    ASSERT_TRUE(status.has_value()) << "the job did not end within 120 s:\n" << run.output();
-    EXPECT_EQ(*status, 0) << run.output();
-    const std::string& out = run.output();
+    const Job job = run_job(across_two_hosts("two-hosts"));
+    ASSERT_TRUE(job.status.has_value()) << "the job did not end within 120 s:\n" << job.out;
+    EXPECT_EQ(*job.status, 0) << job.out;
+    const std::string& out = job.out;
     // Rank 0's namespace and the other one: tasks ran on both hosts.
     std::size_t hosts = 0;
     for (std::size_t at = 0; (at = out.find("tasks ran in net:", at)) != std::string::npos; ++at) ++hosts;
