@@ -6,7 +6,8 @@
 //              (the test puts rank 2 on another "host");
 //   idle-rank-dies: rank 2's agent is killed between two pools; the second starts on rank 1;
 //   busy-not-lost: a rank running one long task, with a window grown large by short ones, is
-//              still answering: nothing is lost (lost_after 2 s, the task 4 s).
+//              still answering: nothing is lost (lost_after 2 s, the task 4 s);
+//   vanish:    a burst of tasks during which the test cuts rank 2's host off the network.
 // It prints what rank 0 saw, a line per fact, for the test to check.
 #include <unistd.h>
 
@@ -102,6 +103,28 @@ void busy_not_lost() {
     std::cout << "lost " << lost << " workers " << pool.size() << std::endl;
 }
 
+void vanish() {
+    mp::Pool pool(
+        mp::PoolOptions{.backend = mp::mpi::world(mp::mpi::WorldOptions{.lost_after = std::chrono::seconds(3)})});
+    std::vector<mp::AsyncResult<int>> results;
+    for (int i = 0; i < 100; ++i) results.push_back(pool.apply_async(sleep_ms, 100));
+    std::cout << "burst started" << std::endl;
+    int ok = 0, lost = 0;
+    std::string lost_what;
+    for (auto& r : results) {
+        try {
+            ok += r.get(std::chrono::seconds(60)) == 100;
+        } catch (const mp::WorkerLostError& e) {
+            ++lost;
+            lost_what = e.what();
+        }
+    }
+    std::cout << "ok+lost " << ok + lost << std::endl;
+    std::cout << "lost some " << (lost > 0) << std::endl;
+    std::cout << "lost: " << lost_what << std::endl;
+    std::cout << "workers now " << pool.size() << std::endl;
+}
+
 void two_hosts() {
     mp::Pool pool(mp::PoolOptions{.backend = mp::mpi::world()});
     const auto where = pool.map(network_namespace, std::vector<int>(40, 10), 1);
@@ -137,6 +160,10 @@ int main(int argc, char** argv) {
         }
         if (what == "idle-rank-dies") {
             idle_rank_dies();
+            return 0;
+        }
+        if (what == "vanish") {
+            vanish();
             return 0;
         }
         if (what == "busy-not-lost") {

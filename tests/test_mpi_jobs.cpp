@@ -134,14 +134,32 @@ protected:
         TwoHosts::SetUp();
         ::setenv("ASAN_OPTIONS", "detect_leaks=0", 1);
     }
-    std::vector<std::string> across_two_hosts(const std::string& scenario) {
+    // The job: ranks 0 and 1 here, rank 2 there; with --enable-recovery when a rank will be lost.
+    std::vector<std::string> across_two_hosts(const std::string& scenario, bool recovery = false) {
         hostfile_ = testing::TempDir() + "mpi_hosts_" + std::to_string(::getpid());
         std::ofstream(hostfile_) << "localhost slots=2\n" << there_ << " slots=1\n";
         ::setenv("POLYPROC_TEST_NETNS", ns_.c_str(), 1);
         const std::string net = here_.substr(0, here_.rfind('.')) + ".0/24";
-        return mpiexec({"--hostfile", hostfile_, "--mca", "plm_rsh_agent", POLYPROC_MPI_NETNS_AGENT, "--mca", "btl",
-                        "tcp,self", "--mca", "btl_tcp_if_include", net, "--mca", "oob_tcp_if_include", net, "-n", "3",
-                        kProgram, scenario});
+        std::vector<std::string> args{"--hostfile",
+                                      hostfile_,
+                                      "--mca",
+                                      "plm_rsh_agent",
+                                      POLYPROC_MPI_NETNS_AGENT,
+                                      "--mca",
+                                      "btl",
+                                      "tcp,self",
+                                      "--mca",
+                                      "btl_tcp_if_include",
+                                      net,
+                                      "--mca",
+                                      "oob_tcp_if_include",
+                                      net,
+                                      "-n",
+                                      "3",
+                                      kProgram,
+                                      scenario};
+        if (recovery) args.insert(args.begin(), "--enable-recovery");
+        return mpiexec(std::move(args));
     }
     void TearDown() override {
         if (!hostfile_.empty()) std::remove(hostfile_.c_str());
@@ -162,4 +180,28 @@ TEST_F(MpiTwoHosts, APoolAcrossTwoHostsRunsItsTasksOnBoth) {
     EXPECT_TRUE(has(out, "squares right 1")) << out;
     EXPECT_TRUE(has(out, "crashes on rank 2 lost alone 1")) << out;
     EXPECT_TRUE(has(out, "after 9")) << out;
+}
+
+// The other host vanishes mid-burst (its link deleted: no FIN, no RST): rank 2 is lost within
+// lost_after (3 s here), only the tasks it held fail, and the pool goes on with rank 1. Open MPI's
+// mpiexec then waits for the vanished host's daemon, which it can no longer reach (its problem, not
+// the program's: rank 0 is done): the test ends the job itself.
+TEST_F(MpiTwoHosts, AHostThatVanishesMidBurstFailsOnlyTheTasksItHeld) {
+    Command run(across_two_hosts("vanish", true));
+    std::string out;
+    auto until = [&](const std::string& line) {
+        while (const auto got = run.next_line(60s)) {
+            out += *got + "\n";
+            if (has(*got, line)) return true;
+        }
+        return false;
+    };
+    ASSERT_TRUE(until("burst started")) << out;
+    vanish();
+    ASSERT_TRUE(until("workers now")) << out;
+    EXPECT_TRUE(has(out, "ok+lost 100")) << out;
+    EXPECT_TRUE(has(out, "lost some 1")) << out;
+    EXPECT_TRUE(has(out, "MPI rank 2")) << out;
+    EXPECT_TRUE(has(out, "stopped answering")) << out;
+    EXPECT_TRUE(has(out, "workers now 1")) << out;
 }
