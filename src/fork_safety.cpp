@@ -5,7 +5,9 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -88,6 +90,32 @@ void register_fork_hooks(ForkHook prepare, ForkHook parent, ForkHook child) noex
 }
 
 int helper_threads_running() noexcept { return helper_threads.load(std::memory_order_relaxed); }
+
+long threads_in_this_process() noexcept {
+    // /proc/self/stat field 20 is the number of threads; the name (field 2) may hold spaces, so
+    // count from the closing parenthesis.
+    char buf[1024];
+    const int fd = ::open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    const ssize_t n = ::read(fd, buf, sizeof buf - 1);
+    ::close(fd);
+    if (n <= 0) return 0;
+    buf[n] = '\0';
+    const char* p = std::strrchr(buf, ')');
+    if (!p) return 0;
+    long threads = 0;
+    for (int field = 2; *p; ++p)
+        if (*p == ' ' && ++field == 20) {
+            threads = std::strtol(p + 1, nullptr, 10);
+            break;
+        }
+#if defined(__SANITIZE_THREAD__)
+    // ThreadSanitizer's runtime starts a background thread of its own at the first
+    // pthread_create: not the program's.
+    if (threads > 1) --threads;
+#endif
+    return threads;
+}
 bool helper_running_user_code() noexcept { return on_helper_thread && user_code_depth > 0; }
 void count_user_code_on_this_thread(int delta) noexcept { user_code_depth += delta; }
 void count_helper_thread(int delta) noexcept { helper_threads.fetch_add(delta, std::memory_order_relaxed); }

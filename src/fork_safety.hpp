@@ -30,6 +30,9 @@ inline void register_after_fork(ForkHook child) noexcept { register_fork_hooks(n
 
 // How many of polyproc's helper threads run in this process now.
 int helper_threads_running() noexcept;
+// How many threads this process has now (/proc/self/stat), not counting ThreadSanitizer's own
+// background thread; 0 when it cannot be read.
+long threads_in_this_process() noexcept;
 // Whether the calling thread is a helper that runs user code now (a pool callback on the result
 // thread): then a fork from it is as unsafe as from any thread of the user's.
 bool helper_running_user_code() noexcept;

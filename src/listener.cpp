@@ -8,6 +8,7 @@
 #include <random>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <openssl/crypto.h>
@@ -293,18 +294,29 @@ Connection Listener::accept() {
 }
 
 Connection Client(const Address& address, std::optional<std::string> authkey) {
+    return detail::client_within(address, std::move(authkey), {});
+}
+
+namespace detail {
+
+Connection client_within(const Address& address, std::optional<std::string> authkey, Timeout connect_timeout) {
     FileDescriptor fd = make_socket(address);
     SockAddr sa = make_sockaddr(address);
-    // connect(2) interrupted by a signal continues in the background: wait for it rather than retry.
+    // With a bound, connect(2) runs non-blocking and is waited for; without one, it blocks, and
+    // one interrupted by a signal continues in the background: wait for it rather than retry.
+    const int flags = os::check("fcntl", [&] { return ::fcntl(fd.get(), F_GETFL); });
+    if (connect_timeout) os::check("fcntl", [&] { return ::fcntl(fd.get(), F_SETFL, flags | O_NONBLOCK); });
     if (::connect(fd.get(), sa.get(), sa.len) == -1) {
-        if (errno != EINTR) os::throw_errno("connect");
+        if (errno != EINTR && errno != EINPROGRESS) os::throw_errno("connect");
         pollfd p{fd.get(), POLLOUT, 0};
-        os::poll_until(std::span(&p, 1), detail::Deadline::never(), "poll");
+        if (os::poll_until(std::span(&p, 1), Deadline(connect_timeout), "poll") == 0)
+            os::throw_errno("connect", ETIMEDOUT);
         int err = 0;
         socklen_t l = sizeof err;
         ::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &l);
         if (err) os::throw_errno("connect", err);
     }
+    if (connect_timeout) os::check("fcntl", [&] { return ::fcntl(fd.get(), F_SETFL, flags); });
     Connection conn(std::move(fd));
     if (authkey) {
         answer_challenge(conn, *authkey);
@@ -312,5 +324,7 @@ Connection Client(const Address& address, std::optional<std::string> authkey) {
     }
     return conn;
 }
+
+}  // namespace detail
 
 }  // namespace polyproc

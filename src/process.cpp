@@ -264,28 +264,7 @@ void open_parent_record_now() {
 void warn_if_forking_threads() {
     static std::atomic<bool> warned{false};
     if (warned.load(std::memory_order_relaxed)) return;
-    // /proc/self/stat field 20 is the number of threads; the name (field 2) may hold spaces, so
-    // count from the closing parenthesis.
-    char buf[1024];
-    FileDescriptor f(::open("/proc/self/stat", O_RDONLY | O_CLOEXEC));
-    if (!f) return;
-    const ssize_t n = ::read(f.get(), buf, sizeof buf - 1);
-    if (n <= 0) return;
-    buf[n] = '\0';
-    const char* p = std::strrchr(buf, ')');
-    if (!p) return;
-    int field = 2;
-    long threads = 0;
-    for (; *p; ++p)
-        if (*p == ' ' && ++field == 20) {
-            threads = std::strtol(p + 1, nullptr, 10);
-            break;
-        }
-#if defined(__SANITIZE_THREAD__)
-    // ThreadSanitizer's runtime starts a background thread of its own at the first
-    // pthread_create: not the user's either.
-    if (threads > 1) --threads;
-#endif
+    const long threads = threads_in_this_process();
     // The helpers do not count, unless this thread is one of them running user code (a callback
     // on the result thread): then it counts as the user's, as the calling thread always does.
     const long others_helpers = helper_threads_running() - (helper_running_user_code() ? 1 : 0);

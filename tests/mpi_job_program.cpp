@@ -13,6 +13,7 @@
 
 #include <csignal>
 #include <iostream>
+#include <map>
 #include <set>
 #include <string>
 #include <thread>
@@ -64,6 +65,25 @@ int sleep_ms(int ms) {
     return ms;
 }
 
+// Waits for every result of a burst (the i-th should be expected[i]) and prints what came back:
+// how many were right or lost, whether any was lost, and the last loss. Returns the losses.
+int report_burst(std::vector<mp::AsyncResult<int>>& results, const std::vector<int>& expected) {
+    int ok = 0, lost = 0;
+    std::string lost_what;
+    for (std::size_t i = 0; i < results.size(); ++i) {
+        try {
+            ok += results[i].get(std::chrono::seconds(60)) == expected[i];
+        } catch (const mp::WorkerLostError& e) {
+            ++lost;
+            lost_what = e.what();
+        }
+    }
+    std::cout << "ok+lost " << ok + lost << std::endl;
+    std::cout << "lost some " << (lost > 0) << std::endl;
+    std::cout << "lost: " << lost_what << std::endl;
+    return lost;
+}
+
 void idle_rank_dies() {
     {
         mp::Pool pool(mp::PoolOptions{.backend = mp::mpi::world()});
@@ -89,17 +109,13 @@ void busy_not_lost() {
     std::vector<int> xs(20000, 0);
     pool.map(sleep_ms, xs, 1);  // short tasks: both windows grow large
     std::vector<mp::AsyncResult<int>> results;
+    std::vector<int> expected{4000};
     results.push_back(pool.apply_async(sleep_ms, 4000));
-    for (int i = 0; i < 10; ++i) results.push_back(pool.apply_async(sleep_ms, 1));
-    int lost = 0;
-    for (auto& r : results) {
-        try {
-            r.get(std::chrono::seconds(60));
-        } catch (const mp::WorkerLostError& e) {
-            ++lost;
-            std::cout << "lost: " << e.what() << std::endl;
-        }
+    for (int i = 0; i < 10; ++i) {
+        results.push_back(pool.apply_async(sleep_ms, 1));
+        expected.push_back(1);
     }
+    const int lost = report_burst(results, expected);
     std::cout << "lost " << lost << " workers " << pool.size() << std::endl;
 }
 
@@ -109,19 +125,7 @@ void vanish() {
     std::vector<mp::AsyncResult<int>> results;
     for (int i = 0; i < 100; ++i) results.push_back(pool.apply_async(sleep_ms, 100));
     std::cout << "burst started" << std::endl;
-    int ok = 0, lost = 0;
-    std::string lost_what;
-    for (auto& r : results) {
-        try {
-            ok += r.get(std::chrono::seconds(60)) == 100;
-        } catch (const mp::WorkerLostError& e) {
-            ++lost;
-            lost_what = e.what();
-        }
-    }
-    std::cout << "ok+lost " << ok + lost << std::endl;
-    std::cout << "lost some " << (lost > 0) << std::endl;
-    std::cout << "lost: " << lost_what << std::endl;
+    report_burst(results, std::vector<int>(100, 100));
     std::cout << "workers now " << pool.size() << std::endl;
 }
 
@@ -154,20 +158,12 @@ int main(int argc, char** argv) {
     mp::mpi::init(argc, argv);
     const std::string what = argc > 1 ? argv[1] : "";
     try {
-        if (what == "two-hosts") {
-            two_hosts();
-            return 0;
-        }
-        if (what == "idle-rank-dies") {
-            idle_rank_dies();
-            return 0;
-        }
-        if (what == "vanish") {
-            vanish();
-            return 0;
-        }
-        if (what == "busy-not-lost") {
-            busy_not_lost();
+        const std::map<std::string, void (*)()> scenarios{{"two-hosts", two_hosts},
+                                                          {"idle-rank-dies", idle_rank_dies},
+                                                          {"vanish", vanish},
+                                                          {"busy-not-lost", busy_not_lost}};
+        if (const auto it = scenarios.find(what); it != scenarios.end()) {
+            it->second();
             return 0;
         }
         if (what == "refused") {
@@ -179,20 +175,12 @@ int main(int argc, char** argv) {
         mp::Pool pool(
             mp::PoolOptions{.backend = mp::mpi::world(mp::mpi::WorldOptions{.lost_after = std::chrono::seconds(3)})});
         std::vector<mp::AsyncResult<int>> results;
-        for (int x = 0; x < 60; ++x) results.push_back(pool.apply_async(task, x, fault));
-        int ok = 0, lost = 0;
-        std::string lost_what;
+        std::vector<int> expected;
         for (int x = 0; x < 60; ++x) {
-            try {
-                ok += results[std::size_t(x)].get(std::chrono::seconds(60)) == x;
-            } catch (const mp::WorkerLostError& e) {
-                ++lost;
-                lost_what = e.what();
-            }
+            results.push_back(pool.apply_async(task, x, fault));
+            expected.push_back(x);
         }
-        std::cout << "ok+lost " << ok + lost << std::endl;
-        std::cout << "lost some " << (lost > 0) << std::endl;
-        std::cout << "lost: " << lost_what << std::endl;
+        report_burst(results, expected);
         std::cout << "workers now " << pool.size() << std::endl;
         std::cout << "after " << pool.map(square, std::vector{1, 2, 3}).back() << std::endl;
         for (const auto& w : mp::mpi::workers()) std::cout << "rank " << w.rank << " alive " << w.alive << std::endl;

@@ -191,6 +191,12 @@ private:
 // Python's Client(address, family=None, authkey=None): a blocking connect, no retries.
 Connection Client(const Address& address, std::optional<std::string> authkey = {});
 
+namespace detail {
+// Client() with a bound on connect(2) itself (not on the handshake): std::system_error ETIMEDOUT
+// when the peer does not answer in time (an unreachable host's address). Empty: Client().
+Connection client_within(const Address& address, std::optional<std::string> authkey, Timeout connect_timeout);
+}  // namespace detail
+
 // Python's multiprocessing.reduction.DupFd: a file descriptor made sendable. Constructing one
 // duplicates `fd` and hands the duplicate to this process's resource sharer (a thread serving an
 // abstract AF_UNIX socket to processes of the same user, started on first use) under a random

@@ -39,8 +39,6 @@ namespace polyproc::detail::mpi {
 
 namespace {
 
-constexpr std::size_t kBatchBytes = 1 << 20;
-
 class AgentPool final : private PoolBackend::Owner {
     using Phase = PoolBackend::Phase;
 
@@ -65,7 +63,7 @@ public:
         } catch (const std::exception& e) {
             local_.reset();
             Message m(Kind::start_failed);
-            m.append(std::as_bytes(std::span(std::string_view(e.what()))));
+            m.append(e.what());
             send(m);
             return false;
         }
@@ -145,7 +143,7 @@ private:
     void break_pool(std::string why) noexcept override {
         try {
             Message m(Kind::broken);
-            m.append(std::as_bytes(std::span(std::string_view(why))));
+            m.append(why);
             send(m);
         } catch (...) {
         }

@@ -11,6 +11,7 @@
 
 #include <sys/socket.h>
 
+#include "fork_safety.hpp"
 #include "mpi_wire.hpp"
 #include "remote_exception.hpp"
 #include "polyproc/detail/inherit.hpp"
@@ -23,7 +24,6 @@ namespace {
 constexpr std::size_t kMinWindow = 2, kMaxWindow = 512;
 constexpr double kWindowWorkNs = 1e6;            // about this much work queued on each rank
 constexpr double kTaskOverheadNs = 2000;         // a task's cost beyond its run time (decode, relay)
-constexpr std::size_t kBatchBytes = 1 << 20;     // a batch of tasks stops growing here
 constexpr std::chrono::seconds kPingEvery{1};
 
 std::int64_t now_ns() { return monotonic_ns(); }
@@ -119,10 +119,10 @@ void MpiPoolBackend::start(Owner& owner) {
     try {
         for (auto& p : peers_) {
             p->last_heard_ns.store(now_ns());
-            p->reader = std::thread([this, peer = p.get()] { read(*peer); });
-            p->feeder = std::thread([this, peer = p.get()] { feed(*peer); });
+            p->reader = helper_thread([this, peer = p.get()] { read(*peer); });
+            p->feeder = helper_thread([this, peer = p.get()] { feed(*peer); });
         }
-        watcher_ = std::thread([this] { watch(); });
+        watcher_ = helper_thread([this] { watch(); });
     } catch (...) {
         // No thread to be had (a limit on threads): the ranks are given up, which ends the stream.
         for (auto& p : peers_) lose(*p, "rank 0 could not start a thread for it");
@@ -150,9 +150,7 @@ void MpiPoolBackend::start_on_every_rank() {
         start.initializer = w.bytes();
     }
     Message m(Kind::start);
-    std::vector<std::byte> body(encoded_size(start));
-    encode_into(start, body);
-    m.append(body);
+    m.append_value(start);
     // A rank that cannot be reached, or does not answer within a minute, is given up (never used
     // again) and the pool starts on the others; a rank whose local pool could not start fails the
     // start (what failed there would fail on every rank: an initializer, a resource).
@@ -287,8 +285,9 @@ bool MpiPoolBackend::send(Peer& p, std::span<const std::byte> message) {
     }
 }
 
-// A rank's feeder: tasks while it has room in its window, then close or terminate; a ping every
-// second throughout, so that its reader can tell a silent rank from a busy one.
+// A rank's feeder: tasks while it has room (room_for), then close or terminate; a ping every
+// second throughout, which a rank answers busy or not, so that the watch thread can tell a silent
+// rank from a busy one.
 void MpiPoolBackend::feed(Peer& p) {
     std::unique_lock lock(mu_);
     auto next_ping = std::chrono::steady_clock::now();
@@ -391,12 +390,7 @@ void MpiPoolBackend::read(Peer& p) {
                     {
                         std::lock_guard lock(mu_);
                         // Tasks it still held will never be answered (only a faulty peer stops so).
-                        std::vector<std::uint64_t> held(p.outstanding.begin(), p.outstanding.end());
-                        p.outstanding.clear();
-                        std::sort(held.begin(), held.end());
-                        for (const std::uint64_t ordinal : held)
-                            post(record_of(ResultHeader{ordinal, Status::gone, p.link->pid, 0, 0},
-                                           bytes_of_text(p.link->name() + ": it stopped without answering")));
+                        fail_held(p, p.link->name() + ": it stopped without answering");
                         p.stopped = true;
                         live_.fetch_sub(1);
                         if (all_done()) end_result_stream();
@@ -419,7 +413,11 @@ void MpiPoolBackend::read(Peer& p) {
 }
 
 void MpiPoolBackend::take_results(Peer& p, std::span<const std::byte> message) {
-    std::vector<std::vector<std::byte>> out;
+    struct Taken {
+        ResultHeader h;
+        std::vector<std::byte> record;  // as it goes to the engine
+    };
+    std::vector<Taken> out;
     const std::string where = " on " + p.link->name();
     for_each_record(message, [&](std::span<const std::byte> record) {
         ResultHeader h;
@@ -427,7 +425,7 @@ void MpiPoolBackend::take_results(Peer& p, std::span<const std::byte> message) {
         std::memcpy(&h, record.data(), sizeof h);
         auto payload = record.subspan(sizeof h);
         if (h.status == Status::lost) {
-            out.push_back(record_of(h, bytes_of_text(where)));
+            out.push_back({h, record_of(h, bytes_of_text(where))});
         } else if (h.status == Status::raised) {
             // An exception of a type not known here arrives as RemoteError: say which rank raised it.
             RemoteException e = decode_payload<RemoteException>(payload);
@@ -439,15 +437,15 @@ void MpiPoolBackend::take_results(Peer& p, std::span<const std::byte> message) {
             } catch (...) {
             }
             if (known) {
-                out.emplace_back(record.begin(), record.end());
+                out.push_back({h, {record.begin(), record.end()}});
             } else {
                 e.message += " [" + p.link->name() + "]";
                 std::vector<std::byte> body(encoded_size(e));
                 encode_into(e, body);
-                out.push_back(record_of(h, body));
+                out.push_back({h, record_of(h, body)});
             }
         } else if (h.status == Status::ok || h.status == Status::timed_out) {
-            out.emplace_back(record.begin(), record.end());
+            out.push_back({h, {record.begin(), record.end()}});
         } else {
             throw DecodeError("a result of unknown status");
         }
@@ -455,28 +453,21 @@ void MpiPoolBackend::take_results(Peer& p, std::span<const std::byte> message) {
     {
         std::lock_guard lock(mu_);
         // Only results of tasks it still holds: once it is lost, its tasks were failed already.
-        std::erase_if(out, [&](const std::vector<std::byte>& r) {
-            ResultHeader h;
-            std::memcpy(&h, r.data(), sizeof h);
-            return p.outstanding.erase(h.ordinal) == 0;
-        });
-        const std::size_t taken = out.size();
+        std::erase_if(out, [&](const Taken& t) { return p.outstanding.erase(t.h.ordinal) == 0; });
         // The window: about kWindowWorkNs of work per rank, from how long its tasks ran there (not
         // from how fast results come back: with a small window that is the round trip's latency,
         // and the window would stay small).
-        for (const auto& r : out) {
-            ResultHeader h;
-            std::memcpy(&h, r.data(), sizeof h);
-            if (h.status != Status::ok && h.status != Status::raised) continue;
-            const double ran = 1000.0 * double(h.run_us) + kTaskOverheadNs;
+        for (const Taken& t : out) {
+            if (t.h.status != Status::ok && t.h.status != Status::raised) continue;
+            const double ran = 1000.0 * double(t.h.run_us) + kTaskOverheadNs;
             p.service_ns = p.service_ns ? 0.9 * p.service_ns + 0.1 * ran : ran;
         }
-        if (taken && p.service_ns > 0)
+        if (!out.empty() && p.service_ns > 0)
             p.window =
                 std::clamp<std::size_t>(std::size_t(std::ceil(kWindowWorkNs / p.service_ns)), kMinWindow, kMaxWindow);
         // Posted under mu_, as lose() and the end of the stream are: nothing after the end.
         std::lock_guard results(results_mu_);
-        for (auto& r : out) results_.push_back(std::move(r));
+        for (Taken& t : out) results_.push_back(std::move(t.record));
         results_count_.fetch_add(out.size(), std::memory_order_relaxed);
     }
     cv_.notify_all();
@@ -490,11 +481,7 @@ void MpiPoolBackend::lose(Peer& p, const std::string& why) {
         std::lock_guard lock(mu_);
         if (p.lost || p.stopped) return;
         p.lost = true;
-        std::vector<std::uint64_t> held(p.outstanding.begin(), p.outstanding.end());
-        p.outstanding.clear();
-        std::sort(held.begin(), held.end());
-        for (const std::uint64_t ordinal : held)
-            post(record_of(ResultHeader{ordinal, Status::gone, p.link->pid, 0, 0}, bytes_of_text(text)));
+        fail_held(p, text);
         // With none left, tasks not sent yet would wait forever: the pool breaks (before the
         // stream ends, so that they fail saying why).
         if (live_.fetch_sub(1) == 1 && owner_->phase() != Phase::terminate)
@@ -503,6 +490,15 @@ void MpiPoolBackend::lose(Peer& p, const std::string& why) {
     }
     p.link->give_up();  // its feeder, blocked in a send, gets an error
     cv_.notify_all();
+}
+
+// Under mu_: the tasks `p` holds will never be answered: each fails (Status::gone, saying why).
+void MpiPoolBackend::fail_held(Peer& p, const std::string& why) {
+    std::vector<std::uint64_t> held(p.outstanding.begin(), p.outstanding.end());
+    p.outstanding.clear();
+    std::sort(held.begin(), held.end());
+    for (const std::uint64_t ordinal : held)
+        post(record_of(ResultHeader{ordinal, Status::gone, p.link->pid, 0, 0}, bytes_of_text(why)));
 }
 
 // Under mu_: every rank stopped or was lost, and the result stream has not ended yet (the caller

@@ -81,6 +81,7 @@ private:
     void read(Peer& p);
     void take_results(Peer& p, std::span<const std::byte> message);
     void lose(Peer& p, const std::string& why);
+    void fail_held(Peer& p, const std::string& why);
     bool send(Peer& p, std::span<const std::byte> message);
     void post(std::vector<std::byte> record);
     void end_result_stream();  // the last result of all: Status::shutdown

@@ -17,13 +17,17 @@
 #include <cstring>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "polyproc/errors.hpp"
+#include "polyproc/reduction.hpp"
 
 namespace polyproc::detail::mpi {
 
 inline constexpr std::uint32_t kProtocolVersion = 1;
+// A records message stops growing here (a batch of tasks, of results).
+inline constexpr std::size_t kBatchBytes = 1 << 20;
 
 enum class Kind : std::uint8_t {
     hello = 'h',
@@ -74,6 +78,13 @@ public:
         append(rest);
     }
     void append(std::span<const std::byte> b) { bytes_.insert(bytes_.end(), b.begin(), b.end()); }
+    void append(std::string_view text) { append(std::as_bytes(std::span(text.data(), text.size()))); }
+    template <class T>
+    void append_value(const T& value) {  // a codec value (Hello, PoolStart)
+        const std::size_t at = bytes_.size();
+        bytes_.resize(at + encoded_size(value));
+        encode_into(value, std::span<std::byte>(bytes_).subspan(at));
+    }
     std::span<const std::byte> bytes() const noexcept { return bytes_; }
     std::size_t size() const noexcept { return bytes_.size(); }
     bool has_records() const noexcept { return bytes_.size() > 1; }

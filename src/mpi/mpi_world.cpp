@@ -10,7 +10,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <mutex>
@@ -19,11 +18,7 @@
 #include <thread>
 #include <vector>
 
-#include <arpa/inet.h>
-#include <fcntl.h>
 #include <mpi.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -65,43 +60,17 @@ std::vector<std::string> own_addresses() {
     return out;
 }
 
-// A TCP connection to host:port within `limit`, authenticated as Client() does; nullopt when the
-// address cannot be reached (another host's interface may be unreachable from here).
-std::optional<Connection> connect_within(const std::string& host, std::uint16_t port, const std::string& authkey,
-                                         std::chrono::milliseconds limit) {
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(port);
-    if (::inet_pton(AF_INET, host.c_str(), &sa.sin_addr) != 1) return std::nullopt;
-    FileDescriptor fd(
-        os::check("socket", [] { return ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0); }));
-    if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0) {
-        if (errno != EINPROGRESS && errno != EINTR) return std::nullopt;
-        pollfd p{fd.get(), POLLOUT, 0};
-        if (os::poll_until(std::span(&p, 1), Deadline(Timeout(limit)), "poll") == 0) return std::nullopt;
-        int err = 0;
-        socklen_t len = sizeof err;
-        ::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len);
-        if (err) return std::nullopt;
-    }
-    const int flags = ::fcntl(fd.get(), F_GETFL);
-    os::check("fcntl", [&] { return ::fcntl(fd.get(), F_SETFL, flags & ~O_NONBLOCK); });
-    os::set_tcp_keepalive(fd.get(), 5, 2, 8, 20);
-    os::set_tcp_nodelay(fd.get());  // a batch of one task must not wait for the last one's ACK
-    Connection conn(std::move(fd));
-    answer_challenge(conn, authkey);
-    deliver_challenge(conn, authkey);
-    return conn;
+// A link's socket: keepalive and TCP_USER_TIMEOUT (a vanished host is found out), and no Nagle
+// delay (a batch of one task must not wait for the previous one's ACK).
+void tune(const Connection& conn) {
+    os::set_tcp_keepalive(conn.fileno(), 5, 2, 8, 20);
+    os::set_tcp_nodelay(conn.fileno());
 }
 
 // MPI's own threads (Open MPI's progress and PMIx threads) count as helpers: a fork child never
 // calls MPI, and a rank forks its pool's workers; without this, every fork would warn of them.
 void count_mpi_threads_as_helpers() {
-    std::error_code ec;
-    long threads = 0;
-    for (auto it = std::filesystem::directory_iterator("/proc/self/task", ec);
-         !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
-        ++threads;
+    const long threads = threads_in_this_process();
     if (threads > 1) count_helper_thread(int(threads - 1 - helper_threads_running()));
 }
 
@@ -215,8 +184,7 @@ void init_rank_0(const polyproc::mpi::InitOptions& options) {
         link->host = hello.host;
         link->pid = hello.pid;
         link->same_program = hello.program == program;
-        os::set_tcp_keepalive(conn.fileno(), 5, 2, 8, 20);
-        os::set_tcp_nodelay(conn.fileno());
+        tune(conn);
         link->conn = std::move(conn);
         the_world->links[std::size_t(hello.rank - 1)] = std::move(link);
         ++connected;
@@ -239,8 +207,9 @@ void init_rank_0(const polyproc::mpi::InitOptions& options) {
         std::size_t at = 0;
         for (std::size_t comma; !conn && (comma = addresses.find(',', at)) != std::string::npos; at = comma + 1) {
             const std::string host = addresses.substr(at, comma - at);
-            try {
-                conn = connect_within(host, port, authkey, std::chrono::seconds(2));
+            try {  // another host's interface may be unreachable from here: 2 s each
+                conn = client_within(InetAddress{host, port}, authkey, std::chrono::seconds(2));
+                tune(*conn);
             } catch (const std::exception& e) {
                 tried += " " + host + " (" + e.what() + ")";
             }
@@ -258,9 +227,7 @@ void init_rank_0(const polyproc::mpi::InitOptions& options) {
     hello.program = program_hash();
     hello.host = this_host();
     Message m(Kind::hello);
-    std::vector<std::byte> body(encoded_size(hello));
-    encode_into(hello, body);
-    m.append(body);
+    m.append_value(hello);
     conn->send_bytes(m.bytes());
     const bool told_to_exit = serve_pools(*conn);
     conn->close();
