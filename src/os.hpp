@@ -212,8 +212,8 @@ bool spin_until(Ready&& ready, AdaptivePause* pause = nullptr,
 }
 
 // ---- the one waiter shape ------------------------------------------------------------------
-// Every blocking wait of polyproc's own (queues, Condition, Semaphore, Event, a Pool's
-// AsyncResult) is this pair:
+// Every blocking wait of polyproc's own (queues, Barrier, Semaphore, Event, a Pool's AsyncResult)
+// is this pair (a Condition's waiter sleeps alone on its own slot's word: src/condition.cpp):
 //   waiter: futex_wait_until(word, sleepers, ready, deadline, style): true once ready() held,
 //     false once the deadline passed (after a last ready()). It spins briefly (spin_until), then
 //     is counted in `sleepers` (with its pid) until it returns or throws; each round it calls
@@ -222,10 +222,10 @@ bool spin_until(Ready&& ready, AdaptivePause* pause = nullptr,
 //   waker: make the change ready() looks for, then futex_wake_sleepers(word, sleepers, n, how,
 //     style), which makes no syscall when nobody is counted.
 // `word` is either
-//   * the state itself (a semaphore's value, an event's flag, a condition's notify sequence):
+//   * the state itself (a semaphore's value, an event's flag, a barrier's broadcast sequence):
 //     the waker changes it (Wake::word_changed) and the waiter names the value it sleeps on
 //     (WaitStyle::sleep_while: 0 for a semaphore or event, the sequence read under the lock for a
-//     condition). A word that can go down as well as up must be slept on at its "not ready"
+//     barrier). A word that can go down as well as up must be slept on at its "not ready"
 //     value, never at a value read in passing: a unit released, taken and released again between
 //     that read and the sleep would leave the waiter asleep beside a free unit;
 //   * or a sequence word only wakers change (a queue's: Wake::bump_word, bumped only when someone

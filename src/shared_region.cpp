@@ -29,7 +29,7 @@ namespace {
 
 constexpr std::size_t kArenaSize = 256 * 1024;
 constexpr std::size_t kArenaAlign = 64;  // a cache line: two locks never share one
-constexpr std::size_t kLargestArenaRegion = 4096;
+constexpr std::size_t kLargestArenaRegion = 16 * 1024;  // a Condition's slots fit
 
 // The first cache line of an arena file: the bump pointer every process allocating from it shares.
 struct ArenaHeader {

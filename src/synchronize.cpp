@@ -1,4 +1,4 @@
-// Lock, RLock, Semaphore, BoundedSemaphore, Condition, Event, Barrier. See synchronize.hpp.
+// Lock, RLock, Semaphore, BoundedSemaphore, Event, Barrier (Condition: condition.cpp). See synchronize.hpp.
 #include "polyproc/synchronize.hpp"
 
 #include <atomic>
@@ -126,15 +126,15 @@ LockBase::LockBase(bool recursive) {
     state_ = state;
 }
 
-// ---- Condition ---------------------------------------------------------------------------------
+// ---- a Barrier's broadcast -----------------------------------------------------------------------
 
-bool cond_wait(CondState& c, MutexState& m, Deadline deadline) {
-    const std::uint32_t seq = atomic(c.seq).load();  // under the mutex: a notify after it bumps seq
+bool broadcast_wait(BroadcastState& c, MutexState& m, Deadline deadline) {
+    const std::uint32_t seq = atomic(c.seq).load();  // under the mutex: a broadcast after it bumps seq
     // Release every level, remember the depth, and restore it however we leave.
     const std::uint32_t depth = m.depth;
     m.depth = 1;
     mutex_release(m);
-    const bool notified = os::futex_wait_until(
+    const bool woken = os::futex_wait_until(
         c.seq, c.sleepers, [&] { return atomic(c.seq).load() != seq; }, deadline, os::WaitStyle{.sleep_while = seq});
     struct Restore {
         MutexState& m;
@@ -144,38 +144,16 @@ bool cond_wait(CondState& c, MutexState& m, Deadline deadline) {
         }
     } restore{m, depth};
     mutex_acquire(m, true, {});  // OwnerDiedError propagates with the lock held at its old depth
-    return notified;
+    return woken;
 }
 
 // Always moves seq (a waiter still spinning, not yet counted, sees that), then wakes sleepers.
-void cond_notify(CondState& c, int n) {
+void broadcast(BroadcastState& c) {
     atomic(c.seq).fetch_add(1);
-    os::futex_wake_sleepers(c.seq, c.sleepers, n, os::Wake::word_changed);
+    os::futex_wake_sleepers(c.seq, c.sleepers, INT_MAX, os::Wake::word_changed);
 }
 
 }  // namespace detail
-
-Condition::Condition(detail::LockBase&& lock) : lock_(std::move(lock)) {
-    auto [region, state] = detail::make_shared_object<detail::CondState>();
-    region_ = std::move(region);
-    state_ = state;
-}
-
-bool Condition::wait(Timeout timeout) {
-    if (!lock_.is_mine()) throw ValueError("must acquire() condition before using wait()");
-    if (timeout.non_blocking()) {
-        // Python's wait(0): releases and re-acquires, never sleeps, reports "not notified".
-        return detail::cond_wait(*state_, lock_.state(), detail::Deadline(std::chrono::nanoseconds(0)));
-    }
-    return detail::cond_wait(*state_, lock_.state(), detail::Deadline(timeout));
-}
-
-void Condition::notify(int n) {
-    if (!lock_.is_mine()) throw ValueError("lock is not owned");
-    if (n > 0) detail::cond_notify(*state_, n);
-}
-
-void Condition::notify_all() { notify(INT_MAX); }
 
 // ---- Semaphore ---------------------------------------------------------------------------------
 
@@ -274,7 +252,7 @@ struct BarrierGuard {
 
 void barrier_break(detail::BarrierState& b) {
     b.broken = true;
-    detail::cond_notify(b.cond, INT_MAX);
+    detail::broadcast(b.cond);
 }
 
 }  // namespace
@@ -313,13 +291,13 @@ int Barrier::wait(Timeout timeout) {
         }
         b.count = 0;
         ++b.generation;
-        detail::cond_notify(b.cond, INT_MAX);
+        detail::broadcast(b.cond);
         return index;
     }
     while (b.generation == generation && !b.broken) {
         bool woken = false;
         try {
-            woken = !deadline.expired() && detail::cond_wait(b.cond, b.mutex, deadline);
+            woken = !deadline.expired() && detail::broadcast_wait(b.cond, b.mutex, deadline);
         } catch (const OwnerDiedError&) {  // a party died holding the barrier's lock
             barrier_break(b);
             throw BrokenBarrierError();
@@ -343,7 +321,7 @@ void Barrier::reset() {
     }
     b.count = 0;
     b.broken = false;
-    detail::cond_notify(b.cond, INT_MAX);
+    detail::broadcast(b.cond);
 }
 
 void Barrier::abort() {

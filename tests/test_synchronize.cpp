@@ -1,7 +1,9 @@
 // synchronize.hpp: Lock, RLock, Semaphore, BoundedSemaphore, Condition, Event, Barrier across real
 // processes, Python's errors, and what happens when a process dies holding or waiting on them.
+#include <atomic>
 #include <condition_variable>
 #include <csignal>
+#include <fstream>
 #include <mutex>
 #include <thread>
 
@@ -331,6 +333,7 @@ TEST_F(Synchronize, EventSetInAChildWakesEveryWaiter) {
 
 TEST_F(Synchronize, ConditionRequiresItsLock) {
     mp::Condition cond;
+    EXPECT_EQ(cond.repr(), "<Condition(<RLock(None, 0)>, 0)>");  // Python's
     EXPECT_THROW_WITH(cond.wait(), mp::ValueError, "must acquire() condition before using wait()");
     EXPECT_THROW_WITH(cond.notify(), mp::ValueError, "lock is not owned");
     std::lock_guard guard(cond);
@@ -463,6 +466,209 @@ TEST_F(Synchronize, ADeadWaiterDoesNotBlockNotify) {
     }
     live.join();
     EXPECT_EQ(live.exitcode(), 0);
+}
+
+// Three processes wait; notify() comes while the last one (at least) is still in its spin before
+// sleeping. Exactly one may return true before notify_all; a single notify sequence that every
+// waiter watched woke all three in one run of four.
+TEST_F(Synchronize, NotifyWakesExactlyOneWaiterEvenWhileWaitersSpin) {
+    for (int round = 0; round < 8; ++round) {
+        SCOPED_TRACE("round " + std::to_string(round));
+        mp::Condition cond;
+        mp::RawValue<int> ready(0), phase(0), woken_by_notify(0), woken_by_notify_all(0);
+        std::vector<mp::Process> waiters;
+        for (int i = 0; i < 3; ++i)
+            waiters.emplace_back(
+                [](mp::Condition& c, mp::RawValue<int>& ready_count, mp::RawValue<int>& current_phase,
+                   mp::RawValue<int>& first, mp::RawValue<int>& second) {
+                    std::lock_guard g(c);
+                    ready_count.set_value(ready_count.value() + 1);
+                    if (!c.wait(30s)) return;
+                    auto& count = current_phase.value() == 1 ? first : second;
+                    count.set_value(count.value() + 1);
+                },
+                cond, ready, phase, woken_by_notify, woken_by_notify_all);
+        for (auto& p : waiters) p.start();
+        const auto give_up = std::chrono::steady_clock::now() + 30s;
+        // Poll without sleeping on the lock, so as to notify within microseconds of the last
+        // waiter's release.
+        for (bool notified = false; !notified && std::chrono::steady_clock::now() < give_up;) {
+            if (!cond.acquire(false)) continue;
+            if (ready.value() == 3) {
+                phase.set_value(1);
+                cond.notify();
+                notified = true;
+            }
+            cond.release();
+        }
+        for (int i = 0; i < 30000 && woken_by_notify.value() == 0; ++i) std::this_thread::sleep_for(1ms);
+        std::this_thread::sleep_for(20ms);  // time for a wrongly woken waiter to count itself
+        {
+            std::lock_guard g(cond);
+            phase.set_value(2);
+            cond.notify_all();
+        }
+        for (auto& p : waiters) p.join();
+        std::lock_guard g(cond);
+        EXPECT_EQ(woken_by_notify.value(), 1);
+        EXPECT_EQ(woken_by_notify_all.value(), 2);
+    }
+}
+
+TEST_F(Synchronize, NotifyWakesTheOldestWaiterFirst) {
+    mp::Condition cond;
+    int waiting = 0;  // these two guarded by cond
+    std::vector<int> woke;
+    auto until = [&](auto done) {  // polls under the lock, for at most 30 s
+        const auto give_up = std::chrono::steady_clock::now() + 30s;
+        for (;;) {
+            {
+                std::lock_guard g(cond);
+                if (done() || std::chrono::steady_clock::now() > give_up) return done();
+            }
+            std::this_thread::yield();
+        }
+    };
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 3; ++i) {
+        threads.emplace_back([&, i] {
+            std::lock_guard g(cond);
+            ++waiting;
+            if (cond.wait(30s)) woke.push_back(i);
+        });
+        EXPECT_TRUE(until([&] { return waiting == i + 1; }));  // thread i waits before i + 1 starts
+    }
+    for (std::size_t k = 1; k <= 3; ++k) {
+        {
+            std::lock_guard g(cond);
+            cond.notify();
+        }
+        EXPECT_TRUE(until([&] { return woke.size() == k; }));
+    }
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(woke, (std::vector<int>{0, 1, 2}));
+}
+
+// Waits that time out while notifications arrive, so that timeouts and notifications meet: a
+// wait() returns true only for a notification handed to it (never more trues than notify(1)
+// calls), and the waiters never hang.
+TEST_F(Synchronize, TimeoutsRacingNotifyNeverReturnMoreTruesThanNotifies) {
+    mp::Condition cond(mp::Lock{});
+    std::atomic<int> trues{0}, finished{0};
+    int notifies = 0;
+    std::vector<std::thread> waiters;
+    for (int t = 0; t < 4; ++t)
+        waiters.emplace_back([&, t] {
+            for (int i = 0; i < 300; ++i) {
+                std::lock_guard g(cond);
+                if (cond.wait(std::chrono::microseconds(40 * ((i + t) % 5)))) ++trues;
+            }
+            ++finished;
+        });
+    const auto give_up = std::chrono::steady_clock::now() + 60s;
+    while (finished < 4 && std::chrono::steady_clock::now() < give_up) {
+        {
+            std::lock_guard g(cond);
+            cond.notify();
+            ++notifies;
+        }
+        if (notifies % 4 == 0) std::this_thread::sleep_for(std::chrono::microseconds(20));
+    }
+    for (auto& t : waiters) t.join();
+    EXPECT_EQ(finished.load(), 4);
+    EXPECT_LE(trues.load(), notifies);
+    EXPECT_GT(trues.load(), 0);
+}
+
+// A waiter SIGKILLed and not yet reaped (a zombie) is older than the live one: notify() must see
+// it dead and wake the live one.
+TEST_F(Synchronize, NotifySkipsAWaiterKilledButNotYetReaped) {
+    mp::Condition cond;
+    mp::Event waiting;
+    mp::Process doomed(
+        [](mp::Condition& shared_cond, mp::Event& is_waiting) {
+            std::lock_guard g(shared_cond);
+            is_waiting.set();
+            shared_cond.wait(60s);
+        },
+        cond, waiting);
+    doomed.start();
+    ASSERT_TRUE(waiting.wait(30s));
+    {
+        std::lock_guard g(cond);  // doomed is inside wait() now
+    }
+    ::kill(doomed.pid(), SIGKILL);
+    // Dead: a zombie of ours, or gone (a forkserver child is reaped by the forkserver at once).
+    auto is_dead = [pid = doomed.pid()] {
+        std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+        std::string line;
+        if (!std::getline(stat, line)) return true;
+        const auto close = line.rfind(')');
+        return close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'Z';
+    };
+    for (int i = 0; i < 3000 && !is_dead(); ++i) std::this_thread::sleep_for(1ms);
+    ASSERT_TRUE(is_dead());
+    waiting.clear();
+    mp::Process live(
+        [](mp::Condition& shared_cond, mp::Event& is_waiting) {
+            std::lock_guard g(shared_cond);
+            is_waiting.set();
+            std::_Exit(shared_cond.wait(30s) ? 0 : 1);
+        },
+        cond, waiting);
+    live.start();
+    ASSERT_TRUE(waiting.wait(30s));
+    {
+        std::lock_guard g(cond);  // live is inside wait() now
+        cond.notify();
+    }
+    live.join();
+    EXPECT_EQ(live.exitcode(), 0);
+    doomed.join();
+    EXPECT_EQ(doomed.exitcode(), -SIGKILL);
+}
+
+TEST_F(Synchronize, ConditionSaysWhenItHoldsNoMoreWaiters) {
+    mp::Condition cond;
+    int waiting = 0, woken = 0;  // guarded by cond
+    std::vector<std::thread> threads;
+    struct ReleaseAll {  // also when an assertion fails
+        mp::Condition& cond;
+        std::vector<std::thread>& threads;
+        ~ReleaseAll() {
+            {
+                std::lock_guard g(cond);
+                cond.notify_all();
+            }
+            for (auto& t : threads) t.join();
+        }
+    } release_all{cond, threads};
+    for (int i = 0; i < mp::Condition::kMaxWaiters; ++i)
+        threads.emplace_back([&] {
+            std::lock_guard g(cond);
+            ++waiting;
+            if (cond.wait(60s)) ++woken;
+        });
+    for (int i = 0; i < 60000; ++i) {
+        std::lock_guard g(cond);
+        if (waiting == mp::Condition::kMaxWaiters) break;
+        if (i % 100 == 99) std::this_thread::sleep_for(1ms);
+    }
+    std::lock_guard g(cond);
+    ASSERT_EQ(waiting, mp::Condition::kMaxWaiters);
+    EXPECT_EQ(cond.repr(), "<Condition(<RLock(MainProcess, 1)>, 340)>");
+    EXPECT_THROW_WITH(cond.wait(0s), mp::ValueError, "340 threads are waiting on this Condition already");
+    cond.notify(5);
+    cond.release();
+    for (int i = 0; i < 30000; ++i) {
+        {
+            std::lock_guard g2(cond);
+            if (woken == 5) break;
+        }
+        std::this_thread::sleep_for(1ms);
+    }
+    cond.acquire();
+    EXPECT_EQ(woken, 5);
 }
 
 // ---- Barrier -----------------------------------------------------------------------------------

@@ -60,10 +60,14 @@ struct MutexState {
 };
 
 // The futex words below are waited on with os::futex_wait_until, their sleepers counted beside them.
-struct CondState {
-    std::uint32_t seq = 0;  // futex word: bumped by every notify
+// A Barrier's sleep: every broadcast wakes every sleeper (the barrier's generation count says which
+// of them may leave). Condition keeps per-waiter tickets instead (src/condition.cpp).
+struct BroadcastState {
+    std::uint32_t seq = 0;  // futex word: bumped by every broadcast
     FutexSleepers sleepers;
 };
+
+struct ConditionState;  // src/condition.cpp
 
 struct CounterState {
     std::uint32_t value = 0;  // futex word
@@ -81,7 +85,7 @@ struct EventState {
 // wedge the next cycle.
 struct BarrierState {
     MutexState mutex;
-    CondState cond;
+    BroadcastState cond;
     int parties = 0;
     int count = 0;                      // arrivals in the current generation
     std::uint32_t generation = 0;
@@ -138,10 +142,10 @@ inline void mutex_release(MutexState& m) {
 
 std::string mutex_repr(const MutexState& m, const char* kind);
 
-// Condition variable on a futex word, used with any MutexState. Releases the mutex completely
-// (all RLock levels) while waiting and restores the same depth. false on timeout.
-bool cond_wait(CondState& c, MutexState& m, Deadline deadline);
-void cond_notify(CondState& c, int n);
+// Sleeps on a BroadcastState with the mutex released (all RLock levels; the same depth restored
+// however it leaves) until the next broadcast; false on timeout.
+bool broadcast_wait(BroadcastState& c, MutexState& m, Deadline deadline);
+void broadcast(BroadcastState& c);
 
 // The standard library's lockable names over Python's acquire/release, so that std::lock_guard,
 // std::unique_lock, std::scoped_lock and std::condition_variable_any work with every primitive.
@@ -228,11 +232,20 @@ public:
 };
 
 // Python: multiprocessing.Condition(lock=None); the default lock is a new RLock.
+//
+// Exact, as Python's is: notify(n) chooses at most n of the threads waiting at that moment (the
+// oldest first) and wakes only those, also when they are still in their spin before sleeping;
+// wait() returns true only in a waiter that a notify chose, and a waiter whose timeout comes at
+// the same time as its notification returns true (the notification is not lost). A waiter that
+// dies is skipped by notify, also before its parent has reaped it. At most kMaxWaiters threads
+// (of any processes) wait on one Condition at a time; one more gets mp::ValueError.
 class Condition : public detail::StandardLockNames<Condition> {
 public:
     Condition() : Condition(RLock()) {}
     explicit Condition(Lock lock) : Condition(static_cast<detail::LockBase&&>(lock)) {}
     explicit Condition(RLock lock) : Condition(static_cast<detail::LockBase&&>(lock)) {}
+
+    static constexpr int kMaxWaiters = 340;  // the slots of its 16 KiB of shared memory
 
     bool acquire(bool block = true, Timeout timeout = {}) { return lock_.acquire(block, timeout); }
     void release() { lock_.release(); }
@@ -255,19 +268,19 @@ public:
     // Wakes up to n waiters. mp::ValueError("lock is not owned") when the caller does not hold it.
     void notify(int n = 1);
     void notify_all();
+    std::string repr() const;  // <Condition(<RLock(None, 0)>, 2)>: its lock, then its waiters
 
     void reduce_for_child(detail::ChildWriter& w) const {
         lock_.reduce_for_child(w);
         w.region(*region_);
     }
-    explicit Condition(detail::ChildReader& r)
-        : lock_(r), region_(r.region()), state_(detail::region_object<detail::CondState>(*region_)) {}
+    explicit Condition(detail::ChildReader& r);
 
 private:
     explicit Condition(detail::LockBase&& lock);
     detail::LockBase lock_;
     std::shared_ptr<detail::SharedRegion> region_;
-    detail::CondState* state_;
+    detail::ConditionState* state_;
 };
 
 // Python: multiprocessing.Event.

@@ -6,7 +6,7 @@
 // process that maps it or holds its descriptor is gone, even if every one of them is SIGKILLed,
 // so locks, values and arrays can never leak.
 //
-// Small regions (a Lock, a Value) are carved from shared 256 KiB arena files, so that a program
+// Small regions (up to 16 KiB: a Lock, a Condition, a Value) are carved from shared 256 KiB arena files, so that a program
 // with thousands of locks does not hold thousands of descriptors; the arena's bump pointer lives
 // in the arena itself, so a fork child allocating from an inherited arena never collides with its
 // parent. Large regions get a file of their own. The objects placed in a region are never
