@@ -67,6 +67,16 @@ void forget_helpers_in_child() noexcept {
 }
 const bool helpers_registered = (register_after_fork(forget_helpers_in_child), true);
 
+// ---- kept for the process's life: id + 1 in a slot, 0 for an empty one ----
+constexpr int kKeptSlots = 16;
+std::array<std::array<std::atomic<int>, kKeptSlots>, 3> kept_ids;
+
+void forget_kept_in_child() noexcept {
+    for (auto& kind : kept_ids)
+        for (auto& slot : kind) slot.store(0, std::memory_order_relaxed);
+}
+const bool kept_registered = (register_after_fork(forget_kept_in_child), true);
+
 }  // namespace
 
 // ---- who am I: pid and tid, cached per thread (thread_identity.hpp) --------------------------
@@ -120,5 +130,26 @@ bool helper_running_user_code() noexcept { return on_helper_thread && user_code_
 void count_user_code_on_this_thread(int delta) noexcept { user_code_depth += delta; }
 void count_helper_thread(int delta) noexcept { helper_threads.fetch_add(delta, std::memory_order_relaxed); }
 void mark_this_thread_as_helper() noexcept { on_helper_thread = true; }
+
+void keep(Kept what, int id) noexcept {
+    for (auto& slot : kept_ids[std::size_t(what)]) {
+        int empty = 0;
+        if (slot.compare_exchange_strong(empty, id + 1)) return;
+    }
+}
+
+void unkeep(Kept what, int id) noexcept {
+    for (auto& slot : kept_ids[std::size_t(what)]) {
+        int noted = id + 1;
+        if (slot.compare_exchange_strong(noted, 0)) return;
+    }
+}
+
+std::vector<int> kept(Kept what) {
+    std::vector<int> ids;
+    for (const auto& slot : kept_ids[std::size_t(what)])
+        if (const int noted = slot.load(); noted != 0) ids.push_back(noted - 1);
+    return ids;
+}
 
 }  // namespace polyproc::detail

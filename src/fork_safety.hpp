@@ -1,5 +1,5 @@
 // What a fork() does to the library's own state, in one place (Python's util.register_after_fork),
-// and the library's helper threads, counted in one place.
+// the library's helper threads, counted in one place, and what it keeps for the process's life.
 //
 // A fork child has one thread: the one that forked. Every lock another thread held at that moment
 // stays locked in the child forever, and every helper thread is gone. So each module that keeps a
@@ -15,6 +15,7 @@
 
 #include <thread>
 #include <utility>
+#include <vector>
 
 namespace polyproc::detail {
 
@@ -60,5 +61,16 @@ std::thread helper_thread(F f) {
         throw;
     }
 }
+
+// ---- what the library keeps for the rest of the process's life ----
+// Once started, the forkserver (a child and its control socket), the resource tracker (a child and
+// its pipe), the resource sharer (a thread and its socket) and the current shared-memory arena (a
+// memfd) live until the process exits, by design. They are noted here so that a leak check (the
+// test suite's, tests/leak_check.cpp) can tell them from leaks; nothing else reads this. A fork
+// child starts with none noted: it keeps nothing of its parent's.
+enum class Kept : int { fd, child, thread };
+void keep(Kept what, int id) noexcept;    // at most 16 of each at a time; more are not noted
+void unkeep(Kept what, int id) noexcept;  // one that is not noted: nothing
+std::vector<int> kept(Kept what);
 
 }  // namespace polyproc::detail

@@ -103,6 +103,7 @@ void after_fork_in_child() noexcept {
 Registry& registry() {
     static Registry* r = [] {
         g_devnull = os::open("/dev/null", O_RDWR).release();
+        keep(Kept::fd, g_devnull);  // for the life of the process (fork_safety.hpp)
         register_after_fork(&after_fork_in_child);
         g_registry = new Registry();  // never destroyed: proxies may be released during exit
         return g_registry;
@@ -263,6 +264,8 @@ struct Channels {
     std::unordered_map<std::string, Channel> by_address;
 };
 thread_local Channels t_channels;
+// Calls of this thread under way: a proxy released meanwhile must not take their channel away.
+thread_local int t_calls_under_way = 0;
 
 // `where` is describe(address), which the caller has at hand (made once per ProxyRef, not per call).
 Channel& channel_for(const Address& address, const std::string& where, const std::string& authkey) {
@@ -293,6 +296,28 @@ Channel& channel_for(const Address& address, const std::string& where, const std
 }  // namespace
 
 std::string describe(const Address& address) { return to_string(address); }
+
+void release_connections(const Address& address, bool server_gone) noexcept {
+    try {
+        const std::string where = describe(address);
+        if (g_registry) {
+            std::shared_ptr<Session> session;
+            {
+                std::lock_guard lock(g_registry->mu);
+                if (g_registry->generation == g_generation.load())
+                    if (auto it = g_registry->sessions.find(where); it != g_registry->sessions.end())
+                        session = it->second;
+            }
+            if (session) {
+                std::lock_guard lock(session->mu);
+                if (!server_gone && !session->local.empty()) return;  // still in use here
+                close_tracked(session->conn);  // its counts stay, for a session opened anew
+            }
+        }
+        if (t_calls_under_way == 0 && t_channels.generation == g_generation.load()) t_channels.by_address.erase(where);
+    } catch (...) {  // bad_alloc naming it: the connections stay until exit
+    }
+}
 
 ProxyRef::ProxyRef(Address where, std::string key, std::string id, std::string type)
     : address(std::move(where)),
@@ -381,6 +406,10 @@ struct ProxyKey : ObjectAttachment {
 
 Reply call(const ProxyRef& ref, const std::string& method, const Object& args, const Object& kwds) {
     ref.ensure_counted();
+    struct UnderWay {
+        UnderWay() { ++t_calls_under_way; }
+        ~UnderWay() { --t_calls_under_way; }
+    } under_way;
     Channel& channel = channel_for(ref.address, ref.address_text, ref.authkey);
     return channel.exchange(
         ref.address, encode_request(Object(ref.ident), method, args, kwds, channel.encoding),

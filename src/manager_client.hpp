@@ -46,6 +46,14 @@ Object call_server_function(const Address& address, const std::string& authkey, 
 // One request on a fresh connection, as CPython's one-shot connections (dummy, shutdown).
 Object one_shot(const Address& address, const std::string& authkey, const std::string& function);
 
+// Closes this process's session with the manager at `address` and the calling thread's channel to
+// it: always when the manager's server is gone (`server_gone`, its owner shut it down), otherwise
+// only if this process holds no references there any more. Python closes a thread's connection
+// when its last proxy goes; here a manager's connections stay for the next proxy, and go with the
+// manager (BaseManager's shutdown or destructor). Another thread's channel to it closes when that
+// thread next finds the manager gone, or at its exit.
+void release_connections(const Address& address, bool server_gone) noexcept;
+
 // The text that names a manager in errors: its address.
 std::string describe(const Address& address);
 

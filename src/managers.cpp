@@ -154,16 +154,25 @@ BaseManager::BaseManager(std::optional<Address> address, std::optional<std::stri
 }
 
 BaseManager::BaseManager(BaseManager&&) noexcept = default;
+namespace {
+// A manager object going away: the server it started stops, and a connected client lets go of its
+// connections unless its proxies still use them.
+void end_of_manager(BaseManager& manager, detail::manager::ManagerState& state) noexcept {
+    manager.shutdown();
+    if (state.state == State::connected && state.address) detail::manager::release_connections(*state.address, false);
+}
+}  // namespace
+
 BaseManager& BaseManager::operator=(BaseManager&& other) noexcept {
     if (this != &other) {
-        if (state_) shutdown();
+        if (state_) end_of_manager(*this, *state_);
         state_ = std::move(other.state_);
     }
     return *this;
 }
 
 BaseManager::~BaseManager() {
-    if (state_) shutdown();
+    if (state_) end_of_manager(*this, *state_);
 }
 
 void BaseManager::start() {
@@ -268,6 +277,7 @@ void BaseManager::shutdown() {
         }
     }
     server.join();
+    detail::manager::release_connections(*state_->address, true);
     if (state_->generated_address) detail::manager::remove_generated_socket(std::get<std::string>(*state_->address));
 }
 

@@ -20,6 +20,7 @@
 #include "os.hpp"
 #include "polyproc/connection.hpp"
 #include "fork_safety.hpp"
+#include "polyproc/detail/thread_identity.hpp"
 
 namespace polyproc {
 namespace {
@@ -36,10 +37,12 @@ public:
         std::promise<void> running;  // the thread's own: it may still be inside set_value when wait() returns
         auto started = running.get_future();
         detail::helper_thread([this, running = std::move(running)]() mutable {
+            detail::keep(detail::Kept::thread, detail::this_thread().tid);
             running.set_value();
             serve();
         }).detach();
         started.wait();
+        detail::keep(detail::Kept::fd, listener_.fileno());
     }
     void lock() noexcept { mu_.lock(); }
     void unlock() noexcept { mu_.unlock(); }

@@ -428,7 +428,17 @@ struct TrackerState {
     ino_t ino = 0;
     pid_t pid = 0;        // the tracker
     pid_t forked_by = 0;  // its parent, the only process that may reap it
+    int noted_fd = -1;    // what keep() was told (fork_safety.hpp), to take back on a change
+    pid_t noted_pid = 0;
 };
+
+// Tells keep() (fork_safety.hpp) that the tracker and its pipe are now s.pid and s.fd.
+void note_kept(TrackerState& s) noexcept {
+    unkeep(Kept::fd, s.noted_fd);
+    unkeep(Kept::child, s.noted_pid);
+    keep(Kept::fd, s.noted_fd = s.fd);
+    if (s.forked_by == ::getpid()) keep(Kept::child, s.noted_pid = s.pid);
+}
 
 TrackerState* g_state = nullptr;
 
@@ -486,6 +496,7 @@ void start_locked(TrackerState& s) {
     s.ino = st.st_ino;
     s.pid = pid;
     s.forked_by = ::getpid();
+    note_kept(s);
     // r closes at return: the tracker holds the only read end, so a dead tracker means EPIPE.
     wait_until_detached(pid);
 }
@@ -582,6 +593,7 @@ void tracker_adopt(FileDescriptor pipe, pid_t pid) {
     s.ino = st.st_ino;
     s.pid = pid;
     s.forked_by = 0;  // not ours to reap
+    note_kept(s);
 }
 
 pid_t tracker_pid() noexcept {

@@ -77,6 +77,7 @@ SharedRegion::SharedRegion(std::size_t size, Commit commit) {
         for (int attempt = 0; attempt < 2; ++attempt) {
             if (!a.current) {
                 a.current = new_segment(kArenaSize, false);
+                keep(Kept::fd, a.current->fd.get());  // kept as the current arena
                 static_cast<ArenaHeader*>(a.current->base)->used.store(kArenaAlign, std::memory_order_relaxed);
             }
             auto* header = static_cast<ArenaHeader*>(a.current->base);
@@ -88,6 +89,7 @@ SharedRegion::SharedRegion(std::size_t size, Commit commit) {
                 data_ = static_cast<std::byte*>(segment_->base) + offset_;
                 return;
             }
+            unkeep(Kept::fd, a.current->fd.get());
             a.current.reset();  // full (a fork relative may have filled it): start another
         }
     }

@@ -237,6 +237,8 @@ const bool forkserver_atfork = (register_after_fork([]() noexcept {
 // Ends our server (it exits at end of file on its control socket) and reaps it; one that does not
 // go within 5 s is killed. Its children live on (they report 255 if they outlive it).
 void retire_server_locked(ForkServerClient& c) noexcept {
+    unkeep(Kept::fd, c.control.get());
+    unkeep(Kept::child, c.server);
     c.control.reset();
     if (!c.server || c.owner != ::getpid()) {
         c.server = 0;
@@ -258,6 +260,8 @@ void start_server_locked(ForkServerClient& c) {
     c.server = spawn_self("forkserver", theirs.get());
     c.control = std::move(ours);
     c.owner = ::getpid();
+    keep(Kept::fd, c.control.get());
+    keep(Kept::child, c.server);
 }
 
 // Asks the server for a child: returns its pid, with `status` the read end of its status pipe and

@@ -15,6 +15,7 @@
 
 #include <unistd.h>
 
+#include "leak_check.hpp"
 #include "polyproc/mpi.hpp"
 #include "polyproc/polyproc.hpp"
 #include "support.hpp"
@@ -231,5 +232,6 @@ TEST(MpiPool, IdleRanksBurnNoCpu) {
 int main(int argc, char** argv) {
     mp::mpi::init(argc, argv);  // ranks 1 and 2 serve here
     testing::InitGoogleTest(&argc, argv);
+    polyproc_test::install_leak_check();  // no /dev/shm of its own: Open MPI's shared memory is there
     return RUN_ALL_TESTS();
 }
