@@ -48,6 +48,7 @@ struct WorkerSlot {
     std::atomic<SlotState> state{SlotState::free};
     std::atomic<bool> waiting{false};  // in get(), waiting for a task (cleared by reap if it died there)
     char error[240]{};  // what the initializer threw
+    char crashed_in[200]{};  // the function a fatal signal came in (faulthandler.hpp), or empty
 };
 
 struct PoolShared {

@@ -5,10 +5,12 @@
 #include <algorithm>
 #include <chrono>
 #include <csignal>
+#include <cstring>
 #include <cstdint>
 #include <exception>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -112,8 +114,14 @@ void LocalPoolBackend::reap(std::size_t slot) {
     // only after its result is published, ahead of any report of ours).
     if (task != 0 && tasks_.taken_count() > task - 1 && !held_by_a_live_worker(task)) {
         ResultHeader h{task - 1, timed_out ? Status::timed_out : Status::lost, pid, exitcode, 0};
-        post(h);
+        // A lost record's text follows the task's description in the WorkerLostError.
+        const std::string crashed_in =
+            !timed_out && s.crashed_in[0]
+                ? ", crashed in " + std::string(s.crashed_in, ::strnlen(s.crashed_in, sizeof s.crashed_in))
+                : "";
+        put_record(results_, bytes_of(h), std::as_bytes(std::span(crashed_in.data(), crashed_in.size())));
     }
+    s.crashed_in[0] = '\0';
     s.task.store(0);
     s.waiting.store(false);
     s.state.store(SlotState::free);

@@ -16,6 +16,7 @@
 
 #include <unistd.h>
 
+#include "faulthandler.hpp"
 #include "pool_records.hpp"
 #include "remote_exception.hpp"
 #include "start_method.hpp"
@@ -75,6 +76,7 @@ bool try_retire(const WorkerEnv& env) noexcept {
 
 void worker_loop(const WorkerEnv& env) {
     WorkerSlot& s = env.slot;
+    faulthandler::set_crash_note(s.crashed_in, sizeof s.crashed_in);  // for the supervisor's report
     QueueCore& tasks_ = env.tasks;
     QueueCore& results_ = env.results;
     if (env.initializer) {

@@ -23,6 +23,7 @@
 
 #include <stdio_ext.h>
 
+#include "faulthandler.hpp"
 #include "names.hpp"
 #include "os.hpp"
 #include "process_internal.hpp"
@@ -123,6 +124,14 @@ Registry& registry() {
 
 void remove_finished_locked(Registry& r) {
     std::erase_if(r.children, [](ChildInfo& c) { return c.record->poll().has_value(); });
+}
+
+// Python's join: a child that has ended leaves the list of children at once, and with it the
+// registry's hold on its record (and the pidfd in it).
+void forget_if_ended(const ProcessRecord* record) {
+    Registry& r = registry();
+    std::lock_guard lock(r.mu);
+    std::erase_if(r.children, [&](ChildInfo& c) { return c.record.get() == record && c.record->poll().has_value(); });
 }
 
 // Python's util._exit_function: terminate daemonic children, then join every child.
@@ -278,6 +287,7 @@ void warn_if_forking_threads() {
 }
 
 void run_child_and_exit(const std::function<void()>& work) {
+    faulthandler::enable();  // a crash now writes its stack to stderr first (faulthandler.hpp)
     // Python replaces the child's stdin with /dev/null so that children do not fight over it.
     // open() returns the lowest free descriptor, 0, and stays inheritable as stdin must.
     ::close(STDIN_FILENO);
@@ -319,6 +329,7 @@ bool ProcessInfo::is_alive() const { return !record_ || !record_->ended_now(); }
 void ProcessInfo::join(Timeout timeout) const {
     if (!record_) throw ValueError("can only join a child process");
     record_->wait(detail::Deadline(timeout));
+    detail::forget_if_ended(record_.get());
 }
 
 std::optional<int> ProcessInfo::exitcode() const {
@@ -571,6 +582,7 @@ void Process::join(Timeout timeout) {
         record_->poll();
     else
         record_->wait(detail::Deadline(timeout));
+    detail::forget_if_ended(record_.get());
 }
 
 bool Process::is_alive() const {

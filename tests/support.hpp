@@ -7,6 +7,7 @@
 #include "polyproc/context.hpp"
 #include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
@@ -46,6 +47,13 @@ protected:
         }
     }
 };
+
+// A real fault, for crash reports: a store to a bad address (not null, which UBSan would report
+// first), in a function of its own, which the report names.
+[[gnu::noinline]] inline void write_to_a_bad_address(int value) {
+    static volatile std::uintptr_t bad = 16;  // read at run time: the compiler cannot see the fault
+    *reinterpret_cast<volatile int*>(bad) = value;
+}
 
 // Waits (bounded) until pred() holds; its last answer when `limit` passes.
 template <class Pred>

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <numeric>
@@ -63,6 +64,36 @@ TEST_F(PoolResilience, AWorkerKilledBySignalFailsOnlyItsTaskAndIsReplaced) {
         EXPECT_TRUE(eventually([&] { return pool.size() == 2 && pool.worker_pids().size() == 2; }));
     }
     EXPECT_EQ(pool.apply(square, 12), 144);  // still usable
+}
+
+int crash_in_a_task_on_purpose(int value) {
+    write_to_a_bad_address(value);
+    return value;
+}
+
+// The worker's crash report (faulthandler) names the function it crashed in; the WorkerLostError
+// says so beside the task and the signal.
+TEST_F(PoolResilience, AWorkerLostErrorNamesTheTaskTheSignalAndWhereItCrashed) {
+    mp::Pool pool(1);
+    auto r = pool.apply_async(crash_in_a_task_on_purpose, 5);
+    try {
+        r.get(60s);
+        FAIL() << "the task succeeded";
+    } catch (const mp::WorkerLostError& e) {
+        const std::string what = e.what();
+        EXPECT_EQ(e.exitcode(), -SIGSEGV) << what;
+        EXPECT_NE(what.find("apply_async"), std::string::npos) << what;
+        EXPECT_NE(what.find(", crashed in write_to_a_bad_address("), std::string::npos) << what;
+        EXPECT_NE(what.find("(killed by signal 11, SIGSEGV)"), std::string::npos) << what;
+    }
+    EXPECT_EQ(pool.apply(square, 3), 9);  // its replacement works
+    auto killed = pool.apply_async(die_by_signal, SIGKILL);  // no report: nothing to say where
+    try {
+        killed.get(60s);
+        FAIL() << "the task succeeded";
+    } catch (const mp::WorkerLostError& e) {
+        EXPECT_EQ(std::string(e.what()).find("crashed in"), std::string::npos) << e.what();
+    }
 }
 
 TEST_F(PoolResilience, AWorkerThatCallsExitFailsItsTaskWithTheExitCode) {

@@ -1,6 +1,10 @@
 // process.hpp: Process (fork start method), current_process, parent_process, active_children,
 // cpu_count; CPython's behaviour and messages (docs/process.md).
 #include <csignal>
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <iterator>
 #include <cstring>
 #include <fcntl.h>
 #include <sched.h>
@@ -229,6 +233,59 @@ TEST_F(ProcessApi, ExitCodes) {
               }),
               -SIGSEGV);
     EXPECT_EQ(code_of([] { throw 5; }), 1);
+}
+
+namespace {
+
+[[gnu::noinline]] void abort_on_purpose() { std::abort(); }
+
+// Starts a child that sends its stderr to `path`, then crashes (0: a bad address, 1: abort());
+// returns its exit code and what it wrote.
+std::pair<int, std::string> crash_in_child(int how) {
+    const std::string path = "/tmp/polyproc-crash-" + std::to_string(::getpid()) + "-" + std::to_string(how);
+    mp::Process p(
+        [](std::string file, int kind) {
+            const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+            ::dup2(fd, STDERR_FILENO);
+            if (kind == 0) write_to_a_bad_address(7);
+            abort_on_purpose();
+        },
+        path, how);
+    p.start();
+    p.join();
+    std::ifstream in(path);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::remove(path.c_str());
+    return {p.exitcode().value_or(0), text};
+}
+
+}  // namespace
+
+// Python's faulthandler, on in every child: the stack of the crashing thread, symbolized, then the
+// death by the signal as without it.
+TEST_F(ProcessApi, AChildThatCrashesWritesItsStackToStderrThenDiesByTheSignal) {
+    const auto [segv_code, segv] = crash_in_child(0);
+    EXPECT_EQ(segv_code, -SIGSEGV) << segv;
+    EXPECT_NE(segv.find("Fatal error in process Process-"), std::string::npos) << segv;
+    EXPECT_NE(segv.find("SIGSEGV (Segmentation fault) at address 0x10"), std::string::npos) << segv;
+    EXPECT_NE(segv.find("Stack of the crashing thread (most recent call first):\n  #0 0x"), std::string::npos) << segv;
+    EXPECT_NE(segv.find("#0 0x"), std::string::npos) << segv;
+    EXPECT_NE(segv.find(" in write_to_a_bad_address("), std::string::npos) << segv;  // (parameters elided)
+
+    const auto [abort_code, aborted] = crash_in_child(1);
+    EXPECT_EQ(abort_code, -SIGABRT) << aborted;
+    EXPECT_NE(aborted.find("SIGABRT (Aborted)"), std::string::npos) << aborted;
+    EXPECT_NE(aborted.find("::abort_on_purpose("), std::string::npos) << aborted;
+}
+
+TEST_F(ProcessApi, TheCrashReportIsOffWithPOLYPROC_FAULTHANDLER_0) {
+    if (mp::get_start_method() == "forkserver")
+        GTEST_SKIP() << "a forkserver's children have the environment the server started with";
+    ::setenv("POLYPROC_FAULTHANDLER", "0", 1);
+    const auto [code, text] = crash_in_child(0);
+    ::unsetenv("POLYPROC_FAULTHANDLER");
+    EXPECT_EQ(code, -SIGSEGV);
+    EXPECT_EQ(text.find("Fatal error"), std::string::npos) << text;
 }
 
 TEST_F(ProcessApi, ThrowingTargetPrintsTypeAndMessageAndExitsWithOne) {

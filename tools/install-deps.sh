@@ -3,7 +3,7 @@
 # apt-get install). Run as root, or with sudo available.
 set -euo pipefail
 packages=(g++ cmake ninja-build googletest libgtest-dev libgmock-dev libbenchmark-dev
-          libcereal-dev libssl-dev libxxhash-dev libboost-dev clang-format-16
+          libcereal-dev libssl-dev libxxhash-dev libabsl-dev libboost-dev clang-format-16
           iproute2 clang libopenmpi-dev openmpi-bin python3-mpi4py)
 command -v python3 >/dev/null 2>&1 || packages+=(python3)
 missing=()

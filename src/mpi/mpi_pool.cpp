@@ -424,8 +424,10 @@ void MpiPoolBackend::take_results(Peer& p, std::span<const std::byte> message) {
         if (record.size() < sizeof h) throw DecodeError("a result record shorter than its header");
         std::memcpy(&h, record.data(), sizeof h);
         auto payload = record.subspan(sizeof h);
-        if (h.status == Status::lost) {
-            out.push_back({h, record_of(h, bytes_of_text(where))});
+        if (h.status == Status::lost) {  // the rank's text (where the task crashed), then which rank
+            const std::string crashed(reinterpret_cast<const char*>(payload.data()),
+                                      std::min<std::size_t>(payload.size(), 400));
+            out.push_back({h, record_of(h, bytes_of_text(crashed + where))});
         } else if (h.status == Status::raised) {
             // An exception of a type not known here arrives as RemoteError: say which rank raised it.
             RemoteException e = decode_payload<RemoteException>(payload);
