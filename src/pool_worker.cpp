@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <climits>
+#include <csignal>
 #include <cstddef>
 #include <cstddef>
 #include <cstdint>
@@ -77,6 +78,9 @@ bool try_retire(const WorkerEnv& env) noexcept {
 void worker_loop(const WorkerEnv& env) {
     WorkerSlot& s = env.slot;
     faulthandler::set_crash_note(s.crashed_in, sizeof s.crashed_in);  // for the supervisor's report
+    // Ctrl-C reaches the whole foreground process group: what it means is the program's to decide
+    // (a handler, or the default death, which takes the workers with it: they are daemonic).
+    ::signal(SIGINT, SIG_IGN);
     QueueCore& tasks_ = env.tasks;
     QueueCore& results_ = env.results;
     if (env.initializer) {
