@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds polyproc and runs every test, on a fresh Debian 12 machine too (installs what is missing).
-#   bash tools/test.sh                 # the default and asan presets, then 30 s of each fuzzer
-#                                      # (tools/fuzz: the fuzz preset, clang): what CI runs
+#   bash tools/test.sh                 # the default and asan presets (and two minutes of the chaos
+#                                      # soak, tools/soak), then 30 s of each fuzzer (tools/fuzz:
+#                                      # the fuzz preset, clang): what CI runs
 #   bash tools/test.sh tsan            # any presets: default debug asan tsan fuzz
 # Warnings are errors here.
 set -euo pipefail
@@ -23,5 +24,9 @@ for preset in "${presets[@]}"; do
   if [ "$preset" = default ] && [ -x tools/bench-table ]; then
     echo "=== benchmark smoke run (figures: tools/bench-table)"
     python3 tools/bench-table --smoke --build-dir "build/$preset"
+  fi
+  if [ "$preset" = default ]; then
+    echo "=== chaos soak, two minutes (tools/soak)"
+    bash tools/soak --build-dir "build/$preset" --seconds 120
   fi
 done
