@@ -56,6 +56,19 @@ mp::Process expect_broken_barrier_in_child(mp::Barrier& b, mp::Timeout timeout =
     return p;
 }
 
+// A child that waits on `cond` (for a minute) once it has said so through `waiting`.
+mp::Process start_waiting_child(mp::Condition& cond, mp::Event& waiting) {
+    mp::Process p(
+        [](mp::Condition& shared_cond, mp::Event& is_waiting) {
+            std::lock_guard g(shared_cond);
+            is_waiting.set();
+            shared_cond.wait(60s);
+        },
+        cond, waiting);
+    p.start();
+    return p;
+}
+
 }  // namespace
 
 class Synchronize : public ProcessTest {};
@@ -435,14 +448,7 @@ TEST_F(Synchronize, WorksWithStdConditionVariableAny) {
 TEST_F(Synchronize, ADeadWaiterDoesNotBlockNotify) {
     mp::Condition cond;
     mp::Event waiting;
-    mp::Process doomed(
-        [](mp::Condition& shared_cond, mp::Event& is_waiting) {
-            std::lock_guard g(shared_cond);
-            is_waiting.set();
-            shared_cond.wait(60s);
-        },
-        cond, waiting);
-    doomed.start();
+    mp::Process doomed = start_waiting_child(cond, waiting);
     ASSERT_TRUE(waiting.wait(30s));
     std::this_thread::sleep_for(20ms);
     doomed.kill();
@@ -585,14 +591,7 @@ TEST_F(Synchronize, TimeoutsRacingNotifyNeverReturnMoreTruesThanNotifies) {
 TEST_F(Synchronize, NotifySkipsAWaiterKilledButNotYetReaped) {
     mp::Condition cond;
     mp::Event waiting;
-    mp::Process doomed(
-        [](mp::Condition& shared_cond, mp::Event& is_waiting) {
-            std::lock_guard g(shared_cond);
-            is_waiting.set();
-            shared_cond.wait(60s);
-        },
-        cond, waiting);
-    doomed.start();
+    mp::Process doomed = start_waiting_child(cond, waiting);
     ASSERT_TRUE(waiting.wait(30s));
     {
         std::lock_guard g(cond);  // doomed is inside wait() now
