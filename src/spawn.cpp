@@ -39,6 +39,7 @@
 #include "os.hpp"
 #include "polyproc/shared_memory.hpp"
 #include "process_internal.hpp"
+#include "spawn_bootstrap.hpp"
 
 extern char** environ;
 
@@ -48,7 +49,6 @@ namespace detail {
 
 namespace {
 
-constexpr std::uint32_t kBootstrapMagic = 0x50505350;  // "PSPP"
 constexpr int kBootFd = 3;  // where a spawned child finds its socket
 
 struct InitState {
@@ -99,50 +99,58 @@ void send_bootstrap(int sock, const std::string& method, const ChildIdentity& wh
     ::_exit(1);
 }
 
+}  // namespace
+
+Bootstrap read_bootstrap(std::vector<std::byte> bytes) {
+    Bootstrap b;
+    ChildReader r(bytes, {});
+    if (r.raw<std::uint32_t>() != kBootstrapMagic) throw DecodeError("corrupt bootstrap message (no magic)");
+    if (r.raw<std::uint64_t>() != startup_objects_fingerprint())
+        throw DecodeError("the parent and this child loaded different shared libraries at startup");
+    auto [method, name, identity, daemon, parent_pid, parent_name, authkey] =
+        r.value<std::tuple<std::string, std::string, std::vector<int>, bool, std::int32_t, std::string, std::string>>();
+    b.method = std::move(method);
+    b.who = {std::move(name), std::move(identity), daemon, parent_pid, std::move(parent_name), std::move(authkey)};
+    b.late_libraries = r.value<std::vector<std::string>>();
+    const bool has_entry = r.raw<std::uint8_t>() != 0;
+    const auto ref = r.raw<CodeRef>();
+    if (has_entry) b.entry = ref;
+    b.tracker_pid = r.raw<std::int32_t>();
+    const auto payload_size = r.raw<std::uint64_t>();
+    b.descriptors = r.raw<std::uint64_t>();
+    if (payload_size != r.remaining())
+        throw DecodeError("corrupt bootstrap message (a payload of " + std::to_string(payload_size) + " bytes, " +
+                          std::to_string(r.remaining()) + " there)");
+    if (b.descriptors == 0 || b.descriptors > 100000)
+        throw DecodeError("corrupt bootstrap message (" + std::to_string(b.descriptors) + " descriptors)");
+    b.payload_at = bytes.size() - r.remaining();
+    b.bytes = std::move(bytes);
+    return b;
+}
+
+namespace {
+
 // In a spawn or forkserver child: reads the bootstrap from `sock`, becomes the child and runs it.
 // `server`: the forkserver that forked us, or 0 for a spawned child (whose parent is the requester).
 [[noreturn]] void run_bootstrap(FileDescriptor sock, pid_t server) {
     const bool forked_by_server = server != 0;
-    std::vector<std::byte> bytes;
+    Bootstrap b;
     std::vector<FileDescriptor> fds;
-    std::string method;
-    ChildIdentity who;
-    std::optional<CodeRef> entry;
-    std::uint64_t payload_size = 0, nfds = 0;
-    pid_t tracker_pid = 0;
-    std::vector<std::string> late;  // libraries the parent dlopen()ed
-    std::size_t header_size = 0;
     try {
         std::uint64_t total = 0;
         if (os::read_full(sock.get(), std::as_writable_bytes(std::span(&total, 1))) != sizeof total)
             ::_exit(1);  // the parent gave up before sending anything (it failed or was killed)
         if (total > (std::uint64_t(1) << 30)) bootstrap_failed("corrupt bootstrap message (over 1 GiB)");
-        bytes.resize(total);
+        std::vector<std::byte> bytes(total);
         if (os::read_full(sock.get(), bytes) != total) bootstrap_failed("the parent closed the bootstrap early");
-        ChildReader r(bytes, {});
-        if (r.raw<std::uint32_t>() != kBootstrapMagic) bootstrap_failed("corrupt bootstrap message");
-        if (r.raw<std::uint64_t>() != startup_objects_fingerprint())
-            bootstrap_failed("the parent and this child loaded different shared libraries at startup");
-        auto [m, name, identity, daemon, parent_pid, parent_name, authkey] = r.value<
-            std::tuple<std::string, std::string, std::vector<int>, bool, std::int32_t, std::string, std::string>>();
-        method = m;
-        who = {name, identity, daemon, parent_pid, parent_name, authkey};
-        late = r.value<std::vector<std::string>>();
-        const bool has_entry = r.raw<std::uint8_t>() != 0;
-        const auto ref = r.raw<CodeRef>();
-        if (has_entry) entry = ref;
-        tracker_pid = r.raw<std::int32_t>();
-        payload_size = r.raw<std::uint64_t>();
-        nfds = r.raw<std::uint64_t>();
-        if (payload_size != r.remaining()) bootstrap_failed("corrupt bootstrap message");
-        header_size = bytes.size() - r.remaining();
-        while (fds.size() < nfds) {
+        b = read_bootstrap(std::move(bytes));
+        while (fds.size() < b.descriptors) {
             auto got = os::recv_fds(sock.get());
             if (got.empty()) bootstrap_failed("the parent closed the bootstrap before its descriptors");
             for (auto& f : got) fds.push_back(std::move(f));
         }
-        if (fds.size() != nfds || nfds == 0) bootstrap_failed("wrong number of descriptors in the bootstrap");
-        tracker_adopt(std::move(fds.front()), tracker_pid);  // one resource tracker for the tree
+        if (fds.size() != b.descriptors) bootstrap_failed("wrong number of descriptors in the bootstrap");
+        tracker_adopt(std::move(fds.front()), b.tracker_pid);  // one resource tracker for the tree
         fds.erase(fds.begin());
     } catch (const std::exception& e) {
         bootstrap_failed(e.what());
@@ -150,19 +158,19 @@ void send_bootstrap(int sock, const std::string& method, const ChildIdentity& wh
     sock.reset();
     // A daemonic child dies with its parent (a forkserver child: with the server, which ends when
     // our real parent does).
-    if (who.daemon) die_with_parent(forked_by_server ? server : who.parent_pid);
+    if (b.who.daemon) die_with_parent(forked_by_server ? server : b.who.parent_pid);
     try {
-        set_start_method_in_child(parse_start_method(method));  // Python: the child reports it
+        set_start_method_in_child(parse_start_method(b.method));  // Python: the child reports it
     } catch (...) {
     }
-    become_child(who);
+    become_child(b.who);
     if (forked_by_server) open_parent_record_now();
-    auto payload = std::span<const std::byte>(bytes).subspan(header_size);
+    auto payload = std::span<const std::byte>(b.bytes).subspan(b.payload_at);
     run_child_and_exit([&] {
-        load_late_libraries(late);  // before anything resolves a CodeRef
-        if (!entry) return;
+        load_late_libraries(b.late_libraries);  // before anything resolves a CodeRef
+        if (!b.entry) return;
         ChildReader reader(payload, std::move(fds));
-        reinterpret_cast<ChildEntry>(code_address(*entry))(reader);
+        reinterpret_cast<ChildEntry>(code_address(*b.entry))(reader);
     });
 }
 
