@@ -24,6 +24,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <memory>
+#include <optional>
 #include <fstream>
 #include <mutex>
 #include <random>
@@ -33,6 +35,8 @@
 #include <thread>
 #include <vector>
 
+#include <poll.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -62,21 +66,38 @@ void broke(const std::string& what) {
 
 // ---- the processes the killer may pick, by scenario ----------------------------------------------
 
+// Held as pidfds: a process that has ended (reaped, its pid maybe reused) is never signalled, and
+// one that has exited is not counted as killed.
 enum class Role { pool_worker, producer, consumer, lock_child };
+struct Victim {
+    std::shared_ptr<mp::FileDescriptor> pidfd;
+    Role role;
+};
 struct Victims {
     std::mutex mu;
-    std::vector<std::pair<pid_t, Role>> pids;
-    void set(Role role, const std::vector<pid_t>& now) {
+    std::vector<Victim> now;
+    void set(Role role, const std::vector<pid_t>& pids) {
+        std::vector<Victim> fresh;
+        for (pid_t p : pids) {
+            const int fd = int(::syscall(SYS_pidfd_open, p, 0));
+            if (fd >= 0) fresh.push_back({std::make_shared<mp::FileDescriptor>(fd), role});
+        }
         std::lock_guard g(mu);
-        std::erase_if(pids, [&](const auto& p) { return p.second == role; });
-        for (pid_t p : now) pids.emplace_back(p, role);
+        std::erase_if(now, [&](const Victim& v) { return v.role == role; });
+        now.insert(now.end(), fresh.begin(), fresh.end());
     }
-    std::optional<std::pair<pid_t, Role>> pick(std::mt19937& rng) {
+    std::optional<Victim> pick(std::mt19937& rng) {
         std::lock_guard g(mu);
-        if (pids.empty()) return std::nullopt;
-        return pids[rng() % pids.size()];
+        if (now.empty()) return std::nullopt;
+        return now[rng() % now.size()];
     }
 };
+// Sends `sig` if the process is still running (not exited): whether it did.
+bool signal_if_running(const Victim& v, int sig) {
+    pollfd p{v.pidfd->get(), POLLIN, 0};
+    if (::poll(&p, 1, 0) != 0) return false;  // readable: it has exited
+    return ::syscall(SYS_pidfd_send_signal, v.pidfd->get(), sig, nullptr, 0) == 0;
+}
 Victims victims;
 
 // ---- progress, for the watchdog ------------------------------------------------------------------
@@ -377,17 +398,16 @@ void killer(std::uint32_t seed) {
         std::this_thread::sleep_for(std::chrono::milliseconds(20 + rng() % 180));
         const auto victim = victims.pick(rng);
         if (!victim) continue;
-        const auto [pid, role] = *victim;
         if (rng() % 10 < 7) {
-            if (::kill(pid, SIGKILL) != 0) continue;
+            if (!signal_if_running(*victim, SIGKILL)) continue;
             ++tally.killed;
-            if (role == Role::consumer) ++tally.queue_consumer_kills;
-            if (role == Role::pool_worker) ++tally.worker_kills;
+            if (victim->role == Role::consumer) ++tally.queue_consumer_kills;
+            if (victim->role == Role::pool_worker) ++tally.worker_kills;
         } else {
-            if (::kill(pid, SIGSTOP) != 0) continue;
+            if (!signal_if_running(*victim, SIGSTOP)) continue;
             ++tally.stopped;
             std::this_thread::sleep_for(std::chrono::milliseconds(10 + rng() % 290));
-            ::kill(pid, SIGCONT);
+            (void)::syscall(SYS_pidfd_send_signal, victim->pidfd->get(), SIGCONT, nullptr, 0);
         }
     }
 }

@@ -112,6 +112,15 @@ void leave_slot(ConditionSlot& slot) noexcept {
     ::pthread_mutex_unlock(&slot.alive);
 }
 
+// The waiter, done waiting: cancels its wait unless a notification came first; whether one did.
+bool settle(ConditionSlot& slot) noexcept {
+    auto state = state_of(slot);
+    std::uint32_t s = state.load();
+    while (is_waiting(s))
+        if (state.compare_exchange_weak(s, kCancelled)) return false;
+    return (s & ~kAsleep) == kNotified;
+}
+
 // The waiter, without the lock: waits until its slot is notified or the deadline passes; then
 // settles which it was.
 bool await_notification(ConditionSlot& slot, const detail::Deadline& deadline) {
@@ -126,14 +135,11 @@ bool await_notification(ConditionSlot& slot, const detail::Deadline& deadline) {
             os::futex_wait(&slot.state, kWaiting | kAsleep, deadline);
         }
     }
-    std::uint32_t s = state.load();
-    while (is_waiting(s))  // timed out: cancel, unless a notification comes first
-        if (state.compare_exchange_weak(s, kCancelled)) return false;
-    return (s & ~kAsleep) == kNotified;
+    return settle(slot);
 }
 
 // The notifier, under the lock: hands the slot its notification if it still waits.
-bool hand_notification(ConditionSlot& slot) noexcept {
+bool hand_notification(ConditionSlot& slot) {
     auto state = state_of(slot);
     std::uint32_t s = state.load();
     while (is_waiting(s)) {
@@ -212,6 +218,7 @@ bool Condition::wait(Timeout timeout) {
         detail::mutex_release(m);
         notified = await_notification(slot, deadline);
     } catch (...) {
+        (void)settle(slot);  // a notification handed meanwhile is lost with the error, as it must be
         leave_slot(slot);
         if (!detail::mutex_is_mine(m)) detail::mutex_acquire(m, true, {});  // wait() returns holding it
         throw;

@@ -11,8 +11,11 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <set>
 
+#include <dirent.h>
 #include <execinfo.h>
+#include <fcntl.h>
 #include <link.h>
 #include <sys/mman.h>
 #include <ucontext.h>
@@ -100,6 +103,20 @@ const char* description(int sig) {
     }
 }
 
+// Where the thread was when the signal came; 0 where this is not known (then the stack is shown
+// from the handler's caller on).
+std::uintptr_t interrupted_pc(void* context) {
+    const auto* uc = static_cast<const ucontext_t*>(context);
+#if defined(__x86_64__)
+    return static_cast<std::uintptr_t>(uc->uc_mcontext.gregs[REG_RIP]);
+#elif defined(__aarch64__)
+    return static_cast<std::uintptr_t>(uc->uc_mcontext.pc);
+#else
+    (void)uc;
+    return 0;
+#endif
+}
+
 bool in_runtime(std::uintptr_t pc) {
     for (int i = 0; i < g_runtime_count; ++i)
         if (pc >= g_runtime[std::size_t(i)].begin && pc < g_runtime[std::size_t(i)].end) return true;
@@ -132,7 +149,7 @@ void on_fatal_signal(int sig, siginfo_t* info, void* context) {
         const int n = ::backtrace(frames, kMaxFrames);
         // Start at the frame that was running when the signal came (the handler's own frames and
         // the signal trampoline come first).
-        const auto pc = static_cast<std::uintptr_t>(static_cast<ucontext_t*>(context)->uc_mcontext.gregs[REG_RIP]);
+        const std::uintptr_t pc = interrupted_pc(context);
         int first = 0;
         for (int i = 0; i < n; ++i)
             if (reinterpret_cast<std::uintptr_t>(frames[i]) == pc) {
@@ -176,6 +193,16 @@ int note_runtime(dl_phdr_info* info, std::size_t, void*) {
     return 0;
 }
 
+std::set<int> open_descriptors() {
+    std::set<int> fds;
+    if (DIR* dir = ::opendir("/proc/self/fd")) {
+        while (const dirent* e = ::readdir(dir))
+            if (e->d_name[0] != '.') fds.insert(std::atoi(e->d_name));
+        ::closedir(dir);
+    }
+    return fds;
+}
+
 bool wanted() {
     const char* value = std::getenv("POLYPROC_FAULTHANDLER");
     return !value || std::strcmp(value, "0") != 0;
@@ -187,10 +214,15 @@ void enable() noexcept {
     if (!wanted() || g_installed) return;
     // The first backtrace() loads libgcc's unwinder (dlopen: not async-signal-safe); so does the
     // symbolizer's first use of its arena.
+    // The symbolizer keeps the files it opened, without close-on-exec: a program this child execs
+    // must not inherit them.
+    const std::set<int> before = open_descriptors();
     void* warm[2];
     (void)::backtrace(warm, 2);
     char name[64];
     (void)absl::Symbolize(reinterpret_cast<const void*>(&enable), name, sizeof name);
+    for (const int fd : open_descriptors())
+        if (!before.count(fd)) (void)::fcntl(fd, F_SETFD, ::fcntl(fd, F_GETFD) | FD_CLOEXEC);
     g_runtime_count = 0;
     ::dl_iterate_phdr(note_runtime, nullptr);
     // An alternate stack for this thread, so that a stack overflow is reported too. Never freed:

@@ -19,6 +19,7 @@
 
 #include "faulthandler.hpp"
 #include "pool_records.hpp"
+#include "process_internal.hpp"
 #include "remote_exception.hpp"
 #include "start_method.hpp"
 #include "polyproc/detail/code_ref.hpp"
@@ -80,7 +81,7 @@ void worker_loop(const WorkerEnv& env) {
     faulthandler::set_crash_note(s.crashed_in, sizeof s.crashed_in);  // for the supervisor's report
     // Ctrl-C reaches the whole foreground process group: what it means is the program's to decide
     // (a handler, or the default death, which takes the workers with it: they are daemonic).
-    ::signal(SIGINT, SIG_IGN);
+    mute_sigint_in_pool_worker();
     QueueCore& tasks_ = env.tasks;
     QueueCore& results_ = env.results;
     if (env.initializer) {

@@ -286,12 +286,32 @@ void warn_if_forking_threads() {
     (void)!::write(STDERR_FILENO, msg.data(), msg.size());
 }
 
+namespace {
+bool sigint_muted = false;  // this process is a pool worker that muted SIGINT (a fork child copies it)
+}  // namespace
+
+void mute_sigint_in_pool_worker() noexcept {
+    struct sigaction sa {};
+    sa.sa_handler = [](int) {};
+    sa.sa_flags = SA_RESTART;
+    ::sigemptyset(&sa.sa_mask);
+    ::sigaction(SIGINT, &sa, nullptr);
+    sigint_muted = true;
+}
+
+void restore_sigint_after_pool_worker() noexcept {
+    if (!sigint_muted) return;
+    ::signal(SIGINT, SIG_DFL);
+    sigint_muted = false;
+}
+
 void run_child_and_exit(const std::function<void()>& work) {
-    faulthandler::enable();  // a crash now writes its stack to stderr first (faulthandler.hpp)
     // Python replaces the child's stdin with /dev/null so that children do not fight over it.
     // open() returns the lowest free descriptor, 0, and stays inheritable as stdin must.
     ::close(STDIN_FILENO);
     if (int devnull = ::open("/dev/null", O_RDONLY); devnull > STDIN_FILENO) ::close(devnull);
+    faulthandler::enable();  // a crash now writes its stack to stderr first (faulthandler.hpp)
+    restore_sigint_after_pool_worker();  // a child a task started gets Ctrl-C again
     int code = 0;
     auto report = [&](const char* what) {
         flush_stdio();

@@ -63,6 +63,12 @@ void open_parent_record_now();
 // ("Process <name>:" and the exception) and makes the exit code 1; then the exit handlers (join
 // children, terminate daemonic ones) and _exit.
 [[noreturn]] void run_child_and_exit(const std::function<void()>& work);
+
+// A pool worker does not act on Ctrl-C (the program decides): SIGINT gets a handler that does
+// nothing (SA_RESTART), which a program a task execs does not inherit (exec resets handlers).
+void mute_sigint_in_pool_worker() noexcept;
+// In a new child: SIGINT back to its default if its parent was a muted pool worker.
+void restore_sigint_after_pool_worker() noexcept;
 // For a daemonic child: SIGKILL when `parent` dies (PR_SET_PDEATHSIG), or at once if it died
 // before that took effect. Async-signal-safe (runs in fork children).
 void die_with_parent(pid_t parent) noexcept;
