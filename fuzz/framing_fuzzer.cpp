@@ -32,6 +32,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "fed_connection.hpp"
 #include "polyproc/connection.hpp"
 #include "polyproc/detail/fd.hpp"
 
@@ -42,15 +43,6 @@ constexpr std::size_t kWireAtMost = 64 * 1024;
 [[noreturn]] void finding(const char* what) {
     std::fprintf(stderr, "\n*** framing_fuzzer: %s\n", what);
     std::abort();
-}
-
-void write_without_waiting(int fd, std::string_view bytes) {
-    while (!bytes.empty()) {
-        const ssize_t n = ::send(fd, bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return;
-        bytes.remove_prefix(static_cast<std::size_t>(n));
-    }
 }
 
 // The length the next header claims (CPython's framing), or SIZE_MAX when it is cut short.
@@ -75,17 +67,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     wire = wire.substr(0, kWireAtMost);
     if (mode > 3 && claimed_length(wire) > (1u << 20)) return 0;  // only the first header is checked
 
-    int fds[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
-        std::perror("framing_fuzzer: socketpair");
-        std::abort();
-    }
-    const int buffer = 4 * int(kWireAtMost);
-    ::setsockopt(fds[1], SOL_SOCKET, SO_SNDBUF, &buffer, sizeof buffer);
-    const polyproc::FileDescriptor peer(fds[1]);
-    polyproc::Connection conn{polyproc::FileDescriptor(fds[0])};
-    write_without_waiting(peer.get(), wire);
-    ::shutdown(peer.get(), SHUT_WR);
+    FedConnection fed = fed_connection(wire, 4 * int(kWireAtMost));
+    polyproc::Connection& conn = fed.conn;
 
     std::size_t received = 0;
     std::vector<std::byte> into(maxlength);

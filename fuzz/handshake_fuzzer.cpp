@@ -39,6 +39,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "fed_connection.hpp"
 #include "polyproc/connection.hpp"
 #include "polyproc/detail/fd.hpp"
 
@@ -56,16 +57,6 @@ void frame(std::string& wire, std::string_view payload) {
     const auto n = static_cast<std::uint32_t>(payload.size());
     for (int shift = 24; shift >= 0; shift -= 8) wire.push_back(static_cast<char>((n >> shift) & 0xff));
     wire.append(payload);
-}
-
-// Writes what fits into the socket's buffer without waiting (all of it, for these sizes).
-void write_without_waiting(int fd, std::string_view bytes) {
-    while (!bytes.empty()) {
-        const ssize_t n = ::send(fd, bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return;  // full (EAGAIN): the rest is dropped, never waited for
-        bytes.remove_prefix(static_cast<std::size_t>(n));
-    }
 }
 
 }  // namespace
@@ -90,15 +81,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         }
     }
 
-    int fds[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
-        std::perror("handshake_fuzzer: socketpair");
-        std::abort();
-    }
-    const polyproc::FileDescriptor peer(fds[1]);
-    polyproc::Connection conn{polyproc::FileDescriptor(fds[0])};
-    write_without_waiting(peer.get(), wire);
-    ::shutdown(peer.get(), SHUT_WR);  // after its bytes, the handshake reads EOF
+    FedConnection fed = fed_connection(wire);  // after its bytes, the handshake reads EOF
+    polyproc::Connection& conn = fed.conn;
 
     const auto deliver = [&] {
         polyproc::deliver_challenge(conn, authkey);
