@@ -140,11 +140,11 @@ private:
     int fd_;
 };
 
-// A process's state letter ('R', 'S', 'T', 'Z'...) and parent, from /proc/<pid>/stat; nullopt once
-// it is gone (reaped).
+// A process's state letter ('R', 'S', 'T', 'Z'...), parent, process group and session, from
+// /proc/<pid>/stat; nullopt once it is gone (reaped).
 struct ProcStat {
     char state;
-    pid_t ppid;
+    pid_t ppid, pgrp, session;
 };
 inline std::optional<ProcStat> proc_stat(pid_t pid) {
     std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
@@ -153,9 +153,9 @@ inline std::optional<ProcStat> proc_stat(pid_t pid) {
     const auto close = line.rfind(')');  // the name (field 2) may hold spaces and parentheses
     if (close == std::string::npos) return std::nullopt;
     char state = 0;
-    int ppid = 0;
-    if (std::sscanf(line.c_str() + close + 1, " %c %d", &state, &ppid) != 2) return std::nullopt;
-    return ProcStat{state, pid_t(ppid)};
+    int ppid = 0, pgrp = 0, session = 0;
+    if (std::sscanf(line.c_str() + close + 1, " %c %d %d %d", &state, &ppid, &pgrp, &session) != 4) return std::nullopt;
+    return ProcStat{state, pid_t(ppid), pid_t(pgrp), pid_t(session)};
 }
 // Alive and not a zombie.
 inline bool running(pid_t pid) {

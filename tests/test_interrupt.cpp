@@ -10,9 +10,7 @@
 #include <chrono>
 #include <csignal>
 #include <filesystem>
-#include <fstream>
 #include <set>
-#include <sstream>
 #include <string>
 #include <thread>
 
@@ -33,16 +31,8 @@ std::set<pid_t> processes_of_session(pid_t sid) {
     for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
         const std::string name = entry.path().filename().string();
         if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-        std::ifstream in(entry.path() / "stat");
-        std::string line;
-        if (!std::getline(in, line)) continue;
-        const auto close = line.rfind(')');
-        if (close == std::string::npos) continue;
-        std::istringstream rest(line.substr(close + 2));
-        std::string state;
-        pid_t ppid = 0, pgrp = 0, session = 0;
-        rest >> state >> ppid >> pgrp >> session;
-        if (session == sid && state != "Z") found.insert(std::stoi(name));
+        const pid_t pid = std::stoi(name);
+        if (const auto st = proc_stat(pid); st && st->session == sid && st->state != 'Z') found.insert(pid);
     }
     return found;
 }

@@ -3,7 +3,6 @@
 #include <atomic>
 #include <condition_variable>
 #include <csignal>
-#include <fstream>
 #include <mutex>
 #include <thread>
 
@@ -598,13 +597,7 @@ TEST_F(Synchronize, NotifySkipsAWaiterKilledButNotYetReaped) {
     }
     ::kill(doomed.pid(), SIGKILL);
     // Dead: a zombie of ours, or gone (a forkserver child is reaped by the forkserver at once).
-    auto is_dead = [pid = doomed.pid()] {
-        std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-        std::string line;
-        if (!std::getline(stat, line)) return true;
-        const auto close = line.rfind(')');
-        return close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'Z';
-    };
+    auto is_dead = [pid = doomed.pid()] { return !running(pid); };
     for (int i = 0; i < 3000 && !is_dead(); ++i) std::this_thread::sleep_for(1ms);
     ASSERT_TRUE(is_dead());
     waiting.clear();
