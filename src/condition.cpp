@@ -55,16 +55,6 @@ constexpr std::uint32_t kAsleep = 0x100;  // set by a waiter before FUTEX_WAIT: 
 std::atomic_ref<std::uint32_t> state_of(ConditionSlot& slot) noexcept { return std::atomic_ref(slot.state); }
 bool is_waiting(std::uint32_t state) noexcept { return (state & ~kAsleep) == kWaiting; }
 
-void init_slot(ConditionSlot& slot) {
-    pthread_mutexattr_t attr;
-    ::pthread_mutexattr_init(&attr);
-    ::pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
-    ::pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
-    const int rc = ::pthread_mutex_init(&slot.alive, &attr);
-    ::pthread_mutexattr_destroy(&attr);
-    if (rc != 0) os::throw_errno("pthread_mutex_init", rc);
-}
-
 enum class Holder { none, alive, dead };
 
 // Tries the slot's mutex: `none` (it is ours now, and was free), `dead` (ours now, and its last
@@ -92,7 +82,7 @@ ConditionSlot& take_slot(ConditionState& c) {
     }
     if (c.slots_used < Condition::kMaxWaiters) {
         ConditionSlot& slot = c.slots[c.slots_used];
-        init_slot(slot);
+        detail::init_robust_mutex(slot.alive, PTHREAD_MUTEX_NORMAL);
         if (const int rc = ::pthread_mutex_lock(&slot.alive); rc != 0) os::throw_errno("pthread_mutex_lock", rc);
         std::atomic_ref(c.slots_used).store(c.slots_used + 1);  // repr() reads it without the lock
         return slot;

@@ -37,16 +37,20 @@ timespec realtime_deadline(const Deadline& d) {
 
 // ---- Lock and RLock ----------------------------------------------------------------------------
 
-void init_mutex(MutexState& m, bool recursive) {
+void init_robust_mutex(pthread_mutex_t& m, int type) {
     pthread_mutexattr_t attr;
     ::pthread_mutexattr_init(&attr);
     ::pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
     // Robust: the kernel marks the mutex when its owner dies, which is how we report OwnerDiedError.
     ::pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
-    ::pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ERRORCHECK);
-    const int rc = ::pthread_mutex_init(&m.mutex, &attr);
+    ::pthread_mutexattr_settype(&attr, type);
+    const int rc = ::pthread_mutex_init(&m, &attr);
     ::pthread_mutexattr_destroy(&attr);
     if (rc != 0) os::throw_errno("pthread_mutex_init", rc);
+}
+
+void init_mutex(MutexState& m, bool recursive) {
+    init_robust_mutex(m.mutex, PTHREAD_MUTEX_ERRORCHECK);
     m.recursive = recursive;
 }
 

@@ -95,6 +95,8 @@ struct BarrierState {
 };
 
 void init_mutex(MutexState& m, bool recursive);
+// A robust, process-shared pthread mutex of `type` (a Lock's, a Condition slot's).
+void init_robust_mutex(pthread_mutex_t& m, int type);
 // Whether the calling thread holds it (only the owner writes the owner fields, so relaxed reads
 // are exact for the question "is it me?").
 inline bool mutex_is_mine(const MutexState& m) noexcept {
